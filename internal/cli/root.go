@@ -1,0 +1,21 @@
+// Package cli holds maas's cobra commands; cmd/maas only executes Root.
+package cli
+
+import (
+	"github.com/spf13/cobra"
+)
+
+// Version is the maas version, set at link time.
+var Version = "dev"
+
+// Root returns the maas command with every subcommand.
+func Root() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "maas",
+		Short:         "Train neural networks data-parallel and serve them (Model-as-a-Service)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	return root
+}

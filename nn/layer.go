@@ -1,0 +1,79 @@
+package nn
+
+import (
+	"errors"
+
+	"github.com/maas-ml/maas/tensor"
+)
+
+// Errors returned by this package.
+var (
+	// ErrSpec is wrapped by every error about a model spec that cannot be built.
+	ErrSpec = errors.New("nn: invalid model spec")
+	// ErrWeights is wrapped when stored weights do not fit a model.
+	ErrWeights = errors.New("nn: weights do not match the model")
+)
+
+// Layer is one step of a model. Forward and Backward take and return batches
+// of n samples laid out as (n, OutShape...) row-major. The slices a layer
+// returns are its own buffers, valid until its next Forward or Backward.
+type Layer interface {
+	// Name is the layer's name, the prefix of its parameters ("conv1").
+	Name() string
+	// InShape and OutShape are the per-sample shapes, without the batch.
+	InShape() []int
+	OutShape() []int
+	// Params lists the layer's parameters, in flat-vector order.
+	Params() []ParamSpec
+	// Bind gives the layer its parameters' values and gradients: views into
+	// the model's flat vectors, in Params order.
+	Bind(values, grads [][]float32)
+	// Forward computes the layer's output for x; train selects training
+	// behaviour (dropout) and keeps what Backward needs.
+	Forward(x []float32, n int, train bool) []float32
+	// Backward takes dL/dy for the last Forward batch, adds the parameter
+	// gradients into the bound gradient views and returns dL/dx (nil when
+	// the layer was built without an input gradient).
+	Backward(dy []float32, n int) []float32
+}
+
+// ParamSpec describes one parameter tensor of a layer.
+type ParamSpec struct {
+	Name  string // full name, e.g. "conv1.weight"
+	Shape []int
+	// Init is how the tensor starts: InitHe, InitGlorot, InitTorch or InitZero.
+	Init string
+	// FanIn and FanOut feed the initialisers.
+	FanIn, FanOut int
+}
+
+// layerBase holds what every layer has.
+type layerBase struct {
+	name          string
+	in, out       []int
+	be            tensor.Backend
+	needInputGrad bool
+}
+
+func (l *layerBase) Name() string         { return l.name }
+func (l *layerBase) InShape() []int       { return l.in }
+func (l *layerBase) OutShape() []int      { return l.out }
+func (l *layerBase) Params() []ParamSpec  { return nil }
+func (l *layerBase) Bind(_, _ [][]float32) {}
+
+// grow returns buf resized to n elements, reallocating only when it must.
+func grow(buf []float32, n int) []float32 {
+	if cap(buf) < n {
+		return make([]float32, n)
+	}
+	return buf[:n]
+}
+
+func growInt32(buf []int32, n int) []int32 {
+	if cap(buf) < n {
+		return make([]int32, n)
+	}
+	return buf[:n]
+}
+
+func prod(shape []int) int { return tensor.NumElements(shape) }

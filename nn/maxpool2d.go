@@ -1,0 +1,37 @@
+package nn
+
+import "github.com/maas-ml/maas/tensor"
+
+// MaxPool2D takes the maximum over k×k windows: x (n, C, H, W) →
+// y (n, C, OH, OW). It records where each maximum came from, and Backward
+// routes each gradient there.
+type MaxPool2D struct {
+	layerBase
+	g     tensor.PoolGeom
+	y, dx []float32
+	idx   []int32
+}
+
+func newMaxPool2D(name string, in []int, k, stride int, b tensor.Backend) (*MaxPool2D, error) {
+	g := tensor.PoolGeom{H: in[1], W: in[2], KH: k, KW: k, SH: stride, SW: stride}
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	return &MaxPool2D{layerBase: layerBase{name: name, in: in, out: []int{in[0], g.OH(), g.OW()}, be: b}, g: g}, nil
+}
+
+func (l *MaxPool2D) Forward(x []float32, n int, train bool) []float32 {
+	out := n * prod(l.out)
+	l.y, l.idx = grow(l.y, out), growInt32(l.idx, out)
+	l.be.MaxPool(l.g, n*l.in[0], x, l.y, l.idx)
+	return l.y
+}
+
+func (l *MaxPool2D) Backward(dy []float32, n int) []float32 {
+	if !l.needInputGrad {
+		return nil
+	}
+	l.dx = grow(l.dx, n*prod(l.in))
+	l.be.MaxPoolBackward(l.g, n*l.in[0], dy, l.idx, l.dx)
+	return l.dx
+}

@@ -1,0 +1,270 @@
+package tensor
+
+import "sync"
+
+// Blocking of the pure-Go GEMM (BLIS-style): C is computed in mr×nr tiles by
+// a register-blocked micro-kernel over packed panels; A is packed in mc×kc
+// blocks (L2), B in kc×nc blocks (L3).
+const (
+	gemmKC = 256
+	gemmMC = 120  // a multiple of every micro-kernel's mr
+	gemmNC = 1024 // a multiple of every micro-kernel's nr
+	// gemmMinParallel is the FLOP count under which a GEMM runs on one core.
+	gemmMinParallel = 1 << 17
+)
+
+// gemmArgs are the arguments of one GEMM call, split across the pool by
+// columns (or rows when C is tall).
+type gemmArgs struct {
+	transA, transB bool
+	m, n, k        int
+	alpha, beta    float32
+	a, b, c        []float32
+	lda, ldb, ldc  int
+	parts          int
+	byRows         bool
+	kern           *microKernel
+	wg             sync.WaitGroup
+}
+
+// microKernel computes one mr×nr tile of C from packed panels:
+// c[i·ldc+j] += alpha·Σ_p a[p·mr+i]·b[p·nr+j] for i < rows, j < cols.
+type microKernel struct {
+	name   string
+	mr, nr int
+	fn     func(kb int, a, b []float32, alpha float32, c []float32, ldc, rows, cols int)
+}
+
+// goKernel is the pure-Go micro-kernel, the fallback everywhere.
+var goKernel = &microKernel{name: "go", mr: 4, nr: 4, fn: kernel4x4}
+
+var gemmArgsPool = sync.Pool{New: func() any { return new(gemmArgs) }}
+
+// gemmBuffers are one core's packing buffers.
+type gemmBuffers struct {
+	a [gemmMC * gemmKC]float32
+	b [gemmKC * gemmNC]float32
+}
+
+var gemmBufPool = sync.Pool{New: func() any { return new(gemmBuffers) }}
+
+func (g *gemmArgs) run(part int) {
+	buf := gemmBufPool.Get().(*gemmBuffers)
+	defer gemmBufPool.Put(buf)
+	if g.byRows {
+		lo, hi := split(g.m, g.parts, g.kern.mr, part)
+		if lo == hi {
+			return
+		}
+		var a []float32
+		if g.transA {
+			a = g.a[lo:]
+		} else {
+			a = g.a[lo*g.lda:]
+		}
+		gemmSerial(g.kern, g.transA, g.transB, hi-lo, g.n, g.k, g.alpha, a, g.lda, g.b, g.ldb, g.beta, g.c[lo*g.ldc:], g.ldc, buf)
+		return
+	}
+	lo, hi := split(g.n, g.parts, g.kern.nr, part)
+	if lo == hi {
+		return
+	}
+	var b []float32
+	if g.transB {
+		b = g.b[lo*g.ldb:]
+	} else {
+		b = g.b[lo:]
+	}
+	gemmSerial(g.kern, g.transA, g.transB, g.m, hi-lo, g.k, g.alpha, g.a, g.lda, b, g.ldb, g.beta, g.c[lo:], g.ldc, buf)
+}
+
+// gemm is the Go backend's GEMM: see Backend.Gemm.
+func (p *workerPool) gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m <= 0 || n <= 0 {
+		return
+	}
+	g := gemmArgsPool.Get().(*gemmArgs)
+	*g = gemmArgs{kern: kern, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta,
+		a: a, b: b, c: c, lda: lda, ldb: ldb, ldc: ldc}
+	flops := 2 * m * n * k
+	parts := 1
+	if p.threads > 1 && flops >= gemmMinParallel {
+		parts = min(p.threads, max(1, flops/gemmMinParallel))
+	}
+	g.byRows = m > n
+	if g.byRows {
+		parts = min(parts, (m+kern.mr-1)/kern.mr)
+	} else {
+		parts = min(parts, (n+kern.nr-1)/kern.nr)
+	}
+	g.parts = parts
+	p.run(g, parts, &g.wg)
+	*g = gemmArgs{}
+	gemmArgsPool.Put(g)
+}
+
+// gemmSerial computes C = alpha·op(A)·op(B) + beta·C on one core.
+func gemmSerial(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, buf *gemmBuffers) {
+	scaleMatrix(beta, c, m, n, ldc)
+	if k == 0 || alpha == 0 {
+		return
+	}
+	for jc := 0; jc < n; jc += gemmNC {
+		nb := min(gemmNC, n-jc)
+		for pc := 0; pc < k; pc += gemmKC {
+			kb := min(gemmKC, k-pc)
+			packB(kern.nr, transB, b, ldb, pc, jc, kb, nb, buf.b[:])
+			for ic := 0; ic < m; ic += gemmMC {
+				mb := min(gemmMC, m-ic)
+				packA(kern.mr, transA, a, lda, ic, pc, mb, kb, buf.a[:])
+				for jr := 0; jr < nb; jr += kern.nr {
+					bp := buf.b[jr*kb : (jr+kern.nr)*kb]
+					for ir := 0; ir < mb; ir += kern.mr {
+						ap := buf.a[ir*kb : (ir+kern.mr)*kb]
+						ci := (ic+ir)*ldc + jc + jr
+						kern.fn(kb, ap, bp, alpha, c[ci:], ldc, min(kern.mr, mb-ir), min(kern.nr, nb-jr))
+					}
+				}
+			}
+		}
+	}
+}
+
+// scaleMatrix sets C = beta·C for C (m, n) with row stride ldc; beta = 0
+// writes zeros.
+func scaleMatrix(beta float32, c []float32, m, n, ldc int) {
+	if beta == 1 {
+		return
+	}
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+			continue
+		}
+		for j := range row {
+			row[j] *= beta
+		}
+	}
+}
+
+// packA copies the mb×kb block of op(A) at (ic, pc) into dst as panels of
+// mr rows: panel q holds, for each p < kb, op(A)[ic+q·mr+0..mr−1, pc+p],
+// zero-padded past mb.
+func packA(mr int, trans bool, a []float32, lda, ic, pc, mb, kb int, dst []float32) {
+	for q := 0; q < mb; q += mr {
+		panel := dst[q*kb : (q+mr)*kb]
+		rows := min(mr, mb-q)
+		if rows < mr {
+			clear(panel)
+		}
+		for r := 0; r < rows; r++ {
+			i := ic + q + r
+			if trans { // op(A)[i, p] = A[p, i]
+				for p := 0; p < kb; p++ {
+					panel[p*mr+r] = a[(pc+p)*lda+i]
+				}
+			} else {
+				src := a[i*lda+pc : i*lda+pc+kb]
+				for p, v := range src {
+					panel[p*mr+r] = v
+				}
+			}
+		}
+	}
+}
+
+// packB copies the kb×nb block of op(B) at (pc, jc) into dst as panels of
+// nr columns: panel q holds, for each p < kb, op(B)[pc+p, jc+q·nr+0..nr−1],
+// zero-padded past nb.
+func packB(nr int, trans bool, b []float32, ldb, pc, jc, kb, nb int, dst []float32) {
+	for q := 0; q < nb; q += nr {
+		panel := dst[q*kb : (q+nr)*kb]
+		cols := min(nr, nb-q)
+		if cols < nr {
+			clear(panel)
+		}
+		if !trans && cols == nr {
+			for p := 0; p < kb; p++ {
+				copy(panel[p*nr:p*nr+nr], b[(pc+p)*ldb+jc+q:])
+			}
+			continue
+		}
+		for cc := 0; cc < cols; cc++ {
+			j := jc + q + cc
+			if trans { // op(B)[p, j] = B[j, p]
+				src := b[j*ldb+pc : j*ldb+pc+kb]
+				for p, v := range src {
+					panel[p*nr+cc] = v
+				}
+			} else {
+				for p := 0; p < kb; p++ {
+					panel[p*nr+cc] = b[(pc+p)*ldb+j]
+				}
+			}
+		}
+	}
+}
+
+// kernel4x4 adds alpha·Σ_p a[p, 0..3]ᵀ·b[p, 0..3] to the rows×cols corner of
+// the 4×4 tile of C at c (row stride ldc). a and b are packed panels of kb
+// steps.
+func kernel4x4(kb int, a, b []float32, alpha float32, c []float32, ldc, rows, cols int) {
+	var c00, c01, c02, c03, c10, c11, c12, c13 float32
+	var c20, c21, c22, c23, c30, c31, c32, c33 float32
+	a = a[:4*kb]
+	b = b[:4*kb]
+	for len(a) >= 4 && len(b) >= 4 {
+		a0, a1, a2, a3 := a[0], a[1], a[2], a[3]
+		b0, b1, b2, b3 := b[0], b[1], b[2], b[3]
+		c00 += a0 * b0
+		c01 += a0 * b1
+		c02 += a0 * b2
+		c03 += a0 * b3
+		c10 += a1 * b0
+		c11 += a1 * b1
+		c12 += a1 * b2
+		c13 += a1 * b3
+		c20 += a2 * b0
+		c21 += a2 * b1
+		c22 += a2 * b2
+		c23 += a2 * b3
+		c30 += a3 * b0
+		c31 += a3 * b1
+		c32 += a3 * b2
+		c33 += a3 * b3
+		a, b = a[4:], b[4:]
+	}
+	if rows == 4 && cols == 4 {
+		r := c[:3*ldc+4]
+		r[0] += alpha * c00
+		r[1] += alpha * c01
+		r[2] += alpha * c02
+		r[3] += alpha * c03
+		r = r[ldc:]
+		r[0] += alpha * c10
+		r[1] += alpha * c11
+		r[2] += alpha * c12
+		r[3] += alpha * c13
+		r = r[ldc:]
+		r[0] += alpha * c20
+		r[1] += alpha * c21
+		r[2] += alpha * c22
+		r[3] += alpha * c23
+		r = r[ldc:]
+		r[0] += alpha * c30
+		r[1] += alpha * c31
+		r[2] += alpha * c32
+		r[3] += alpha * c33
+		return
+	}
+	acc := [4][4]float32{
+		{c00, c01, c02, c03}, {c10, c11, c12, c13},
+		{c20, c21, c22, c23}, {c30, c31, c32, c33},
+	}
+	for i := 0; i < rows; i++ {
+		for j := 0; j < cols; j++ {
+			c[i*ldc+j] += alpha * acc[i][j]
+		}
+	}
+}

@@ -1,0 +1,94 @@
+package tensor
+
+import "sync"
+
+// runner is a parallel kernel: run computes part `part` of its parts.
+// Kernels keep their arguments in a struct taken from a sync.Pool, so a
+// parallel call allocates nothing.
+type runner interface {
+	run(part int)
+}
+
+type poolJob struct {
+	r    runner
+	part int
+	wg   *sync.WaitGroup
+}
+
+// workerPool runs the parts of a kernel on a fixed set of goroutines: the
+// caller plus threads−1 workers started once. A caller waiting for its parts
+// runs queued parts itself, so nested parallel calls cannot deadlock.
+type workerPool struct {
+	threads int
+	jobs    chan poolJob
+	done    chan struct{}
+	wg      sync.WaitGroup // counts the worker goroutines
+}
+
+func newWorkerPool(threads int) *workerPool {
+	p := &workerPool{threads: threads, jobs: make(chan poolJob, 4*threads), done: make(chan struct{})}
+	for i := 1; i < threads; i++ {
+		p.wg.Add(1)
+		go p.work()
+	}
+	return p
+}
+
+func (p *workerPool) work() {
+	defer p.wg.Done()
+	for {
+		select {
+		case j := <-p.jobs:
+			j.r.run(j.part)
+			j.wg.Done()
+		case <-p.done:
+			return
+		}
+	}
+}
+
+// run computes parts 0..parts−1 of r and returns when all are done. wg must
+// be owned by the caller (it lives in r's struct so nothing escapes per call).
+func (p *workerPool) run(r runner, parts int, wg *sync.WaitGroup) {
+	if parts <= 1 || p.threads <= 1 {
+		for i := 0; i < parts; i++ {
+			r.run(i)
+		}
+		return
+	}
+	wg.Add(parts - 1)
+	for i := 1; i < parts; i++ {
+		select {
+		case p.jobs <- poolJob{r: r, part: i, wg: wg}:
+		default: // queue full: do it here rather than block
+			r.run(i)
+			wg.Done()
+		}
+	}
+	r.run(0)
+	for {
+		select {
+		case j := <-p.jobs:
+			j.r.run(j.part)
+			j.wg.Done()
+			continue
+		default:
+		}
+		break
+	}
+	wg.Wait()
+}
+
+func (p *workerPool) close() {
+	close(p.done)
+	p.wg.Wait()
+}
+
+// split returns the bounds of part i of n items cut into parts pieces whose
+// sizes are multiples of align (but the last).
+func split(n, parts, align, i int) (lo, hi int) {
+	blocks := (n + align - 1) / align
+	lo = blocks * i / parts * align
+	hi = blocks * (i + 1) / parts * align
+	return min(lo, n), min(hi, n)
+}

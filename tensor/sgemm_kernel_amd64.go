@@ -1,0 +1,34 @@
+//go:build !noasm
+
+package tensor
+
+import "golang.org/x/sys/cpu"
+
+// hasAVX2FMA reports whether the AVX2+FMA GEMM micro-kernel can run here.
+var hasAVX2FMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// sgemmKernel6x16 is the AVX2+FMA micro-kernel, in sgemm_kernel_amd64.s:
+//
+//	for i < 6, j < 16: c[i·ldc+j] += alpha · Σ_{p<kb} a[p·6+i] · b[p·16+j]
+//
+//go:noescape
+func sgemmKernel6x16(kb int, a, b, c *float32, ldc int, alpha float32)
+
+func kernel6x16(kb int, a, b []float32, alpha float32, c []float32, ldc, rows, cols int) {
+	a, b = a[:6*kb], b[:16*kb]
+	if rows == 6 && cols == 16 {
+		_ = c[5*ldc+15]
+		sgemmKernel6x16(kb, &a[0], &b[0], &c[0], ldc, alpha)
+		return
+	}
+	var tile [6 * 16]float32
+	sgemmKernel6x16(kb, &a[0], &b[0], &tile[0], 16, alpha)
+	for i := 0; i < rows; i++ {
+		row := c[i*ldc : i*ldc+cols]
+		for j := range row {
+			row[j] += tile[i*16+j]
+		}
+	}
+}
+
+var simdKernel = &microKernel{name: "avx2", mr: 6, nr: 16, fn: kernel6x16}

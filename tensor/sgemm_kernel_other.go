@@ -1,0 +1,7 @@
+//go:build !amd64 || noasm
+
+package tensor
+
+const hasAVX2FMA = false
+
+var simdKernel *microKernel
