@@ -49,7 +49,7 @@ start=$(date +%s)
 "$MAAS" train -f "$SPEC" -o "$MODEL_DIR" --epochs "$EPOCHS" $MAAS_TRAIN_ARGS >&2
 maas_secs=$(($(date +%s) - start))
 echo "== maas eval" >&2
-maas_eval=$("$MAAS" eval "$MODEL_DIR" --data mnist-test)
+maas_eval=$("$MAAS" eval "$MODEL_DIR" --data mnist-test --json)
 # The eval output may be one JSON line among log lines or a pretty-printed
 # object: take the last object that starts at the beginning of a line.
 maas_json=$(printf '%s\n' "$maas_eval" | "$PYTHON" -c '

@@ -55,10 +55,10 @@ type layerBase struct {
 	needInputGrad bool
 }
 
-func (l *layerBase) Name() string         { return l.name }
-func (l *layerBase) InShape() []int       { return l.in }
-func (l *layerBase) OutShape() []int      { return l.out }
-func (l *layerBase) Params() []ParamSpec  { return nil }
+func (l *layerBase) Name() string          { return l.name }
+func (l *layerBase) InShape() []int        { return l.in }
+func (l *layerBase) OutShape() []int       { return l.out }
+func (l *layerBase) Params() []ParamSpec   { return nil }
 func (l *layerBase) Bind(_, _ [][]float32) {}
 
 // grow returns buf resized to n elements, reallocating only when it must.

@@ -208,3 +208,12 @@ func outShape(l LayerSpec, i int, in []int) ([]int, error) {
 		return slices.Clone(in), nil
 	}
 }
+
+// OutputShape returns the per-sample output shape of the model spec.
+func OutputShape(s ModelSpec) ([]int, error) {
+	plans, err := s.shapes()
+	if err != nil {
+		return nil, err
+	}
+	return plans[len(plans)-1].out, nil
+}

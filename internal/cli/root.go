@@ -17,5 +17,6 @@ func Root() *cobra.Command {
 		SilenceErrors: true,
 		Version:       Version,
 	}
+	root.AddCommand(trainCmd(), evalCmd(), benchCmd())
 	return root
 }

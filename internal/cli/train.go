@@ -1,0 +1,172 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/maas-ml/maas/internal/dataset"
+	"github.com/maas-ml/maas/internal/jobspec"
+	"github.com/maas-ml/maas/internal/train"
+)
+
+func trainCmd() *cobra.Command {
+	var (
+		specPath, out, initPath, evalData string
+		epochs, maxSteps, threads         int
+	)
+	cmd := &cobra.Command{
+		Use:   "train -f JOB.yaml -o DIR",
+		Short: "Train a model in this process and write DIR/model.safetensors and DIR/model.yaml",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := newLogger()
+			defer log.Sync()
+			spec, err := jobspec.Load(specPath)
+			if err != nil {
+				return err
+			}
+			if epochs < 0 || maxSteps < 0 {
+				return fmt.Errorf("--epochs and --max-steps must not be negative")
+			}
+			if epochs > 0 {
+				spec.Epochs = epochs
+			}
+			if err := spec.CheckData(); err != nil {
+				return fmt.Errorf("%s: %w", specPath, err)
+			}
+			if out == "" {
+				out = filepath.Join("out", spec.Name)
+			}
+			b, err := newBackend(threads)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			data, err := dataset.Open(spec.Dataset.Kind, spec.Dataset.Path, dataset.Train)
+			if err != nil {
+				return err
+			}
+			var evalSet *dataset.Dataset
+			if evalData != "" {
+				if evalSet, err = openData(evalData, spec.Dataset.Path); err != nil {
+					return err
+				}
+			}
+			t, err := train.New(spec, b, data)
+			if err != nil {
+				return err
+			}
+			if initPath != "" {
+				if err := t.Model.LoadWeights(initPath); err != nil {
+					return fmt.Errorf("--init: %w", err)
+				}
+			}
+			log.Info("training", zap.String("model", spec.Name), zap.String("dataset", data.Name),
+				zap.Int("samples", data.N), zap.Int("params", len(t.Model.Params)),
+				zap.Int("epochs", spec.Epochs), zap.Int("batch", spec.BatchSize),
+				zap.String("backend", b.Name()), zap.Int("threads", b.Threads()))
+
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+			defer stop()
+			rep := newReporter(log, isTerminal(os.Stderr))
+			res, err := t.Run(ctx, train.Options{
+				MaxSteps: maxSteps,
+				OnStep:   rep.step,
+				OnEpoch: func(epoch int, p train.Progress) {
+					rep.finish()
+					fields := []zap.Field{zap.Int("epoch", epoch), zap.Float64("loss", p.Loss),
+						zap.Float64("train_accuracy", p.Accuracy), zap.Float64("samples_per_sec", p.SamplesPerSec)}
+					if evalSet != nil {
+						m, err := train.Evaluate(t.Model, evalSet, spec.Normalization(), 256)
+						if err == nil {
+							fields = append(fields, zap.String("eval", evalSet.Name), zap.Float64("eval_loss", m.Loss), zap.Float64("eval_accuracy", m.Accuracy))
+						}
+					}
+					log.Info("epoch done", fields...)
+				},
+			})
+			rep.finish()
+			if err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("interrupted after %d steps; nothing written", res.Steps)
+				}
+				return err
+			}
+			meta := map[string]string{"steps": strconv.Itoa(res.Steps), "epochs": strconv.Itoa(res.Epochs)}
+			if err := train.Save(out, spec, t.Model, meta); err != nil {
+				return err
+			}
+			log.Info("model written", zap.String("dir", out), zap.Int("steps", res.Steps),
+				zap.Duration("took", res.Duration.Round(time.Second)))
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&specPath, "file", "f", "", "job spec (YAML)")
+	cmd.Flags().StringVarP(&out, "out", "o", "", "model directory to write (default out/NAME)")
+	cmd.Flags().IntVar(&epochs, "epochs", 0, "train this many epochs instead of the spec's")
+	cmd.Flags().IntVar(&maxSteps, "max-steps", 0, "stop after this many steps in all")
+	cmd.Flags().StringVar(&initPath, "init", "", "start from these weights (safetensors) instead of the seed's initialisation")
+	cmd.Flags().IntVar(&threads, "threads", 0, "cores to use (0: all)")
+	cmd.Flags().StringVar(&evalData, "eval", "", "evaluate on this dataset after each epoch (e.g. mnist-test)")
+	cmd.MarkFlagRequired("file")
+	return cmd
+}
+
+// reporter shows progress: a bar on a terminal, a log line every few
+// seconds elsewhere.
+type reporter struct {
+	log      *zap.Logger
+	tty      bool
+	bar      *progressbar.ProgressBar
+	epoch    int
+	lastLine time.Time
+}
+
+func newReporter(log *zap.Logger, tty bool) *reporter {
+	return &reporter{log: log, tty: tty, lastLine: time.Now()}
+}
+
+func (r *reporter) step(p train.Progress) {
+	desc := fmt.Sprintf("epoch %d/%d  loss %.4f  acc %.2f%%  %.0f samples/s", p.Epoch, p.Epochs, p.Loss, 100*p.Accuracy, p.SamplesPerSec)
+	if !r.tty {
+		if time.Since(r.lastLine) >= 10*time.Second {
+			r.lastLine = time.Now()
+			r.log.Info("progress", zap.Int("epoch", p.Epoch), zap.Int("step", p.Step), zap.Int("of", p.StepsPerEpoch),
+				zap.Float64("loss", p.Loss), zap.Float64("accuracy", p.Accuracy), zap.Float64("samples_per_sec", p.SamplesPerSec),
+				zap.Float64("lr", p.LR))
+		}
+		return
+	}
+	if r.bar == nil || r.epoch != p.Epoch {
+		r.finish()
+		r.epoch = p.Epoch
+		steps := p.StepsPerEpoch
+		if left := p.TotalSteps - (p.GlobalStep - p.Step); left < steps {
+			steps = left
+		}
+		r.bar = progressbar.NewOptions(steps,
+			progressbar.OptionSetWriter(os.Stderr),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetWidth(24),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish())
+	}
+	r.bar.Describe(desc)
+	r.bar.Set(p.Step)
+}
+
+func (r *reporter) finish() {
+	if r.bar != nil {
+		r.bar.Finish()
+		r.bar = nil
+	}
+}

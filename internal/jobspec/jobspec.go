@@ -1,0 +1,208 @@
+// Package jobspec reads and validates job specs: the YAML file that names a
+// model, its loss, optimizer and schedule, the dataset and the training
+// settings. docs/jobspec.md is the user reference.
+package jobspec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/maas-ml/maas/internal/dataset"
+	"github.com/maas-ml/maas/nn"
+)
+
+// ErrInvalid is wrapped by every error about a spec that cannot run.
+var ErrInvalid = errors.New("jobspec: invalid job spec")
+
+// Spec is a job spec.
+type Spec struct {
+	// Name is the model's name when published and served, e.g. mnist-cnn.
+	Name      string           `yaml:"name" json:"name"`
+	Model     nn.ModelSpec     `yaml:"model" json:"model"`
+	Loss      string           `yaml:"loss" json:"loss"`
+	Optimizer nn.OptimizerSpec `yaml:"optimizer" json:"optimizer"`
+	Schedule  nn.ScheduleSpec  `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+	Dataset   Dataset          `yaml:"dataset" json:"dataset"`
+	BatchSize int              `yaml:"batch_size" json:"batch_size"`
+	Epochs    int              `yaml:"epochs" json:"epochs"`
+	Seed      uint64           `yaml:"seed" json:"seed"`
+	// Shuffle (default true) draws a new permutation of the training set
+	// each epoch from (seed, epoch); false keeps file order.
+	Shuffle *bool `yaml:"shuffle,omitempty" json:"shuffle,omitempty"`
+}
+
+// Dataset names the training data.
+type Dataset struct {
+	// Kind is mnist or cifar10.
+	Kind string `yaml:"kind" json:"kind"`
+	// Path is the directory holding the files; empty for mnist means the
+	// copy shipped in the GoMNIST Go module.
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// Normalize maps pixels scaled to [0, 1] to (x − mean[c]) / std[c].
+	Normalize *Normalize `yaml:"normalize,omitempty" json:"normalize,omitempty"`
+}
+
+// Normalize is a per-channel mean and standard deviation.
+type Normalize struct {
+	Mean []float32 `yaml:"mean" json:"mean"`
+	Std  []float32 `yaml:"std" json:"std"`
+}
+
+// Losses lists the losses a spec may name.
+var Losses = []string{"softmax_cross_entropy"}
+
+// Kinds lists the dataset kinds with their shapes and class counts.
+var Kinds = map[string]struct {
+	Shape   []int
+	Classes int
+}{
+	"mnist":   {[]int{1, 28, 28}, 10},
+	"cifar10": {[]int{3, 32, 32}, 10},
+}
+
+// FieldError is an error about one field, named by its path in the spec
+// ("dataset.normalize.std").
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Unwrap makes errors.Is(err, ErrInvalid) hold.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Load reads and validates the spec at path.
+func Load(path string) (*Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("job spec: %w", err)
+	}
+	s, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Parse decodes and validates a spec. Unknown fields are errors.
+func Parse(data []byte) (*Spec, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var s Spec
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Marshal encodes the spec as YAML.
+func (s *Spec) Marshal() ([]byte, error) { return yaml.Marshal(s) }
+
+// ShuffleOn reports whether each epoch is shuffled (default true).
+func (s *Spec) ShuffleOn() bool { return s.Shuffle == nil || *s.Shuffle }
+
+// Normalization returns the dataset normalisation for the dataset package.
+func (s *Spec) Normalization() dataset.Normalization {
+	if s.Dataset.Normalize == nil {
+		return dataset.Normalization{}
+	}
+	return dataset.Normalization{Mean: s.Dataset.Normalize.Mean, Std: s.Dataset.Normalize.Std}
+}
+
+// Validate checks every field that can be checked without reading data.
+// Errors name the field and wrap ErrInvalid.
+func (s *Spec) Validate() error {
+	if s.Name == "" {
+		return fieldErr("name", "missing; the model's name when published, e.g. mnist-cnn")
+	}
+	for _, r := range s.Name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return fieldErr("name", "%q may only hold letters, digits, '-', '_' and '.'", s.Name)
+		}
+	}
+	if err := s.Model.Validate(); err != nil {
+		return wrapSpec(err)
+	}
+	if s.Loss != "softmax_cross_entropy" {
+		return fieldErr("loss", "unknown loss %q; one of %s", s.Loss, strings.Join(Losses, ", "))
+	}
+	if err := s.Optimizer.Validate(); err != nil {
+		return wrapSpec(err)
+	}
+	if err := s.Schedule.Validate(); err != nil {
+		return wrapSpec(err)
+	}
+	if s.BatchSize <= 0 {
+		return fieldErr("batch_size", "must be positive, got %d", s.BatchSize)
+	}
+	if s.Epochs <= 0 {
+		return fieldErr("epochs", "must be positive, got %d", s.Epochs)
+	}
+	kind, ok := Kinds[s.Dataset.Kind]
+	if !ok {
+		return fieldErr("dataset.kind", "unknown dataset kind %q; one of mnist, cifar10", s.Dataset.Kind)
+	}
+	if s.Dataset.Kind == "cifar10" && s.Dataset.Path == "" {
+		return fieldErr("dataset.path", "cifar10 needs the directory holding data_batch_1.bin … test_batch.bin")
+	}
+	if fmt.Sprint(s.Model.Input) != fmt.Sprint(kind.Shape) {
+		return fieldErr("model.input", "%v does not match %s samples %v", s.Model.Input, s.Dataset.Kind, kind.Shape)
+	}
+	if n := s.Dataset.Normalize; n != nil {
+		if err := s.Normalization().Validate(kind.Shape[0]); err != nil {
+			return fieldErr("dataset.normalize", "%v", err)
+		}
+		for _, v := range append(append([]float32(nil), n.Mean...), n.Std...) {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fieldErr("dataset.normalize", "values must be finite")
+			}
+		}
+	}
+	// The output layer must give one logit per class.
+	if out, err := outputShape(s.Model); err == nil && (len(out) != 1 || out[0] != kind.Classes) {
+		return fieldErr("model.layers", "the model outputs %v per sample; %s needs %d logits (end with dense units: %d)", out, s.Dataset.Kind, kind.Classes, kind.Classes)
+	}
+	return nil
+}
+
+// CheckData verifies that the dataset's files can be found, so a missing
+// file is reported before training starts.
+func (s *Spec) CheckData() error {
+	dir := s.Dataset.Path
+	if s.Dataset.Kind == "mnist" && dir == "" {
+		d, err := dataset.DefaultMNISTDir()
+		if err != nil {
+			return fieldErr("dataset.path", "%v", err)
+		}
+		dir = d
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fieldErr("dataset.path", "%q is not a readable directory", dir)
+	}
+	return nil
+}
+
+func wrapSpec(err error) error {
+	var se *nn.SpecError
+	if errors.As(err, &se) {
+		return &FieldError{Field: se.Field, Msg: se.Msg}
+	}
+	return fmt.Errorf("%w: %v", ErrInvalid, err)
+}
+
+// outputShape returns the model's per-sample output shape.
+func outputShape(m nn.ModelSpec) ([]int, error) { return nn.OutputShape(m) }

@@ -1,0 +1,120 @@
+package jobspec
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestShippedExamplesParse(t *testing.T) {
+	for _, p := range []string{"../../examples/mnist-cnn.yaml", "../../examples/cifar10-cnn.yaml", "../../bench/specs/mnist-cnn-plain.yaml"} {
+		s, err := Load(p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if s.BatchSize != 64 || s.Optimizer.Type != "adam" || len(s.Model.Layers) != 13 {
+			t.Fatalf("%s: parsed %+v", p, s)
+		}
+	}
+	s, _ := Load("../../examples/mnist-cnn.yaml")
+	if s.Name != "mnist-cnn" || !s.ShuffleOn() {
+		t.Fatalf("mnist-cnn example: name %q shuffle %v", s.Name, s.ShuffleOn())
+	}
+}
+
+const good = `
+name: tiny
+model:
+  input: [1, 28, 28]
+  layers:
+    - {type: conv2d, filters: 4, kernel: 3, padding: 1}
+    - {type: relu}
+    - {type: maxpool2d, kernel: 2}
+    - {type: flatten}
+    - {type: dense, units: 10}
+loss: softmax_cross_entropy
+optimizer: {type: adam, lr: 0.001}
+dataset: {kind: mnist}
+batch_size: 8
+epochs: 1
+seed: 3
+`
+
+// TestBadSpecs checks that each broken spec is refused with an error naming
+// the field at fault.
+func TestBadSpecs(t *testing.T) {
+	cases := []struct {
+		name, from, to, field string
+	}{
+		{"unknown layer", "type: relu", "type: gelu", "model.layers[1].type"},
+		{"kernel too big", "kernel: 2}", "kernel: 40}", "model.layers[2].kernel"},
+		{"negative batch", "batch_size: 8", "batch_size: -8", "batch_size"},
+		{"zero epochs", "epochs: 1", "epochs: 0", "epochs"},
+		{"unknown optimizer", "type: adam", "type: lamb", "optimizer.type"},
+		{"negative lr", "lr: 0.001", "lr: -1", "optimizer.lr"},
+		{"wrong class count", "units: 10", "units: 7", "model.layers"},
+		{"dense on images", "    - {type: flatten}\n", "", "model.layers[3]"},
+		{"input mismatch", "input: [1, 28, 28]", "input: [3, 28, 28]", "model.input"},
+		{"unknown dataset", "kind: mnist", "kind: imagenet", "dataset.kind"},
+		{"missing name", "name: tiny", "name: ''", "name"},
+		{"bad loss", "loss: softmax_cross_entropy", "loss: mse", "loss"},
+		{"unknown field", "seed: 3", "seed: 3\nbatchsize: 3", "batchsize"},
+		{"negative padding", "padding: 1}", "padding: -1}", "model.layers[0].padding"},
+		{"bad schedule", "seed: 3", "seed: 3\nschedule: {type: linear}", "schedule.type"},
+		{"bad normalisation", "dataset: {kind: mnist}", "dataset: {kind: mnist, normalize: {mean: [0.1], std: [0]}}", "dataset.normalize"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := strings.Replace(good, c.from, c.to, 1)
+			if src == good {
+				t.Fatalf("case did not change the spec")
+			}
+			_, err := Parse([]byte(src))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error %v does not wrap ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), c.field) {
+				t.Errorf("error %q does not name %s", err, c.field)
+			}
+		})
+	}
+	if _, err := Parse([]byte(good)); err != nil {
+		t.Fatalf("the good spec: %v", err)
+	}
+}
+
+func TestMissingFiles(t *testing.T) {
+	if _, err := Load(filepath.Join(t.TempDir(), "nope.yaml")); err == nil || !os.IsNotExist(errors.Unwrap(err)) && !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("missing spec file: %v", err)
+	}
+	s, err := Parse([]byte(strings.Replace(good, "dataset: {kind: mnist}", "dataset: {kind: mnist, path: /nonexistent/mnist}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckData(); err == nil || !strings.Contains(err.Error(), "dataset.path") {
+		t.Fatalf("missing data directory: %v", err)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	s, err := Parse([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := s.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Parse(y)
+	if err != nil {
+		t.Fatalf("re-parsing the marshalled spec: %v\n%s", err, y)
+	}
+	if s2.Name != s.Name || len(s2.Model.Layers) != len(s.Model.Layers) || s2.Model.Layers[0].Padding != 1 || s2.Seed != 3 {
+		t.Fatalf("round trip changed the spec:\n%s", y)
+	}
+}

@@ -1,0 +1,230 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/maas-ml/maas/internal/dataset"
+	"github.com/maas-ml/maas/internal/jobspec"
+	"github.com/maas-ml/maas/nn"
+	"github.com/maas-ml/maas/tensor"
+)
+
+// ErrDiverged is returned when the loss stops being finite.
+var ErrDiverged = errors.New("train: loss is not finite")
+
+// Trainer trains one model on one dataset in this process.
+type Trainer struct {
+	Spec  *jobspec.Spec
+	Model *nn.Model
+	Opt   nn.Optimizer
+	Loss  *nn.SoftmaxCrossEntropy
+
+	data *dataset.Dataset
+	norm dataset.Normalization
+	perm []int
+	x    []float32 // the batch being trained on (B, C, H, W)
+	y    []int32
+	step int // steps taken over the whole run
+}
+
+// New builds the model of spec on backend b, initialised from the spec's
+// seed, for training on data.
+func New(spec *jobspec.Spec, b tensor.Backend, data *dataset.Dataset) (*Trainer, error) {
+	m, err := nn.Build(spec.Model, b)
+	if err != nil {
+		return nil, err
+	}
+	if data.SampleSize() != tensor.NumElements(spec.Model.Input) {
+		return nil, fmt.Errorf("train: %s samples are %dx%dx%d, the model takes %v", data.Name, data.C, data.H, data.W, spec.Model.Input)
+	}
+	m.Init(spec.Seed)
+	opt, err := nn.NewOptimizer(spec.Optimizer, len(m.Params))
+	if err != nil {
+		return nil, err
+	}
+	classes := m.OutShape()[0]
+	return &Trainer{
+		Spec: spec, Model: m, Opt: opt, Loss: nn.NewSoftmaxCrossEntropy(b, classes),
+		data: data, norm: spec.Normalization(),
+		x: make([]float32, spec.BatchSize*data.SampleSize()),
+		y: make([]int32, spec.BatchSize),
+	}, nil
+}
+
+// StepsPerEpoch is ⌈N / B⌉: the last batch of an epoch may be short.
+func (t *Trainer) StepsPerEpoch() int {
+	return (t.data.N + t.Spec.BatchSize - 1) / t.Spec.BatchSize
+}
+
+// Order returns the sample order of an epoch: a permutation drawn from
+// (seed, epoch), or file order when the spec turns shuffling off. The
+// slice is reused by the next call.
+func (t *Trainer) Order(epoch int) []int {
+	if t.Spec.ShuffleOn() {
+		t.perm = dataset.Permutation(t.perm, t.data.N, t.Spec.Seed, epoch)
+		return t.perm
+	}
+	if len(t.perm) != t.data.N {
+		t.perm = make([]int, t.data.N)
+	}
+	for i := range t.perm {
+		t.perm[i] = i
+	}
+	return t.perm
+}
+
+// StepResult is what one training step measured.
+type StepResult struct {
+	Loss    float32
+	Correct int
+	N       int
+	LR      float64
+}
+
+// Step trains on the samples idx: next batch → forward → loss → zero grad →
+// backward → clip → optimizer update, at learning rate lr. It allocates
+// nothing.
+func (t *Trainer) Step(idx []int, lr float64) (StepResult, error) {
+	n := len(idx)
+	if err := t.data.Batch(idx, t.norm, t.x, t.y); err != nil {
+		return StepResult{}, err
+	}
+	logits := t.Model.Forward(t.x[:n*t.data.SampleSize()], n, true)
+	loss := t.Loss.Forward(logits, t.y[:n], n)
+	t.Model.ZeroGrad()
+	t.Model.Backward(t.Loss.Backward(), n)
+	if c := t.Spec.Optimizer.ClipNorm; c > 0 {
+		nn.ClipGradNorm(t.Model.Grads, c)
+	}
+	t.Opt.Step(t.Model.Params, t.Model.Grads, lr)
+	t.step++
+	if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
+		return StepResult{Loss: loss, N: n}, fmt.Errorf("%w at step %d (loss %g); lower optimizer.lr or set optimizer.clip_norm", ErrDiverged, t.step, loss)
+	}
+	return StepResult{Loss: loss, Correct: t.Loss.Correct(), N: n, LR: lr}, nil
+}
+
+// Progress reports training progress after each step.
+type Progress struct {
+	Epoch, Epochs int // 1-based epoch
+	Step          int // step within the epoch, 1-based
+	StepsPerEpoch int
+	GlobalStep    int
+	TotalSteps    int
+	Loss          float64 // running mean over the epoch so far
+	Accuracy      float64 // running training accuracy over the epoch so far, in [0, 1]
+	SamplesPerSec float64
+	LR            float64
+}
+
+// Options bound a run.
+type Options struct {
+	// Epochs overrides the spec's epoch count when positive.
+	Epochs int
+	// MaxSteps stops after this many steps in all when positive.
+	MaxSteps int
+	// OnStep, when set, is called after every step.
+	OnStep func(Progress)
+	// OnEpoch, when set, is called after every complete epoch.
+	OnEpoch func(epoch int, p Progress)
+}
+
+// Result summarises a run.
+type Result struct {
+	Epochs   int // epochs completed (a partial last one counts when MaxSteps stopped it)
+	Steps    int
+	Loss     float64 // mean training loss of the last epoch
+	Accuracy float64
+	Duration time.Duration
+}
+
+// Run trains for the spec's epochs (or opts.Epochs), following the
+// schedule, until done, ctx is cancelled or MaxSteps is reached.
+func (t *Trainer) Run(ctx context.Context, opts Options) (Result, error) {
+	epochs := t.Spec.Epochs
+	if opts.Epochs > 0 {
+		epochs = opts.Epochs
+	}
+	spe := t.StepsPerEpoch()
+	total := epochs * spe
+	if opts.MaxSteps > 0 {
+		total = min(total, opts.MaxSteps)
+	}
+	start := time.Now()
+	var res Result
+	samples := 0
+	for epoch := 0; epoch < epochs && t.step < total; epoch++ {
+		order := t.Order(epoch)
+		var lossSum float64
+		var correct, seen int
+		p := Progress{Epoch: epoch + 1, Epochs: epochs, StepsPerEpoch: spe, TotalSteps: total}
+		for s := 0; s < spe && t.step < total; s++ {
+			if err := ctx.Err(); err != nil {
+				return res, err
+			}
+			lo, hi := s*t.Spec.BatchSize, min((s+1)*t.Spec.BatchSize, t.data.N)
+			lr := t.Spec.Schedule.LR(t.Spec.Optimizer.LR, t.step, spe, epochs*spe)
+			r, err := t.Step(order[lo:hi], lr)
+			if err != nil {
+				return res, err
+			}
+			lossSum += float64(r.Loss) * float64(r.N)
+			correct += r.Correct
+			seen += r.N
+			samples += r.N
+			p.Step, p.GlobalStep, p.LR = s+1, t.step, lr
+			p.Loss, p.Accuracy = lossSum/float64(seen), float64(correct)/float64(seen)
+			p.SamplesPerSec = float64(samples) / time.Since(start).Seconds()
+			if opts.OnStep != nil {
+				opts.OnStep(p)
+			}
+		}
+		res.Epochs, res.Loss, res.Accuracy = epoch+1, p.Loss, p.Accuracy
+		if opts.OnEpoch != nil && p.Step == spe {
+			opts.OnEpoch(epoch+1, p)
+		}
+	}
+	res.Steps, res.Duration = t.step, time.Since(start)
+	return res, nil
+}
+
+// Metrics is a model's loss and accuracy on a dataset.
+type Metrics struct {
+	Loss     float64 `json:"loss"`
+	Accuracy float64 `json:"accuracy"` // in [0, 1]
+	Samples  int     `json:"samples"`
+}
+
+// Evaluate runs the model over every sample of data in file order, in
+// batches of batch, without training behaviour (no dropout).
+func Evaluate(m *nn.Model, data *dataset.Dataset, norm dataset.Normalization, batch int) (Metrics, error) {
+	if batch <= 0 {
+		return Metrics{}, fmt.Errorf("train: evaluation batch must be positive, got %d", batch)
+	}
+	if data.SampleSize() != tensor.NumElements(m.InShape()) {
+		return Metrics{}, fmt.Errorf("train: %s samples are %dx%dx%d, the model takes %v", data.Name, data.C, data.H, data.W, m.InShape())
+	}
+	loss := nn.NewSoftmaxCrossEntropy(m.Backend(), m.OutShape()[0])
+	x := make([]float32, batch*data.SampleSize())
+	y := make([]int32, batch)
+	idx := make([]int, batch)
+	var sum float64
+	correct := 0
+	for lo := 0; lo < data.N; lo += batch {
+		n := min(batch, data.N-lo)
+		for i := range n {
+			idx[i] = lo + i
+		}
+		if err := data.Batch(idx[:n], norm, x, y); err != nil {
+			return Metrics{}, err
+		}
+		l := loss.Forward(m.Forward(x[:n*data.SampleSize()], n, false), y[:n], n)
+		sum += float64(l) * float64(n)
+		correct += loss.Correct()
+	}
+	return Metrics{Loss: sum / float64(data.N), Accuracy: float64(correct) / float64(data.N), Samples: data.N}, nil
+}
