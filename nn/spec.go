@@ -66,8 +66,23 @@ func (s LayerSpec) field(i int, name string) string {
 	return fmt.Sprintf("model.layers[%d].%s", i, name)
 }
 
+// allowed lists the fields each layer type takes besides type and name.
+var allowed = map[string][]string{
+	"conv2d": {"filters", "kernel", "stride", "padding"}, "maxpool2d": {"kernel", "stride"},
+	"dense": {"units"}, "dropout": {"rate"}, "relu": nil, "flatten": nil,
+}
+
 // check validates the fields of layer i that do not depend on its input.
 func (s LayerSpec) check(i int) error {
+	if ok, known := allowed[s.Type]; known {
+		set := map[string]bool{"filters": s.Filters != 0, "kernel": s.Kernel != 0, "stride": s.Stride != 0,
+			"padding": s.Padding != 0, "units": s.Units != 0, "rate": s.Rate != 0}
+		for _, f := range []string{"filters", "kernel", "stride", "padding", "units", "rate"} {
+			if set[f] && !slices.Contains(ok, f) {
+				return specErr(s.field(i, f), "does not apply to %s layers", s.Type)
+			}
+		}
+	}
 	positive := func(name string, v int) error {
 		if v <= 0 {
 			return specErr(s.field(i, name), "%s needs %s ≥ 1, got %d", s.Type, name, v)

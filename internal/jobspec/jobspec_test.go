@@ -118,3 +118,10 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("round trip changed the spec:\n%s", y)
 	}
 }
+
+func TestFieldNotForType(t *testing.T) {
+	src := strings.Replace(good, "{type: maxpool2d, kernel: 2}", "{type: maxpool2d, kernel: 2, padding: 1}", 1)
+	if _, err := Parse([]byte(src)); err == nil || !strings.Contains(err.Error(), "model.layers[2].padding") {
+		t.Fatalf("padding on a max-pool: %v", err)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/nn"
@@ -79,6 +78,3 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	}
 	return os.Rename(f.Name(), path)
 }
-
-// itoa is strconv.Itoa, for metadata.
-func itoa(n int) string { return strconv.Itoa(n) }
