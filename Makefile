@@ -34,7 +34,8 @@ unit: mnist
 
 # The concurrent packages, under the race detector.
 race:
-	$(GO) test -count=1 -race ./tensor/... ./internal/train/...
+	$(GO) test -count=1 -race ./tensor/... ./internal/train/... ./internal/wire/... ./paramserver/... ./worker/...
+	$(GO) test -count=1 -race -run 'Once' ./internal/cluster/
 
 # The pure-Go fallback everywhere (no assembly).
 noasm:

@@ -1,0 +1,118 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+
+	"github.com/maas-ml/maas/internal/dataset"
+	"github.com/maas-ml/maas/internal/jobspec"
+	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/tensor"
+	"github.com/maas-ml/maas/worker"
+)
+
+func mnistOrSkip(t *testing.T) *dataset.Dataset {
+	t.Helper()
+	d, err := dataset.Open("mnist", "", dataset.Train)
+	if err != nil {
+		t.Skip("real MNIST not available:", err)
+	}
+	return d
+}
+
+// TestSyncSGDEquivalence: K workers and P parameter servers over NATS reach
+// the same parameters after 20 steps as single-process training with the
+// same spec, seed and global batch.
+func TestSyncSGDEquivalence(t *testing.T) {
+	data := mnistOrSkip(t)
+	spec, err := jobspec.Load("../../examples/mnist-cnn.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := tensor.NewGo(2)
+	defer b.Close()
+	const steps = 20
+	tr, err := train.New(spec, b, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Run(context.Background(), train.Options{MaxSteps: steps}); err != nil {
+		t.Fatal(err)
+	}
+	want := tr.Model.Params
+	s := StartNATS(t)
+	for _, kp := range [][2]int{{1, 1}, {2, 1}, {3, 1}, {1, 2}, {2, 2}, {3, 2}} {
+		t.Run(fmt.Sprintf("K=%d,P=%d", kp[0], kp[1]), func(t *testing.T) {
+			got, err := RunStatic(t, s, StaticJob{ID: fmt.Sprintf("eq-%d-%d", kp[0], kp[1]), Spec: spec, Data: data,
+				Workers: kp[0], Servers: kp[1], Steps: steps, Backend: b, ChunkSize: 50000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var maxDiff, maxAbs float64
+			for i := range want {
+				maxDiff = math.Max(maxDiff, math.Abs(float64(got[i]-want[i])))
+				maxAbs = math.Max(maxAbs, math.Abs(float64(want[i])))
+			}
+			t.Logf("max |Δθ| = %.3g, relative %.3g", maxDiff, maxDiff/maxAbs)
+			if maxDiff/maxAbs > 1e-5 {
+				t.Fatalf("distributed θ differs from single-process θ: max relative difference %.3g", maxDiff/maxAbs)
+			}
+		})
+	}
+}
+
+// TestEachSampleOncePerEpoch: over a whole epoch the workers' slices cover
+// every training sample exactly once.
+func TestEachSampleOncePerEpoch(t *testing.T) {
+	spec, err := jobspec.Parse([]byte(`
+name: tiny
+model:
+  input: [1, 28, 28]
+  layers: [{type: flatten}, {type: dense, units: 10}]
+loss: softmax_cross_entropy
+optimizer: {type: sgd, lr: 0.01}
+dataset: {kind: mnist}
+batch_size: 32
+epochs: 2
+seed: 5
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := dataset.Synthetic("d", 1000, 1, 28, 28, 10, 9) // 1000/32: the last batch is short
+	spe := int64((data.N + spec.BatchSize - 1) / spec.BatchSize)
+	var mu sync.Mutex
+	seen := map[int64]map[int]int{} // epoch → sample → count
+	s := StartNATS(t)
+	_, err = RunStatic(t, s, StaticJob{ID: "once", Spec: spec, Data: data, Workers: 3, Servers: 2, Steps: 2 * spe,
+		Backend: tensor.Reference,
+		Worker: func(rank int, c *worker.Config) {
+			c.OnBatch = func(step int64, idx []int) {
+				mu.Lock()
+				defer mu.Unlock()
+				e := step / spe
+				if seen[e] == nil {
+					seen[e] = map[int]int{}
+				}
+				for _, i := range idx {
+					seen[e][i]++
+				}
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for e := int64(0); e < 2; e++ {
+		if len(seen[e]) != data.N {
+			t.Fatalf("epoch %d used %d distinct samples, want %d", e, len(seen[e]), data.N)
+		}
+		for i, n := range seen[e] {
+			if n != 1 {
+				t.Fatalf("epoch %d used sample %d %d times", e, i, n)
+			}
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/maas-ml/maas/internal/dataset"
+	"github.com/maas-ml/maas/internal/jobspec"
+	"github.com/maas-ml/maas/internal/natsserver"
+	"github.com/maas-ml/maas/internal/wire"
+	"github.com/maas-ml/maas/nn"
+	"github.com/maas-ml/maas/paramserver"
+	"github.com/maas-ml/maas/tensor"
+	"github.com/maas-ml/maas/worker"
+)
+
+// StartNATS starts an embedded NATS server with JetStream on a free
+// loopback port, stopped when the test ends.
+func StartNATS(t testing.TB) *server.Server {
+	t.Helper()
+	c := natsserver.DefaultConfig()
+	c.Port = -1
+	c.StoreDir = t.TempDir()
+	s, err := natsserver.Start(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
+// Connect opens a NATS connection closed when the test ends.
+func Connect(t testing.TB, s *server.Server) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// StaticJob describes a job run on fixed membership without a coordinator.
+type StaticJob struct {
+	ID        string
+	Spec      *jobspec.Spec
+	Data      *dataset.Dataset
+	Workers   int // K
+	Servers   int // P
+	Steps     int64
+	Backend   tensor.Backend
+	ChunkSize int // floats per chunk; 0 for the default
+	// Worker, when set, adjusts each worker's config (hooks, timeouts).
+	Worker func(rank int, c *worker.Config)
+	// Server adjusts each parameter server's config.
+	Server func(c *paramserver.Config)
+}
+
+// RunStatic trains job on s with K workers and P parameter servers, each
+// with its own NATS connection, from the model's seeded initialisation, and
+// returns θ after job.Steps steps as every worker holds it (they must agree).
+func RunStatic(t testing.TB, s *server.Server, job StaticJob) ([]float32, error) {
+	t.Helper()
+	m, err := nn.Build(job.Spec.Model, job.Backend)
+	if err != nil {
+		return nil, err
+	}
+	m.Init(job.Spec.Seed)
+	spe := (job.Data.N + job.Spec.BatchSize - 1) / job.Spec.BatchSize
+	ranges := wire.Split(len(m.Params), job.Servers)
+	for p := range job.Servers {
+		cfg := paramserver.DefaultConfig()
+		if job.Server != nil {
+			job.Server(&cfg)
+		}
+		ps := paramserver.New(Connect(t, s), cfg)
+		a := paramserver.Assignment{Job: job.ID, Server: p, Ranges: ranges, ChunkFloats: job.ChunkSize, Epoch: 1,
+			Members: job.Workers, Optimizer: job.Spec.Optimizer, Schedule: job.Spec.Schedule,
+			StepsPerEpoch: spe, TotalSteps: job.Spec.Epochs * spe}
+		if err := ps.Serve(a, m.Params[ranges[p].Lo:ranges[p].Hi], nil); err != nil {
+			return nil, err
+		}
+		t.Cleanup(func() { ps.Stop(job.ID) })
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	results := make([]*nn.Model, job.Workers)
+	errs := make([]error, job.Workers)
+	var wg sync.WaitGroup
+	for r := range job.Workers {
+		cfg := worker.DefaultConfig()
+		cfg.Backend = job.Backend
+		if job.Worker != nil {
+			job.Worker(r, &cfg)
+		}
+		w := worker.New(Connect(t, s), cfg)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[r], errs[r] = w.Run(ctx, worker.Assignment{Job: job.ID, Spec: job.Spec, Epoch: 1, Rank: r,
+				Members: job.Workers, Ranges: ranges, ChunkFloats: job.ChunkSize, TotalSteps: job.Steps}, job.Data)
+			if errs[r] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for r := 1; r < job.Workers; r++ {
+		for i, v := range results[r].Params {
+			if v != results[0].Params[i] {
+				return nil, fmt.Errorf("worker %d holds θ[%d] = %g, worker 0 %g", r, i, v, results[0].Params[i])
+			}
+		}
+	}
+	return results[0].Params, nil
+}

@@ -1,0 +1,125 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Version is the version of every message this build sends. A message of
+// another version is rejected with ErrVersion.
+const Version = 1
+
+// Errors of this package.
+var (
+	// ErrVersion: a message of a version this build does not speak.
+	ErrVersion = errors.New("wire: unknown message version")
+	// ErrDecode: a message that is not valid msgpack for its type.
+	ErrDecode = errors.New("wire: malformed message")
+	// ErrFloats: a tensor payload whose length is not a multiple of 4.
+	ErrFloats = errors.New("wire: tensor bytes are not whole float32s")
+)
+
+// Message is implemented by every wire message: its version field.
+type Message interface{ version() int }
+
+// Encode marshals m with msgpack.
+func Encode(m Message) ([]byte, error) { return msgpack.Marshal(m) }
+
+// Decode unmarshals data into m and checks its version.
+func Decode(data []byte, m Message) error {
+	if err := msgpack.Unmarshal(data, m); err != nil {
+		return fmt.Errorf("%w: %v", ErrDecode, err)
+	}
+	if v := m.version(); v != Version {
+		return fmt.Errorf("%w: %d (this build speaks %d)", ErrVersion, v, Version)
+	}
+	return nil
+}
+
+// GradChunk is one chunk of one rank's gradient for one step, pushed to the
+// server owning the chunk. Data holds the chunk's mean gradient over the
+// rank's N samples as raw little-endian float32s.
+type GradChunk struct {
+	V     int    `msgpack:"v"`
+	Job   string `msgpack:"job"`
+	Epoch uint64 `msgpack:"e"` // membership epoch
+	Step  int64  `msgpack:"t"`
+	Rank  int    `msgpack:"r"`
+	N     int    `msgpack:"n"` // samples behind this gradient
+	Chunk int    `msgpack:"c"` // chunk index within the server's range
+	Data  []byte `msgpack:"d"`
+}
+
+func (m *GradChunk) version() int { return m.V }
+
+// AckCode says what a server did with a push.
+type AckCode string
+
+// Ack codes. OK and Duplicate are successes; the others are refusals.
+const (
+	AckOK        AckCode = "ok"
+	AckDuplicate AckCode = "duplicate" // already had it: acknowledged, ignored
+	AckStale     AckCode = "stale"     // a step the server has finished
+	AckFuture    AckCode = "future"    // a step the server has not reached
+	AckEpoch     AckCode = "epoch"     // another membership epoch
+	AckRejected  AckCode = "rejected"  // malformed, another job, unknown rank or chunk
+)
+
+// Ack answers a push or a request.
+type Ack struct {
+	V      int     `msgpack:"v"`
+	Code   AckCode `msgpack:"code"`
+	Reason string  `msgpack:"reason,omitempty"`
+}
+
+func (m *Ack) version() int { return m.V }
+
+// Accepted reports whether the push was taken (or already held).
+func (m *Ack) Accepted() bool { return m.Code == AckOK || m.Code == AckDuplicate }
+
+// ParamChunk is one chunk of θ_Step, the parameters every member uses to
+// compute step Step, published once by its server and sent on pulls.
+type ParamChunk struct {
+	V      int    `msgpack:"v"`
+	Job    string `msgpack:"job"`
+	Epoch  uint64 `msgpack:"e"`
+	Step   int64  `msgpack:"t"`
+	Server int    `msgpack:"s"`
+	Chunk  int    `msgpack:"c"`
+	Offset int    `msgpack:"o"` // of the chunk in the flat vector
+	Data   []byte `msgpack:"d"`
+	// Skipped is set when step Step−1 was skipped (a non-finite gradient).
+	Skipped bool `msgpack:"skip,omitempty"`
+}
+
+func (m *ParamChunk) version() int { return m.V }
+
+// PullRequest asks a server for chunk Chunk of θ_Step.
+type PullRequest struct {
+	V     int    `msgpack:"v"`
+	Job   string `msgpack:"job"`
+	Step  int64  `msgpack:"t"`
+	Chunk int    `msgpack:"c"`
+}
+
+func (m *PullRequest) version() int { return m.V }
+
+// HeaderAck is set on a pull reply that carries an Ack (why the chunk
+// cannot be had) instead of a ParamChunk.
+const HeaderAck = "Maas-Ack"
+
+// Report is a parameter server's note to the coordinator.
+type Report struct {
+	V      int    `msgpack:"v"`
+	Job    string `msgpack:"job"`
+	Server int    `msgpack:"s"`
+	Kind   string `msgpack:"kind"` // "step", "missing", "bad_step", "failed"
+	Step   int64  `msgpack:"t"`
+	// Missing lists the ranks a barrier timed out waiting for.
+	Missing []int  `msgpack:"missing,omitempty"`
+	Reason  string `msgpack:"reason,omitempty"`
+}
+
+func (m *Report) version() int { return m.V }

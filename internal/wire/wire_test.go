@@ -1,0 +1,90 @@
+package wire
+
+import (
+	"errors"
+	"math"
+	"testing"
+)
+
+func TestFloatsRoundTrip(t *testing.T) {
+	src := []float32{0, 1, -2.5, float32(math.Inf(1)), math.SmallestNonzeroFloat32, 3.4e38}
+	b := AppendFloats(nil, src)
+	if len(b) != 4*len(src) {
+		t.Fatalf("%d bytes for %d floats", len(b), len(src))
+	}
+	// Little-endian: 1.0 is 00 00 80 3f.
+	if b[4] != 0 || b[5] != 0 || b[6] != 0x80 || b[7] != 0x3f {
+		t.Fatalf("1.0 encoded as % x", b[4:8])
+	}
+	got := make([]float32, len(src))
+	if err := Floats(got, b); err != nil {
+		t.Fatal(err)
+	}
+	for i := range src {
+		if got[i] != src[i] {
+			t.Fatalf("[%d] = %g, want %g", i, got[i], src[i])
+		}
+	}
+	if err := Floats(got, b[:5]); !errors.Is(err, ErrFloats) {
+		t.Fatalf("5 bytes: %v", err)
+	}
+	if err := Floats(got[:2], b); !errors.Is(err, ErrFloats) {
+		t.Fatalf("length mismatch: %v", err)
+	}
+}
+
+func TestMessagesRoundTripAndVersion(t *testing.T) {
+	in := &GradChunk{V: Version, Job: "j1", Epoch: 2, Step: 7, Rank: 1, N: 21, Chunk: 3, Data: AppendFloats(nil, []float32{1, 2})}
+	b, err := Encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out GradChunk
+	if err := Decode(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Job != "j1" || out.Step != 7 || out.Rank != 1 || out.N != 21 || out.Chunk != 3 || len(out.Data) != 8 {
+		t.Fatalf("round trip: %+v", out)
+	}
+	in.V = Version + 1
+	b, _ = Encode(in)
+	if err := Decode(b, &out); !errors.Is(err, ErrVersion) {
+		t.Fatalf("a future version: %v", err)
+	}
+	if err := Decode([]byte{0xc1, 0x00}, &out); !errors.Is(err, ErrDecode) {
+		t.Fatalf("garbage: %v", err)
+	}
+}
+
+func TestSplitAndChunks(t *testing.T) {
+	for _, c := range []struct{ n, parts int }{{10, 3}, {241546, 2}, {5, 5}, {3, 1}} {
+		rs := Split(c.n, c.parts)
+		next := 0
+		for _, r := range rs {
+			if r.Lo != next || r.Len() < c.n/c.parts || r.Len() > c.n/c.parts+1 {
+				t.Fatalf("Split(%d, %d) = %v", c.n, c.parts, rs)
+			}
+			next = r.Hi
+		}
+		if next != c.n {
+			t.Fatalf("Split(%d, %d) ends at %d", c.n, c.parts, next)
+		}
+	}
+	cs := Chunks(Range{Lo: 5, Hi: 25}, 8)
+	if len(cs) != 3 || cs[0] != (Range{5, 13}) || cs[2] != (Range{21, 25}) {
+		t.Fatalf("Chunks = %v", cs)
+	}
+	// A chunk message stays under NATS's default 1 MiB max_payload.
+	b, _ := Encode(&GradChunk{V: Version, Job: "x", Data: make([]byte, 4*DefaultChunkFloats)})
+	if len(b) > 1<<20-1024 {
+		t.Fatalf("a full chunk encodes to %d bytes", len(b))
+	}
+}
+
+func TestJobIDs(t *testing.T) {
+	for id, ok := range map[string]bool{"mnist-1": true, "a_b": true, "": false, "a.b": false, "a*": false, "a>": false, "a b": false} {
+		if ValidJobID(id) != ok {
+			t.Errorf("ValidJobID(%q) = %v", id, !ok)
+		}
+	}
+}

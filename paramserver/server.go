@@ -1,0 +1,467 @@
+package paramserver
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/maas-ml/maas/internal/wire"
+	"github.com/maas-ml/maas/nn"
+)
+
+// Errors returned by this package.
+var (
+	// ErrAssignment: an assignment that cannot be served.
+	ErrAssignment = errors.New("paramserver: invalid assignment")
+	// ErrUnknownJob: no job of that id is served here.
+	ErrUnknownJob = errors.New("paramserver: unknown job")
+)
+
+// Assignment is what a server needs to serve one job's key range during one
+// membership epoch.
+type Assignment struct {
+	Job    string
+	Server int          // index of this server's range in Ranges
+	Ranges []wire.Range // every server's range, covering [0, N)
+	// ChunkFloats is the chunk size (default wire.DefaultChunkFloats).
+	ChunkFloats int
+	Epoch       uint64 // membership epoch
+	Members     int    // ranks 0..Members−1 push every step
+	FromStep    int64  // the first step of this epoch
+	Optimizer   nn.OptimizerSpec
+	Schedule    nn.ScheduleSpec
+	// StepsPerEpoch and TotalSteps feed the learning-rate schedule.
+	StepsPerEpoch, TotalSteps int
+	// MaxBadSteps is how many non-finite steps are skipped before the
+	// server reports the job failed (default 3).
+	MaxBadSteps int
+}
+
+func (a *Assignment) validate() error {
+	switch {
+	case !wire.ValidJobID(a.Job):
+		return fmt.Errorf("%w: job id %q", ErrAssignment, a.Job)
+	case a.Server < 0 || a.Server >= len(a.Ranges):
+		return fmt.Errorf("%w: server %d of %d ranges", ErrAssignment, a.Server, len(a.Ranges))
+	case a.Members <= 0:
+		return fmt.Errorf("%w: %d members", ErrAssignment, a.Members)
+	case a.Optimizer.ClipNorm > 0 && len(a.Ranges) > 1:
+		return fmt.Errorf("%w: optimizer.clip_norm needs the global gradient norm, which one of several servers does not have; use one parameter server", ErrAssignment)
+	case a.StepsPerEpoch <= 0 || a.TotalSteps <= 0:
+		return fmt.Errorf("%w: %d steps per epoch, %d in all", ErrAssignment, a.StepsPerEpoch, a.TotalSteps)
+	}
+	next := 0
+	for i, r := range a.Ranges {
+		if r.Lo != next || r.Hi < r.Lo {
+			return fmt.Errorf("%w: range %d is %v, want it to start at %d", ErrAssignment, i, r, next)
+		}
+		next = r.Hi
+	}
+	if a.ChunkFloats == 0 {
+		a.ChunkFloats = wire.DefaultChunkFloats
+	}
+	if a.MaxBadSteps == 0 {
+		a.MaxBadSteps = 3
+	}
+	return a.Optimizer.Validate()
+}
+
+// Config configures a server.
+type Config struct {
+	// BarrierTimeout bounds how long a step waits for its last push before
+	// the missing ranks are reported to the coordinator.
+	BarrierTimeout time.Duration
+	Logger         *zap.Logger
+}
+
+// DefaultConfig has a 30 s barrier timeout.
+func DefaultConfig() Config { return Config{BarrierTimeout: 30 * time.Second, Logger: zap.NewNop()} }
+
+// Server serves key ranges of jobs over NATS.
+type Server struct {
+	nc  *nats.Conn
+	cfg Config
+
+	mu   sync.Mutex // guards jobs and every jobState
+	jobs map[string]*jobState
+}
+
+// Stats counts what a job's server did.
+type Stats struct {
+	Step       int64 // the step being aggregated
+	Completed  int64 // steps applied
+	BadSteps   int64 // steps skipped for a non-finite gradient
+	Duplicates int64 // pushes acknowledged and ignored
+	Rejected   int64 // pushes refused (stale, future, other epoch, malformed)
+	Missing    int64 // barrier timeouts reported
+}
+
+type jobState struct {
+	a      Assignment
+	rng    wire.Range
+	chunks []wire.Range // absolute ranges of the chunks of rng
+	theta  []float32    // θ_step for rng
+	opt    nn.Optimizer
+	step   int64
+
+	grads [][]float32 // per rank, the gradient for rng
+	ns    []int       // per rank, its sample count this step
+	have  [][]bool    // [rank][chunk]
+	count int
+	sum   []float32
+
+	current [][]byte // the encoded ParamChunks of θ_step, for pulls
+	barrier *time.Timer
+	subs    []*nats.Subscription
+	stats   Stats
+	failed  bool
+}
+
+// New returns a server on connection nc.
+func New(nc *nats.Conn, cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.BarrierTimeout <= 0 {
+		cfg.BarrierTimeout = DefaultConfig().BarrierTimeout
+	}
+	return &Server{nc: nc, cfg: cfg, jobs: map[string]*jobState{}}
+}
+
+// Serve starts serving a's range of job a.Job from theta (θ_FromStep for
+// the range, copied) and opt (the optimizer state for the range, or nil for
+// a fresh one). It publishes θ_FromStep so members can start.
+func (s *Server) Serve(a Assignment, theta []float32, opt nn.Optimizer) error {
+	if err := a.validate(); err != nil {
+		return err
+	}
+	rng := a.Ranges[a.Server]
+	if len(theta) != rng.Len() {
+		return fmt.Errorf("%w: %d initial parameters for range %v", ErrAssignment, len(theta), rng)
+	}
+	if opt == nil {
+		var err error
+		if opt, err = nn.NewOptimizer(a.Optimizer, rng.Len()); err != nil {
+			return err
+		}
+	}
+	js := &jobState{a: a, rng: rng, chunks: wire.Chunks(rng, a.ChunkFloats), theta: append([]float32(nil), theta...),
+		opt: opt, step: a.FromStep, sum: make([]float32, rng.Len())}
+	js.resetPartials()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.jobs[a.Job]; dup {
+		return fmt.Errorf("%w: job %s is already served here", ErrAssignment, a.Job)
+	}
+	gs, err := s.nc.Subscribe(wire.GradSubject(a.Job, a.Server), s.onGrad)
+	if err != nil {
+		return err
+	}
+	ps, err := s.nc.Subscribe(wire.PullSubject(a.Job, a.Server), s.onPull)
+	if err != nil {
+		gs.Unsubscribe()
+		return err
+	}
+	js.subs = []*nats.Subscription{gs, ps}
+	s.jobs[a.Job] = js
+	return s.publishLocked(js, false)
+}
+
+// Stop stops serving job and returns its final parameters for the range.
+func (s *Server) Stop(job string) ([]float32, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	js, ok := s.jobs[job]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownJob, job)
+	}
+	for _, sub := range js.subs {
+		sub.Unsubscribe()
+	}
+	if js.barrier != nil {
+		js.barrier.Stop()
+	}
+	delete(s.jobs, job)
+	return js.theta, nil
+}
+
+// Stats returns the job's counters.
+func (s *Server) Stats(job string) (Stats, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	js, ok := s.jobs[job]
+	if !ok {
+		return Stats{}, false
+	}
+	st := js.stats
+	st.Step = js.step
+	return st, true
+}
+
+func (js *jobState) resetPartials() {
+	k := js.a.Members
+	if len(js.grads) != k {
+		js.grads = make([][]float32, k)
+		js.ns = make([]int, k)
+		js.have = make([][]bool, k)
+		for r := range js.grads {
+			js.grads[r] = make([]float32, js.rng.Len())
+			js.have[r] = make([]bool, len(js.chunks))
+		}
+	}
+	for r := range js.have {
+		clear(js.have[r])
+		js.ns[r] = 0
+	}
+	js.count = 0
+}
+
+func (s *Server) respond(m *nats.Msg, code wire.AckCode, reason string) {
+	if m.Reply == "" {
+		return
+	}
+	b, err := wire.Encode(&wire.Ack{V: wire.Version, Code: code, Reason: reason})
+	if err == nil {
+		m.Respond(b)
+	}
+}
+
+// onGrad takes one pushed gradient chunk.
+func (s *Server) onGrad(m *nats.Msg) {
+	var g wire.GradChunk
+	if err := wire.Decode(m.Data, &g); err != nil {
+		s.mu.Lock()
+		for _, js := range s.jobs { // count it against the job this subject belongs to
+			if m.Subject == wire.GradSubject(js.a.Job, js.a.Server) {
+				js.stats.Rejected++
+			}
+		}
+		s.mu.Unlock()
+		s.respond(m, wire.AckRejected, err.Error())
+		return
+	}
+	code, reason := s.takeGrad(m.Subject, &g)
+	s.respond(m, code, reason)
+}
+
+func (s *Server) takeGrad(subject string, g *wire.GradChunk) (wire.AckCode, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	js, ok := s.jobs[g.Job]
+	if !ok || subject != wire.GradSubject(js.a.Job, js.a.Server) {
+		for _, other := range s.jobs {
+			if subject == wire.GradSubject(other.a.Job, other.a.Server) {
+				other.stats.Rejected++
+			}
+		}
+		return wire.AckRejected, fmt.Sprintf("job %q is not served on this subject", g.Job)
+	}
+	reject := func(code wire.AckCode, format string, args ...any) (wire.AckCode, string) {
+		js.stats.Rejected++
+		return code, fmt.Sprintf(format, args...)
+	}
+	switch {
+	case js.failed:
+		return reject(wire.AckRejected, "job failed")
+	case g.Epoch != js.a.Epoch:
+		return reject(wire.AckEpoch, "membership epoch %d, the server is in %d", g.Epoch, js.a.Epoch)
+	case g.Step < js.step:
+		return reject(wire.AckStale, "step %d is done; the server is at step %d", g.Step, js.step)
+	case g.Step > js.step:
+		return reject(wire.AckFuture, "step %d is ahead of the server's step %d", g.Step, js.step)
+	case g.Rank < 0 || g.Rank >= js.a.Members:
+		return reject(wire.AckRejected, "rank %d is not a member (0..%d)", g.Rank, js.a.Members-1)
+	case g.Chunk < 0 || g.Chunk >= len(js.chunks):
+		return reject(wire.AckRejected, "chunk %d out of 0..%d", g.Chunk, len(js.chunks)-1)
+	case g.N < 0:
+		return reject(wire.AckRejected, "negative sample count %d", g.N)
+	}
+	if js.have[g.Rank][g.Chunk] {
+		js.stats.Duplicates++
+		return wire.AckDuplicate, ""
+	}
+	c := js.chunks[g.Chunk]
+	dst := js.grads[g.Rank][c.Lo-js.rng.Lo : c.Hi-js.rng.Lo]
+	if err := wire.Floats(dst, g.Data); err != nil {
+		return reject(wire.AckRejected, "chunk %d: %v", g.Chunk, err)
+	}
+	if js.count > 0 && js.ns[g.Rank] != g.N && js.rankStarted(g.Rank) {
+		return reject(wire.AckRejected, "rank %d sent %d samples in one chunk and %d in another", g.Rank, g.N, js.ns[g.Rank])
+	}
+	js.ns[g.Rank] = g.N
+	js.have[g.Rank][g.Chunk] = true
+	js.count++
+	if js.count == 1 {
+		s.armBarrierLocked(js)
+	}
+	if js.count == js.a.Members*len(js.chunks) {
+		s.completeLocked(js)
+	}
+	return wire.AckOK, ""
+}
+
+func (js *jobState) rankStarted(rank int) bool {
+	for _, h := range js.have[rank] {
+		if h {
+			return true
+		}
+	}
+	return false
+}
+
+// armBarrierLocked starts the barrier timer of the current step.
+func (s *Server) armBarrierLocked(js *jobState) {
+	step, job := js.step, js.a.Job
+	if js.barrier != nil {
+		js.barrier.Stop()
+	}
+	js.barrier = time.AfterFunc(s.cfg.BarrierTimeout, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		cur, ok := s.jobs[job]
+		if !ok || cur != js || js.step != step {
+			return
+		}
+		var missing []int
+		for r, have := range js.have {
+			for _, h := range have {
+				if !h {
+					missing = append(missing, r)
+					break
+				}
+			}
+		}
+		js.stats.Missing++
+		s.cfg.Logger.Warn("barrier timeout", zap.String("job", job), zap.Int64("step", step), zap.Ints("missing", missing))
+		s.report(js, "missing", missing, fmt.Sprintf("step %d waited %v for ranks %v", step, s.cfg.BarrierTimeout, missing))
+	})
+}
+
+// completeLocked applies step js.step: the weighted sum in rank order, the
+// finiteness check, the optimizer, and the publication of θ_{step+1}.
+func (s *Server) completeLocked(js *jobState) {
+	if js.barrier != nil {
+		js.barrier.Stop()
+	}
+	total := 0
+	for _, n := range js.ns {
+		total += n
+	}
+	clear(js.sum)
+	if total > 0 {
+		for r, g := range js.grads { // rank order: deterministic
+			w := float32(float64(js.ns[r]) / float64(total))
+			if w == 0 {
+				continue
+			}
+			sum := js.sum[:len(g)]
+			for i, v := range g {
+				sum[i] += w * v
+			}
+		}
+	}
+	skipped := !finite(js.sum)
+	if skipped {
+		js.stats.BadSteps++
+		s.cfg.Logger.Warn("non-finite gradient: step skipped", zap.String("job", js.a.Job), zap.Int64("step", js.step))
+		s.report(js, "bad_step", nil, fmt.Sprintf("step %d: non-finite gradient, skipped", js.step))
+		if js.stats.BadSteps > int64(js.a.MaxBadSteps) {
+			js.failed = true
+			s.report(js, "failed", nil, fmt.Sprintf("%d steps had non-finite gradients (max_bad_steps %d)", js.stats.BadSteps, js.a.MaxBadSteps))
+		}
+	} else {
+		a := js.a
+		if a.Optimizer.ClipNorm > 0 {
+			nn.ClipGradNorm(js.sum, a.Optimizer.ClipNorm)
+		}
+		lr := a.Schedule.LR(a.Optimizer.LR, int(js.step), a.StepsPerEpoch, a.TotalSteps)
+		js.opt.Step(js.theta, js.sum, lr)
+		js.stats.Completed++
+	}
+	js.step++
+	js.resetPartials()
+	if err := s.publishLocked(js, skipped); err != nil {
+		s.cfg.Logger.Error("publish parameters", zap.String("job", js.a.Job), zap.Error(err))
+	}
+	s.report(js, "step", nil, "")
+}
+
+func finite(v []float32) bool {
+	for _, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// publishLocked encodes θ_step chunk by chunk, keeps the messages for pulls
+// and publishes each once on the job's parameter subject.
+func (s *Server) publishLocked(js *jobState, skipped bool) error {
+	js.current = js.current[:0]
+	for i, c := range js.chunks {
+		b, err := wire.Encode(&wire.ParamChunk{V: wire.Version, Job: js.a.Job, Epoch: js.a.Epoch, Step: js.step,
+			Server: js.a.Server, Chunk: i, Offset: c.Lo, Skipped: skipped,
+			Data: wire.AppendFloats(nil, js.theta[c.Lo-js.rng.Lo:c.Hi-js.rng.Lo])})
+		if err != nil {
+			return err
+		}
+		js.current = append(js.current, b)
+		if err := s.nc.Publish(wire.ParamSubject(js.a.Job), b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onPull answers a request for a chunk of the current parameters.
+func (s *Server) onPull(m *nats.Msg) {
+	var req wire.PullRequest
+	reply := func(code wire.AckCode, reason string, chunk []byte) {
+		if chunk != nil {
+			m.Respond(chunk)
+			return
+		}
+		b, err := wire.Encode(&wire.Ack{V: wire.Version, Code: code, Reason: reason})
+		if err == nil {
+			m.RespondMsg(&nats.Msg{Data: b, Header: nats.Header{wire.HeaderAck: []string{string(code)}}})
+		}
+	}
+	if err := wire.Decode(m.Data, &req); err != nil {
+		reply(wire.AckRejected, err.Error(), nil)
+		return
+	}
+	s.mu.Lock()
+	js, ok := s.jobs[req.Job]
+	var code wire.AckCode
+	var reason string
+	var chunk []byte
+	switch {
+	case !ok:
+		code, reason = wire.AckRejected, fmt.Sprintf("job %q is not served here", req.Job)
+	case req.Chunk < 0 || req.Chunk >= len(js.current):
+		code, reason = wire.AckRejected, fmt.Sprintf("chunk %d out of range", req.Chunk)
+	case req.Step < js.step:
+		code, reason = wire.AckStale, fmt.Sprintf("θ_%d is gone; the server holds θ_%d", req.Step, js.step)
+	case req.Step > js.step:
+		code, reason = wire.AckFuture, fmt.Sprintf("θ_%d is not ready; the server holds θ_%d", req.Step, js.step)
+	default:
+		chunk = js.current[req.Chunk]
+	}
+	s.mu.Unlock()
+	reply(code, reason, chunk)
+}
+
+// report tells the coordinator what happened (a plain message).
+func (s *Server) report(js *jobState, kind string, missing []int, reason string) {
+	b, err := wire.Encode(&wire.Report{V: wire.Version, Job: js.a.Job, Server: js.a.Server, Kind: kind,
+		Step: js.step, Missing: missing, Reason: reason})
+	if err == nil {
+		s.nc.Publish(wire.SubjReport, b)
+	}
+}

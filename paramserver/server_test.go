@@ -1,0 +1,270 @@
+package paramserver_test
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/maas-ml/maas/internal/cluster"
+	"github.com/maas-ml/maas/internal/wire"
+	"github.com/maas-ml/maas/nn"
+	"github.com/maas-ml/maas/paramserver"
+)
+
+// fixture serves a 10-float range split in chunks of 4 (chunks 0..2) to two
+// ranks with plain SGD at lr 1, so θ_{t+1} = θ_t − Σ_r (n_r/B)·g_r.
+type fixture struct {
+	t       *testing.T
+	nc      *nats.Conn
+	ps      *paramserver.Server
+	params  chan *wire.ParamChunk
+	reports chan *wire.Report
+}
+
+func newFixture(t *testing.T, barrier time.Duration, maxBad int) *fixture {
+	s := cluster.StartNATS(t)
+	f := &fixture{t: t, nc: cluster.Connect(t, s), params: make(chan *wire.ParamChunk, 100), reports: make(chan *wire.Report, 100)}
+	f.nc.Subscribe(wire.ParamSubject("j"), func(m *nats.Msg) {
+		var pc wire.ParamChunk
+		if wire.Decode(m.Data, &pc) == nil {
+			f.params <- &pc
+		}
+	})
+	f.nc.Subscribe(wire.SubjReport, func(m *nats.Msg) {
+		var r wire.Report
+		if wire.Decode(m.Data, &r) == nil {
+			f.reports <- &r
+		}
+	})
+	f.nc.Flush()
+	cfg := paramserver.DefaultConfig()
+	cfg.BarrierTimeout = barrier
+	f.ps = paramserver.New(cluster.Connect(t, s), cfg)
+	a := paramserver.Assignment{Job: "j", Ranges: []wire.Range{{Lo: 0, Hi: 10}}, ChunkFloats: 4, Epoch: 1, Members: 2,
+		Optimizer: nn.OptimizerSpec{Type: "sgd", LR: 1}, StepsPerEpoch: 10, TotalSteps: 10, MaxBadSteps: maxBad}
+	if err := f.ps.Serve(a, make([]float32, 10), nil); err != nil {
+		t.Fatal(err)
+	}
+	f.collect(0) // θ_0 is published at start
+	return f
+}
+
+func (f *fixture) push(step int64, rank, n, chunk int, vals []float32, epoch uint64) wire.Ack {
+	f.t.Helper()
+	b, _ := wire.Encode(&wire.GradChunk{V: wire.Version, Job: "j", Epoch: epoch, Step: step, Rank: rank, N: n, Chunk: chunk, Data: wire.AppendFloats(nil, vals)})
+	m, err := f.nc.Request(wire.GradSubject("j", 0), b, 2*time.Second)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var ack wire.Ack
+	if err := wire.Decode(m.Data, &ack); err != nil {
+		f.t.Fatal(err)
+	}
+	return ack
+}
+
+func fill(n int, v float32) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = v
+	}
+	return s
+}
+
+// pushAll pushes a full gradient of constant value v for rank with n samples.
+func (f *fixture) pushAll(step int64, rank, n int, v float32) {
+	for c, size := range []int{4, 4, 2} {
+		if ack := f.push(step, rank, n, c, fill(size, v), 1); !ack.Accepted() {
+			f.t.Fatalf("push step %d rank %d chunk %d: %s %s", step, rank, c, ack.Code, ack.Reason)
+		}
+	}
+}
+
+// collect returns θ_step from the fanned-out chunks.
+func (f *fixture) collect(step int64) []float32 {
+	f.t.Helper()
+	theta := make([]float32, 10)
+	for got := 0; got < 3; {
+		select {
+		case pc := <-f.params:
+			if pc.Step != step {
+				f.t.Fatalf("got θ_%d, want θ_%d", pc.Step, step)
+			}
+			if err := wire.Floats(theta[pc.Offset:pc.Offset+len(pc.Data)/4], pc.Data); err != nil {
+				f.t.Fatal(err)
+			}
+			got++
+		case <-time.After(5 * time.Second):
+			f.t.Fatalf("θ_%d not published", step)
+		}
+	}
+	return theta
+}
+
+func TestWeightedAverageAndPublication(t *testing.T) {
+	f := newFixture(t, time.Minute, 3)
+	// Rank 0: 3 samples of gradient 1; rank 1: 1 sample of gradient 5.
+	// Σ (n_r/B)·g_r = 3/4·1 + 1/4·5 = 2, so θ_1 = −2.
+	f.pushAll(0, 0, 3, 1)
+	f.pushAll(0, 1, 1, 5)
+	theta := f.collect(1)
+	for i, v := range theta {
+		if v != -2 {
+			t.Fatalf("θ_1[%d] = %g, want −2", i, v)
+		}
+	}
+	st, _ := f.ps.Stats("j")
+	if st.Step != 1 || st.Completed != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestDuplicatesStaleFutureAndEpoch(t *testing.T) {
+	f := newFixture(t, time.Minute, 3)
+	if ack := f.push(0, 0, 2, 0, fill(4, 1), 1); ack.Code != wire.AckOK {
+		t.Fatalf("first push: %+v", ack)
+	}
+	if ack := f.push(0, 0, 2, 0, fill(4, 100), 1); ack.Code != wire.AckDuplicate {
+		t.Fatalf("duplicate push: %+v", ack)
+	}
+	if ack := f.push(1, 0, 2, 0, fill(4, 1), 1); ack.Code != wire.AckFuture {
+		t.Fatalf("future step: %+v", ack)
+	}
+	if ack := f.push(0, 0, 2, 1, fill(4, 1), 2); ack.Code != wire.AckEpoch {
+		t.Fatalf("other epoch: %+v", ack)
+	}
+	if ack := f.push(0, 5, 2, 1, fill(4, 1), 1); ack.Code != wire.AckRejected {
+		t.Fatalf("unknown rank: %+v", ack)
+	}
+	if ack := f.push(0, 1, 2, 1, fill(3, 1), 1); ack.Code != wire.AckRejected {
+		t.Fatalf("short chunk: %+v", ack)
+	}
+	b, _ := wire.Encode(&wire.GradChunk{V: 99, Job: "j"})
+	m, err := f.nc.Request(wire.GradSubject("j", 0), b, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ack wire.Ack
+	wire.Decode(m.Data, &ack)
+	if ack.Code != wire.AckRejected {
+		t.Fatalf("unknown message version: %+v", ack)
+	}
+	// Finish step 0; the duplicate's 100s must not have been used.
+	f.push(0, 0, 2, 1, fill(4, 1), 1)
+	f.push(0, 0, 2, 2, fill(2, 1), 1)
+	f.pushAll(0, 1, 2, 1)
+	if theta := f.collect(1); theta[0] != -1 {
+		t.Fatalf("θ_1[0] = %g, want −1 (the duplicate was averaged in?)", theta[0])
+	}
+	if ack := f.push(0, 0, 2, 0, fill(4, 1), 1); ack.Code != wire.AckStale {
+		t.Fatalf("stale step: %+v", ack)
+	}
+	st, _ := f.ps.Stats("j")
+	if st.Duplicates != 1 || st.Rejected != 6 {
+		t.Fatalf("stats %+v, want 1 duplicate and 6 rejected", st)
+	}
+}
+
+func TestNonFiniteStepsSkippedThenFail(t *testing.T) {
+	f := newFixture(t, time.Minute, 1)
+	for step := int64(0); step < 2; step++ {
+		f.pushAll(step, 0, 1, float32(math.NaN()))
+		f.pushAll(step, 1, 1, 1)
+		theta := f.collect(step + 1)
+		for _, v := range theta {
+			if v != 0 {
+				t.Fatalf("a skipped step changed θ: %v", theta)
+			}
+		}
+	}
+	kinds := map[string]int{}
+	timeout := time.After(5 * time.Second)
+	for kinds["failed"] == 0 {
+		select {
+		case r := <-f.reports:
+			kinds[r.Kind]++
+		case <-timeout:
+			t.Fatalf("no failure reported after 2 bad steps with max_bad_steps 1: %v", kinds)
+		}
+	}
+	if kinds["bad_step"] != 2 {
+		t.Fatalf("reports %v", kinds)
+	}
+	if ack := f.push(2, 0, 1, 0, fill(4, 1), 1); ack.Accepted() {
+		t.Fatal("a failed job still takes pushes")
+	}
+}
+
+func TestBarrierTimeoutReportsMissing(t *testing.T) {
+	f := newFixture(t, 200*time.Millisecond, 3)
+	f.pushAll(0, 0, 1, 1) // rank 1 never pushes
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case r := <-f.reports:
+			if r.Kind == "missing" {
+				if len(r.Missing) != 1 || r.Missing[0] != 1 || r.Step != 0 {
+					t.Fatalf("report %+v, want rank 1 missing at step 0", r)
+				}
+				return
+			}
+		case <-timeout:
+			t.Fatal("no missing-member report after the barrier timeout")
+		}
+	}
+}
+
+func TestPull(t *testing.T) {
+	f := newFixture(t, time.Minute, 3)
+	pull := func(step int64, chunk int) (*wire.ParamChunk, string) {
+		b, _ := wire.Encode(&wire.PullRequest{V: wire.Version, Job: "j", Step: step, Chunk: chunk})
+		m, err := f.nc.Request(wire.PullSubject("j", 0), b, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := m.Header.Get(wire.HeaderAck); code != "" {
+			return nil, code
+		}
+		var pc wire.ParamChunk
+		if err := wire.Decode(m.Data, &pc); err != nil {
+			t.Fatal(err)
+		}
+		return &pc, ""
+	}
+	if pc, code := pull(0, 2); pc == nil || pc.Offset != 8 || len(pc.Data) != 8 {
+		t.Fatalf("pull θ_0 chunk 2: %+v %s", pc, code)
+	}
+	if _, code := pull(1, 0); code != string(wire.AckFuture) {
+		t.Fatalf("pull of a future step: %q", code)
+	}
+	if _, code := pull(0, 7); code != string(wire.AckRejected) {
+		t.Fatalf("pull of a chunk out of range: %q", code)
+	}
+}
+
+func TestBadAssignments(t *testing.T) {
+	s := cluster.StartNATS(t)
+	ps := paramserver.New(cluster.Connect(t, s), paramserver.DefaultConfig())
+	good := paramserver.Assignment{Job: "j", Ranges: []wire.Range{{Lo: 0, Hi: 5}, {Lo: 5, Hi: 10}}, Members: 1,
+		Optimizer: nn.OptimizerSpec{Type: "sgd", LR: 1}, StepsPerEpoch: 1, TotalSteps: 1}
+	cases := map[string]func(a *paramserver.Assignment){
+		"bad job id":          func(a *paramserver.Assignment) { a.Job = "a.b" },
+		"server out of range": func(a *paramserver.Assignment) { a.Server = 2 },
+		"no members":          func(a *paramserver.Assignment) { a.Members = 0 },
+		"gap in ranges":       func(a *paramserver.Assignment) { a.Ranges[1].Lo = 6 },
+		"clip with 2 servers": func(a *paramserver.Assignment) { a.Optimizer.ClipNorm = 1 },
+	}
+	for name, mutate := range cases {
+		a := good
+		a.Ranges = append([]wire.Range(nil), good.Ranges...)
+		mutate(&a)
+		if err := ps.Serve(a, make([]float32, 5), nil); err == nil {
+			t.Errorf("%s: served", name)
+		}
+	}
+	if err := ps.Serve(good, make([]float32, 4), nil); err == nil {
+		t.Error("served with the wrong number of initial parameters")
+	}
+}

@@ -1,0 +1,399 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/maas-ml/maas/internal/dataset"
+	"github.com/maas-ml/maas/internal/jobspec"
+	"github.com/maas-ml/maas/internal/wire"
+	"github.com/maas-ml/maas/nn"
+	"github.com/maas-ml/maas/tensor"
+)
+
+// Errors returned by Run.
+var (
+	// ErrAssignment: an assignment that cannot run.
+	ErrAssignment = errors.New("worker: invalid assignment")
+	// ErrEpochChanged: a server moved to another membership epoch; the
+	// worker must take its new assignment.
+	ErrEpochChanged = errors.New("worker: membership epoch changed")
+	// ErrTimeout: a push or pull was not answered within its bound and
+	// retries.
+	ErrTimeout = errors.New("worker: no answer from a parameter server")
+	// ErrRefused: a server refused a push for a reason retrying cannot fix.
+	ErrRefused = errors.New("worker: push refused")
+)
+
+// Assignment is one member's share of a job during one membership epoch.
+type Assignment struct {
+	Job     string
+	Spec    *jobspec.Spec
+	Epoch   uint64 // membership epoch
+	Rank    int
+	Members int
+	// Ranges are the servers' key ranges; server s owns Ranges[s].
+	Ranges      []wire.Range
+	ChunkFloats int
+	// FromStep is the first step to compute; TotalSteps ends the job.
+	FromStep, TotalSteps int64
+}
+
+// Config configures a worker.
+type Config struct {
+	Backend tensor.Backend
+	// PushTimeout bounds one push's wait for its ack; a push is retried
+	// PushRetries times.
+	PushTimeout time.Duration
+	PushRetries int
+	// ParamWait is how long to wait for θ_{t+1} to be fanned out before
+	// pulling the missing chunks; PullTimeout bounds each pull.
+	ParamWait   time.Duration
+	PullTimeout time.Duration
+	// StepTimeout bounds the whole wait for θ_{t+1} (the servers' barrier
+	// timeout plus slack).
+	StepTimeout time.Duration
+	Logger      *zap.Logger
+	// OnBatch, when set, sees the sample indices of every step this worker
+	// computes (a test hook).
+	OnBatch func(step int64, idx []int)
+	// OnStep, when set, is called after every step with its loss and
+	// accuracy on this worker's slice.
+	OnStep func(StepInfo)
+}
+
+// StepInfo describes one finished step on one worker.
+type StepInfo struct {
+	Step    int64
+	Loss    float32
+	Correct int
+	N       int
+	Compute time.Duration // forward and backward
+	Push    time.Duration // pushing every chunk and receiving the acks
+	Wait    time.Duration // waiting for θ_{t+1} (aggregation and fan-out)
+}
+
+// DefaultConfig returns bounded waits suited to a LAN.
+func DefaultConfig() Config {
+	return Config{PushTimeout: 5 * time.Second, PushRetries: 5, ParamWait: 2 * time.Second,
+		PullTimeout: 5 * time.Second, StepTimeout: 60 * time.Second, Logger: zap.NewNop()}
+}
+
+// chunkRef is one chunk of the flat vector and the server that owns it.
+type chunkRef struct {
+	server, index int
+	rng           wire.Range
+}
+
+// Worker computes gradients for one job assignment at a time.
+type Worker struct {
+	nc  *nats.Conn
+	cfg Config
+}
+
+// New returns a worker on connection nc.
+func New(nc *nats.Conn, cfg Config) *Worker {
+	d := DefaultConfig()
+	if cfg.Backend == nil {
+		cfg.Backend = tensor.Default()
+	}
+	if cfg.PushTimeout <= 0 {
+		cfg.PushTimeout = d.PushTimeout
+	}
+	if cfg.PushRetries <= 0 {
+		cfg.PushRetries = d.PushRetries
+	}
+	if cfg.ParamWait <= 0 {
+		cfg.ParamWait = d.ParamWait
+	}
+	if cfg.PullTimeout <= 0 {
+		cfg.PullTimeout = d.PullTimeout
+	}
+	if cfg.StepTimeout <= 0 {
+		cfg.StepTimeout = d.StepTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	return &Worker{nc: nc, cfg: cfg}
+}
+
+// paramInbox collects fanned-out parameter chunks by step.
+type paramInbox struct {
+	mu     sync.Mutex // guards chunks and wake
+	chunks map[int64]map[int][]byte
+	wake   chan struct{}
+}
+
+func (p *paramInbox) put(step int64, idx int, data []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.chunks[step] == nil {
+		p.chunks[step] = map[int][]byte{}
+	}
+	p.chunks[step][idx] = data
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run computes steps a.FromStep … a.TotalSteps−1 on data and returns the
+// model holding θ_TotalSteps.
+func (w *Worker) Run(ctx context.Context, a Assignment, data *dataset.Dataset) (*nn.Model, error) {
+	spec := a.Spec
+	if a.Rank < 0 || a.Rank >= a.Members || len(a.Ranges) == 0 || spec == nil {
+		return nil, fmt.Errorf("%w: rank %d of %d, %d servers", ErrAssignment, a.Rank, a.Members, len(a.Ranges))
+	}
+	m, err := nn.Build(spec.Model, w.cfg.Backend)
+	if err != nil {
+		return nil, err
+	}
+	if a.Ranges[len(a.Ranges)-1].Hi != len(m.Params) {
+		return nil, fmt.Errorf("%w: servers cover %d parameters, the model has %d", ErrAssignment, a.Ranges[len(a.Ranges)-1].Hi, len(m.Params))
+	}
+	if a.ChunkFloats == 0 {
+		a.ChunkFloats = wire.DefaultChunkFloats
+	}
+	var refs []chunkRef
+	for s, r := range a.Ranges {
+		for i, c := range wire.Chunks(r, a.ChunkFloats) {
+			refs = append(refs, chunkRef{server: s, index: i, rng: c})
+		}
+	}
+	key := func(server, idx int) int { return server<<20 | idx }
+	inbox := &paramInbox{chunks: map[int64]map[int][]byte{}, wake: make(chan struct{}, 1)}
+	sub, err := w.nc.Subscribe(wire.ParamSubject(a.Job), func(msg *nats.Msg) {
+		var pc wire.ParamChunk
+		if wire.Decode(msg.Data, &pc) != nil || pc.Job != a.Job {
+			return
+		}
+		inbox.put(pc.Step, key(pc.Server, pc.Chunk), pc.Data)
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+
+	// θ_FromStep: what was fanned out already, the rest pulled.
+	if err := w.awaitParams(ctx, a, m, refs, inbox, a.FromStep, key); err != nil {
+		return nil, err
+	}
+	loss := nn.NewSoftmaxCrossEntropy(w.cfg.Backend, m.OutShape()[0])
+	B := spec.BatchSize
+	spe := (data.N + B - 1) / B
+	x := make([]float32, (B/a.Members+1)*data.SampleSize())
+	y := make([]int32, B/a.Members+1)
+	norm := spec.Normalization()
+	var perm []int
+	permEpoch := -1
+	for t := a.FromStep; t < a.TotalSteps; t++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		epoch, i := int(t)/spe, int(t)%spe
+		if epoch != permEpoch {
+			perm = order(spec, data.N, epoch, perm)
+			permEpoch = epoch
+		}
+		batch := perm[i*B : min((i+1)*B, data.N)]
+		lo, hi := len(batch)*a.Rank/a.Members, len(batch)*(a.Rank+1)/a.Members
+		idx := batch[lo:hi]
+		if w.cfg.OnBatch != nil {
+			w.cfg.OnBatch(t, idx)
+		}
+		info := StepInfo{Step: t, N: len(idx)}
+		start := time.Now()
+		m.ZeroGrad()
+		if n := len(idx); n > 0 {
+			if err := data.Batch(idx, norm, x, y); err != nil {
+				return nil, err
+			}
+			info.Loss = loss.Forward(m.Forward(x[:n*data.SampleSize()], n, true), y[:n], n)
+			info.Correct = loss.Correct()
+			m.Backward(loss.Backward(), n)
+		}
+		info.Compute = time.Since(start)
+		start = time.Now()
+		if err := w.push(ctx, a, m.Grads, refs, t, len(idx)); err != nil {
+			return nil, err
+		}
+		info.Push = time.Since(start)
+		start = time.Now()
+		if err := w.awaitParams(ctx, a, m, refs, inbox, t+1, key); err != nil {
+			return nil, err
+		}
+		info.Wait = time.Since(start)
+		if w.cfg.OnStep != nil {
+			w.cfg.OnStep(info)
+		}
+	}
+	return m, nil
+}
+
+// order is the sample order of an epoch, as in single-process training.
+func order(spec *jobspec.Spec, n, epoch int, buf []int) []int {
+	if spec.ShuffleOn() {
+		return dataset.Permutation(buf, n, spec.Seed, epoch)
+	}
+	if len(buf) != n {
+		buf = make([]int, n)
+	}
+	for i := range buf {
+		buf[i] = i
+	}
+	return buf
+}
+
+// push sends every chunk of grads for step t and waits for every ack,
+// retrying a chunk whose ack does not come.
+func (w *Worker) push(ctx context.Context, a Assignment, grads []float32, refs []chunkRef, t int64, n int) error {
+	errs := make(chan error, len(refs))
+	for _, ref := range refs {
+		msg, err := wire.Encode(&wire.GradChunk{V: wire.Version, Job: a.Job, Epoch: a.Epoch, Step: t, Rank: a.Rank,
+			N: n, Chunk: ref.index, Data: wire.AppendFloats(nil, grads[ref.rng.Lo:ref.rng.Hi])})
+		if err != nil {
+			return err
+		}
+		go func() { errs <- w.pushOne(ctx, wire.GradSubject(a.Job, ref.server), msg, ref, t) }()
+	}
+	var first error
+	for range refs {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (w *Worker) pushOne(ctx context.Context, subject string, msg []byte, ref chunkRef, t int64) error {
+	for try := 0; try <= w.cfg.PushRetries; try++ {
+		rctx, cancel := context.WithTimeout(ctx, w.cfg.PushTimeout)
+		reply, err := w.nc.RequestWithContext(rctx, subject, msg)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			w.cfg.Logger.Debug("push retry", zap.String("subject", subject), zap.Int("try", try), zap.Error(err))
+			continue
+		}
+		var ack wire.Ack
+		if err := wire.Decode(reply.Data, &ack); err != nil {
+			return fmt.Errorf("%w: step %d chunk %d: %v", ErrRefused, t, ref.index, err)
+		}
+		switch {
+		case ack.Accepted():
+			return nil
+		case ack.Code == wire.AckEpoch || ack.Code == wire.AckStale || ack.Code == wire.AckFuture:
+			return fmt.Errorf("%w: step %d: %s", ErrEpochChanged, t, ack.Reason)
+		default:
+			return fmt.Errorf("%w: step %d chunk %d: %s", ErrRefused, t, ref.index, ack.Reason)
+		}
+	}
+	return fmt.Errorf("%w: push of step %d chunk %d to %s: %d tries of %v", ErrTimeout, t, ref.index, subject, w.cfg.PushRetries+1, w.cfg.PushTimeout)
+}
+
+// awaitParams fills m.Params with θ_step: chunks fanned out to the inbox,
+// and, after ParamWait, explicit pulls of those still missing.
+func (w *Worker) awaitParams(ctx context.Context, a Assignment, m *nn.Model, refs []chunkRef, inbox *paramInbox, step int64, key func(int, int) int) error {
+	deadline := time.Now().Add(w.cfg.StepTimeout)
+	pullAt := time.Now().Add(w.cfg.ParamWait)
+	got := 0
+	done := make([]bool, len(refs))
+	for {
+		inbox.mu.Lock()
+		have := inbox.chunks[step]
+		for i, ref := range refs {
+			if d, ok := have[key(ref.server, ref.index)]; ok && !done[i] {
+				if err := wire.Floats(m.Params[ref.rng.Lo:ref.rng.Hi], d); err != nil {
+					inbox.mu.Unlock()
+					return fmt.Errorf("worker: parameter chunk %d of server %d: %w", ref.index, ref.server, err)
+				}
+				done[i] = true
+				got++
+			}
+		}
+		for s := range inbox.chunks { // older steps are no longer needed
+			if s <= step {
+				delete(inbox.chunks, s)
+			}
+		}
+		if got < len(refs) && have != nil {
+			inbox.chunks[step] = have // keep the partial step
+		}
+		inbox.mu.Unlock()
+		if got == len(refs) {
+			return nil
+		}
+		now := time.Now()
+		if now.After(deadline) {
+			return fmt.Errorf("%w: θ_%d incomplete after %v (%d of %d chunks)", ErrTimeout, step, w.cfg.StepTimeout, got, len(refs))
+		}
+		if now.After(pullAt) {
+			for i, ref := range refs {
+				if done[i] {
+					continue
+				}
+				d, err := w.pull(ctx, a, ref, step)
+				if err != nil {
+					if errors.Is(err, errNotYet) {
+						continue
+					}
+					return err
+				}
+				if err := wire.Floats(m.Params[ref.rng.Lo:ref.rng.Hi], d); err != nil {
+					return err
+				}
+				done[i] = true
+				got++
+			}
+			pullAt = time.Now().Add(w.cfg.ParamWait)
+			continue
+		}
+		select {
+		case <-inbox.wake:
+		case <-time.After(time.Until(pullAt)):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+var errNotYet = errors.New("worker: parameters not ready")
+
+// pull asks a chunk's server for θ_step directly.
+func (w *Worker) pull(ctx context.Context, a Assignment, ref chunkRef, step int64) ([]byte, error) {
+	req, err := wire.Encode(&wire.PullRequest{V: wire.Version, Job: a.Job, Step: step, Chunk: ref.index})
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, w.cfg.PullTimeout)
+	defer cancel()
+	reply, err := w.nc.RequestWithContext(rctx, wire.PullSubject(a.Job, ref.server), req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, errNotYet // no answer yet: keep waiting within the step timeout
+	}
+	if code := reply.Header.Get(wire.HeaderAck); code != "" {
+		var ack wire.Ack
+		wire.Decode(reply.Data, &ack)
+		if ack.Code == wire.AckFuture {
+			return nil, errNotYet
+		}
+		return nil, fmt.Errorf("%w: pull of θ_%d chunk %d: %s", ErrEpochChanged, step, ref.index, ack.Reason)
+	}
+	var pc wire.ParamChunk
+	if err := wire.Decode(reply.Data, &pc); err != nil {
+		return nil, err
+	}
+	return pc.Data, nil
+}
