@@ -24,6 +24,7 @@ type gemmArgs struct {
 	parts          int
 	byRows         bool
 	kern           *microKernel
+	bufs           freeList[gemmBuffers]
 	wg             sync.WaitGroup
 }
 
@@ -38,19 +39,15 @@ type microKernel struct {
 // goKernel is the pure-Go micro-kernel, the fallback everywhere.
 var goKernel = &microKernel{name: "go", mr: 4, nr: 4, fn: kernel4x4}
 
-var gemmArgsPool = sync.Pool{New: func() any { return new(gemmArgs) }}
-
 // gemmBuffers are one core's packing buffers.
 type gemmBuffers struct {
 	a [gemmMC * gemmKC]float32
 	b [gemmKC * gemmNC]float32
 }
 
-var gemmBufPool = sync.Pool{New: func() any { return new(gemmBuffers) }}
-
 func (g *gemmArgs) run(part int) {
-	buf := gemmBufPool.Get().(*gemmBuffers)
-	defer gemmBufPool.Put(buf)
+	buf := g.bufs.get()
+	defer g.bufs.put(buf)
 	if g.byRows {
 		lo, hi := split(g.m, g.parts, g.kern.mr, part)
 		if lo == hi {
@@ -83,8 +80,8 @@ func (p *workerPool) gemm(kern *microKernel, transA, transB bool, m, n, k int, a
 	if m <= 0 || n <= 0 {
 		return
 	}
-	g := gemmArgsPool.Get().(*gemmArgs)
-	*g = gemmArgs{kern: kern, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta,
+	g := p.gemmArgs.get()
+	*g = gemmArgs{kern: kern, bufs: p.gemmBufs, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta,
 		a: a, b: b, c: c, lda: lda, ldb: ldb, ldc: ldc}
 	flops := 2 * m * n * k
 	parts := 1
@@ -100,7 +97,7 @@ func (p *workerPool) gemm(kern *microKernel, transA, transB bool, m, n, k int, a
 	g.parts = parts
 	p.run(g, parts, &g.wg)
 	*g = gemmArgs{}
-	gemmArgsPool.Put(g)
+	p.gemmArgs.put(g)
 }
 
 // gemmSerial computes C = alpha·op(A)·op(B) + beta·C on one core.

@@ -62,8 +62,6 @@ type convArgs struct {
 	wg      sync.WaitGroup
 }
 
-var convArgsPool = sync.Pool{New: func() any { return new(convArgs) }}
-
 func (a *convArgs) run(part int) {
 	if a.inverse {
 		lo, hi := split(a.n*a.geom.C, a.parts, 1, part)
@@ -75,7 +73,7 @@ func (a *convArgs) run(part int) {
 }
 
 func (g *GoBackend) conv(geom ConvGeom, n int, x, col []float32, inverse bool) {
-	a := convArgsPool.Get().(*convArgs)
+	a := g.pool.convArgs.get()
 	*a = convArgs{geom: geom, n: n, x: x, col: col, inverse: inverse}
 	work := geom.Rows()
 	if inverse {
@@ -87,7 +85,7 @@ func (g *GoBackend) conv(geom ConvGeom, n int, x, col []float32, inverse bool) {
 	}
 	g.pool.run(a, a.parts, &a.wg)
 	*a = convArgs{}
-	convArgsPool.Put(a)
+	g.pool.convArgs.put(a)
 }
 
 func (g *GoBackend) Im2Col(geom ConvGeom, n int, x, col []float32) { g.conv(geom, n, x, col, false) }

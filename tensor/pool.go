@@ -3,7 +3,7 @@ package tensor
 import "sync"
 
 // runner is a parallel kernel: run computes part `part` of its parts.
-// Kernels keep their arguments in a struct taken from a sync.Pool, so a
+// Kernels keep their arguments in a struct taken from a free list, so a
 // parallel call allocates nothing.
 type runner interface {
 	run(part int)
@@ -23,10 +23,42 @@ type workerPool struct {
 	jobs    chan poolJob
 	done    chan struct{}
 	wg      sync.WaitGroup // counts the worker goroutines
+
+	// Free lists of kernel arguments and GEMM packing buffers. Unlike a
+	// sync.Pool they survive garbage collections, so a steady training
+	// step never allocates.
+	gemmArgs freeList[gemmArgs]
+	convArgs freeList[convArgs]
+	gemmBufs freeList[gemmBuffers]
+}
+
+// freeList is a bounded list of reusable values.
+type freeList[T any] struct{ c chan *T }
+
+func newFreeList[T any](n int) freeList[T] { return freeList[T]{c: make(chan *T, n)} }
+
+// get returns a free value, or a new one.
+func (f freeList[T]) get() *T {
+	select {
+	case x := <-f.c:
+		return x
+	default:
+		return new(T)
+	}
+}
+
+// put returns x to the list (dropping it when the list is full).
+func (f freeList[T]) put(x *T) {
+	select {
+	case f.c <- x:
+	default:
+	}
 }
 
 func newWorkerPool(threads int) *workerPool {
-	p := &workerPool{threads: threads, jobs: make(chan poolJob, 4*threads), done: make(chan struct{})}
+	p := &workerPool{threads: threads, jobs: make(chan poolJob, 4*threads), done: make(chan struct{}),
+		gemmArgs: newFreeList[gemmArgs](4 * threads), convArgs: newFreeList[convArgs](4 * threads),
+		gemmBufs: newFreeList[gemmBuffers](4 * threads)}
 	for i := 1; i < threads; i++ {
 		p.wg.Add(1)
 		go p.work()
