@@ -1,8 +1,14 @@
 // Package coordinator is maas's control plane: a Raft-replicated state
-// machine (hashicorp/raft) holding jobs, membership, shard assignments, the
-// committed step cursor, checkpoints and the model index, with the HTTP API
-// the job CLI talks to. Only the leader schedules.
+// machine (hashicorp/raft, with raft-boltdb/v2 on disk and the TCP
+// transport) holding jobs, registered workers and parameter servers,
+// membership epochs, checkpoints and the model index, and the HTTP API the
+// CLI talks to.
 //
-// It is built by the distributed-training work; training in one process
-// (maas train) does not need it.
+// Every change is a Command applied by the deterministic FSM; commands carry
+// a request id, and the FSM ignores an id it has applied, so a client that
+// retries after a lost leadership does not apply twice. Only the leader
+// schedules: it subscribes to the control subjects while it leads, tracks
+// heartbeats and step reports in memory, starts queued jobs on idle members
+// and sends them their assignments. Followers redirect API calls to the
+// leader.
 package coordinator

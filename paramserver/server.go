@@ -40,6 +40,8 @@ type Assignment struct {
 	// MaxBadSteps is how many non-finite steps are skipped before the
 	// server reports the job failed (default 3).
 	MaxBadSteps int
+	// BarrierTimeout overrides the server's for this job when positive.
+	BarrierTimeout time.Duration
 }
 
 func (a *Assignment) validate() error {
@@ -320,7 +322,11 @@ func (s *Server) armBarrierLocked(js *jobState) {
 	if js.barrier != nil {
 		js.barrier.Stop()
 	}
-	js.barrier = time.AfterFunc(s.cfg.BarrierTimeout, func() {
+	timeout := s.cfg.BarrierTimeout
+	if js.a.BarrierTimeout > 0 {
+		timeout = js.a.BarrierTimeout
+	}
+	js.barrier = time.AfterFunc(timeout, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		cur, ok := s.jobs[job]
@@ -338,7 +344,7 @@ func (s *Server) armBarrierLocked(js *jobState) {
 		}
 		js.stats.Missing++
 		s.cfg.Logger.Warn("barrier timeout", zap.String("job", job), zap.Int64("step", step), zap.Ints("missing", missing))
-		s.report(js, "missing", missing, fmt.Sprintf("step %d waited %v for ranks %v", step, s.cfg.BarrierTimeout, missing))
+		s.report(js, "missing", missing, fmt.Sprintf("step %d waited %v for ranks %v", step, timeout, missing))
 	})
 }
 

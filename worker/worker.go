@@ -282,6 +282,13 @@ func (w *Worker) pushOne(ctx context.Context, subject string, msg []byte, ref ch
 				return ctx.Err()
 			}
 			w.cfg.Logger.Debug("push retry", zap.String("subject", subject), zap.Int("try", try), zap.Error(err))
+			if errors.Is(err, nats.ErrNoResponders) { // the server is not up (yet): back off
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(min(100*time.Millisecond<<try, 2*time.Second)):
+				}
+			}
 			continue
 		}
 		var ack wire.Ack

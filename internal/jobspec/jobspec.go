@@ -61,9 +61,12 @@ var Losses = []string{"softmax_cross_entropy"}
 var Kinds = map[string]struct {
 	Shape   []int
 	Classes int
+	// Train is the size of the training split, which fixes the steps of
+	// an epoch without reading the data.
+	Train int
 }{
-	"mnist":   {[]int{1, 28, 28}, 10},
-	"cifar10": {[]int{3, 32, 32}, 10},
+	"mnist":   {[]int{1, 28, 28}, 10, 60000},
+	"cifar10": {[]int{3, 32, 32}, 10, 50000},
 }
 
 // FieldError is an error about one field, named by its path in the spec

@@ -1,12 +1,14 @@
 package train
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/nn"
+	"github.com/maas-ml/maas/nn/safetensors"
 	"github.com/maas-ml/maas/tensor"
 )
 
@@ -35,6 +37,24 @@ func Save(dir string, spec *jobspec.Spec, m *nn.Model, meta map[string]string) e
 		return fmt.Errorf("train: encode spec: %w", err)
 	}
 	return writeFileAtomic(filepath.Join(dir, SpecFile), y)
+}
+
+// Encode returns the two files of a model directory in memory: the
+// weights (safetensors) and the job spec (YAML).
+func Encode(spec *jobspec.Spec, m *nn.Model, meta map[string]string) (weights, specYAML []byte, err error) {
+	md := map[string]string{"name": spec.Name, "format": "maas/v1"}
+	for k, v := range meta {
+		md[k] = v
+	}
+	var buf bytes.Buffer
+	if err := safetensors.Encode(&buf, m.Weights(md)); err != nil {
+		return nil, nil, fmt.Errorf("train: %w", err)
+	}
+	y, err := spec.Marshal()
+	if err != nil {
+		return nil, nil, fmt.Errorf("train: encode spec: %w", err)
+	}
+	return buf.Bytes(), y, nil
 }
 
 // Load reads a model directory written by Save onto backend b.

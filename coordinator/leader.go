@@ -1,0 +1,443 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/wire"
+)
+
+// leaderState is what the leader keeps in memory: heartbeats, step
+// progress and job logs. None of it is in the Raft log; a new leader
+// rebuilds it from the next heartbeats and reports.
+type leaderState struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	subs   []*nats.Subscription
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex // guards the fields below
+	lastSeen map[string]time.Time
+	progress map[string]*jobProgress
+	logs     map[string][]api.LogEntry
+	assigned map[string]uint64 // job → membership epoch whose assignments were delivered
+}
+
+// jobProgress accumulates the workers' step reports of a job.
+type jobProgress struct {
+	step       int64 // the latest step every rank reported
+	perStep    map[int64]int
+	epoch      int64
+	lossSum    float64
+	correct, n int
+	samples    int
+	first      time.Time
+	last       time.Time
+}
+
+func (n *Node) startLeading() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.leader != nil || n.nc == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ls := &leaderState{ctx: ctx, cancel: cancel, lastSeen: map[string]time.Time{}, progress: map[string]*jobProgress{},
+		logs: map[string][]api.LogEntry{}, assigned: map[string]uint64{}}
+	n.leader = ls
+	n.log.Info("leading", zap.String("node", n.cfg.ID))
+	for subj, h := range map[string]nats.MsgHandler{
+		wire.SubjRegister:  n.onRegister,
+		wire.SubjHeartbeat: n.onHeartbeat,
+		wire.SubjProgress:  n.onProgress,
+		wire.SubjReport:    n.onReport,
+		wire.SubjDone:      n.onDone,
+	} {
+		sub, err := n.nc.Subscribe(subj, h)
+		if err != nil {
+			n.log.Error("subscribe", zap.String("subject", subj), zap.Error(err))
+			continue
+		}
+		ls.subs = append(ls.subs, sub)
+	}
+	ls.wg.Add(1)
+	go func() {
+		defer ls.wg.Done()
+		// Record this node's HTTP address so followers can redirect to it.
+		for ctx.Err() == nil {
+			if _, err := n.Propose(Command{Type: CmdRegisterNode, RequestID: "node-" + n.cfg.ID + "-" + n.HTTPAddr(),
+				Node: &NodeInfo{ID: n.cfg.ID, HTTPAddr: n.HTTPAddr()}}); err == nil {
+				break
+			}
+			sleepCtx(ctx, 200*time.Millisecond)
+		}
+		n.schedule(ls)
+	}()
+}
+
+func (n *Node) stopLeading() {
+	n.mu.Lock()
+	ls := n.leader
+	n.leader = nil
+	n.mu.Unlock()
+	if ls == nil {
+		return
+	}
+	ls.cancel()
+	for _, s := range ls.subs {
+		s.Unsubscribe()
+	}
+	ls.wg.Wait()
+	n.log.Info("stopped leading", zap.String("node", n.cfg.ID))
+}
+
+func (n *Node) leaderState() *leaderState {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.leader
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// logf appends an event to a job's log (leader memory).
+func (ls *leaderState) logf(job, format string, args ...any) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	entries := ls.logs[job]
+	ls.logs[job] = append(entries, api.LogEntry{Seq: int64(len(entries) + 1), Time: time.Now().UTC(), Message: fmt.Sprintf(format, args...)})
+}
+
+func (n *Node) reply(m *nats.Msg, code wire.AckCode, reason string) {
+	if m.Reply == "" {
+		return
+	}
+	if b, err := wire.Encode(&wire.Ack{V: wire.Version, Code: code, Reason: reason}); err == nil {
+		m.Respond(b)
+	}
+}
+
+func (n *Node) onRegister(m *nats.Msg) {
+	var r wire.Register
+	if err := wire.Decode(m.Data, &r); err != nil {
+		n.reply(m, wire.AckRejected, err.Error())
+		return
+	}
+	if !wire.ValidJobID(r.ID) || (r.Kind != wire.KindWorker && r.Kind != wire.KindParamServer) {
+		n.reply(m, wire.AckRejected, fmt.Sprintf("member id %q (letters, digits, - and _) and kind %q (worker or paramserver)", r.ID, r.Kind))
+		return
+	}
+	if _, err := n.Propose(Command{Type: CmdRegisterMember, RequestID: "member-" + r.ID + "-" + r.Host + fmt.Sprint(r.Threads),
+		Member: &MemberInfo{ID: r.ID, Kind: r.Kind, Host: r.Host, Threads: r.Threads}}); err != nil {
+		n.reply(m, wire.AckRejected, err.Error())
+		return
+	}
+	if ls := n.leaderState(); ls != nil {
+		ls.mu.Lock()
+		ls.lastSeen[r.ID] = time.Now()
+		ls.mu.Unlock()
+	}
+	n.reply(m, wire.AckOK, "")
+}
+
+func (n *Node) onHeartbeat(m *nats.Msg) {
+	var h wire.Heartbeat
+	if wire.Decode(m.Data, &h) != nil {
+		return
+	}
+	if ls := n.leaderState(); ls != nil {
+		ls.mu.Lock()
+		ls.lastSeen[h.ID] = time.Now()
+		ls.mu.Unlock()
+	}
+}
+
+func (n *Node) onProgress(m *nats.Msg) {
+	var p wire.Progress
+	ls := n.leaderState()
+	if ls == nil || wire.Decode(m.Data, &p) != nil {
+		return
+	}
+	var members int
+	var spe int64
+	n.fsm.Read(func(st *State) {
+		if j, ok := st.Jobs[p.Job]; ok && j.Current() != nil {
+			members, spe = len(j.Current().Members), j.StepsPerEpoch
+		}
+	})
+	if members == 0 {
+		return
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	jp := ls.progress[p.Job]
+	if jp == nil {
+		jp = &jobProgress{perStep: map[int64]int{}, first: time.Now(), step: -1}
+		ls.progress[p.Job] = jp
+	}
+	if e := p.Step / spe; e != jp.epoch {
+		jp.epoch, jp.lossSum, jp.correct, jp.n = e, 0, 0, 0
+	}
+	jp.lossSum += p.LossSum
+	jp.correct += p.Correct
+	jp.n += p.N
+	jp.samples += p.N
+	jp.last = time.Now()
+	jp.perStep[p.Step]++
+	if jp.perStep[p.Step] >= members {
+		delete(jp.perStep, p.Step)
+		if p.Step > jp.step {
+			jp.step = p.Step
+		}
+	}
+}
+
+func (n *Node) onReport(m *nats.Msg) {
+	var r wire.Report
+	ls := n.leaderState()
+	if ls == nil || wire.Decode(m.Data, &r) != nil {
+		return
+	}
+	switch r.Kind {
+	case "missing":
+		ls.logf(r.Job, "parameter server %d: %s", r.Server, r.Reason)
+		n.finish(r.Job, api.JobFailed, fmt.Sprintf("ranks %v stopped pushing gradients: %s", r.Missing, r.Reason))
+	case "bad_step":
+		ls.logf(r.Job, "parameter server %d: %s", r.Server, r.Reason)
+	case "failed":
+		n.finish(r.Job, api.JobFailed, r.Reason)
+	}
+}
+
+func (n *Node) onDone(m *nats.Msg) {
+	var d wire.Done
+	if err := wire.Decode(m.Data, &d); err != nil {
+		n.reply(m, wire.AckRejected, err.Error())
+		return
+	}
+	ls := n.leaderState()
+	if ls == nil {
+		n.reply(m, wire.AckRejected, "not the leader")
+		return
+	}
+	if d.Err != "" {
+		ls.logf(d.Job, "%s failed: %s", d.ID, d.Err)
+		n.finish(d.Job, api.JobFailed, fmt.Sprintf("%s: %s", d.ID, d.Err))
+		n.reply(m, wire.AckOK, "")
+		return
+	}
+	var name string
+	var terminal bool
+	n.fsm.Read(func(st *State) {
+		if j, ok := st.Jobs[d.Job]; ok {
+			name, terminal = j.Name, api.Terminal(j.State)
+		}
+	})
+	if name == "" {
+		n.reply(m, wire.AckRejected, "unknown job "+d.Job)
+		return
+	}
+	if !terminal {
+		v, err := n.Propose(Command{Type: CmdPublishModel, RequestID: "model-" + d.Job,
+			Model: &ModelRecord{Name: name, Job: d.Job, Bucket: d.Bucket, Prefix: d.Prefix, Files: d.Files, Metrics: d.Metrics}})
+		if err != nil {
+			n.reply(m, wire.AckRejected, err.Error())
+			return
+		}
+		ls.logf(d.Job, "published model %s version %s", name, v)
+		n.finish(d.Job, api.JobSucceeded, "")
+	}
+	n.reply(m, wire.AckOK, "")
+}
+
+// finish commits a job's end and tells its members to stop.
+func (n *Node) finish(job, state, reason string) {
+	if _, err := n.Propose(Command{Type: CmdFinishJob, RequestID: "finish-" + job, Finish: &FinishJob{Job: job, State: state, Reason: reason}}); err != nil {
+		n.log.Warn("finish job", zap.String("job", job), zap.Error(err))
+		return
+	}
+	if ls := n.leaderState(); ls != nil {
+		if reason != "" {
+			ls.logf(job, "job %s: %s", state, reason)
+		} else {
+			ls.logf(job, "job %s", state)
+		}
+	}
+	n.stopMembers(job)
+}
+
+// stopMembers tells every member of job's current epoch to stop working on it.
+func (n *Node) stopMembers(job string) {
+	var ids []string
+	n.fsm.Read(func(st *State) {
+		if j, ok := st.Jobs[job]; ok && j.Current() != nil {
+			ids = append(slices.Clone(j.Current().Members), j.Current().Servers...)
+		}
+	})
+	b, _ := wire.Encode(&wire.Assignment{V: wire.Version, Job: job, Stop: true})
+	for _, id := range ids {
+		n.nc.Publish(wire.MemberSubject(id), b)
+	}
+}
+
+// schedule runs while this node leads: it starts queued jobs on idle live
+// members and fails running jobs whose members stopped heartbeating.
+func (n *Node) schedule(ls *leaderState) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	started := time.Now()
+	for {
+		select {
+		case <-ls.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := time.Now()
+		ls.mu.Lock()
+		alive := map[string]bool{}
+		for id, t := range ls.lastSeen {
+			if now.Sub(t) < n.cfg.MemberTimeout {
+				alive[id] = true
+			}
+		}
+		ls.mu.Unlock()
+		var queued, running []*JobRecord
+		busy := map[string]bool{}
+		members := map[string]MemberInfo{}
+		n.fsm.Read(func(st *State) {
+			for _, id := range st.Order {
+				j := st.Jobs[id]
+				switch j.State {
+				case api.JobQueued:
+					c := *j
+					queued = append(queued, &c)
+				case api.JobRunning:
+					c := *j
+					c.Memberships = slices.Clone(j.Memberships)
+					running = append(running, &c)
+					for _, m := range append(slices.Clone(j.Current().Members), j.Current().Servers...) {
+						busy[m] = true
+					}
+				}
+			}
+			for id, m := range st.Members {
+				members[id] = m
+			}
+		})
+		// A new leader gives members one timeout to heartbeat before
+		// judging them.
+		judge := now.Sub(started) > n.cfg.MemberTimeout
+		for _, j := range running {
+			cur := j.Current()
+			if judge {
+				for _, id := range append(slices.Clone(cur.Members), cur.Servers...) {
+					if !alive[id] {
+						n.finish(j.ID, api.JobFailed, fmt.Sprintf("%s stopped heartbeating (no heartbeat for %v)", id, n.cfg.MemberTimeout))
+						break
+					}
+				}
+			}
+			ls.mu.Lock()
+			delivered := ls.assigned[j.ID] == cur.Epoch
+			ls.mu.Unlock()
+			if !delivered {
+				n.assign(ls, j, cur)
+			}
+		}
+		for _, j := range queued {
+			var idleW, idleS []string
+			for id, m := range members {
+				if !alive[id] || busy[id] {
+					continue
+				}
+				if m.Kind == wire.KindWorker {
+					idleW = append(idleW, id)
+				} else {
+					idleS = append(idleS, id)
+				}
+			}
+			if len(idleW) < j.Workers || len(idleS) < j.ParameterServers {
+				continue
+			}
+			sort.Strings(idleW)
+			sort.Strings(idleS)
+			ms := Membership{Epoch: 1, Members: idleW[:j.Workers], Servers: idleS[:j.ParameterServers],
+				Ranges: wire.Split(j.NumParams, j.ParameterServers), FromStep: 0}
+			if _, err := n.Propose(Command{Type: CmdStartJob, RequestID: fmt.Sprintf("start-%s-%d", j.ID, ms.Epoch),
+				Start: &StartJob{Job: j.ID, Membership: ms}}); err != nil {
+				n.log.Warn("start job", zap.String("job", j.ID), zap.Error(err))
+				continue
+			}
+			for _, id := range append(slices.Clone(ms.Members), ms.Servers...) {
+				busy[id] = true
+			}
+			ls.logf(j.ID, "started on workers %v and parameter servers %v", ms.Members, ms.Servers)
+			n.assign(ls, j, &ms)
+		}
+	}
+}
+
+// assign delivers a membership epoch's assignments: servers first, then
+// workers; a member that does not take its assignment fails the job.
+func (n *Node) assign(ls *leaderState, j *JobRecord, ms *Membership) {
+	base := wire.Assignment{V: wire.Version, Job: j.ID, Spec: j.Spec, Epoch: ms.Epoch, Members: len(ms.Members),
+		Ranges: ms.Ranges, FromStep: ms.FromStep, TotalSteps: j.TotalSteps, StepsPerEpoch: j.StepsPerEpoch,
+		BarrierTimeoutMS: n.cfg.BarrierTimeout.Milliseconds()}
+	send := func(id string, rank int) error {
+		a := base
+		a.Rank = rank
+		b, err := wire.Encode(&a)
+		if err != nil {
+			return err
+		}
+		var last error
+		for try := 0; try < 3; try++ {
+			ctx, cancel := context.WithTimeout(ls.ctx, 2*time.Second)
+			reply, err := n.nc.RequestWithContext(ctx, wire.MemberSubject(id), b)
+			cancel()
+			if err != nil {
+				last = err
+				sleepCtx(ls.ctx, 200*time.Millisecond)
+				continue
+			}
+			var ack wire.Ack
+			if err := wire.Decode(reply.Data, &ack); err != nil {
+				return err
+			}
+			if !ack.Accepted() {
+				return fmt.Errorf("%s refused its assignment: %s", id, ack.Reason)
+			}
+			return nil
+		}
+		return fmt.Errorf("%s did not take its assignment: %v", id, last)
+	}
+	for i, id := range ms.Servers {
+		if err := send(id, i); err != nil {
+			n.finish(j.ID, api.JobFailed, err.Error())
+			return
+		}
+	}
+	for r, id := range ms.Members {
+		if err := send(id, r); err != nil {
+			n.finish(j.ID, api.JobFailed, err.Error())
+			return
+		}
+	}
+	ls.mu.Lock()
+	ls.assigned[j.ID] = ms.Epoch
+	ls.mu.Unlock()
+}

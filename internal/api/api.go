@@ -1,0 +1,155 @@
+// Package api is the coordinator's HTTP+JSON API: the request and response
+// types shared by the coordinator's server and the CLI's client, and the
+// client itself.
+//
+// Endpoints (all under the coordinator's address, JSON bodies):
+//
+//	POST /v1/jobs                          SubmitRequest → 201 SubmitResponse; 400 Error naming the field
+//	GET  /v1/jobs                          → []JobStatus (newest first)
+//	GET  /v1/jobs/{id}                     → JobStatus; 404 Error
+//	POST /v1/jobs/{id}/cancel              → JobStatus
+//	GET  /v1/jobs/{id}/logs?since=N        → LogPage (entries with Seq > N)
+//	GET  /v1/models                        → []ModelVersion (every version)
+//	GET  /v1/models/{name}                 → ModelVersion (the newest)
+//	GET  /v1/models/{name}/versions/{v}    → ModelVersion
+//	GET  /v1/models/{name}/versions/{v}/files/{file} → the artifact file's bytes
+//	GET  /v1/cluster                       → ClusterStatus
+//	POST /v1/raft/join                     JoinRequest → 200 (leader only)
+//
+// A follower that receives a call answers 307 to the leader's address; the
+// client follows it. With no leader (no quorum) calls fail with 503 and an
+// Error saying so.
+package api
+
+import "time"
+
+// DefaultServer is the coordinator address the CLI uses when neither
+// --server nor MAAS_SERVER is given: the embedded cluster of `maas local`.
+const DefaultServer = "http://127.0.0.1:7070"
+
+// Job states.
+const (
+	JobQueued    = "queued"
+	JobRunning   = "running"
+	JobSucceeded = "succeeded"
+	JobFailed    = "failed"
+	JobCancelled = "cancelled"
+)
+
+// Terminal reports whether a job in state s is finished for good.
+func Terminal(s string) bool { return s == JobSucceeded || s == JobFailed || s == JobCancelled }
+
+// SubmitRequest submits a job.
+type SubmitRequest struct {
+	// Spec is the job spec, as YAML.
+	Spec string `json:"spec"`
+	// Workers is how many workers train the job (default 1).
+	Workers int `json:"workers,omitempty"`
+	// ParameterServers is how many parameter servers split its parameters
+	// (default 1).
+	ParameterServers int `json:"parameter_servers,omitempty"`
+}
+
+// SubmitResponse names the new job.
+type SubmitResponse struct {
+	ID string `json:"id"`
+}
+
+// Error is the body of every 4xx and 5xx answer.
+type Error struct {
+	Error string `json:"error"`
+	// Field names the job spec field at fault, when there is one.
+	Field string `json:"field,omitempty"`
+}
+
+// JobStatus is a job as the coordinator knows it.
+type JobStatus struct {
+	ID               string    `json:"id"`
+	Name             string    `json:"name"`
+	State            string    `json:"state"`
+	Reason           string    `json:"reason,omitempty"`
+	Submitted        time.Time `json:"submitted"`
+	Started          time.Time `json:"started,omitzero"`
+	Finished         time.Time `json:"finished,omitzero"`
+	Workers          int       `json:"workers"`
+	ParameterServers int       `json:"parameter_servers"`
+	// Epoch is the membership epoch; Members the workers in rank order.
+	Epoch   uint64   `json:"epoch"`
+	Members []string `json:"members,omitempty"`
+	Servers []string `json:"servers,omitempty"`
+	// Step is the latest finished step (in memory on the leader);
+	// CommittedStep the last committed checkpoint.
+	Step          int64 `json:"step"`
+	CommittedStep int64 `json:"committed_step"`
+	TotalSteps    int64 `json:"total_steps"`
+	StepsPerEpoch int64 `json:"steps_per_epoch"`
+	Epochs        int   `json:"epochs"`
+	// Loss and Accuracy are running means over the current training epoch.
+	Loss          float64       `json:"loss"`
+	Accuracy      float64       `json:"accuracy"`
+	SamplesPerSec float64       `json:"samples_per_sec"`
+	Model         *ModelVersion `json:"model,omitempty"`
+}
+
+// ModelVersion is one published version of a model.
+type ModelVersion struct {
+	Name    string    `json:"name"`
+	Version int       `json:"version"`
+	Job     string    `json:"job"`
+	Created time.Time `json:"created"`
+	// Bucket and Prefix locate the artifact in the Object Store: the files
+	// Prefix + "model.safetensors" and Prefix + "model.yaml".
+	Bucket  string             `json:"bucket"`
+	Prefix  string             `json:"prefix"`
+	Files   []string           `json:"files"`
+	Metrics map[string]float64 `json:"metrics,omitempty"`
+}
+
+// LogEntry is one event of a job.
+type LogEntry struct {
+	Seq     int64     `json:"seq"`
+	Time    time.Time `json:"time"`
+	Message string    `json:"message"`
+}
+
+// LogPage is the entries after a sequence number, and whether the job has
+// finished (no more entries will come).
+type LogPage struct {
+	Entries []LogEntry `json:"entries"`
+	Done    bool       `json:"done"`
+}
+
+// ClusterStatus lists the coordinator nodes and the registered members.
+type ClusterStatus struct {
+	Leader  string   `json:"leader"`
+	Nodes   []Node   `json:"nodes"`
+	Servers []Member `json:"parameter_servers"`
+	Workers []Member `json:"workers"`
+}
+
+// Node is one coordinator.
+type Node struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+	Leader   bool   `json:"leader"`
+	Voter    bool   `json:"voter"`
+}
+
+// Member is a registered worker or parameter server.
+type Member struct {
+	ID       string    `json:"id"`
+	Kind     string    `json:"kind"` // "worker" or "paramserver"
+	Host     string    `json:"host"`
+	Threads  int       `json:"threads,omitempty"`
+	State    string    `json:"state"` // "idle", "busy" or "dead"
+	Job      string    `json:"job,omitempty"`
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// JoinRequest asks the leader to add a coordinator to the Raft cluster.
+type JoinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+}

@@ -1,0 +1,135 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/maas-ml/maas/coordinator"
+	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/member"
+	"github.com/maas-ml/maas/paramserver"
+	"github.com/maas-ml/maas/tensor"
+	"github.com/maas-ml/maas/worker"
+)
+
+const e2eSpec = `name: tiny-e2e
+model:
+  input: [1, 28, 28]
+  layers:
+    - {type: conv2d, filters: 4, kernel: 3, padding: 1}
+    - {type: relu}
+    - {type: maxpool2d, kernel: 4}
+    - {type: flatten}
+    - {type: dense, units: 10}
+loss: softmax_cross_entropy
+optimizer: {type: adam, lr: 0.01}
+dataset:
+  kind: mnist
+  normalize: {mean: [0.1307], std: [0.3081]}
+batch_size: 600
+epochs: 1
+seed: 2
+`
+
+func httpJSON(t *testing.T, method, url string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
+}
+
+// TestCoordinatorRunsJob: a one-node Raft coordinator on disk schedules a
+// job on registered members over NATS; it trains to completion, the model
+// is published to the Object Store and the model index.
+func TestCoordinatorRunsJob(t *testing.T) {
+	mnistOrSkip(t)
+	s := StartNATS(t)
+	cfg := coordinator.DefaultConfig()
+	cfg.ID, cfg.RaftAddr, cfg.HTTPAddr, cfg.DataDir, cfg.Bootstrap = "c1", "127.0.0.1:0", "127.0.0.1:0", filepath.Join(t.TempDir(), "c1"), true
+	node, err := coordinator.Open(cfg, Connect(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	base := "http://" + node.HTTPAddr()
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if err := node.WaitForLeader(wctx); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b := tensor.NewGo(1)
+	defer b.Close()
+	ps := paramserver.NewAgent(Connect(t, s), member.Config{ID: "ps-1"}, paramserver.DefaultConfig())
+	go ps.Run(ctx, Connect(t, s))
+	for i := range 2 {
+		wc := worker.DefaultConfig()
+		wc.Backend = b
+		w := worker.NewAgent(Connect(t, s), member.Config{ID: fmt.Sprintf("w-%d", i), Threads: 1}, wc)
+		go w.Run(ctx)
+	}
+
+	// A malformed spec is refused with the field named.
+	var e api.Error
+	if code := httpJSON(t, "POST", base+"/v1/jobs", api.SubmitRequest{Spec: "name: x\nbatch_size: -1\n"}, &e); code != 400 || e.Field == "" {
+		t.Fatalf("bad spec: %d %+v", code, e)
+	}
+	if code := httpJSON(t, "GET", base+"/v1/jobs/nope", nil, &e); code != 404 {
+		t.Fatalf("unknown job: %d", code)
+	}
+	var sub api.SubmitResponse
+	if code := httpJSON(t, "POST", base+"/v1/jobs", api.SubmitRequest{Spec: e2eSpec, Workers: 2}, &sub); code != 201 {
+		t.Fatalf("submit: %d", code)
+	}
+	var st api.JobStatus
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		httpJSON(t, "GET", base+"/v1/jobs/"+sub.ID, nil, &st)
+		if api.Terminal(st.State) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st.State != api.JobSucceeded {
+		t.Fatalf("job ended %s: %s", st.State, st.Reason)
+	}
+	if st.Model == nil || st.Model.Version != 1 || st.Model.Metrics["test_accuracy"] < 0.8 {
+		t.Fatalf("published model: %+v", st.Model)
+	}
+	t.Logf("job %s: %d steps, model %s v%d, test accuracy %.3f", st.ID, st.TotalSteps, st.Model.Name, st.Model.Version, st.Model.Metrics["test_accuracy"])
+	resp, err := http.Get(base + "/v1/models/tiny-e2e/versions/1/files/model.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(blob) < 1000 {
+		t.Fatalf("model file: %d, %d bytes", resp.StatusCode, len(blob))
+	}
+	var cs api.ClusterStatus
+	httpJSON(t, "GET", base+"/v1/cluster", nil, &cs)
+	if cs.Leader != "c1" || len(cs.Workers) != 2 || len(cs.Servers) != 1 {
+		t.Fatalf("cluster status %+v", cs)
+	}
+}

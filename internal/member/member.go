@@ -1,0 +1,117 @@
+// Package member is what workers and parameter servers share as cluster
+// members: registering with the coordinator leader (retried until one
+// answers), heartbeats every second, and taking assignments on the
+// member's own subject.
+package member
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/maas-ml/maas/internal/wire"
+)
+
+// Config describes a member.
+type Config struct {
+	ID      string
+	Kind    string // wire.KindWorker or wire.KindParamServer
+	Host    string
+	Threads int
+	// HeartbeatEvery is the heartbeat period (default 1 s).
+	HeartbeatEvery time.Duration
+	Logger         *zap.Logger
+}
+
+// DefaultID names a member after its kind, host and process id.
+func DefaultID(kind string) string {
+	host, _ := os.Hostname()
+	id := fmt.Sprintf("%s-%s-%d", kind, host, os.Getpid())
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, id)
+}
+
+// Handler is what a member does with assignments.
+type Handler interface {
+	// Assign starts (or stops, when a.Stop) work on a job; an error is sent
+	// back to the coordinator as a refusal.
+	Assign(a *wire.Assignment) error
+	// Job is the job the member works on now, or "".
+	Job() string
+}
+
+// Run registers the member, then heartbeats and takes assignments until
+// ctx ends.
+func Run(ctx context.Context, nc *nats.Conn, cfg Config, h Handler) error {
+	if !wire.ValidJobID(cfg.ID) {
+		return fmt.Errorf("member: id %q: use letters, digits, '-' and '_'", cfg.ID)
+	}
+	if cfg.HeartbeatEvery <= 0 {
+		cfg.HeartbeatEvery = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	sub, err := nc.Subscribe(wire.MemberSubject(cfg.ID), func(m *nats.Msg) {
+		var a wire.Assignment
+		code, reason := wire.AckOK, ""
+		if err := wire.Decode(m.Data, &a); err != nil {
+			code, reason = wire.AckRejected, err.Error()
+		} else if err := h.Assign(&a); err != nil {
+			code, reason = wire.AckRejected, err.Error()
+		}
+		if m.Reply != "" {
+			if b, err := wire.Encode(&wire.Ack{V: wire.Version, Code: code, Reason: reason}); err == nil {
+				m.Respond(b)
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+	reg, _ := wire.Encode(&wire.Register{V: wire.Version, ID: cfg.ID, Kind: cfg.Kind, Host: cfg.Host, Threads: cfg.Threads})
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		reply, err := nc.RequestWithContext(rctx, wire.SubjRegister, reg)
+		cancel()
+		if err == nil {
+			var ack wire.Ack
+			if err := wire.Decode(reply.Data, &ack); err == nil && ack.Accepted() {
+				break
+			} else if err == nil {
+				return fmt.Errorf("member: registration refused: %s", ack.Reason)
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		cfg.Logger.Debug("waiting for a coordinator leader", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	cfg.Logger.Info("registered", zap.String("id", cfg.ID), zap.String("kind", cfg.Kind))
+	tick := time.NewTicker(cfg.HeartbeatEvery)
+	defer tick.Stop()
+	for {
+		hb, _ := wire.Encode(&wire.Heartbeat{V: wire.Version, ID: cfg.ID, Kind: cfg.Kind, Job: h.Job()})
+		nc.Publish(wire.SubjHeartbeat, hb)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,99 @@
+package wire
+
+// Control-plane subjects and messages between the coordinator leader and
+// the members (workers and parameter servers).
+
+const (
+	// SubjProgress: workers publish each finished step's figures (publish).
+	SubjProgress = "maas.ctl.progress"
+	// SubjDone: a member reports that its part of a job ended, with the
+	// model artifact (worker rank 0) or the reason it failed (request/reply).
+	SubjDone = "maas.ctl.done"
+)
+
+// MemberSubject is where the coordinator sends member id its assignments
+// and stop orders (request/reply).
+func MemberSubject(id string) string { return "maas.ctl.member." + id }
+
+// Member kinds.
+const (
+	KindWorker      = "worker"
+	KindParamServer = "paramserver"
+)
+
+// Register announces a member to the coordinator.
+type Register struct {
+	V       int    `msgpack:"v"`
+	ID      string `msgpack:"id"`
+	Kind    string `msgpack:"kind"`
+	Host    string `msgpack:"host"`
+	Threads int    `msgpack:"threads"`
+}
+
+func (m *Register) version() int { return m.V }
+
+// Heartbeat says a member is alive, and which job it is working on.
+type Heartbeat struct {
+	V    int    `msgpack:"v"`
+	ID   string `msgpack:"id"`
+	Kind string `msgpack:"kind"`
+	Job  string `msgpack:"job,omitempty"`
+}
+
+func (m *Heartbeat) version() int { return m.V }
+
+// Assignment gives a member its part of a job for one membership epoch, or
+// (Stop) tells it to stop working on the job.
+type Assignment struct {
+	V     int    `msgpack:"v"`
+	Job   string `msgpack:"job"`
+	Stop  bool   `msgpack:"stop,omitempty"`
+	Spec  string `msgpack:"spec,omitempty"` // the job spec, YAML
+	Epoch uint64 `msgpack:"e"`
+	// Rank is the worker's rank, or the server's index in Ranges.
+	Rank          int     `msgpack:"rank"`
+	Members       int     `msgpack:"members"`
+	Ranges        []Range `msgpack:"ranges"`
+	ChunkFloats   int     `msgpack:"chunk,omitempty"`
+	FromStep      int64   `msgpack:"from"`
+	TotalSteps    int64   `msgpack:"total"`
+	StepsPerEpoch int64   `msgpack:"spe"`
+	// BarrierTimeoutMS bounds a server's wait for a step's last push.
+	BarrierTimeoutMS int64 `msgpack:"barrier_ms,omitempty"`
+}
+
+func (m *Assignment) version() int { return m.V }
+
+// Progress is one worker's figures for one step.
+type Progress struct {
+	V       int     `msgpack:"v"`
+	Job     string  `msgpack:"job"`
+	Rank    int     `msgpack:"rank"`
+	Step    int64   `msgpack:"t"`
+	LossSum float64 `msgpack:"loss_sum"` // loss × samples
+	Correct int     `msgpack:"correct"`
+	N       int     `msgpack:"n"`
+	// Durations of the step's phases, in microseconds.
+	ComputeUS int64 `msgpack:"compute_us"`
+	PushUS    int64 `msgpack:"push_us"`
+	WaitUS    int64 `msgpack:"wait_us"`
+}
+
+func (m *Progress) version() int { return m.V }
+
+// Done reports that a member's part of a job ended.
+type Done struct {
+	V    int    `msgpack:"v"`
+	Job  string `msgpack:"job"`
+	ID   string `msgpack:"id"`
+	Rank int    `msgpack:"rank"`
+	// Err is why it failed; empty on success.
+	Err string `msgpack:"err,omitempty"`
+	// The model artifact (worker rank 0 on success).
+	Bucket  string             `msgpack:"bucket,omitempty"`
+	Prefix  string             `msgpack:"prefix,omitempty"`
+	Files   []string           `msgpack:"files,omitempty"`
+	Metrics map[string]float64 `msgpack:"metrics,omitempty"`
+}
+
+func (m *Done) version() int { return m.V }

@@ -1,0 +1,216 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/maas-ml/maas/internal/dataset"
+	"github.com/maas-ml/maas/internal/jobspec"
+	"github.com/maas-ml/maas/internal/member"
+	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/internal/wire"
+	"github.com/maas-ml/maas/nn"
+)
+
+// ModelBucket is the Object Store bucket that holds published models.
+const ModelBucket = "maas-models"
+
+// Agent is the `maas worker` process: a cluster member that trains the
+// jobs the coordinator assigns it, one at a time.
+type Agent struct {
+	nc  *nats.Conn
+	cfg member.Config
+	w   *Worker
+	log *zap.Logger
+
+	mu     sync.Mutex // guards job, epoch, cancel and data
+	job    string
+	epoch  uint64
+	cancel context.CancelFunc
+	data   map[string]*dataset.Dataset
+	wg     sync.WaitGroup
+}
+
+// NewAgent returns a worker agent on nc.
+func NewAgent(nc *nats.Conn, mc member.Config, wc Config) *Agent {
+	mc.Kind = wire.KindWorker
+	a := &Agent{nc: nc, cfg: mc, log: wc.Logger, data: map[string]*dataset.Dataset{}}
+	if a.log == nil {
+		a.log = zap.NewNop()
+	}
+	a.w = New(nc, wc)
+	return a
+}
+
+// Run registers with the coordinator and works until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	err := member.Run(ctx, a.nc, a.cfg, a)
+	a.mu.Lock()
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.mu.Unlock()
+	a.wg.Wait()
+	return err
+}
+
+// Job returns the job being trained, or "".
+func (a *Agent) Job() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.job
+}
+
+// Assign starts training a job, or stops it.
+func (a *Agent) Assign(as *wire.Assignment) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if as.Stop {
+		if a.job == as.Job && a.cancel != nil {
+			a.cancel()
+		}
+		return nil
+	}
+	if a.job == as.Job && a.epoch == as.Epoch {
+		return nil // a re-delivery
+	}
+	if a.job != "" && a.job != as.Job {
+		return fmt.Errorf("busy with job %s", a.job)
+	}
+	if a.cancel != nil { // a new epoch of the same job: restart from its step
+		a.cancel()
+	}
+	spec, err := jobspec.Parse([]byte(as.Spec))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.job, a.epoch, a.cancel = as.Job, as.Epoch, cancel
+	asg := Assignment{Job: as.Job, Spec: spec, Epoch: as.Epoch, Rank: as.Rank, Members: as.Members, Ranges: as.Ranges,
+		ChunkFloats: as.ChunkFloats, FromStep: as.FromStep, TotalSteps: as.TotalSteps}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		err := a.train(ctx, asg)
+		a.mu.Lock()
+		if a.job == asg.Job && a.epoch == asg.Epoch {
+			a.job, a.epoch, a.cancel = "", 0, nil
+		}
+		a.mu.Unlock()
+		cancel()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Warn("job failed", zap.String("job", asg.Job), zap.Error(err))
+			a.done(&wire.Done{V: wire.Version, Job: asg.Job, ID: a.cfg.ID, Rank: asg.Rank, Err: err.Error()})
+		}
+	}()
+	return nil
+}
+
+// dataset returns the training (or test) split named by spec, read once.
+func (a *Agent) dataset(spec *jobspec.Spec, split dataset.Split) (*dataset.Dataset, error) {
+	key := fmt.Sprintf("%s|%s|%d", spec.Dataset.Kind, spec.Dataset.Path, split)
+	a.mu.Lock()
+	d := a.data[key]
+	a.mu.Unlock()
+	if d != nil {
+		return d, nil
+	}
+	d, err := dataset.Open(spec.Dataset.Kind, spec.Dataset.Path, split)
+	if err != nil {
+		return nil, fmt.Errorf("dataset %s: %w", spec.Dataset.Kind, err)
+	}
+	a.mu.Lock()
+	a.data[key] = d
+	a.mu.Unlock()
+	return d, nil
+}
+
+func (a *Agent) train(ctx context.Context, asg Assignment) error {
+	data, err := a.dataset(asg.Spec, dataset.Train)
+	if err != nil {
+		return err
+	}
+	w := *a.w
+	user := w.cfg.OnStep
+	w.cfg.OnStep = func(s StepInfo) {
+		if user != nil {
+			user(s)
+		}
+		b, _ := wire.Encode(&wire.Progress{V: wire.Version, Job: asg.Job, Rank: asg.Rank, Step: s.Step,
+			LossSum: float64(s.Loss) * float64(s.N), Correct: s.Correct, N: s.N,
+			ComputeUS: s.Compute.Microseconds(), PushUS: s.Push.Microseconds(), WaitUS: s.Wait.Microseconds()})
+		a.nc.Publish(wire.SubjProgress, b)
+	}
+	m, err := w.Run(ctx, asg, data)
+	if err != nil {
+		return err
+	}
+	if asg.Rank != 0 {
+		return nil
+	}
+	return a.publish(ctx, asg, m)
+}
+
+// publish writes the trained model to the Object Store (rank 0) and
+// reports it to the coordinator, with its test-set metrics when the test
+// split can be read.
+func (a *Agent) publish(ctx context.Context, asg Assignment, m *nn.Model) error {
+	metrics := map[string]float64{}
+	if test, err := a.dataset(asg.Spec, dataset.Test); err == nil {
+		if r, err := train.Evaluate(m, test, asg.Spec.Normalization(), 256); err == nil {
+			metrics["test_accuracy"], metrics["test_loss"] = r.Accuracy, r.Loss
+		}
+	}
+	weights, specYAML, err := train.Encode(asg.Spec, m, map[string]string{"job": asg.Job, "steps": fmt.Sprint(asg.TotalSteps)})
+	if err != nil {
+		return err
+	}
+	js, err := jetstream.New(a.nc)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	store, err := js.CreateOrUpdateObjectStore(pctx, jetstream.ObjectStoreConfig{Bucket: ModelBucket, Description: "maas published models"})
+	if err != nil {
+		return fmt.Errorf("model bucket: %w", err)
+	}
+	prefix := asg.Job + "/"
+	files := []string{train.WeightsFile, train.SpecFile}
+	for i, b := range [][]byte{weights, specYAML} {
+		if _, err := store.Put(pctx, jetstream.ObjectMeta{Name: prefix + files[i]}, bytes.NewReader(b)); err != nil {
+			return fmt.Errorf("store %s: %w", files[i], err)
+		}
+	}
+	return a.done(&wire.Done{V: wire.Version, Job: asg.Job, ID: a.cfg.ID, Rank: 0, Bucket: ModelBucket, Prefix: prefix,
+		Files: files, Metrics: metrics})
+}
+
+// done reports the end of this member's part to the coordinator, retried
+// until a leader acknowledges it.
+func (a *Agent) done(d *wire.Done) error {
+	b, err := wire.Encode(d)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		reply, err := a.nc.Request(wire.SubjDone, b, 2*time.Second)
+		if err == nil {
+			var ack wire.Ack
+			if wire.Decode(reply.Data, &ack) == nil && ack.Accepted() {
+				return nil
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return fmt.Errorf("worker: no coordinator acknowledged the end of job %s", d.Job)
+}
