@@ -23,8 +23,8 @@ import (
 func localCmd() *cobra.Command {
 	var (
 		dataDir, specPath, out, apiAddr, raftAddr string
-		natsPort, workers, threads               int
-		noJob                                    bool
+		natsPort, workers, threads                int
+		noJob                                     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "local",
