@@ -32,7 +32,10 @@ func signalContext(parent context.Context) (context.Context, context.CancelFunc)
 
 // connectNATS connects a role to NATS, reconnecting for ever.
 func connectNATS(url, name string, log *zap.Logger) (*nats.Conn, error) {
+	// RetryOnFailedConnect: a role may start before its NATS server; it
+	// keeps trying, as it does after losing the connection.
 	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
+		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("NATS disconnected", zap.Error(err))
@@ -42,6 +45,12 @@ func connectNATS(url, name string, log *zap.Logger) (*nats.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w (start one with `maas nats` or `maas local --no-job`)", url, err)
 	}
+	go func() {
+		time.Sleep(5 * time.Second)
+		if !nc.IsConnected() && !nc.IsClosed() {
+			log.Warn("still no NATS server; retrying (start one with `maas nats`)", zap.String("url", url))
+		}
+	}()
 	return nc, nil
 }
 

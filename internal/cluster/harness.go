@@ -123,3 +123,14 @@ func RunStatic(t testing.TB, s *server.Server, job StaticJob) ([]float32, error)
 	}
 	return results[0].Params, nil
 }
+
+// ConnectURL opens a NATS connection to url, closed when the test ends.
+func ConnectURL(t testing.TB, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/maas-ml/maas/internal/dataset"
+)
+
+// proc is a role running as its own OS process.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func startProc(t *testing.T, bin, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: exec.Command(bin, args...), out: &lockedBuffer{}}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+		if t.Failed() {
+			t.Logf("--- %s output:\n%s", name, p.out.String())
+		}
+	})
+	return p
+}
+
+// TestClusterProcesses runs every role as a separate process of the built
+// binary on loopback — NATS, 3 coordinators, 2 parameter servers, 3
+// workers — and trains a small MNIST job to completion through the CLI.
+func TestClusterProcesses(t *testing.T) {
+	if _, err := dataset.DefaultMNISTDir(); err != nil {
+		t.Skip("real MNIST not in the module cache:", err)
+	}
+	bin := buildMaas(t)
+	dir := t.TempDir()
+	p := freePorts(t, 7)
+	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", p[0])
+	startProc(t, bin, "nats", "nats", "--port", fmt.Sprint(p[0]), "--store-dir", filepath.Join(dir, "nats"))
+	apis := []string{}
+	for i := range 3 {
+		id := fmt.Sprintf("c%d", i+1)
+		api := fmt.Sprintf("127.0.0.1:%d", p[1+2*i])
+		apis = append(apis, api)
+		args := []string{"coordinator", "--id", id, "--nats", natsURL, "--raft", fmt.Sprintf("127.0.0.1:%d", p[2+2*i]),
+			"--api", api, "--data-dir", filepath.Join(dir, id)}
+		if i > 0 {
+			args = append(args, "--join", apis[0])
+		}
+		startProc(t, bin, id, args...)
+	}
+	for i := range 2 {
+		startProc(t, bin, fmt.Sprintf("ps%d", i+1), "paramserver", "--nats", natsURL, "--id", fmt.Sprintf("ps-%d", i+1))
+	}
+	for i := range 3 {
+		startProc(t, bin, fmt.Sprintf("w%d", i+1), "worker", "--nats", natsURL, "--id", fmt.Sprintf("w-%d", i+1), "--threads", "1")
+	}
+	server := "http://" + apis[2] // a follower: the CLI follows its redirect
+	cli := func(args ...string) ([]byte, error) {
+		c := exec.Command(bin, args...)
+		c.Env = append(os.Environ(), "MAAS_SERVER="+server)
+		return c.CombinedOutput()
+	}
+	// Wait until all three coordinators are in and every member registered.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, err := cli("cluster", "status", "-o", "json")
+		var cs struct {
+			Nodes            []any            `json:"nodes"`
+			Workers          []map[string]any `json:"workers"`
+			ParameterServers []map[string]any `json:"parameter_servers"`
+		}
+		if err == nil && json.Unmarshal(out, &cs) == nil && len(cs.Nodes) == 3 && len(cs.Workers) == 3 && len(cs.ParameterServers) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster did not form: %v\n%s", err, out)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	spec := filepath.Join(dir, "tiny.yaml")
+	if err := os.WriteFile(spec, []byte(e2eSpec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cli("job", "submit", "-f", spec, "--workers", "3", "--parameter-servers", "2", "--follow")
+	if err != nil {
+		t.Fatalf("job submit --follow: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "succeeded") {
+		t.Fatalf("job output:\n%s", out)
+	}
+	out, err = cli("model", "ls")
+	if err != nil || !strings.Contains(string(out), "tiny-local") {
+		t.Fatalf("model ls: %v\n%s", err, out)
+	}
+	pulled := filepath.Join(dir, "pulled")
+	if out, err := cli("model", "pull", "tiny-local", "-o", pulled); err != nil {
+		t.Fatalf("model pull: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, "eval", pulled, "--data", "mnist-test").CombinedOutput(); err != nil || !strings.Contains(string(out), "accuracy") {
+		t.Fatalf("eval of the pulled model: %v\n%s", err, out)
+	}
+	// Bad input: a malformed spec is a 400 naming the field and a non-zero exit.
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte(strings.Replace(e2eSpec, "batch_size: 600", "batch_size: -3", 1)), 0o644)
+	if out, err := cli("job", "submit", "-f", bad); err == nil || !strings.Contains(string(out), "batch_size") {
+		t.Fatalf("bad spec: %v\n%s", err, out)
+	}
+	if out, err := cli("job", "status", "no-such-job"); err == nil || !strings.Contains(string(out), "not found") {
+		t.Fatalf("unknown job: %v\n%s", err, out)
+	}
+}
