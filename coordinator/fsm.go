@@ -148,6 +148,9 @@ type ModelRecord struct {
 	Metrics map[string]float64 `json:"metrics,omitempty"`
 }
 
+// keepCheckpoints is how many committed checkpoints a job keeps.
+const keepCheckpoints = 2
+
 // appliedKeep bounds the request ids remembered for idempotency.
 const appliedKeep = 100000
 
@@ -302,8 +305,8 @@ func (f *FSM) execLocked(c *Command) (string, error) {
 			return "", fmt.Errorf("%w: checkpoint step %d is not after %d", ErrConflict, cp.Step, j.CommittedStep())
 		}
 		j.Checkpoints = append(j.Checkpoints, *cp)
-		if len(j.Checkpoints) > 3 { // keep the last three (older ones are deleted from the store)
-			j.Checkpoints = slices.Clone(j.Checkpoints[len(j.Checkpoints)-3:])
+		if len(j.Checkpoints) > keepCheckpoints { // an older one goes once two newer exist
+			j.Checkpoints = slices.Clone(j.Checkpoints[len(j.Checkpoints)-keepCheckpoints:])
 		}
 		return fmt.Sprint(cp.Step), nil
 	case CmdPublishModel:

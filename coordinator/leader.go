@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/maas-ml/maas/internal/api"
@@ -29,6 +30,8 @@ type leaderState struct {
 	progress map[string]*jobProgress
 	logs     map[string][]api.LogEntry
 	assigned map[string]uint64 // job → membership epoch whose assignments were delivered
+	// ckpts collects stored checkpoint ranges: job → step → server → object.
+	ckpts map[string]map[int64]map[int]string
 }
 
 // jobProgress accumulates the workers' step reports of a job.
@@ -51,7 +54,7 @@ func (n *Node) startLeading() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ls := &leaderState{ctx: ctx, cancel: cancel, lastSeen: map[string]time.Time{}, progress: map[string]*jobProgress{},
-		logs: map[string][]api.LogEntry{}, assigned: map[string]uint64{}}
+		logs: map[string][]api.LogEntry{}, assigned: map[string]uint64{}, ckpts: map[string]map[int64]map[int]string{}}
 	n.leader = ls
 	n.log.Info("leading", zap.String("node", n.cfg.ID))
 	for subj, h := range map[string]nats.MsgHandler{
@@ -220,6 +223,82 @@ func (n *Node) onReport(m *nats.Msg) {
 		ls.logf(r.Job, "parameter server %d: %s", r.Server, r.Reason)
 	case "failed":
 		n.finish(r.Job, api.JobFailed, r.Reason)
+	case "checkpoint":
+		n.onCheckpoint(ls, &r)
+	}
+}
+
+// onCheckpoint records one stored range; once every range of the step is
+// stored the checkpoint is committed, and the objects of the checkpoint
+// that now has two newer ones are deleted.
+func (n *Node) onCheckpoint(ls *leaderState, r *wire.Report) {
+	var servers int
+	var oldest *CheckpointRecord
+	n.fsm.Read(func(st *State) {
+		if j, ok := st.Jobs[r.Job]; ok && j.Current() != nil && !api.Terminal(j.State) {
+			servers = len(j.Current().Servers)
+			if len(j.Checkpoints) >= keepCheckpoints {
+				c := j.Checkpoints[0]
+				oldest = &c
+			}
+		}
+	})
+	if servers == 0 {
+		return
+	}
+	ls.mu.Lock()
+	if ls.ckpts[r.Job] == nil {
+		ls.ckpts[r.Job] = map[int64]map[int]string{}
+	}
+	got := ls.ckpts[r.Job][r.Step]
+	if got == nil {
+		got = map[int]string{}
+		ls.ckpts[r.Job][r.Step] = got
+	}
+	got[r.Server] = r.Object
+	complete := len(got) == servers
+	var objects []string
+	if complete {
+		for i := range servers {
+			objects = append(objects, got[i])
+		}
+		for step := range ls.ckpts[r.Job] {
+			if step <= r.Step {
+				delete(ls.ckpts[r.Job], step)
+			}
+		}
+	}
+	ls.mu.Unlock()
+	if !complete {
+		return
+	}
+	if _, err := n.Propose(Command{Type: CmdCheckpoint, RequestID: fmt.Sprintf("ckpt-%s-%d", r.Job, r.Step),
+		Checkpoint: &CheckpointRecord{Job: r.Job, Step: r.Step, Bucket: r.Bucket, Objects: objects}}); err != nil {
+		n.log.Warn("commit checkpoint", zap.String("job", r.Job), zap.Int64("step", r.Step), zap.Error(err))
+		return
+	}
+	ls.logf(r.Job, "checkpoint of step %d committed (%d ranges)", r.Step, len(objects))
+	if oldest != nil {
+		go n.deleteObjects(oldest.Bucket, oldest.Objects)
+	}
+}
+
+// deleteObjects removes a dropped checkpoint's objects from the store.
+func (n *Node) deleteObjects(bucket string, objects []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js, err := jetstream.New(n.nc)
+	if err != nil {
+		return
+	}
+	store, err := js.ObjectStore(ctx, bucket)
+	if err != nil {
+		return
+	}
+	for _, o := range objects {
+		if err := store.Delete(ctx, o); err != nil {
+			n.log.Warn("delete old checkpoint", zap.String("object", o), zap.Error(err))
+		}
 	}
 }
 

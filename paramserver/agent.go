@@ -28,6 +28,9 @@ type Agent struct {
 // NewAgent returns an agent serving on nc.
 func NewAgent(nc *nats.Conn, mc member.Config, sc Config) *Agent {
 	mc.Kind = wire.KindParamServer
+	if sc.Checkpointer == nil {
+		sc.Checkpointer = ObjectStoreCheckpointer{NC: nc}
+	}
 	return &Agent{srv: New(nc, sc), cfg: mc, jobs: map[string]uint64{}}
 }
 
@@ -92,7 +95,8 @@ func (a *Agent) Assign(as *wire.Assignment) error {
 	}
 	asg := Assignment{Job: as.Job, Server: as.Rank, Ranges: as.Ranges, ChunkFloats: as.ChunkFloats, Epoch: as.Epoch,
 		Members: as.Members, FromStep: as.FromStep, Optimizer: spec.Optimizer, Schedule: spec.Schedule,
-		StepsPerEpoch: int(as.StepsPerEpoch), TotalSteps: int(as.StepsPerEpoch) * spec.Epochs}
+		StepsPerEpoch: int(as.StepsPerEpoch), TotalSteps: int(as.StepsPerEpoch) * spec.Epochs,
+		CheckpointEvery: spec.Checkpoints(), MaxBadSteps: spec.BadSteps()}
 	if as.BarrierTimeoutMS > 0 {
 		asg.BarrierTimeout = time.Duration(as.BarrierTimeoutMS) * time.Millisecond
 	}

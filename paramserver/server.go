@@ -42,6 +42,9 @@ type Assignment struct {
 	MaxBadSteps int
 	// BarrierTimeout overrides the server's for this job when positive.
 	BarrierTimeout time.Duration
+	// CheckpointEvery stores a checkpoint whenever θ_step has step a
+	// multiple of it (0: never).
+	CheckpointEvery int
 }
 
 func (a *Assignment) validate() error {
@@ -79,6 +82,8 @@ type Config struct {
 	// the missing ranks are reported to the coordinator.
 	BarrierTimeout time.Duration
 	Logger         *zap.Logger
+	// Checkpointer stores checkpoints; nil disables them.
+	Checkpointer Checkpointer
 }
 
 // DefaultConfig has a 30 s barrier timeout.
@@ -172,6 +177,19 @@ func (s *Server) Serve(a Assignment, theta []float32, opt nn.Optimizer) error {
 	js.subs = []*nats.Subscription{gs, ps}
 	s.jobs[a.Job] = js
 	return s.publishLocked(js, false)
+}
+
+// Checkpoint stores a checkpoint of job's range now (θ_step, optimizer
+// state and step count), in the background.
+func (s *Server) Checkpoint(job string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	js, ok := s.jobs[job]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownJob, job)
+	}
+	s.checkpointLocked(js)
+	return nil
 }
 
 // Stop stops serving job and returns its final parameters for the range.
@@ -395,6 +413,9 @@ func (s *Server) completeLocked(js *jobState) {
 		s.cfg.Logger.Error("publish parameters", zap.String("job", js.a.Job), zap.Error(err))
 	}
 	s.report(js, "step", nil, "")
+	if every := int64(js.a.CheckpointEvery); every > 0 && js.step%every == 0 && js.step < int64(js.a.TotalSteps) {
+		s.checkpointLocked(js)
+	}
 }
 
 func finite(v []float32) bool {

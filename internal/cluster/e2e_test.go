@@ -8,8 +8,11 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/maas-ml/maas/coordinator"
 	"github.com/maas-ml/maas/internal/api"
@@ -36,6 +39,7 @@ dataset:
 batch_size: 600
 epochs: 1
 seed: 2
+checkpoint_every: 30
 `
 
 func httpJSON(t *testing.T, method, url string, body, out any) int {
@@ -131,5 +135,56 @@ func TestCoordinatorRunsJob(t *testing.T) {
 	httpJSON(t, "GET", base+"/v1/cluster", nil, &cs)
 	if cs.Leader != "c1" || len(cs.Workers) != 2 || len(cs.Servers) != 1 {
 		t.Fatalf("cluster status %+v", cs)
+	}
+
+	// Checkpoints every 30 steps: 30, 60, 90 stored; the coordinator keeps
+	// the last two and the store no longer has step 30's object.
+	var ckpts []coordinator.CheckpointRecord
+	node.FSM().Read(func(st *coordinator.State) { ckpts = append(ckpts, st.Jobs[sub.ID].Checkpoints...) })
+	if len(ckpts) != 2 || ckpts[0].Step != 60 || ckpts[1].Step != 90 {
+		t.Fatalf("committed checkpoints %+v, want steps 60 and 90", ckpts)
+	}
+	js, err := jetstream.New(Connect(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := js.ObjectStore(ctx, paramserver.CheckpointBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := store.GetBytes(ctx, ckpts[1].Objects[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	theta, opt, step, optStep, err := paramserver.DecodeCheckpoint(data)
+	if err != nil || step != 90 || optStep != 90 || len(theta) == 0 || len(opt["exp_avg"]) != len(theta) || len(opt["exp_avg_sq"]) != len(theta) {
+		t.Fatalf("checkpoint of step 90: step %d, optimizer step %d, %d params, state %d/%d, err %v", step, optStep, len(theta), len(opt["exp_avg"]), len(opt["exp_avg_sq"]), err)
+	}
+	waitDeleted := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := store.GetInfo(ctx, fmt.Sprintf("%s/30/0.safetensors", sub.ID)); err != nil {
+			break
+		}
+		if time.Now().After(waitDeleted) {
+			t.Fatal("the step-30 checkpoint was not deleted after two newer ones were committed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// A dataset that cannot be read fails the job with that reason.
+	bad := strings.Replace(e2eSpec, "kind: mnist", "kind: mnist\n  path: /nonexistent/mnist", 1)
+	if code := httpJSON(t, "POST", base+"/v1/jobs", api.SubmitRequest{Spec: bad, Workers: 1}, &sub); code != 201 {
+		t.Fatalf("submit: %d", code)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		httpJSON(t, "GET", base+"/v1/jobs/"+sub.ID, nil, &st)
+		if api.Terminal(st.State) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st.State != api.JobFailed || !strings.Contains(st.Reason, "/nonexistent/mnist") {
+		t.Fatalf("job with unreadable data ended %s: %q", st.State, st.Reason)
 	}
 }

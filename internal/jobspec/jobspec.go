@@ -35,6 +35,35 @@ type Spec struct {
 	// Shuffle (default true) draws a new permutation of the training set
 	// each epoch from (seed, epoch); false keeps file order.
 	Shuffle *bool `yaml:"shuffle,omitempty" json:"shuffle,omitempty"`
+	// CheckpointEvery is how many steps apart a cluster job's parameter
+	// servers store checkpoints (default 200; single-process training
+	// writes only the final model).
+	CheckpointEvery int `yaml:"checkpoint_every,omitempty" json:"checkpoint_every,omitempty"`
+	// MaxBadSteps is how many steps with a non-finite gradient a cluster job
+	// skips before it fails (default 3).
+	MaxBadSteps int `yaml:"max_bad_steps,omitempty" json:"max_bad_steps,omitempty"`
+}
+
+// Defaults of the cluster settings.
+const (
+	DefaultCheckpointEvery = 200
+	DefaultMaxBadSteps     = 3
+)
+
+// Checkpoints returns the checkpoint interval in steps.
+func (s *Spec) Checkpoints() int {
+	if s.CheckpointEvery > 0 {
+		return s.CheckpointEvery
+	}
+	return DefaultCheckpointEvery
+}
+
+// BadSteps returns how many non-finite steps are skipped before failing.
+func (s *Spec) BadSteps() int {
+	if s.MaxBadSteps > 0 {
+		return s.MaxBadSteps
+	}
+	return DefaultMaxBadSteps
 }
 
 // Dataset names the training data.
@@ -154,6 +183,12 @@ func (s *Spec) Validate() error {
 	}
 	if s.Epochs <= 0 {
 		return fieldErr("epochs", "must be positive, got %d", s.Epochs)
+	}
+	if s.CheckpointEvery < 0 {
+		return fieldErr("checkpoint_every", "must not be negative, got %d", s.CheckpointEvery)
+	}
+	if s.MaxBadSteps < 0 {
+		return fieldErr("max_bad_steps", "must not be negative, got %d", s.MaxBadSteps)
 	}
 	kind, ok := Kinds[s.Dataset.Kind]
 	if !ok {

@@ -115,8 +115,11 @@ type Report struct {
 	V      int    `msgpack:"v"`
 	Job    string `msgpack:"job"`
 	Server int    `msgpack:"s"`
-	Kind   string `msgpack:"kind"` // "step", "missing", "bad_step", "failed"
+	Kind   string `msgpack:"kind"` // "step", "missing", "bad_step", "failed", "checkpoint"
 	Step   int64  `msgpack:"t"`
+	// Bucket and Object locate a stored checkpoint (kind "checkpoint").
+	Bucket string `msgpack:"bucket,omitempty"`
+	Object string `msgpack:"object,omitempty"`
 	// Missing lists the ranks a barrier timed out waiting for.
 	Missing []int  `msgpack:"missing,omitempty"`
 	Reason  string `msgpack:"reason,omitempty"`

@@ -1,0 +1,138 @@
+package paramserver
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/maas-ml/maas/internal/wire"
+	"github.com/maas-ml/maas/nn/safetensors"
+)
+
+// CheckpointBucket is the Object Store bucket of parameter-server
+// checkpoints.
+const CheckpointBucket = "maas-checkpoints"
+
+// Checkpointer stores one range's checkpoint and returns where it is.
+type Checkpointer interface {
+	Save(ctx context.Context, job string, step int64, server int, data []byte) (bucket, object string, err error)
+}
+
+// ObjectStoreCheckpointer keeps checkpoints in a JetStream Object Store
+// bucket, one object per (job, step, range).
+type ObjectStoreCheckpointer struct{ NC *nats.Conn }
+
+var _ Checkpointer = ObjectStoreCheckpointer{}
+
+// Save implements Checkpointer.
+func (c ObjectStoreCheckpointer) Save(ctx context.Context, job string, step int64, server int, data []byte) (string, string, error) {
+	js, err := jetstream.New(c.NC)
+	if err != nil {
+		return "", "", err
+	}
+	store, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: CheckpointBucket, Description: "maas parameter-server checkpoints"})
+	if err != nil {
+		return "", "", fmt.Errorf("checkpoint bucket: %w", err)
+	}
+	name := fmt.Sprintf("%s/%d/%d.safetensors", job, step, server)
+	if _, err := store.Put(ctx, jetstream.ObjectMeta{Name: name}, bytes.NewReader(data)); err != nil {
+		return "", "", fmt.Errorf("store checkpoint %s: %w", name, err)
+	}
+	return CheckpointBucket, name, nil
+}
+
+// encodeCheckpoint serialises a range's θ and optimizer state (with its step
+// count) as safetensors: tensors "theta" and "opt.<name>", metadata with
+// the job, the step θ belongs to, the range and the optimizer's step count.
+func encodeCheckpointLocked(js *jobState) ([]byte, error) {
+	f := &safetensors.File{Tensors: map[string]safetensors.Tensor{}, Metadata: map[string]string{
+		"job": js.a.Job, "step": strconv.FormatInt(js.step, 10), "server": strconv.Itoa(js.a.Server),
+		"lo": strconv.Itoa(js.rng.Lo), "hi": strconv.Itoa(js.rng.Hi), "optimizer": js.a.Optimizer.Type,
+	}}
+	f.Tensors["theta"] = safetensors.F32([]int{len(js.theta)}, js.theta)
+	state, optStep := js.opt.State()
+	for _, name := range slices.Sorted(maps.Keys(state)) {
+		f.Tensors["opt."+name] = safetensors.F32([]int{len(state[name])}, state[name])
+	}
+	f.Metadata["optimizer_step"] = strconv.FormatInt(optStep, 10)
+	var buf bytes.Buffer
+	if err := safetensors.Encode(&buf, f); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// checkpointLocked snapshots θ_step and the optimizer state now and stores
+// them in the background, then reports the checkpoint to the coordinator.
+func (s *Server) checkpointLocked(js *jobState) {
+	if s.cfg.Checkpointer == nil {
+		return
+	}
+	data, err := encodeCheckpointLocked(js)
+	if err != nil {
+		s.cfg.Logger.Error("encode checkpoint", zap.String("job", js.a.Job), zap.Error(err))
+		return
+	}
+	job, step, server := js.a.Job, js.step, js.a.Server
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		bucket, object, err := s.cfg.Checkpointer.Save(ctx, job, step, server, data)
+		if err != nil {
+			s.cfg.Logger.Warn("checkpoint not stored", zap.String("job", job), zap.Int64("step", step), zap.Error(err))
+			return
+		}
+		b, err := wire.Encode(&wire.Report{V: wire.Version, Job: job, Server: server, Kind: "checkpoint", Step: step,
+			Bucket: bucket, Object: object})
+		if err == nil {
+			s.nc.Publish(wire.SubjReport, b)
+		}
+	}()
+}
+
+// DecodeCheckpoint reads a checkpoint written by a server: θ for its range,
+// the optimizer state tensors, the step θ belongs to and the optimizer's
+// step count.
+func DecodeCheckpoint(data []byte) (theta []float32, opt map[string][]float32, step, optStep int64, err error) {
+	f, err := safetensors.Decode(data)
+	if err != nil {
+		return nil, nil, 0, 0, err
+	}
+	t, ok := f.Tensors["theta"]
+	if !ok {
+		return nil, nil, 0, 0, fmt.Errorf("paramserver: checkpoint has no theta")
+	}
+	if theta, err = t.Float32(); err != nil {
+		return nil, nil, 0, 0, err
+	}
+	opt = map[string][]float32{}
+	for name, t := range f.Tensors {
+		if n, ok := cutPrefix(name, "opt."); ok {
+			if opt[n], err = t.Float32(); err != nil {
+				return nil, nil, 0, 0, err
+			}
+		}
+	}
+	if step, err = strconv.ParseInt(f.Metadata["step"], 10, 64); err != nil {
+		return nil, nil, 0, 0, fmt.Errorf("paramserver: checkpoint step: %w", err)
+	}
+	if optStep, err = strconv.ParseInt(f.Metadata["optimizer_step"], 10, 64); err != nil {
+		return nil, nil, 0, 0, fmt.Errorf("paramserver: checkpoint optimizer step: %w", err)
+	}
+	return theta, opt, step, optStep, nil
+}
+
+func cutPrefix(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
+		return s[len(prefix):], true
+	}
+	return "", false
+}
