@@ -159,7 +159,7 @@ func (n *Node) writeProposeErr(w http.ResponseWriter, err error) {
 func (n *Node) status(j *JobRecord) api.JobStatus {
 	s := api.JobStatus{ID: j.ID, Name: j.Name, State: j.State, Reason: j.Reason, Submitted: j.Submitted,
 		Started: j.Started, Finished: j.Finished, Workers: j.Workers, ParameterServers: j.ParameterServers,
-		CommittedStep: j.CommittedStep(), TotalSteps: j.TotalSteps, StepsPerEpoch: j.StepsPerEpoch, Epochs: j.Epochs}
+		CommittedStep: j.CommittedStep(), TotalSteps: j.TotalSteps, NumParams: j.NumParams, StepsPerEpoch: j.StepsPerEpoch, Epochs: j.Epochs}
 	if cur := j.Current(); cur != nil {
 		s.Epoch, s.Members, s.Servers = cur.Epoch, slices.Clone(cur.Members), slices.Clone(cur.Servers)
 	}
@@ -176,6 +176,10 @@ func (n *Node) status(j *JobRecord) api.JobStatus {
 			}
 			if d := jp.last.Sub(jp.first).Seconds(); d > 0 {
 				s.SamplesPerSec = float64(jp.samples) / d
+			}
+			if jp.reports > 0 {
+				r := float64(jp.reports) * 1000
+				s.StepTime = &api.StepTime{ComputeMS: float64(jp.computeUS) / r, PushMS: float64(jp.pushUS) / r, WaitMS: float64(jp.waitUS) / r}
 			}
 		}
 		ls.mu.Unlock()

@@ -44,6 +44,9 @@ type jobProgress struct {
 	samples    int
 	first      time.Time
 	last       time.Time
+	// Sums over every worker's step reports, in microseconds.
+	computeUS, pushUS, waitUS int64
+	reports                   int64
 }
 
 func (n *Node) startLeading() {
@@ -195,6 +198,10 @@ func (n *Node) onProgress(m *nats.Msg) {
 	if e := p.Step / spe; e != jp.epoch {
 		jp.epoch, jp.lossSum, jp.correct, jp.n = e, 0, 0, 0
 	}
+	jp.computeUS += p.ComputeUS
+	jp.pushUS += p.PushUS
+	jp.waitUS += p.WaitUS
+	jp.reports++
 	jp.lossSum += p.LossSum
 	jp.correct += p.Correct
 	jp.n += p.N

@@ -82,13 +82,26 @@ type JobStatus struct {
 	Step          int64 `json:"step"`
 	CommittedStep int64 `json:"committed_step"`
 	TotalSteps    int64 `json:"total_steps"`
+	NumParams     int   `json:"num_params"`
 	StepsPerEpoch int64 `json:"steps_per_epoch"`
 	Epochs        int   `json:"epochs"`
 	// Loss and Accuracy are running means over the current training epoch.
-	Loss          float64       `json:"loss"`
-	Accuracy      float64       `json:"accuracy"`
-	SamplesPerSec float64       `json:"samples_per_sec"`
-	Model         *ModelVersion `json:"model,omitempty"`
+	Loss          float64 `json:"loss"`
+	Accuracy      float64 `json:"accuracy"`
+	SamplesPerSec float64 `json:"samples_per_sec"`
+	// StepTime is the mean time of a step's phases on a worker.
+	StepTime *StepTime     `json:"step_time,omitempty"`
+	Model    *ModelVersion `json:"model,omitempty"`
+}
+
+// StepTime splits a worker's step: forward and backward (compute),
+// pushing every gradient chunk until acknowledged (push), and waiting for
+// θ_{t+1}: the servers' aggregation and update, then the fan-out or a pull
+// (wait).
+type StepTime struct {
+	ComputeMS float64 `json:"compute_ms"`
+	PushMS    float64 `json:"push_ms"`
+	WaitMS    float64 `json:"wait_ms"`
 }
 
 // ModelVersion is one published version of a model.

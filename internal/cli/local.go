@@ -8,11 +8,13 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/maas-ml/maas/coordinator"
 	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/internal/member"
 	"github.com/maas-ml/maas/internal/natsserver"
 	"github.com/maas-ml/maas/paramserver"
@@ -23,8 +25,8 @@ import (
 func localCmd() *cobra.Command {
 	var (
 		dataDir, specPath, out, apiAddr, raftAddr string
-		natsPort, workers, threads                int
-		noJob                                     bool
+		natsPort, workers, threads, epochs        int
+		noJob, stats                              bool
 	)
 	cmd := &cobra.Command{
 		Use:   "local",
@@ -50,6 +52,16 @@ shows its progress, pulls the published model into --out and stops. With
 				var err error
 				if specText, err = os.ReadFile(specPath); err != nil {
 					return fmt.Errorf("job spec: %w", err)
+				}
+				if epochs > 0 {
+					spec, err := jobspec.Parse(specText)
+					if err != nil {
+						return fmt.Errorf("%s: %w", specPath, err)
+					}
+					spec.Epochs = epochs
+					if specText, err = spec.Marshal(); err != nil {
+						return err
+					}
 				}
 			}
 			ctx, stop := signalContext(cmd.Context())
@@ -100,12 +112,14 @@ shows its progress, pulls the published model into --out and stops. With
 			psCfg.Logger = log
 			ps := paramserver.NewAgent(pconn, member.Config{ID: "local-ps-1", Host: "localhost", Logger: log}, psCfg)
 			go func() { ps.Run(members, pconn); done <- struct{}{} }()
+			var wconns []*nats.Conn
 			for i := range workers {
 				wconn, err := connectNATS(url, fmt.Sprintf("worker %d", i+1), log)
 				if err != nil {
 					done <- struct{}{}
 					continue
 				}
+				wconns = append(wconns, wconn)
 				defer wconn.Close()
 				b := tensor.NewGo(threads)
 				defer b.Close()
@@ -139,6 +153,9 @@ shows its progress, pulls the published model into --out and stops. With
 			if err != nil || js.Model == nil {
 				return fmt.Errorf("job %s finished without a published model", sub.ID)
 			}
+			if stats {
+				printLocalStats(cmd, js, wconns)
+			}
 			if out == "" {
 				out = filepath.Join("out", js.Model.Name)
 			}
@@ -160,7 +177,31 @@ shows its progress, pulls the published model into --out and stops. With
 	f.IntVar(&workers, "workers", 0, "workers (0: one per core)")
 	f.IntVar(&threads, "threads", 1, "cores per worker")
 	f.BoolVar(&noJob, "no-job", false, "keep the cluster up without submitting a job")
+	f.IntVar(&epochs, "epochs", 0, "train this many epochs instead of the spec's")
+	f.BoolVar(&stats, "stats", false, "print the job's figures as JSON at the end: samples/s, step time split, bytes on the wire")
 	return cmd
+}
+
+// printLocalStats prints the data plane's figures for a finished job:
+// throughput, the mean step split, and the bytes the workers sent and
+// received per step against the ideal 2 × 4 bytes × parameters × workers
+// (each worker pushes its gradient once and receives θ once).
+func printLocalStats(cmd *cobra.Command, js api.JobStatus, wconns []*nats.Conn) {
+	var bytes uint64
+	for _, c := range wconns {
+		st := c.Stats()
+		bytes += st.InBytes + st.OutBytes
+	}
+	params := js.NumParams
+	steps := float64(js.TotalSteps)
+	ideal := 2 * 4 * float64(params) * float64(len(wconns))
+	out := map[string]any{"job": js.ID, "workers": len(wconns), "steps": js.TotalSteps, "samples_per_sec": js.SamplesPerSec,
+		"params": params, "wire_bytes_per_step": float64(bytes) / steps, "ideal_bytes_per_step": ideal,
+		"wire_over_ideal": float64(bytes) / steps / ideal}
+	if js.StepTime != nil {
+		out["compute_ms"], out["push_ms"], out["wait_ms"] = js.StepTime.ComputeMS, js.StepTime.PushMS, js.StepTime.WaitMS
+	}
+	printJSON(cmd.OutOrStdout(), out)
 }
 
 // waitMembers waits until the workers and a parameter server have
