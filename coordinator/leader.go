@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -345,6 +346,11 @@ func (n *Node) onDone(m *nats.Msg) {
 			return
 		}
 		ls.logf(d.Job, "published model %s version %s", name, v)
+		version, _ := strconv.Atoi(v)
+		if b, err := wire.Encode(&wire.ModelPublished{V: wire.Version, Name: name, Version: version, Job: d.Job,
+			Bucket: d.Bucket, Prefix: d.Prefix, Files: d.Files, Metrics: d.Metrics}); err == nil {
+			n.nc.Publish(wire.SubjModelPublished, b)
+		}
 		n.finish(d.Job, api.JobSucceeded, "")
 	}
 	n.reply(m, wire.AckOK, "")

@@ -31,7 +31,13 @@ type ParamView struct {
 // Build makes a model from spec on backend b, with zeroed parameters; call
 // Init to initialise them. Errors name the spec field at fault and wrap
 // ErrSpec.
-func Build(spec ModelSpec, b tensor.Backend) (*Model, error) {
+func Build(spec ModelSpec, b tensor.Backend) (*Model, error) { return build(spec, b, true) }
+
+// BuildInference makes a model for inference only: no gradient vector, and
+// Backward must not be called. Forward with train=false.
+func BuildInference(spec ModelSpec, b tensor.Backend) (*Model, error) { return build(spec, b, false) }
+
+func build(spec ModelSpec, b tensor.Backend, grads bool) (*Model, error) {
 	plans, err := spec.shapes()
 	if err != nil {
 		return nil, err
@@ -74,18 +80,23 @@ func Build(spec ModelSpec, b tensor.Backend) (*Model, error) {
 			n += size
 		}
 	}
-	m.Params, m.Grads = make([]float32, n), make([]float32, n)
+	m.Params = make([]float32, n)
+	if grads {
+		m.Grads = make([]float32, n)
+	}
 	v := 0
 	for _, l := range m.Layers {
 		ps := l.Params()
-		vals, grads := make([][]float32, len(ps)), make([][]float32, len(ps))
+		vals, gs := make([][]float32, len(ps)), make([][]float32, len(ps))
 		for j := range ps {
 			view := m.Views[v]
 			vals[j] = m.Params[view.Offset : view.Offset+view.Size : view.Offset+view.Size]
-			grads[j] = m.Grads[view.Offset : view.Offset+view.Size : view.Offset+view.Size]
+			if grads {
+				gs[j] = m.Grads[view.Offset : view.Offset+view.Size : view.Offset+view.Size]
+			}
 			v++
 		}
-		l.Bind(vals, grads)
+		l.Bind(vals, gs)
 	}
 	return m, nil
 }

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -42,6 +43,45 @@ type Spec struct {
 	// MaxBadSteps is how many steps with a non-finite gradient a cluster job
 	// skips before it fails (default 3).
 	MaxBadSteps int `yaml:"max_bad_steps,omitempty" json:"max_bad_steps,omitempty"`
+	// Serving configures how the published model is served.
+	Serving *Serving `yaml:"serving,omitempty" json:"serving,omitempty"`
+}
+
+// Serving is the model config of the serving endpoint: dynamic batching
+// and the bounded queue.
+type Serving struct {
+	// MaxBatchSize caps a batch of requests run together (default 64).
+	MaxBatchSize int `yaml:"max_batch_size,omitempty" json:"max_batch_size,omitempty"`
+	// MaxQueueDelay is how long the first request of a batch may wait for
+	// others, e.g. "1ms" (default 1ms; "0s" runs each request at once).
+	MaxQueueDelay string `yaml:"max_queue_delay,omitempty" json:"max_queue_delay,omitempty"`
+	// MaxQueue bounds the requests waiting per model version (default 1024);
+	// past it requests are refused with 429.
+	MaxQueue int `yaml:"max_queue,omitempty" json:"max_queue,omitempty"`
+}
+
+// Serving defaults.
+const (
+	DefaultMaxBatchSize  = 64
+	DefaultMaxQueueDelay = time.Millisecond
+	DefaultMaxQueue      = 1024
+)
+
+// ServingConfig returns the serving settings with defaults filled in.
+func (s *Spec) ServingConfig() (maxBatch int, delay time.Duration, maxQueue int) {
+	maxBatch, delay, maxQueue = DefaultMaxBatchSize, DefaultMaxQueueDelay, DefaultMaxQueue
+	if v := s.Serving; v != nil {
+		if v.MaxBatchSize > 0 {
+			maxBatch = v.MaxBatchSize
+		}
+		if d, err := time.ParseDuration(v.MaxQueueDelay); err == nil && v.MaxQueueDelay != "" {
+			delay = d
+		}
+		if v.MaxQueue > 0 {
+			maxQueue = v.MaxQueue
+		}
+	}
+	return maxBatch, delay, maxQueue
 }
 
 // Defaults of the cluster settings.
@@ -189,6 +229,19 @@ func (s *Spec) Validate() error {
 	}
 	if s.MaxBadSteps < 0 {
 		return fieldErr("max_bad_steps", "must not be negative, got %d", s.MaxBadSteps)
+	}
+	if v := s.Serving; v != nil {
+		if v.MaxBatchSize < 0 || v.MaxBatchSize > 4096 {
+			return fieldErr("serving.max_batch_size", "must be in 1..4096, got %d", v.MaxBatchSize)
+		}
+		if v.MaxQueue < 0 {
+			return fieldErr("serving.max_queue", "must not be negative, got %d", v.MaxQueue)
+		}
+		if v.MaxQueueDelay != "" {
+			if d, err := time.ParseDuration(v.MaxQueueDelay); err != nil || d < 0 || d > time.Second {
+				return fieldErr("serving.max_queue_delay", "%q: a duration from 0s to 1s, e.g. 2ms", v.MaxQueueDelay)
+			}
+		}
 	}
 	kind, ok := Kinds[s.Dataset.Kind]
 	if !ok {

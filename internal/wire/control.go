@@ -97,3 +97,18 @@ type Done struct {
 }
 
 func (m *Done) version() int { return m.V }
+
+// ModelPublished announces a new model version in the model index, on
+// SubjModelPublished; serving endpoints load it from the Object Store.
+type ModelPublished struct {
+	V       int                `msgpack:"v"`
+	Name    string             `msgpack:"name"`
+	Version int                `msgpack:"version"`
+	Job     string             `msgpack:"job"`
+	Bucket  string             `msgpack:"bucket"`
+	Prefix  string             `msgpack:"prefix"`
+	Files   []string           `msgpack:"files"`
+	Metrics map[string]float64 `msgpack:"metrics,omitempty"`
+}
+
+func (m *ModelPublished) version() int { return m.V }
