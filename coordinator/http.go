@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -49,9 +50,14 @@ func (n *Node) startHTTP() error {
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code = http.StatusInternalServerError
+		b, _ = json.Marshal(api.Error{Error: "encode the answer: " + err.Error()})
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
+	w.Write(append(b, '\n'))
 }
 
 func writeErr(w http.ResponseWriter, code int, field, format string, args ...any) {
@@ -72,7 +78,11 @@ func (n *Node) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 			http.Redirect(w, r, u.String(), http.StatusTemporaryRedirect)
 			return
 		}
-		writeErr(w, http.StatusServiceUnavailable, "", "no quorum: coordinator %s sees no leader; a majority of the coordinators must be up", n.cfg.ID)
+		if n.IsLeader() { // elected a moment ago: its duties are starting
+			writeErr(w, http.StatusServiceUnavailable, "", "coordinator %s is becoming the leader; retry", n.cfg.ID)
+			return
+		}
+		writeErr(w, http.StatusServiceUnavailable, "", "no quorum: coordinator %s (%s) knows no leader; a majority of the coordinators must be up", n.cfg.ID, n.raft.State())
 	}
 }
 
@@ -173,6 +183,9 @@ func (n *Node) status(j *JobRecord) api.JobStatus {
 			s.Step = jp.step + 1
 			if jp.n > 0 {
 				s.Loss, s.Accuracy = jp.lossSum/float64(jp.n), float64(jp.correct)/float64(jp.n)
+				if math.IsNaN(s.Loss) || math.IsInf(s.Loss, 0) {
+					s.Loss, s.LossNotFinite = 0, true
+				}
 			}
 			if d := jp.last.Sub(jp.first).Seconds(); d > 0 {
 				s.SamplesPerSec = float64(jp.samples) / d

@@ -228,19 +228,24 @@ func (n *Node) Close() error {
 
 // watchLeadership starts the leader's duties when this node gains the lead
 // and stops them when it loses it.
+// LeaderCh may drop a signal when two come quickly, so the raft state is
+// also polled.
 func (n *Node) watchLeadership() {
 	defer n.wg.Done()
 	ch := n.raft.LeaderCh()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		select {
 		case <-n.done:
 			return
-		case isLeader := <-ch:
-			if isLeader {
-				n.startLeading()
-			} else {
-				n.stopLeading()
-			}
+		case <-ch:
+		case <-tick.C:
+		}
+		if n.raft.State() == raft.Leader {
+			n.startLeading()
+		} else {
+			n.stopLeading()
 		}
 	}
 }

@@ -86,7 +86,10 @@ type JobStatus struct {
 	StepsPerEpoch int64 `json:"steps_per_epoch"`
 	Epochs        int   `json:"epochs"`
 	// Loss and Accuracy are running means over the current training epoch.
-	Loss          float64 `json:"loss"`
+	Loss float64 `json:"loss"`
+	// LossNotFinite is set (and Loss is 0) when the running loss is NaN or
+	// infinite, which JSON cannot carry.
+	LossNotFinite bool    `json:"loss_not_finite,omitempty"`
 	Accuracy      float64 `json:"accuracy"`
 	SamplesPerSec float64 `json:"samples_per_sec"`
 	// StepTime is the mean time of a step's phases on a worker.
