@@ -261,10 +261,13 @@ func printSummary(w io.Writer, js api.JobStatus) {
 		fmt.Fprintf(w, "  reason:   %s\n", js.Reason)
 	}
 	if js.Step > 0 {
-		fmt.Fprintf(w, "  loss:     %.4f\n  accuracy: %.2f%%\n", js.Loss, 100*js.Accuracy)
+		fmt.Fprintf(w, "  training loss:     %.4f (last epoch)\n  training accuracy: %.2f%%\n", js.Loss, 100*js.Accuracy)
 	}
 	if m := js.Model; m != nil {
-		fmt.Fprintf(w, "  model:    %s:%d (download it with `maas model pull %s:%d -o DIR`)\n", m.Name, m.Version, m.Name, m.Version)
+		if acc, ok := m.Metrics["test_accuracy"]; ok {
+			fmt.Fprintf(w, "  test accuracy:     %.2f%% (loss %.4f)\n", 100*acc, m.Metrics["test_loss"])
+		}
+		fmt.Fprintf(w, "  model:             %s:%d (download it with `maas model pull %s:%d -o DIR`)\n", m.Name, m.Version, m.Name, m.Version)
 	}
 }
 
