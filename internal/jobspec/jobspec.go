@@ -250,8 +250,10 @@ func (s *Spec) Validate() error {
 	if s.Dataset.Kind == "cifar10" && s.Dataset.Path == "" {
 		return fieldErr("dataset.path", "cifar10 needs the directory holding data_batch_1.bin … test_batch.bin")
 	}
-	if fmt.Sprint(s.Model.Input) != fmt.Sprint(kind.Shape) {
-		return fieldErr("model.input", "%v does not match %s samples %v", s.Model.Input, s.Dataset.Kind, kind.Shape)
+	// The input may reshape a sample (row-major), e.g. [28, 28] reads an
+	// MNIST image as 28 time steps of 28 pixels.
+	if got, want := tensorLen(s.Model.Input), tensorLen(kind.Shape); got != want {
+		return fieldErr("model.input", "%v holds %d values per sample; %s samples are %v (%d values)", s.Model.Input, got, s.Dataset.Kind, kind.Shape, want)
 	}
 	if n := s.Dataset.Normalize; n != nil {
 		if err := s.Normalization().Validate(kind.Shape[0]); err != nil {
@@ -293,6 +295,14 @@ func wrapSpec(err error) error {
 		return &FieldError{Field: se.Field, Msg: se.Msg}
 	}
 	return fmt.Errorf("%w: %v", ErrInvalid, err)
+}
+
+func tensorLen(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
 }
 
 // outputShape returns the model's per-sample output shape.

@@ -57,6 +57,7 @@ func TestBadSpecs(t *testing.T) {
 		{"wrong class count", "units: 10", "units: 7", "model.layers"},
 		{"dense on images", "    - {type: flatten}\n", "", "model.layers[3]"},
 		{"input mismatch", "input: [1, 28, 28]", "input: [3, 28, 28]", "model.input"},
+		{"input of another size", "input: [1, 28, 28]", "input: [1, 28, 27]", "model.input"},
 		{"unknown dataset", "kind: mnist", "kind: imagenet", "dataset.kind"},
 		{"missing name", "name: tiny", "name: ''", "name"},
 		{"bad loss", "loss: softmax_cross_entropy", "loss: mse", "loss"},
