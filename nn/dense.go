@@ -1,12 +1,19 @@
 package nn
 
-import "github.com/maas-ml/maas/tensor"
+import (
+	"slices"
+
+	"github.com/maas-ml/maas/tensor"
+)
 
 // Dense is a fully connected layer: x (n, in) → y = x·Wᵀ + b (n, out), with
-// weight (out, in) and bias (out), PyTorch's Linear layout.
+// weight (out, in) and bias (out), PyTorch's Linear layout. On a sequence
+// x (n, T, in) it applies the same weights at every step, y (n, T, out), as
+// PyTorch's Linear does on the last dimension: the batch is n·T rows.
 type Dense struct {
 	layerBase
 	nin, nout int
+	steps     int // rows per sample: T for a (T, in) input, else 1
 	w, bias   []float32
 	dw, db    []float32
 	x         []float32 // the last input, for Backward
@@ -15,7 +22,9 @@ type Dense struct {
 }
 
 func newDense(name string, in []int, units int, b tensor.Backend) *Dense {
-	return &Dense{layerBase: layerBase{name: name, in: in, out: []int{units}, be: b}, nin: in[0], nout: units, fanInit: InitHe}
+	lead := in[:len(in)-1]
+	out := append(slices.Clone(lead), units)
+	return &Dense{layerBase: layerBase{name: name, in: in, out: out, be: b}, nin: in[len(in)-1], nout: units, steps: prod(lead), fanInit: InitHe}
 }
 
 func (l *Dense) Params() []ParamSpec {
@@ -28,6 +37,7 @@ func (l *Dense) Params() []ParamSpec {
 func (l *Dense) Bind(v, g [][]float32) { l.w, l.bias, l.dw, l.db = v[0], v[1], g[0], g[1] }
 
 func (l *Dense) Forward(x []float32, n int, train bool) []float32 {
+	n *= l.steps
 	l.x = x
 	l.y = grow(l.y, n*l.nout)
 	// y (n, out) = x (n, in) · Wᵀ (in, out)
@@ -37,6 +47,7 @@ func (l *Dense) Forward(x []float32, n int, train bool) []float32 {
 }
 
 func (l *Dense) Backward(dy []float32, n int) []float32 {
+	n *= l.steps
 	// dW (out, in) += dyᵀ (out, n) · x (n, in)
 	l.be.Gemm(true, false, l.nout, l.nin, n, 1, dy, l.nout, l.x, l.nin, 1, l.dw, l.nin)
 	l.be.SumBias(dy, l.db, n, 1)

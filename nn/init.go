@@ -15,6 +15,9 @@ const (
 	InitTorch = "torch"
 	// InitZero fills zeros (biases, unless InitTorch is asked for).
 	InitZero = "zero"
+	// InitNormal draws from N(0, 1): PyTorch's default for Embedding, kept
+	// under either model init.
+	InitNormal = "normal"
 )
 
 // initParam fills v according to p.Init, drawing from rng.
@@ -23,6 +26,11 @@ func initParam(v []float32, p ParamSpec, rng *splitMix) {
 	switch p.Init {
 	case InitZero:
 		clear(v)
+		return
+	case InitNormal:
+		for i := range v {
+			v[i] = float32(rng.normal())
+		}
 		return
 	case InitHe:
 		bound = math.Sqrt(6 / float64(p.FanIn))

@@ -41,7 +41,8 @@ type Layer interface {
 type ParamSpec struct {
 	Name  string // full name, e.g. "conv1.weight"
 	Shape []int
-	// Init is how the tensor starts: InitHe, InitGlorot, InitTorch or InitZero.
+	// Init is how the tensor starts: InitHe, InitGlorot, InitTorch,
+	// InitNormal or InitZero.
 	Init string
 	// FanIn and FanOut feed the initialisers.
 	FanIn, FanOut int

@@ -72,7 +72,7 @@ func build(spec ModelSpec, b tensor.Backend, grads bool) (*Model, error) {
 	n := 0
 	for _, l := range m.Layers {
 		for _, ps := range l.Params() {
-			if spec.Init == InitTorch {
+			if spec.Init == InitTorch && ps.Init != InitNormal { // embeddings are N(0, 1) in PyTorch too
 				ps.Init = InitTorch
 			}
 			size := prod(ps.Shape)
@@ -121,6 +121,12 @@ func newLayer(p layerPlan, b tensor.Backend) (Layer, error) {
 		return newFlatten(p.name, p.in, b), nil
 	case "dropout":
 		return newDropout(p.name, p.in, s.Rate, 0, b), nil
+	case "lstm":
+		return newLSTM(p.name, p.in, s.Units, max(s.NumLayers, 1), s.ReturnSequences, b), nil
+	case "gru":
+		return newGRU(p.name, p.in, s.Units, max(s.NumLayers, 1), s.ReturnSequences, b), nil
+	case "embedding":
+		return newEmbedding(p.name, p.in, s.Vocab, s.Units, b), nil
 	}
 	return nil, fmt.Errorf("unknown layer type %q", s.Type)
 }

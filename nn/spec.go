@@ -20,10 +20,11 @@ type ModelSpec struct {
 
 // LayerSpec is one layer of a ModelSpec. Which fields apply depends on Type.
 type LayerSpec struct {
-	// Type is one of conv2d, maxpool2d, dense, relu, flatten, dropout.
+	// Type is one of conv2d, maxpool2d, dense, relu, flatten, dropout,
+	// lstm, gru, embedding.
 	Type string `yaml:"type" json:"type"`
 	// Name prefixes the layer's parameters; by default conv1, conv2, …,
-	// fc1, fc2, …, pool1, … in order of appearance.
+	// fc1, fc2, …, pool1, …, lstm1, gru1, embed1, … in order of appearance.
 	Name string `yaml:"name,omitempty" json:"name,omitempty"`
 	// Filters is a conv2d's output channels.
 	Filters int `yaml:"filters,omitempty" json:"filters,omitempty"`
@@ -33,17 +34,27 @@ type LayerSpec struct {
 	Stride int `yaml:"stride,omitempty" json:"stride,omitempty"`
 	// Padding is a conv2d's zero padding on each side.
 	Padding int `yaml:"padding,omitempty" json:"padding,omitempty"`
-	// Units is a dense layer's output size.
+	// Units is a dense layer's output size, an lstm or gru layer's hidden
+	// size, an embedding's vector size.
 	Units int `yaml:"units,omitempty" json:"units,omitempty"`
 	// Rate is a dropout layer's drop probability, in [0, 1).
 	Rate float64 `yaml:"rate,omitempty" json:"rate,omitempty"`
+	// NumLayers is how many lstm or gru layers are stacked (default 1),
+	// PyTorch's num_layers.
+	NumLayers int `yaml:"layers,omitempty" json:"layers,omitempty"`
+	// ReturnSequences makes an lstm or gru output the top layer's h at every
+	// time step, (T, units), instead of only the last one, (units).
+	ReturnSequences bool `yaml:"return_sequences,omitempty" json:"return_sequences,omitempty"`
+	// Vocab is an embedding's number of tokens.
+	Vocab int `yaml:"vocab,omitempty" json:"vocab,omitempty"`
 }
 
 // LayerTypes lists the layer types a spec may use.
-var LayerTypes = []string{"conv2d", "maxpool2d", "dense", "relu", "flatten", "dropout"}
+var LayerTypes = []string{"conv2d", "maxpool2d", "dense", "relu", "flatten", "dropout", "lstm", "gru", "embedding"}
 
 var defaultPrefix = map[string]string{
 	"conv2d": "conv", "maxpool2d": "pool", "dense": "fc", "relu": "relu", "flatten": "flatten", "dropout": "dropout",
+	"lstm": "lstm", "gru": "gru", "embedding": "embed",
 }
 
 // SpecError is an error in a model spec, naming the field at fault, e.g.
@@ -70,14 +81,17 @@ func (s LayerSpec) field(i int, name string) string {
 var allowed = map[string][]string{
 	"conv2d": {"filters", "kernel", "stride", "padding"}, "maxpool2d": {"kernel", "stride"},
 	"dense": {"units"}, "dropout": {"rate"}, "relu": nil, "flatten": nil,
+	"lstm": {"units", "layers", "return_sequences"}, "gru": {"units", "layers", "return_sequences"},
+	"embedding": {"vocab", "units"},
 }
 
 // check validates the fields of layer i that do not depend on its input.
 func (s LayerSpec) check(i int) error {
 	if ok, known := allowed[s.Type]; known {
 		set := map[string]bool{"filters": s.Filters != 0, "kernel": s.Kernel != 0, "stride": s.Stride != 0,
-			"padding": s.Padding != 0, "units": s.Units != 0, "rate": s.Rate != 0}
-		for _, f := range []string{"filters", "kernel", "stride", "padding", "units", "rate"} {
+			"padding": s.Padding != 0, "units": s.Units != 0, "rate": s.Rate != 0,
+			"layers": s.NumLayers != 0, "return_sequences": s.ReturnSequences, "vocab": s.Vocab != 0}
+		for _, f := range []string{"filters", "kernel", "stride", "padding", "units", "rate", "layers", "return_sequences", "vocab"} {
 			if set[f] && !slices.Contains(ok, f) {
 				return specErr(s.field(i, f), "does not apply to %s layers", s.Type)
 			}
@@ -116,6 +130,18 @@ func (s LayerSpec) check(i int) error {
 		if !(s.Rate >= 0 && s.Rate < 1) {
 			return specErr(s.field(i, "rate"), "must be in [0, 1), got %g", s.Rate)
 		}
+	case "lstm", "gru":
+		if err := positive("units", s.Units); err != nil {
+			return err
+		}
+		if s.NumLayers < 0 {
+			return specErr(s.field(i, "layers"), "must not be negative, got %d", s.NumLayers)
+		}
+	case "embedding":
+		if err := positive("vocab", s.Vocab); err != nil {
+			return err
+		}
+		return positive("units", s.Units)
 	case "relu", "flatten":
 	case "":
 		return specErr(s.field(i, "type"), "missing; one of %s", strings.Join(LayerTypes, ", "))
@@ -213,10 +239,25 @@ func outShape(l LayerSpec, i int, in []int) ([]int, error) {
 		}
 		return []int{c, h/stride + 1, w/stride + 1}, nil
 	case "dense":
-		if len(in) != 1 {
+		// A (T, F) sequence gets the same weights at every step (PyTorch's
+		// Linear on the last dimension); the message keeps to the common case.
+		if len(in) != 1 && len(in) != 2 {
 			return nil, specErr(field, "dense needs a flat input, got shape %v; add a flatten layer before it", in)
 		}
+		return append(slices.Clone(in[:len(in)-1]), l.Units), nil
+	case "lstm", "gru":
+		if len(in) != 2 {
+			return nil, specErr(field, "%s needs a (T, F) sequence input, got shape %v", l.Type, in)
+		}
+		if l.ReturnSequences {
+			return []int{in[0], l.Units}, nil
+		}
 		return []int{l.Units}, nil
+	case "embedding":
+		if i != 0 || len(in) != 1 {
+			return nil, specErr(field, "embedding reads token ids: it must be the first layer, on a (T) input; got layer %d on shape %v", i, in)
+		}
+		return []int{in[0], l.Units}, nil
 	case "flatten":
 		return []int{prod(in)}, nil
 	default: // relu, dropout

@@ -38,7 +38,7 @@ func benchCmd() *cobra.Command {
 				return err
 			}
 			defer b.Close()
-			in := spec.Model.Input
+			in := jobspec.Kinds[spec.Dataset.Kind].Shape // samples as the dataset has them
 			data := dataset.Synthetic("synthetic", spec.BatchSize*(steps+warmup), in[0], in[1], in[2], jobspec.Kinds[spec.Dataset.Kind].Classes, 1)
 			t, err := train.New(spec, b, data)
 			if err != nil {

@@ -242,7 +242,7 @@ func BenchmarkTrainStep(b *testing.B) {
 				be := tensor.NewGo(threads)
 				defer be.Close()
 				spec := loadSpec(b, c.spec)
-				in := spec.Model.Input
+				in := jobspec.Kinds[spec.Dataset.Kind].Shape
 				tr, err := New(spec, be, dataset.Synthetic("d", 64, in[0], in[1], in[2], 10, 1))
 				if err != nil {
 					b.Fatal(err)

@@ -41,6 +41,9 @@ func New(spec *jobspec.Spec, b tensor.Backend, data *dataset.Dataset) (*Trainer,
 	if data.SampleSize() != tensor.NumElements(spec.Model.Input) {
 		return nil, fmt.Errorf("train: %s samples are %dx%dx%d, the model takes %v", data.Name, data.C, data.H, data.W, spec.Model.Input)
 	}
+	if out := m.OutShape(); len(out) != 1 {
+		return nil, fmt.Errorf("train: the model outputs %v per sample; training needs one vector of class logits (a per-time-step output is not supported yet)", out)
+	}
 	m.Init(spec.Seed)
 	opt, err := nn.NewOptimizer(spec.Optimizer, len(m.Params))
 	if err != nil {
