@@ -53,13 +53,38 @@ def load_spec(path):
     return spec
 
 
+class Reshape(nn.Module):
+    """Reads each sample in the spec's model.input shape (row-major), as maas does."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+
+
+class Recurrent(nn.Module):
+    """nn.LSTM / nn.GRU (batch_first) returning the last step's output or all steps."""
+
+    def __init__(self, kind, features, units, layers, sequences):
+        super().__init__()
+        cls = nn.LSTM if kind == "lstm" else nn.GRU
+        self.rnn = cls(features, units, num_layers=layers, batch_first=True)
+        self.sequences = sequences
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return out if self.sequences else out[:, -1]
+
+
 def build_model(spec):
-    """Returns (nn.Sequential, input_shape [C,H,W], number of outputs)."""
+    """Returns (nn.Sequential, input_shape, number of outputs)."""
     shape = list(spec["model"]["input"])
-    if len(shape) != 3:
-        sys.exit(f"torch_peer.py: model.input must be [C,H,W], got {shape}")
+    if len(shape) not in (2, 3):
+        sys.exit(f"torch_peer.py: model.input must be [C,H,W] or [T,F], got {shape}")
     in_shape = tuple(shape)
-    layers = []
+    layers = [Reshape(shape)]
     for i, l in enumerate(spec["model"]["layers"]):
         t = l["type"]
         if t == "conv2d":
@@ -90,6 +115,12 @@ def build_model(spec):
             shape = [l["units"]]
         elif t == "dropout":
             layers.append(nn.Dropout(l.get("rate", 0.5)))
+        elif t in ("lstm", "gru"):
+            if len(shape) != 2:
+                sys.exit(f"torch_peer.py: layer {i}: {t} needs a (T, F) input, got {shape}")
+            seq = bool(l.get("return_sequences", False))
+            layers.append(Recurrent(t, shape[1], l["units"], l.get("layers", 1) or 1, seq))
+            shape = [shape[0], l["units"]] if seq else [l["units"]]
         else:
             sys.exit(f"torch_peer.py: layer {i}: unsupported type {t!r}")
     if len(shape) != 1:
@@ -255,8 +286,8 @@ def cmd_train(a):
     seed = int(spec.get("seed") if spec.get("seed") is not None else 1)
     torch.manual_seed(seed)
     model, in_shape, _ = build_model(spec)
-    if tuple(xtr.shape[1:]) != in_shape:
-        sys.exit(f"torch_peer.py: data shape {tuple(xtr.shape[1:])} != model.input {in_shape}")
+    if math.prod(xtr.shape[1:]) != math.prod(in_shape):
+        sys.exit(f"torch_peer.py: data shape {tuple(xtr.shape[1:])} does not hold model.input {in_shape}")
     model.train()
     opt = build_optimizer(spec, model.parameters())
     clip = clip_norm(spec)
