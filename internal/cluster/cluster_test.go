@@ -64,6 +64,43 @@ func TestSyncSGDEquivalence(t *testing.T) {
 	}
 }
 
+// TestSyncSGDEquivalenceLSTM: the same for the row-MNIST LSTM.
+func TestSyncSGDEquivalenceLSTM(t *testing.T) {
+	data := mnistOrSkip(t)
+	spec, err := jobspec.Load("../../examples/mnist-lstm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := tensor.NewGo(2)
+	defer b.Close()
+	const steps = 20
+	tr, err := train.New(spec, b, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Run(context.Background(), train.Options{MaxSteps: steps}); err != nil {
+		t.Fatal(err)
+	}
+	want := tr.Model.Params
+	s := StartNATS(t)
+	for _, kp := range [][2]int{{2, 1}, {3, 1}} { // clip_norm needs one parameter server
+		got, err := RunStatic(t, s, StaticJob{ID: fmt.Sprintf("lstm-%d-%d", kp[0], kp[1]), Spec: spec, Data: data,
+			Workers: kp[0], Servers: kp[1], Steps: steps, Backend: b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var maxDiff, maxAbs float64
+		for i := range want {
+			maxDiff = math.Max(maxDiff, math.Abs(float64(got[i]-want[i])))
+			maxAbs = math.Max(maxAbs, math.Abs(float64(want[i])))
+		}
+		t.Logf("K=%d P=%d: max |Δθ| = %.3g, relative %.3g", kp[0], kp[1], maxDiff, maxDiff/maxAbs)
+		if maxDiff/maxAbs > 1e-5 {
+			t.Fatalf("K=%d P=%d: distributed LSTM θ differs from single-process θ: max relative difference %.3g", kp[0], kp[1], maxDiff/maxAbs)
+		}
+	}
+}
+
 // TestEachSampleOncePerEpoch: over a whole epoch the workers' slices cover
 // every training sample exactly once.
 func TestEachSampleOncePerEpoch(t *testing.T) {
