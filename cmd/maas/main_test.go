@@ -205,10 +205,11 @@ func TestLocalProcess(t *testing.T) {
 	if err := os.WriteFile(spec, []byte(e2eSpec), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := freePorts(t, 3)
+	p := freePorts(t, 4)
 	out := filepath.Join(dir, "model")
 	cmd := exec.Command(bin, "local", "-f", spec, "-o", out, "--data-dir", filepath.Join(dir, "data"), "--workers", "2",
-		"--nats-port", fmt.Sprint(p[0]), "--api", fmt.Sprintf("127.0.0.1:%d", p[1]), "--raft", fmt.Sprintf("127.0.0.1:%d", p[2]))
+		"--nats-port", fmt.Sprint(p[0]), "--api", fmt.Sprintf("127.0.0.1:%d", p[1]), "--raft", fmt.Sprintf("127.0.0.1:%d", p[2]),
+		"--serve-addr", fmt.Sprintf("127.0.0.1:%d", p[3]))
 	b, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("maas local: %v\n%s", err, b)

@@ -24,9 +24,9 @@ import (
 
 func localCmd() *cobra.Command {
 	var (
-		dataDir, specPath, out, apiAddr, raftAddr string
-		natsPort, workers, threads, epochs        int
-		noJob, stats                              bool
+		dataDir, specPath, out, apiAddr, raftAddr, serveAddr string
+		natsPort, workers, threads, epochs                   int
+		noJob, stats, keepServing                            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "local",
@@ -129,6 +129,14 @@ shows its progress, pulls the published model into --out and stops. With
 				go func() { w.Run(members); done <- struct{}{} }()
 			}
 			apiURL := "http://" + node.HTTPAddr()
+			if serveAddr != "" {
+				serveURL, stopServing, err := startServing(ctx, serveAddr, url, apiURL, threads, log)
+				if err != nil {
+					return err
+				}
+				defer stopServing()
+				log.Info("serving endpoint up", zap.String("url", serveURL))
+			}
 			log.Info("local cluster up", zap.String("nats", url), zap.String("api", apiURL),
 				zap.Int("workers", workers), zap.Int("threads_per_worker", threads), zap.String("data", dataDir))
 			if noJob {
@@ -164,6 +172,13 @@ shows its progress, pulls the published model into --out and stops. With
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "model %s version %d published (Object Store %s/%s) and pulled into %s\n",
 				js.Model.Name, js.Model.Version, js.Model.Bucket, js.Model.Prefix, out)
+			if keepServing && serveAddr != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "serving %s (KServe Open Inference Protocol V2) at http://%s:\n"+
+					"  curl http://%s/v2/models/%s\n"+
+					"  maas predict %s IMAGE.png --server-url http://%s\n"+
+					"Ctrl-C stops the cluster.\n", js.Model.Name, serveAddr, serveAddr, js.Model.Name, js.Model.Name, serveAddr)
+				<-ctx.Done()
+			}
 			return nil
 		},
 	}
@@ -178,6 +193,8 @@ shows its progress, pulls the published model into --out and stops. With
 	f.IntVar(&threads, "threads", 1, "cores per worker")
 	f.BoolVar(&noJob, "no-job", false, "keep the cluster up without submitting a job")
 	f.IntVar(&epochs, "epochs", 0, "train this many epochs instead of the spec's")
+	f.BoolVar(&keepServing, "keep-serving", false, "after the job, keep the cluster up serving the new model until Ctrl-C")
+	f.StringVar(&serveAddr, "serve-addr", "127.0.0.1:8080", "serving endpoint address (KServe Open Inference Protocol V2); empty: none")
 	f.BoolVar(&stats, "stats", false, "print the job's figures as JSON at the end: samples/s, step time split, bytes on the wire")
 	return cmd
 }

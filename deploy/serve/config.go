@@ -1,0 +1,68 @@
+package serve
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/maas-ml/maas/tensor"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Addr is where ListenAndServe listens (default 127.0.0.1:8080).
+	Addr string
+	// MaxBodyBytes bounds a request body (default 8 MiB); larger: 413.
+	MaxBodyBytes int64
+	// RequestTimeout bounds an inference request from its arrival to its
+	// result (default 10 s); past it: 503.
+	RequestTimeout time.Duration
+	// Tokens, when not empty, are the bearer tokens accepted: every
+	// request but /v2/health/* needs "Authorization: Bearer TOKEN" with
+	// one of them (otherwise 401).
+	Tokens []string
+	// Logger gets the access log (one line per request: method, path,
+	// status, duration, model, version) and the load events. Nil: none.
+	Logger *zap.Logger
+	// Registerer gets the Prometheus metrics. Nil: a new registry of the
+	// server's own. /metrics serves it when it is also a Gatherer (a
+	// *prometheus.Registry is), else prometheus.DefaultGatherer.
+	Registerer prometheus.Registerer
+	// Backend computes the forward passes of every model. Nil: a Go
+	// backend on every core, closed by Shutdown.
+	Backend tensor.Backend
+	// DisableBatching runs each request alone (for benchmarks).
+	DisableBatching bool
+	// Version is the server version in the server metadata (default dev).
+	Version string
+}
+
+// Defaults of Config.
+const (
+	DefaultAddr           = "127.0.0.1:8080"
+	DefaultMaxBodyBytes   = 8 << 20
+	DefaultRequestTimeout = 10 * time.Second
+)
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{Addr: DefaultAddr, MaxBodyBytes: DefaultMaxBodyBytes, RequestTimeout: DefaultRequestTimeout, Version: "dev"}
+}
+
+// Validate checks c; the error names the field and wraps ErrConfig.
+func (c *Config) Validate() error {
+	if c.MaxBodyBytes <= 0 {
+		return fmt.Errorf("%w: MaxBodyBytes must be positive, got %d", ErrConfig, c.MaxBodyBytes)
+	}
+	if c.RequestTimeout <= 0 {
+		return fmt.Errorf("%w: RequestTimeout must be positive, got %v", ErrConfig, c.RequestTimeout)
+	}
+	for i, t := range c.Tokens {
+		if t == "" {
+			return fmt.Errorf("%w: Tokens[%d] is empty", ErrConfig, i)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,161 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// infer answers POST /v2/models/{m}[/versions/{v}]/infer.
+func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	v, err := s.resolve(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer v.release()
+	code := s.inferOn(w, r, v)
+	s.met.requests.WithLabelValues(v.name, v.label, strconv.Itoa(code)).Inc()
+	s.met.latency.WithLabelValues(v.name, v.label).Observe(time.Since(start).Seconds())
+}
+
+// inferOn runs the request on v, answers it and returns the status code.
+func (s *Server) inferOn(w http.ResponseWriter, r *http.Request, v *version) int {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	// incoming counts this request until just before it is queued: a
+	// batcher that sees it neither queued nor incoming does not wait for it.
+	v.incoming.Add(1)
+	j, d, err := s.readJob(ctx, w, r, v)
+	v.incoming.Add(-1)
+	if err == nil {
+		err = v.batch.submit(j)
+	}
+	if err != nil {
+		writeError(w, err)
+		return statusOf(err)
+	}
+	select {
+	case <-j.done:
+	case <-ctx.Done():
+		select {
+		case <-j.done: // finished just in time
+		default:
+			if r.Context().Err() != nil {
+				return 499 // the client went away; nobody reads an answer
+			}
+			err := fmt.Errorf("%w after %v waiting for %s version %s (its queue holds %d requests); retry, or add capacity",
+				ErrTimeout, s.cfg.RequestTimeout, v.name, v.label, len(v.batch.queue))
+			writeError(w, err)
+			return statusOf(err)
+		}
+	}
+	if j.err != nil {
+		writeError(w, j.err)
+		return statusOf(j.err)
+	}
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if err := appendResponse(buf, v, d, j); err != nil {
+		writeError(w, err)
+		return statusOf(err)
+	}
+	writeBody(w, http.StatusOK, buf.Bytes())
+	return http.StatusOK
+}
+
+// readJob reads and checks the body and makes the job for the batcher.
+func (s *Server) readJob(ctx context.Context, w http.ResponseWriter, r *http.Request, v *version) (*job, decoded, error) {
+	body := getBuffer()
+	defer putBuffer(body)
+	if _, err := body.ReadFrom(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)); err != nil {
+		if statusOf(err) == http.StatusRequestEntityTooLarge {
+			return nil, decoded{}, fmt.Errorf("serve: request body over %d bytes: %w; send fewer samples per request", s.cfg.MaxBodyBytes, err)
+		}
+		return nil, decoded{}, badRequest("reading the body: %v", err)
+	}
+	d, err := decodeInfer(body.Bytes(), v)
+	if err != nil {
+		return nil, d, err
+	}
+	k := v.classes
+	out := make([]float32, 2*d.n*k)
+	j := &job{ctx: ctx, x: d.x, n: d.n, logits: out[:d.n*k], probs: out[d.n*k:], class: make([]int64, d.n), done: make(chan struct{})}
+	return j, d, nil
+}
+
+// appendResponse writes the OIP V2 answer for j's results into buf.
+func appendResponse(buf *bytes.Buffer, v *version, d decoded, j *job) error {
+	b := buf.AvailableBuffer()
+	b = append(b, `{"model_name":`...)
+	b = strconv.AppendQuote(b, v.name)
+	b = append(b, `,"model_version":`...)
+	b = strconv.AppendQuote(b, v.label)
+	if d.id != "" {
+		b = append(b, `,"id":`...)
+		b = strconv.AppendQuote(b, d.id)
+	}
+	b = append(b, `,"outputs":[`...)
+	first := true
+	sep := func() {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+	}
+	var err error
+	if d.outputs.logits {
+		sep()
+		if b, err = appendFloatTensor(b, OutputLogits, d.n, v.classes, j.logits); err != nil {
+			return err
+		}
+	}
+	if d.outputs.probs {
+		sep()
+		if b, err = appendFloatTensor(b, OutputProbability, d.n, v.classes, j.probs); err != nil {
+			return err
+		}
+	}
+	if d.outputs.class {
+		sep()
+		b = append(b, `{"name":"`+OutputClass+`","shape":[`...)
+		b = strconv.AppendInt(b, int64(d.n), 10)
+		b = append(b, `],"datatype":"`+DatatypeINT64+`","data":[`...)
+		for i, c := range j.class {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, c, 10)
+		}
+		b = append(b, "]}"...)
+	}
+	b = append(b, "]}\n"...)
+	buf.Write(b)
+	return nil
+}
+
+// appendFloatTensor appends an FP32 output (n, k) as JSON.
+func appendFloatTensor(b []byte, name string, n, k int, data []float32) ([]byte, error) {
+	b = append(b, `{"name":"`...)
+	b = append(b, name...)
+	b = append(b, `","shape":[`...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, int64(k), 10)
+	b = append(b, `],"datatype":"`+DatatypeFP32+`","data":[`...)
+	for i, f := range data {
+		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+			return b, fmt.Errorf("serve: output %q of sample %d is %v; the input is likely far outside the range the model was trained on", name, i/k, f)
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendFloat(b, float64(f), 'g', -1, 32)
+	}
+	return append(b, "]}"...), nil
+}

@@ -1,0 +1,150 @@
+package serve
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/maas-ml/maas/internal/jobspec"
+)
+
+// gate is a test hook that holds every forward pass until opened.
+type gate struct {
+	entered chan struct{} // one send per forward pass that reached the gate
+	open    chan struct{}
+	once    sync.Once
+}
+
+func newGate() *gate { return &gate{entered: make(chan struct{}, 1024), open: make(chan struct{})} }
+
+func (g *gate) hook() {
+	g.entered <- struct{}{}
+	<-g.open
+}
+
+func (g *gate) release() { g.once.Do(func() { close(g.open) }) }
+
+// loadTiny loads the tiny model as version 1 with the serving settings
+// changed by edit.
+func loadTiny(t *testing.T, ts *testServer, edit func(*jobspec.Serving)) {
+	t.Helper()
+	a := newArtifact(t, ts.be, 1, func(s *jobspec.Spec) {
+		if edit != nil {
+			edit(s.Serving)
+		}
+	})
+	if err := ts.Load("tiny", 1, a.specYAML, a.weights); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestQueueFull: with the batcher stuck on one request and a queue of 2,
+// the other requests are refused at once with 429, so the requests held
+// in memory stay bounded; the held ones complete once the batcher moves.
+func TestQueueFull(t *testing.T) {
+	g := newGate()
+	ts := newTestServer(t, nil, g.hook)
+	defer g.release()
+	loadTiny(t, ts, func(s *jobspec.Serving) { s.MaxBatchSize, s.MaxQueue = 1, 2 })
+	body := inferBody([]int{1, 784}, randomInput(1, 1), nil)
+
+	const requests = 20
+	codes := make(chan int, requests)
+	msgs := make(chan string, requests)
+	var wg sync.WaitGroup
+	for range requests {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, b := ts.do(t, http.MethodPost, "/v2/models/tiny/infer", body)
+			codes <- code
+			if code != http.StatusOK {
+				msgs <- string(b)
+			}
+		}()
+	}
+	<-g.entered // one request is in the forward pass
+	depth := ts.met.queueDepth.WithLabelValues("tiny", "1")
+	got := map[int]int{}
+	for got[http.StatusTooManyRequests] < requests-3 {
+		code := <-codes
+		got[code]++
+		if code != http.StatusTooManyRequests {
+			t.Fatalf("answer %d before the batcher moved: %s", code, <-msgs)
+		}
+		if d := testutil.ToFloat64(depth); d > 2 {
+			t.Fatalf("queue depth %v > its bound 2", d)
+		}
+	}
+	if m := <-msgs; !strings.Contains(m, "queue full") {
+		t.Errorf("429 says %s", m)
+	}
+	if d := testutil.ToFloat64(depth); d != 2 {
+		t.Errorf("queue depth %v, want 2", d)
+	}
+	g.release()
+	wg.Wait()
+	close(codes)
+	for code := range codes {
+		got[code]++
+	}
+	if got[http.StatusOK] != 3 || got[http.StatusTooManyRequests] != requests-3 {
+		t.Errorf("answers %v, want 3 × 200 and %d × 429", got, requests-3)
+	}
+}
+
+// TestRequestTimeout: a request that waits past RequestTimeout gets 503
+// with the reason.
+func TestRequestTimeout(t *testing.T) {
+	g := newGate()
+	ts := newTestServer(t, func(c *Config) { c.RequestTimeout = 50 * time.Millisecond }, g.hook)
+	defer g.release()
+	loadTiny(t, ts, nil)
+	code, b := ts.do(t, http.MethodPost, "/v2/models/tiny/infer", inferBody([]int{1, 784}, randomInput(1, 1), nil))
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(b), "request timed out after 50ms waiting for tiny version 1") {
+		t.Errorf("%d %s, want 503 naming the timeout", code, b)
+	}
+}
+
+// TestBatching: requests queued while the batcher is busy run together in
+// one forward pass; with batching off each runs alone.
+func TestBatching(t *testing.T) {
+	for _, disable := range []bool{false, true} {
+		g := newGate()
+		ts := newTestServer(t, func(c *Config) { c.DisableBatching = disable }, g.hook)
+		loadTiny(t, ts, nil)
+		body := inferBody([]int{1, 784}, randomInput(1, 1), nil)
+		var wg sync.WaitGroup
+		send := func(k int) {
+			for range k {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if code, b := ts.do(t, http.MethodPost, "/v2/models/tiny/infer", body); code != http.StatusOK {
+						t.Errorf("%d %s", code, b)
+					}
+				}()
+			}
+		}
+		send(1)
+		<-g.entered
+		send(5)
+		depth := ts.met.queueDepth.WithLabelValues("tiny", "1")
+		waitFor(t, "5 queued requests", func() bool { return testutil.ToFloat64(depth) == 5 })
+		g.release()
+		wg.Wait()
+		sizes := ts.met.batchSize.WithLabelValues("tiny", "1")
+		count, sum := histogram(t, sizes)
+		want := uint64(2)
+		if disable {
+			want = 6
+		}
+		if count != want || sum != 6 {
+			t.Errorf("batching disabled %v: %d forward passes for %v samples, want %d for 6", disable, count, sum, want)
+		}
+	}
+}

@@ -1,0 +1,258 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/maas-ml/maas/deploy/serve"
+	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/jobspec"
+	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/tensor"
+)
+
+// serveShutdownGrace bounds how long `maas serve` waits for requests in
+// flight when it is stopped.
+const serveShutdownGrace = 10 * time.Second
+
+func serveCmd() *cobra.Command {
+	cfg := serve.DefaultConfig()
+	var (
+		modelDirs                  []string
+		server, natsURL, tokenFile string
+		threads                    int
+		noBatching                 bool
+	)
+	cmd := &cobra.Command{
+		Use:   "serve [--model-dir DIR ...] [--server URL --nats URL]",
+		Short: "Serve trained models over HTTP (KServe Open Inference Protocol V2)",
+		Long: `serve answers the KServe Open Inference Protocol V2 REST API:
+GET /v2/health/live|ready, GET /v2/models/NAME[/versions/V][/ready],
+POST /v2/models/NAME[/versions/V]/infer, and Prometheus metrics on /metrics.
+
+Models come from model directories (--model-dir, as ` + "`maas train`" + ` writes
+them; a name given twice counts versions up in order), from a cluster's model
+index (--server: the newest version of each model) and from the versions the
+cluster publishes while it runs (--nats). A new version replaces the old one
+without dropping a request; one that fails to load is logged and the old one
+keeps serving.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(modelDirs) == 0 && server == "" && natsURL == "" {
+				return errors.New("nothing to serve: give --model-dir DIR (from `maas train`), or --server URL and --nats URL of a cluster")
+			}
+			log := newLogger()
+			defer log.Sync()
+			b, err := newBackend(threads)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			if tokenFile != "" {
+				if cfg.Tokens, err = readTokens(tokenFile); err != nil {
+					return err
+				}
+			}
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			cfg.Logger, cfg.Backend, cfg.Registerer, cfg.DisableBatching, cfg.Version = log, b, reg, noBatching, Version
+			s, err := serve.New(cfg)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			if err := loadModelDirs(s, modelDirs); err != nil {
+				s.Shutdown(context.Background())
+				return err
+			}
+			ln, err := net.Listen("tcp", cfg.Addr)
+			if err != nil {
+				s.Shutdown(context.Background())
+				return fmt.Errorf("--addr %s: %w", cfg.Addr, err)
+			}
+			served := make(chan error, 1)
+			go func() { served <- s.Serve(ln) }()
+			fmt.Fprintf(cmd.OutOrStdout(), "maas serve: listening on http://%s (POST /v2/models/NAME/infer; metrics on /metrics)\n", ln.Addr())
+
+			var wg sync.WaitGroup
+			if natsURL != "" {
+				nc, err := connectNATS(natsURL, "serve", log)
+				if err != nil {
+					s.Shutdown(context.Background())
+					return err
+				}
+				defer nc.Close()
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := s.WatchPublished(ctx, nc); err != nil {
+						log.Error("watching for published models", zap.Error(err))
+					}
+				}()
+			}
+			if server != "" {
+				c, err := api.NewClient(server)
+				if err != nil {
+					s.Shutdown(context.Background())
+					return fmt.Errorf("--server: %w", err)
+				}
+				wg.Add(1)
+				go func() { defer wg.Done(); loadIndexRetrying(ctx, s, c, log) }()
+			}
+			select {
+			case <-ctx.Done():
+			case err := <-served:
+				stop()
+				s.Shutdown(context.Background())
+				wg.Wait()
+				return err
+			}
+			sctx, cancel := context.WithTimeout(context.Background(), serveShutdownGrace)
+			defer cancel()
+			err = s.Shutdown(sctx)
+			wg.Wait()
+			if serr := <-served; serr != nil && err == nil {
+				err = serr
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "address to listen on")
+	f.StringArrayVar(&modelDirs, "model-dir", nil, "model directory to serve (model.yaml and model.safetensors); repeatable")
+	f.StringVar(&server, "server", "", "coordinator API: serve the newest version of every model in its index")
+	f.StringVar(&natsURL, "nats", "", "NATS URL of the cluster: serve each new version as it is published")
+	f.StringVar(&tokenFile, "token-file", "", "file of bearer tokens, one a line: every request but /v2/health/* must carry one")
+	f.IntVar(&threads, "threads", 0, "cores for the forward passes (0: all)")
+	f.BoolVar(&noBatching, "no-batching", false, "run each request alone instead of batching requests that arrive together")
+	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest request body accepted (larger: 413)")
+	f.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "longest wait for a result (longer: 503)")
+	return cmd
+}
+
+// loadModelDirs loads each directory as the next version of the model its
+// spec names: 1 for the first directory of a name, 2 for the second, ….
+func loadModelDirs(s *serve.Server, dirs []string) error {
+	versions := map[string]int{}
+	for _, dir := range dirs {
+		spec, err := jobspec.Load(filepath.Join(dir, train.SpecFile))
+		if err != nil {
+			return fmt.Errorf("--model-dir %s: %w", dir, err)
+		}
+		versions[spec.Name]++
+		if err := s.LoadDir(dir, versions[spec.Name]); err != nil {
+			return fmt.Errorf("--model-dir %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// loadIndexRetrying loads the cluster's model index, retrying while the
+// coordinator cannot be reached; models that fail to load are logged.
+func loadIndexRetrying(ctx context.Context, s *serve.Server, c *api.Client, log *zap.Logger) {
+	wait := 500 * time.Millisecond
+	for {
+		err := s.LoadIndex(ctx, c)
+		if err == nil || errors.Is(err, serve.ErrLoad) {
+			if err != nil {
+				log.Error("some models of the index failed to load", zap.Error(err))
+			}
+			return
+		}
+		log.Warn("model index unavailable; retrying", zap.String("server", c.Server()), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+}
+
+// readTokens reads bearer tokens, one a line; blank lines and lines
+// starting with # are skipped.
+func readTokens(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--token-file: %w", err)
+	}
+	defer f.Close()
+	var tokens []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line != "" && !strings.HasPrefix(line, "#") {
+			tokens = append(tokens, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("--token-file %s: %w", path, err)
+	}
+	if len(tokens) == 0 {
+		return nil, fmt.Errorf("--token-file %s holds no token", path)
+	}
+	return tokens, nil
+}
+
+// startServing runs the serving endpoint of `maas local` on addr: it serves
+// the newest version of each model in the index of the coordinator at
+// apiURL and each version published on the NATS server at natsURL, with a
+// backend of threads cores. stop shuts it down gracefully.
+func startServing(ctx context.Context, addr, natsURL, apiURL string, threads int, log *zap.Logger) (url string, stop func(), err error) {
+	be := tensor.NewGo(threads) // not newBackend: GOMAXPROCS stays the cluster's
+	cfg := serve.DefaultConfig()
+	cfg.Addr, cfg.Logger, cfg.Backend, cfg.Version = addr, log.Named("serve"), be, Version
+	s, err := serve.New(cfg)
+	if err != nil {
+		be.Close()
+		return "", nil, err
+	}
+	fail := func(err error) (string, func(), error) {
+		s.Shutdown(context.Background())
+		be.Close()
+		return "", nil, err
+	}
+	c, err := api.NewClient(apiURL)
+	if err != nil {
+		return fail(err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fail(fmt.Errorf("serving endpoint %s: %w", addr, err))
+	}
+	nc, err := connectNATS(natsURL, "serve", log)
+	if err != nil {
+		ln.Close()
+		return fail(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); s.Serve(ln) }()
+	go func() { defer wg.Done(); s.WatchPublished(wctx, nc) }()
+	go func() { defer wg.Done(); loadIndexRetrying(wctx, s, c, log) }()
+	stop = func() {
+		cancel()
+		sctx, scancel := context.WithTimeout(context.Background(), serveShutdownGrace)
+		defer scancel()
+		s.Shutdown(sctx)
+		wg.Wait()
+		nc.Close()
+		be.Close()
+	}
+	return "http://" + ln.Addr().String(), stop, nil
+}
