@@ -206,61 +206,27 @@ func (g *GoBackend) SumBias(dy, db []float32, outer, inner int) {
 }
 
 func (g *GoBackend) Transpose021(src, dst []float32, a, b, c int) {
-	for i := 0; i < a; i++ {
-		for j := 0; j < b; j++ {
-			copy(dst[(j*a+i)*c:(j*a+i+1)*c], src[(i*b+j)*c:(i*b+j+1)*c])
-		}
-	}
+	g.elem(a*b*c, a, func(e *elemArgs) { e.op, e.a, e.b, e.d0, e.d1, e.d2 = opTranspose021, src, dst, a, b, c })
 }
 
 func (g *GoBackend) Relu(x, y []float32) {
-	y = y[:len(x)]
-	for i, v := range x {
-		y[i] = max(v, 0)
-	}
+	g.elem(len(x), len(x)/64+1, func(e *elemArgs) { e.op, e.a, e.b = opRelu, x, y[:len(x)] })
 }
 
 func (g *GoBackend) ReluBackward(dy, y, dx []float32) {
-	y, dx = y[:len(dy)], dx[:len(dy)]
-	for i, v := range dy {
-		if y[i] <= 0 {
-			v = 0
-		}
-		dx[i] = v
-	}
+	g.elem(len(dy), len(dy)/64+1, func(e *elemArgs) { e.op, e.a, e.b, e.c = opReluBackward, dy, y[:len(dy)], dx[:len(dy)] })
 }
 
 func (g *GoBackend) MaxPool(geom PoolGeom, planes int, x, y []float32, idx []int32) {
-	oh, ow := geom.OH(), geom.OW()
-	hw := geom.H * geom.W
-	for p := 0; p < planes; p++ {
-		base := p * hw
-		for i := 0; i < oh; i++ {
-			for j := 0; j < ow; j++ {
-				at := base + i*geom.SH*geom.W + j*geom.SW
-				best := x[at]
-				for kh := 0; kh < geom.KH; kh++ {
-					row := base + (i*geom.SH+kh)*geom.W + j*geom.SW
-					for kw := 0; kw < geom.KW; kw++ {
-						if v := x[row+kw]; v > best {
-							best, at = v, row+kw
-						}
-					}
-				}
-				o := (p*oh+i)*ow + j
-				y[o], idx[o] = best, int32(at)
-			}
-		}
-	}
+	g.elem(planes*geom.H*geom.W, planes, func(e *elemArgs) {
+		e.op, e.a, e.b, e.idx, e.d0, e.pool = opMaxPool, x, y, idx, planes, geom
+	})
 }
 
 func (g *GoBackend) MaxPoolBackward(geom PoolGeom, planes int, dy []float32, idx []int32, dx []float32) {
-	clear(dx[:planes*geom.H*geom.W])
-	n := planes * geom.OH() * geom.OW()
-	idx = idx[:n]
-	for o, v := range dy[:n] {
-		dx[idx[o]] += v
-	}
+	g.elem(planes*geom.H*geom.W, planes, func(e *elemArgs) {
+		e.op, e.a, e.b, e.idx, e.d0, e.pool = opMaxPoolBackward, dy, dx, idx, planes, geom
+	})
 }
 
 func (g *GoBackend) Softmax(x, y []float32, rows, cols int) {

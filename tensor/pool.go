@@ -29,6 +29,7 @@ type workerPool struct {
 	// step never allocates.
 	gemmArgs freeList[gemmArgs]
 	convArgs freeList[convArgs]
+	elemArgs freeList[elemArgs]
 	gemmBufs freeList[gemmBuffers]
 }
 
@@ -58,6 +59,7 @@ func (f freeList[T]) put(x *T) {
 func newWorkerPool(threads int) *workerPool {
 	p := &workerPool{threads: threads, jobs: make(chan poolJob, 4*threads), done: make(chan struct{}),
 		gemmArgs: newFreeList[gemmArgs](4 * threads), convArgs: newFreeList[convArgs](4 * threads),
+		elemArgs: newFreeList[elemArgs](4 * threads),
 		gemmBufs: newFreeList[gemmBuffers](4 * threads)}
 	for i := 1; i < threads; i++ {
 		p.wg.Add(1)

@@ -1,0 +1,151 @@
+package tensor
+
+import "sync"
+
+// Elementwise kernels and pooling are memory-bound; above this many
+// elements they are split across the pool.
+const elemMinParallel = 1 << 15
+
+// Operations elemArgs can split across the pool.
+const (
+	opRelu = iota
+	opReluBackward
+	opTranspose021
+	opMaxPool
+	opMaxPoolBackward
+)
+
+// elemArgs carries one memory-bound kernel call across the pool.
+type elemArgs struct {
+	op      int
+	a, b, c []float32
+	idx     []int32
+	d0, d1  int // Transpose021: a, b (c is d2); pools: planes
+	d2      int
+	pool    PoolGeom
+	parts   int
+	wg      sync.WaitGroup
+}
+
+func (e *elemArgs) run(part int) {
+	switch e.op {
+	case opRelu:
+		lo, hi := split(len(e.a), e.parts, 64, part)
+		relu(e.a[lo:hi], e.b[lo:hi])
+	case opReluBackward:
+		lo, hi := split(len(e.a), e.parts, 64, part)
+		reluBackward(e.a[lo:hi], e.b[lo:hi], e.c[lo:hi])
+	case opTranspose021:
+		lo, hi := split(e.d0, e.parts, 1, part)
+		transpose021(e.a, e.b, e.d0, e.d1, e.d2, lo, hi)
+	case opMaxPool:
+		lo, hi := split(e.d0, e.parts, 1, part)
+		maxPool(e.pool, e.a, e.b, e.idx, lo, hi)
+	case opMaxPoolBackward:
+		lo, hi := split(e.d0, e.parts, 1, part)
+		maxPoolBackward(e.pool, e.a, e.idx, e.b, lo, hi)
+	}
+}
+
+// elem runs the kernel set up by fill across the pool when work is large
+// enough, else here. The arguments live in a free-list struct, so a call
+// allocates nothing.
+func (g *GoBackend) elem(work, units int, fill func(a *elemArgs)) {
+	a := g.pool.elemArgs.get()
+	fill(a)
+	a.parts = 1
+	if g.pool.threads > 1 && work >= elemMinParallel {
+		a.parts = max(1, min(g.pool.threads, units))
+	}
+	g.pool.run(a, a.parts, &a.wg)
+	a.a, a.b, a.c, a.idx = nil, nil, nil, nil
+	g.pool.elemArgs.put(a)
+}
+
+func relu(x, y []float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] = max(v, 0)
+	}
+}
+
+func reluBackward(dy, y, dx []float32) {
+	y, dx = y[:len(dy)], dx[:len(dy)]
+	for i, v := range dy {
+		if y[i] <= 0 {
+			v = 0
+		}
+		dx[i] = v
+	}
+}
+
+// transpose021 writes rows [lo, hi) of src's first axis.
+func transpose021(src, dst []float32, a, b, c, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		for j := 0; j < b; j++ {
+			copy(dst[(j*a+i)*c:(j*a+i+1)*c], src[(i*b+j)*c:(i*b+j+1)*c])
+		}
+	}
+}
+
+// maxPool pools planes [lo, hi), with a fast path for 2×2 windows of
+// stride 2.
+func maxPool(g PoolGeom, x, y []float32, idx []int32, lo, hi int) {
+	oh, ow := g.OH(), g.OW()
+	hw := g.H * g.W
+	if g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 {
+		for p := lo; p < hi; p++ {
+			base := p * hw
+			for i := 0; i < oh; i++ {
+				r0 := x[base+2*i*g.W : base+(2*i+1)*g.W]
+				r1 := x[base+(2*i+1)*g.W : base+(2*i+2)*g.W]
+				o := (p*oh + i) * ow
+				yo, io := y[o:o+ow], idx[o:o+ow]
+				for j := range yo {
+					k := 2 * j
+					best, at := r0[k], base+2*i*g.W+k
+					if v := r0[k+1]; v > best {
+						best, at = v, at+1
+					}
+					if v := r1[k]; v > best {
+						best, at = v, base+(2*i+1)*g.W+k
+					}
+					if v := r1[k+1]; v > best {
+						best, at = v, base+(2*i+1)*g.W+k+1
+					}
+					yo[j], io[j] = best, int32(at)
+				}
+			}
+		}
+		return
+	}
+	for p := lo; p < hi; p++ {
+		base := p * hw
+		for i := 0; i < oh; i++ {
+			for j := 0; j < ow; j++ {
+				at := base + i*g.SH*g.W + j*g.SW
+				best := x[at]
+				for kh := 0; kh < g.KH; kh++ {
+					row := base + (i*g.SH+kh)*g.W + j*g.SW
+					for kw := 0; kw < g.KW; kw++ {
+						if v := x[row+kw]; v > best {
+							best, at = v, row+kw
+						}
+					}
+				}
+				o := (p*oh+i)*ow + j
+				y[o], idx[o] = best, int32(at)
+			}
+		}
+	}
+}
+
+// maxPoolBackward writes planes [lo, hi) of dx. Windows never cross planes,
+// so parts write disjoint planes.
+func maxPoolBackward(g PoolGeom, dy []float32, idx []int32, dx []float32, lo, hi int) {
+	hw, ohw := g.H*g.W, g.OH()*g.OW()
+	clear(dx[lo*hw : hi*hw])
+	for o := lo * ohw; o < hi*ohw; o++ {
+		dx[idx[o]] += dy[o]
+	}
+}
