@@ -20,7 +20,7 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 ROUNDS=${ROUNDS:-3}
 STEPS=${STEPS:-30}
 WARMUP=${WARMUP:-5}
-SPECS=${SPECS:-"examples/mnist-cnn.yaml examples/cifar10-cnn.yaml"}
+SPECS=${SPECS:-"examples/mnist-cnn.yaml examples/cifar10-cnn.yaml examples/mnist-lstm.yaml examples/mnist-gru.yaml"}
 THREADS=${THREADS:-"1 2"}
 
 # OpenBLAS single-threaded: each implementation's own thread count is the

@@ -453,16 +453,33 @@ func TestModelPullBadRef(t *testing.T) {
 
 func TestModelLs(t *testing.T) {
 	f := newFakeCoordinator(t)
-	out, _, err := maas(context.Background(), "model", "ls", "--server", f.URL)
+	// A serving endpoint that serves mnist version 3 only.
+	serving := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v2/models/mnist" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte(`{"name":"mnist","versions":["3"]}`))
+	}))
+	defer serving.Close()
+	out, _, err := maas(context.Background(), "model", "ls", "--server", f.URL, "--server-url", serving.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") {
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") || !strings.Contains(lines[0], "SERVED") {
 		t.Fatalf("want a header and two rows:\n%s", out)
 	}
-	if got := strings.Join(strings.Fields(lines[2]), " "); got != "mnist 3 j1 1h accuracy=0.99 loss=0.031" {
+	if got := strings.Join(strings.Fields(lines[2]), " "); got != "mnist 3 j1 1h yes accuracy=0.99 loss=0.031" {
 		t.Errorf("row = %q", got)
+	}
+	if got := strings.Fields(lines[1]); len(got) < 5 || got[4] != "no" {
+		t.Errorf("an unserved version's row = %q", lines[1])
+	}
+	// No serving endpoint: SERVED is "-", the listing still works.
+	out, _, err = maas(context.Background(), "model", "ls", "--server", f.URL, "--server-url", "http://127.0.0.1:1")
+	if err != nil || !strings.Contains(out, " - ") {
+		t.Fatalf("without a serving endpoint: %v\n%s", err, out)
 	}
 	out, _, err = maas(context.Background(), "model", "ls", "-o", "json", "--server", f.URL)
 	var ms []api.ModelVersion

@@ -2,9 +2,12 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -30,6 +33,7 @@ func modelCmd() *cobra.Command {
 }
 
 func modelLsCmd(r *remote) *cobra.Command {
+	var serveURL string
 	cmd := &cobra.Command{
 		Use:   "ls",
 		Short: "List every version of every model",
@@ -61,15 +65,61 @@ func modelLsCmd(r *remote) *cobra.Command {
 				return ms[i].Version < ms[j].Version
 			})
 			now := time.Now()
-			t := newTable(out, "NAME", "VERSION", "JOB", "CREATED", "METRICS")
+			served := map[string]map[string]bool{}
+			t := newTable(out, "NAME", "VERSION", "JOB", "CREATED", "SERVED", "METRICS")
 			for _, m := range ms {
-				t.row(m.Name, strconv.Itoa(m.Version), m.Job, age(m.Created, now), metrics(m.Metrics))
+				if _, asked := served[m.Name]; !asked {
+					served[m.Name] = servedVersions(cmd.Context(), serveURL, m.Name)
+				}
+				state := "-"
+				if vs := served[m.Name]; vs != nil {
+					state = "no"
+					if vs[strconv.Itoa(m.Version)] {
+						state = "yes"
+					}
+				}
+				t.row(m.Name, strconv.Itoa(m.Version), m.Job, age(m.Created, now), state, metrics(m.Metrics))
 			}
 			return t.flush()
 		},
 	}
 	r.addOutputFlag(cmd, false)
+	def := os.Getenv("MAAS_SERVE_URL")
+	if def == "" {
+		def = "http://127.0.0.1:8080"
+	}
+	cmd.Flags().StringVar(&serveURL, "server-url", def, "serving endpoint to ask which versions it serves (default: $MAAS_SERVE_URL, else maas serve's default address; SERVED is - when it does not answer)")
 	return cmd
+}
+
+// servedVersions asks a serving endpoint which versions of a model it
+// serves (KServe V2 model metadata); nil when it cannot tell.
+func servedVersions(ctx context.Context, serveURL, name string) map[string]bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(serveURL, "/")+"/v2/models/"+url.PathEscape(name), nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return map[string]bool{}
+	}
+	var md struct {
+		Versions []string `json:"versions"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&md) != nil {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, v := range md.Versions {
+		out[v] = true
+	}
+	return out
 }
 
 func modelPullCmd(r *remote) *cobra.Command {
