@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -217,20 +216,4 @@ func workerCmd() *cobra.Command {
 	cmd.Flags().StringVar(&id, "id", member.DefaultID("worker"), "member id")
 	cmd.Flags().IntVar(&threads, "threads", 0, "cores to use (0: all)")
 	return cmd
-}
-
-// waitHTTP waits until url answers, or ctx ends.
-func waitHTTP(ctx context.Context, url string) error {
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
