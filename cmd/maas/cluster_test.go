@@ -131,6 +131,19 @@ func TestClusterProcesses(t *testing.T) {
 	if out, err := exec.Command(bin, "eval", pulled, "--data", "mnist-test").CombinedOutput(); err != nil || !strings.Contains(string(out), "accuracy") {
 		t.Fatalf("eval of the pulled model: %v\n%s", err, out)
 	}
+	// A recurrent model takes the same path: row-by-row MNIST with an LSTM
+	// on 2 workers.
+	lstm := filepath.Join(dir, "lstm.yaml")
+	lstmSpec := strings.NewReplacer("name: tiny-local", "name: tiny-lstm", "input: [1, 28, 28]", "input: [28, 28]",
+		"    - {type: conv2d, filters: 4, kernel: 3, padding: 1}\n    - {type: relu}\n    - {type: maxpool2d, kernel: 4}\n    - {type: flatten}\n",
+		"    - {type: lstm, units: 16}\n").Replace(e2eSpec)
+	if err := os.WriteFile(lstm, []byte(lstmSpec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cli("job", "submit", "-f", lstm, "--workers", "2", "--follow"); err != nil || !strings.Contains(string(out), "succeeded") {
+		t.Fatalf("LSTM job: %v\n%s\nspec:\n%s", err, out, lstmSpec)
+	}
+
 	// Bad input: a malformed spec is a 400 naming the field and a non-zero exit.
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte(strings.Replace(e2eSpec, "batch_size: 600", "batch_size: -3", 1)), 0o644)
