@@ -106,6 +106,10 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, field, "%v", err)
 		return
 	}
+	if spec.Dataset.Kind == "text" {
+		writeErr(w, http.StatusBadRequest, "dataset.kind", "text datasets train with `maas train` for now; the cluster schedules image datasets")
+		return
+	}
 	if req.Workers == 0 {
 		req.Workers = 1
 	}

@@ -226,3 +226,61 @@ func TestLocalProcess(t *testing.T) {
 		t.Fatalf("eval: %s (%v)", e, err)
 	}
 }
+
+// TestCharLMProcess trains a character-level model on a periodic text with
+// `maas train`, then `maas generate` continues a prompt the way the text
+// goes.
+func TestCharLMProcess(t *testing.T) {
+	bin := buildMaas(t)
+	dir := t.TempDir()
+	corpus := filepath.Join(dir, "corpus.txt")
+	if err := os.WriteFile(corpus, []byte(strings.Repeat("maas trains models. ", 40)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := filepath.Join(dir, "lm.yaml")
+	os.WriteFile(spec, []byte(fmt.Sprintf(`name: lm
+model:
+  input: [16]
+  layers:
+    - {type: embedding, vocab: 13, units: 8}
+    - {type: lstm, units: 32, return_sequences: true}
+    - {type: dense, units: 13}
+loss: softmax_cross_entropy
+optimizer: {type: adam, lr: 0.02}
+dataset: {kind: text, path: %s, seq_len: 16, validation: 0.2}
+batch_size: 8
+epochs: 20
+seed: 1
+`, corpus)), 0o644)
+	out := filepath.Join(dir, "lm")
+	if b, err := exec.Command(bin, "train", "-f", spec, "-o", out).CombinedOutput(); err != nil {
+		t.Fatalf("maas train: %v\n%s", err, b)
+	}
+	b, err := exec.Command(bin, "generate", out, "--prompt", "maas trains", "--length", "30", "--temperature", "0").Output()
+	if err != nil {
+		t.Fatalf("maas generate: %v", err)
+	}
+	got := strings.TrimSpace(string(b))
+	t.Logf("generated %q", got)
+	if want := "maas trains models. maas trains models."; !strings.HasPrefix(got, want) {
+		t.Fatalf("generated %q, want it to start %q", got, want)
+	}
+	// A prompt with a character the model has never seen is refused by name.
+	if b, err := exec.Command(bin, "generate", out, "--prompt", "maas!").CombinedOutput(); err == nil || !strings.Contains(string(b), "'!'") {
+		t.Fatalf("unknown character: %v\n%s", err, b)
+	}
+	// A vocabulary that does not match the text is refused before training.
+	os.WriteFile(spec, []byte(strings.Replace(string(mustRead(t, spec)), "vocab: 13", "vocab: 12", 1)), 0o644)
+	if b, err := exec.Command(bin, "train", "-f", spec, "-o", filepath.Join(dir, "never")).CombinedOutput(); err == nil || !strings.Contains(string(b), "model.layers[0].vocab") {
+		t.Fatalf("wrong vocabulary: %v\n%s", err, b)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

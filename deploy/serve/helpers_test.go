@@ -21,7 +21,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/maas-ml/maas/tensor.(*workerPool).work"))
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/maas-ml/maas/tensor.(*workerPool).work"),
+		// nats.go's JetStream context starts this for asynchronous replies
+		// (the Object Store uses them) and it outlives the connection.
+		goleak.IgnoreTopFunction("github.com/nats-io/nats.go/jetstream.(*jetStream).resetPendingAcksOnReconnect"))
 }
 
 // tinyYAML is a small MNIST-shaped model that runs fast under -race:

@@ -38,8 +38,12 @@ func benchCmd() *cobra.Command {
 				return err
 			}
 			defer b.Close()
-			in := jobspec.Kinds[spec.Dataset.Kind].Shape // samples as the dataset has them
-			data := dataset.Synthetic("synthetic", spec.BatchSize*(steps+warmup), in[0], in[1], in[2], jobspec.Kinds[spec.Dataset.Kind].Classes, 1)
+			kind, ok := jobspec.Kinds[spec.Dataset.Kind]
+			if !ok {
+				return fmt.Errorf("bench train measures image datasets (mnist, cifar10), not %s", spec.Dataset.Kind)
+			}
+			in := kind.Shape // samples as the dataset has them
+			data := dataset.Synthetic("synthetic", spec.BatchSize*(steps+warmup), in[0], in[1], in[2], kind.Classes, 1)
 			t, err := train.New(spec, b, data)
 			if err != nil {
 				return err

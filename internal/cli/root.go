@@ -20,6 +20,6 @@ func Root() *cobra.Command {
 	cluster := &cobra.Command{Use: "cluster", Short: "Inspect the cluster"}
 	cluster.AddCommand(clusterStatusCmd())
 	root.AddCommand(trainCmd(), evalCmd(), benchCmd(), localCmd(), jobCmd(), modelCmd(), cluster,
-		natsCmd(), coordinatorCmd(), paramserverCmd(), workerCmd(), serveCmd(), predictCmd())
+		natsCmd(), coordinatorCmd(), paramserverCmd(), workerCmd(), serveCmd(), predictCmd(), generateCmd())
 	return root
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/nn"
 )
 
 func trainCmd() *cobra.Command {
@@ -50,17 +52,11 @@ func trainCmd() *cobra.Command {
 				return err
 			}
 			defer b.Close()
-			data, err := dataset.Open(spec.Dataset.Kind, spec.Dataset.Path, dataset.Train)
+			data, evalSet, meta, err := openTraining(spec, evalData)
 			if err != nil {
 				return err
 			}
-			var evalSet *dataset.Dataset
-			if evalData != "" {
-				if evalSet, err = openData(evalData, spec.Dataset.Path); err != nil {
-					return err
-				}
-			}
-			t, err := train.New(spec, b, data)
+			t, err := train.NewFromSource(spec, b, data)
 			if err != nil {
 				return err
 			}
@@ -69,8 +65,8 @@ func trainCmd() *cobra.Command {
 					return fmt.Errorf("--init: %w", err)
 				}
 			}
-			log.Info("training", zap.String("model", spec.Name), zap.String("dataset", data.Name),
-				zap.Int("samples", data.N), zap.Int("params", len(t.Model.Params)),
+			log.Info("training", zap.String("model", spec.Name), zap.String("dataset", data.Name()),
+				zap.Int("samples", data.Len()), zap.Int("params", len(t.Model.Params)),
 				zap.Int("epochs", spec.Epochs), zap.Int("batch", spec.BatchSize),
 				zap.String("backend", b.Name()), zap.Int("threads", b.Threads()))
 
@@ -85,9 +81,12 @@ func trainCmd() *cobra.Command {
 					fields := []zap.Field{zap.Int("epoch", epoch), zap.Float64("loss", p.Loss),
 						zap.Float64("train_accuracy", p.Accuracy), zap.Float64("samples_per_sec", p.SamplesPerSec)}
 					if evalSet != nil {
-						m, err := train.Evaluate(t.Model, evalSet, spec.Normalization(), 256)
+						m, err := train.EvaluateSource(t.Model, evalSet, 256)
 						if err == nil {
-							fields = append(fields, zap.String("eval", evalSet.Name), zap.Float64("eval_loss", m.Loss), zap.Float64("eval_accuracy", m.Accuracy))
+							fields = append(fields, zap.String("eval", evalSet.Name()), zap.Float64("eval_loss", m.Loss), zap.Float64("eval_accuracy", m.Accuracy))
+							if evalSet.LabelsPerSample() > 1 { // text: bits per character
+								fields = append(fields, zap.Float64("eval_bits_per_char", m.Loss/math.Ln2))
+							}
 						}
 					}
 					log.Info("epoch done", fields...)
@@ -100,7 +99,7 @@ func trainCmd() *cobra.Command {
 				}
 				return err
 			}
-			meta := map[string]string{"steps": strconv.Itoa(res.Steps), "epochs": strconv.Itoa(res.Epochs)}
+			meta["steps"], meta["epochs"] = strconv.Itoa(res.Steps), strconv.Itoa(res.Epochs)
 			if err := train.Save(out, spec, t.Model, meta); err != nil {
 				return err
 			}
@@ -118,6 +117,54 @@ func trainCmd() *cobra.Command {
 	cmd.Flags().StringVar(&evalData, "eval", "", "evaluate on this dataset after each epoch (e.g. mnist-test)")
 	cmd.MarkFlagRequired("file")
 	return cmd
+}
+
+// openTraining opens the training data of spec and, with evalData or for
+// text (its held-out tail), the data evaluated after each epoch. meta is
+// what the model file must carry (a text model's vocabulary).
+func openTraining(spec *jobspec.Spec, evalData string) (data, eval train.Source, meta map[string]string, err error) {
+	meta = map[string]string{}
+	if spec.Dataset.Kind == "text" {
+		tr, val, err := dataset.ReadText(spec.Dataset.Path, spec.Dataset.SeqLen, spec.ValidationFraction())
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if err := checkVocab(spec, len(tr.Vocab)); err != nil {
+			return nil, nil, nil, err
+		}
+		meta["vocab"] = string(tr.Vocab)
+		if val.Len() > 0 {
+			eval = train.Text{T: val}
+		}
+		return train.Text{T: tr}, eval, meta, nil
+	}
+	d, err := dataset.Open(spec.Dataset.Kind, spec.Dataset.Path, dataset.Train)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if evalData != "" {
+		e, err := openData(evalData, spec.Dataset.Path)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		eval = train.Images{D: e, Norm: spec.Normalization()}
+	}
+	return train.Images{D: d, Norm: spec.Normalization()}, eval, meta, nil
+}
+
+// checkVocab checks a text model against the vocabulary of its text: the
+// embedding's vocab and the output's width must both be its size.
+func checkVocab(spec *jobspec.Spec, vocab int) error {
+	for i, l := range spec.Model.Layers {
+		if l.Type == "embedding" && l.Vocab != vocab {
+			return fmt.Errorf("model.layers[%d].vocab: %d, but %s has %d distinct characters", i, l.Vocab, spec.Dataset.Path, vocab)
+		}
+	}
+	out, err := nn.OutputShape(spec.Model)
+	if err == nil && out[len(out)-1] != vocab {
+		return fmt.Errorf("model.layers[%d].units: the output has %d logits per step, but %s has %d distinct characters", len(spec.Model.Layers)-1, out[len(out)-1], spec.Dataset.Path, vocab)
+	}
+	return err
 }
 
 // reporter shows progress: a bar on a terminal, a log line every few

@@ -108,11 +108,17 @@ func (s *Spec) BadSteps() int {
 
 // Dataset names the training data.
 type Dataset struct {
-	// Kind is mnist or cifar10.
+	// Kind is mnist, cifar10 or text.
 	Kind string `yaml:"kind" json:"kind"`
 	// Path is the directory holding the files; empty for mnist means the
-	// copy shipped in the GoMNIST Go module.
+	// copy shipped in the GoMNIST Go module. For text it is one UTF-8 file.
 	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// SeqLen is a text sample's length in characters (its targets are the
+	// next character of each).
+	SeqLen int `yaml:"seq_len,omitempty" json:"seq_len,omitempty"`
+	// Validation is the held-out tail of a text, as a fraction (default
+	// 0.05).
+	Validation *float64 `yaml:"validation,omitempty" json:"validation,omitempty"`
 	// Normalize maps pixels scaled to [0, 1] to (x − mean[c]) / std[c].
 	Normalize *Normalize `yaml:"normalize,omitempty" json:"normalize,omitempty"`
 }
@@ -243,9 +249,12 @@ func (s *Spec) Validate() error {
 			}
 		}
 	}
+	if s.Dataset.Kind == "text" {
+		return s.validateText()
+	}
 	kind, ok := Kinds[s.Dataset.Kind]
 	if !ok {
-		return fieldErr("dataset.kind", "unknown dataset kind %q; one of mnist, cifar10", s.Dataset.Kind)
+		return fieldErr("dataset.kind", "unknown dataset kind %q; one of mnist, cifar10, text", s.Dataset.Kind)
 	}
 	if s.Dataset.Kind == "cifar10" && s.Dataset.Path == "" {
 		return fieldErr("dataset.path", "cifar10 needs the directory holding data_batch_1.bin … test_batch.bin")
@@ -272,9 +281,51 @@ func (s *Spec) Validate() error {
 	return nil
 }
 
+// DefaultValidation is the held-out fraction of a text dataset.
+const DefaultValidation = 0.05
+
+// ValidationFraction returns the held-out fraction of a text dataset.
+func (s *Spec) ValidationFraction() float64 {
+	if v := s.Dataset.Validation; v != nil {
+		return *v
+	}
+	return DefaultValidation
+}
+
+// validateText checks a character-level language model's spec: the model
+// takes seq_len token ids and gives (seq_len, vocabulary) logits; the
+// vocabulary size is checked against the text when it is read.
+func (s *Spec) validateText() error {
+	d := s.Dataset
+	switch {
+	case d.Path == "":
+		return fieldErr("dataset.path", "text needs the UTF-8 file to train on")
+	case d.SeqLen < 1:
+		return fieldErr("dataset.seq_len", "text needs the sequence length in characters, ≥ 1, got %d", d.SeqLen)
+	case d.Normalize != nil:
+		return fieldErr("dataset.normalize", "does not apply to text")
+	}
+	if v := s.ValidationFraction(); !(v >= 0 && v < 1) {
+		return fieldErr("dataset.validation", "must be in [0, 1), got %g", v)
+	}
+	if len(s.Model.Input) != 1 || s.Model.Input[0] != d.SeqLen {
+		return fieldErr("model.input", "%v: a text model takes [%d] token ids (dataset.seq_len)", s.Model.Input, d.SeqLen)
+	}
+	if out, err := outputShape(s.Model); err == nil && (len(out) != 2 || out[0] != d.SeqLen) {
+		return fieldErr("model.layers", "the model outputs %v per sample; a text model needs (%d, vocabulary) logits: return_sequences: true, then dense over the vocabulary", out, d.SeqLen)
+	}
+	return nil
+}
+
 // CheckData verifies that the dataset's files can be found, so a missing
 // file is reported before training starts.
 func (s *Spec) CheckData() error {
+	if s.Dataset.Kind == "text" {
+		if st, err := os.Stat(s.Dataset.Path); err != nil || st.IsDir() {
+			return fieldErr("dataset.path", "%q is not a readable file", s.Dataset.Path)
+		}
+		return nil
+	}
 	dir := s.Dataset.Path
 	if s.Dataset.Kind == "mnist" && dir == "" {
 		d, err := dataset.DefaultMNISTDir()

@@ -126,3 +126,55 @@ func TestFieldNotForType(t *testing.T) {
 		t.Fatalf("padding on a max-pool: %v", err)
 	}
 }
+
+const textSpec = `
+name: lm
+model:
+  input: [16]
+  layers:
+    - {type: embedding, vocab: 30, units: 8}
+    - {type: lstm, units: 16, return_sequences: true}
+    - {type: dense, units: 30}
+loss: softmax_cross_entropy
+optimizer: {type: adam, lr: 0.001}
+dataset: {kind: text, path: corpus.txt, seq_len: 16}
+batch_size: 8
+epochs: 1
+`
+
+func TestTextSpecs(t *testing.T) {
+	s, err := Parse([]byte(textSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ValidationFraction() != DefaultValidation {
+		t.Fatalf("validation fraction %g", s.ValidationFraction())
+	}
+	for field, src := range map[string]string{
+		"dataset.seq_len":    strings.Replace(textSpec, "seq_len: 16", "seq_len: 0", 1),
+		"dataset.path":       strings.Replace(textSpec, "path: corpus.txt, ", "", 1),
+		"model.input":        strings.Replace(textSpec, "seq_len: 16", "seq_len: 12", 1),
+		"model.layers":       strings.Replace(textSpec, "return_sequences: true", "return_sequences: false", 1),
+		"dataset.validation": strings.Replace(textSpec, "seq_len: 16}", "seq_len: 16, validation: 1.5}", 1),
+	} {
+		if _, err := Parse([]byte(src)); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: %v", field, err)
+		}
+	}
+	if err := s.CheckData(); err == nil || !strings.Contains(err.Error(), "dataset.path") {
+		t.Fatalf("a missing corpus: %v", err)
+	}
+}
+
+// TestEveryExampleParses keeps the shipped examples valid.
+func TestEveryExampleParses(t *testing.T) {
+	paths, err := filepath.Glob("../../examples/*.yaml")
+	if err != nil || len(paths) < 5 {
+		t.Fatalf("examples: %v %v", paths, err)
+	}
+	for _, p := range paths {
+		if _, err := Load(p); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}

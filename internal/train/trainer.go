@@ -23,44 +23,62 @@ type Trainer struct {
 	Opt   nn.Optimizer
 	Loss  *nn.SoftmaxCrossEntropy
 
-	data *dataset.Dataset
-	norm dataset.Normalization
-	perm []int
-	x    []float32 // the batch being trained on (B, C, H, W)
-	y    []int32
-	step int // steps taken over the whole run
+	data   Source
+	labels int // targets per sample
+	perm   []int
+	x      []float32 // the batch being trained on (B, sample...)
+	y      []int32   // its targets (B·labels)
+	step   int       // steps taken over the whole run
 }
 
 // New builds the model of spec on backend b, initialised from the spec's
-// seed, for training on data.
+// seed, for training on an image dataset (normalised as the spec says).
 func New(spec *jobspec.Spec, b tensor.Backend, data *dataset.Dataset) (*Trainer, error) {
+	return NewFromSource(spec, b, Images{D: data, Norm: spec.Normalization()})
+}
+
+// checkFit reports a model whose input or output does not fit the data:
+// the input must hold a sample, and the output must be one logit vector
+// per target (per sample, or per step for text).
+func checkFit(m *nn.Model, data Source) error {
+	if data.SampleSize() != tensor.NumElements(m.InShape()) {
+		return fmt.Errorf("train: %s samples hold %d values, the model takes %v", data.Name(), data.SampleSize(), m.InShape())
+	}
+	out, labels := m.OutShape(), data.LabelsPerSample()
+	if labels == 1 && len(out) == 1 || labels > 1 && len(out) == 2 && out[0] == labels {
+		return nil
+	}
+	return fmt.Errorf("train: the model outputs %v per sample; %s has %d target(s) per sample, so it needs %s", out, data.Name(), labels,
+		map[bool]string{true: "one vector of class logits", false: fmt.Sprintf("(%d, classes) logits", labels)}[labels == 1])
+}
+
+// NewFromSource is New for any Source.
+func NewFromSource(spec *jobspec.Spec, b tensor.Backend, data Source) (*Trainer, error) {
 	m, err := nn.Build(spec.Model, b)
 	if err != nil {
 		return nil, err
 	}
-	if data.SampleSize() != tensor.NumElements(spec.Model.Input) {
-		return nil, fmt.Errorf("train: %s samples are %dx%dx%d, the model takes %v", data.Name, data.C, data.H, data.W, spec.Model.Input)
-	}
-	if out := m.OutShape(); len(out) != 1 {
-		return nil, fmt.Errorf("train: the model outputs %v per sample; training needs one vector of class logits (a per-time-step output is not supported yet)", out)
+	if err := checkFit(m, data); err != nil {
+		return nil, err
 	}
 	m.Init(spec.Seed)
 	opt, err := nn.NewOptimizer(spec.Optimizer, len(m.Params))
 	if err != nil {
 		return nil, err
 	}
-	classes := m.OutShape()[0]
+	out := m.OutShape()
+	labels := data.LabelsPerSample()
 	return &Trainer{
-		Spec: spec, Model: m, Opt: opt, Loss: nn.NewSoftmaxCrossEntropy(b, classes),
-		data: data, norm: spec.Normalization(),
+		Spec: spec, Model: m, Opt: opt, Loss: nn.NewSoftmaxCrossEntropy(b, out[len(out)-1]),
+		data: data, labels: labels,
 		x: make([]float32, spec.BatchSize*data.SampleSize()),
-		y: make([]int32, spec.BatchSize),
+		y: make([]int32, spec.BatchSize*labels),
 	}, nil
 }
 
 // StepsPerEpoch is ⌈N / B⌉: the last batch of an epoch may be short.
 func (t *Trainer) StepsPerEpoch() int {
-	return (t.data.N + t.Spec.BatchSize - 1) / t.Spec.BatchSize
+	return (t.data.Len() + t.Spec.BatchSize - 1) / t.Spec.BatchSize
 }
 
 // Order returns the sample order of an epoch: a permutation drawn from
@@ -68,11 +86,11 @@ func (t *Trainer) StepsPerEpoch() int {
 // slice is reused by the next call.
 func (t *Trainer) Order(epoch int) []int {
 	if t.Spec.ShuffleOn() {
-		t.perm = dataset.Permutation(t.perm, t.data.N, t.Spec.Seed, epoch)
+		t.perm = dataset.Permutation(t.perm, t.data.Len(), t.Spec.Seed, epoch)
 		return t.perm
 	}
-	if len(t.perm) != t.data.N {
-		t.perm = make([]int, t.data.N)
+	if len(t.perm) != t.data.Len() {
+		t.perm = make([]int, t.data.Len())
 	}
 	for i := range t.perm {
 		t.perm[i] = i
@@ -82,9 +100,10 @@ func (t *Trainer) Order(epoch int) []int {
 
 // StepResult is what one training step measured.
 type StepResult struct {
-	Loss    float32
-	Correct int
-	N       int
+	Loss    float32 // mean over the step's targets
+	Correct int     // targets predicted right
+	N       int     // samples
+	Targets int     // targets (N × targets per sample)
 	LR      float64
 }
 
@@ -93,11 +112,12 @@ type StepResult struct {
 // nothing.
 func (t *Trainer) Step(idx []int, lr float64) (StepResult, error) {
 	n := len(idx)
-	if err := t.data.Batch(idx, t.norm, t.x, t.y); err != nil {
+	rows := n * t.labels // one logit vector per target
+	if err := t.data.Batch(idx, t.x, t.y); err != nil {
 		return StepResult{}, err
 	}
 	logits := t.Model.Forward(t.x[:n*t.data.SampleSize()], n, true)
-	loss := t.Loss.Forward(logits, t.y[:n], n)
+	loss := t.Loss.Forward(logits, t.y[:rows], rows)
 	t.Model.ZeroGrad()
 	t.Model.Backward(t.Loss.Backward(), n)
 	if c := t.Spec.Optimizer.ClipNorm; c > 0 {
@@ -106,9 +126,9 @@ func (t *Trainer) Step(idx []int, lr float64) (StepResult, error) {
 	t.Opt.Step(t.Model.Params, t.Model.Grads, lr)
 	t.step++
 	if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
-		return StepResult{Loss: loss, N: n}, fmt.Errorf("%w at step %d (loss %g); lower optimizer.lr or set optimizer.clip_norm", ErrDiverged, t.step, loss)
+		return StepResult{Loss: loss, N: n, Targets: rows}, fmt.Errorf("%w at step %d (loss %g); lower optimizer.lr or set optimizer.clip_norm", ErrDiverged, t.step, loss)
 	}
-	return StepResult{Loss: loss, Correct: t.Loss.Correct(), N: n, LR: lr}, nil
+	return StepResult{Loss: loss, Correct: t.Loss.Correct(), N: n, Targets: rows, LR: lr}, nil
 }
 
 // Progress reports training progress after each step.
@@ -169,15 +189,15 @@ func (t *Trainer) Run(ctx context.Context, opts Options) (Result, error) {
 			if err := ctx.Err(); err != nil {
 				return res, err
 			}
-			lo, hi := s*t.Spec.BatchSize, min((s+1)*t.Spec.BatchSize, t.data.N)
+			lo, hi := s*t.Spec.BatchSize, min((s+1)*t.Spec.BatchSize, t.data.Len())
 			lr := t.Spec.Schedule.LR(t.Spec.Optimizer.LR, t.step, spe, epochs*spe)
 			r, err := t.Step(order[lo:hi], lr)
 			if err != nil {
 				return res, err
 			}
-			lossSum += float64(r.Loss) * float64(r.N)
+			lossSum += float64(r.Loss) * float64(r.Targets)
 			correct += r.Correct
-			seen += r.N
+			seen += r.Targets
 			samples += r.N
 			p.Step, p.GlobalStep, p.LR = s+1, t.step, lr
 			p.Loss, p.Accuracy = lossSum/float64(seen), float64(correct)/float64(seen)
@@ -197,37 +217,48 @@ func (t *Trainer) Run(ctx context.Context, opts Options) (Result, error) {
 
 // Metrics is a model's loss and accuracy on a dataset.
 type Metrics struct {
-	Loss     float64 `json:"loss"`
-	Accuracy float64 `json:"accuracy"` // in [0, 1]
+	Loss     float64 `json:"loss"`     // mean over targets, in nats
+	Accuracy float64 `json:"accuracy"` // of targets, in [0, 1]
 	Samples  int     `json:"samples"`
 }
 
-// Evaluate runs the model over every sample of data in file order, in
-// batches of batch, without training behaviour (no dropout).
+// Evaluate runs the model over every sample of an image dataset in file
+// order, in batches of batch, without training behaviour (no dropout).
 func Evaluate(m *nn.Model, data *dataset.Dataset, norm dataset.Normalization, batch int) (Metrics, error) {
+	return EvaluateSource(m, Images{D: data, Norm: norm}, batch)
+}
+
+// EvaluateSource is Evaluate for any Source.
+func EvaluateSource(m *nn.Model, data Source, batch int) (Metrics, error) {
 	if batch <= 0 {
 		return Metrics{}, fmt.Errorf("train: evaluation batch must be positive, got %d", batch)
 	}
-	if data.SampleSize() != tensor.NumElements(m.InShape()) {
-		return Metrics{}, fmt.Errorf("train: %s samples are %dx%dx%d, the model takes %v", data.Name, data.C, data.H, data.W, m.InShape())
+	if err := checkFit(m, data); err != nil {
+		return Metrics{}, err
 	}
-	loss := nn.NewSoftmaxCrossEntropy(m.Backend(), m.OutShape()[0])
+	out, labels := m.OutShape(), data.LabelsPerSample()
+	loss := nn.NewSoftmaxCrossEntropy(m.Backend(), out[len(out)-1])
 	x := make([]float32, batch*data.SampleSize())
-	y := make([]int32, batch)
+	y := make([]int32, batch*labels)
 	idx := make([]int, batch)
 	var sum float64
-	correct := 0
-	for lo := 0; lo < data.N; lo += batch {
-		n := min(batch, data.N-lo)
+	correct, total := 0, 0
+	for lo := 0; lo < data.Len(); lo += batch {
+		n := min(batch, data.Len()-lo)
 		for i := range n {
 			idx[i] = lo + i
 		}
-		if err := data.Batch(idx[:n], norm, x, y); err != nil {
+		if err := data.Batch(idx[:n], x, y); err != nil {
 			return Metrics{}, err
 		}
-		l := loss.Forward(m.Forward(x[:n*data.SampleSize()], n, false), y[:n], n)
-		sum += float64(l) * float64(n)
+		rows := n * labels
+		l := loss.Forward(m.Forward(x[:n*data.SampleSize()], n, false), y[:rows], rows)
+		sum += float64(l) * float64(rows)
 		correct += loss.Correct()
+		total += rows
 	}
-	return Metrics{Loss: sum / float64(data.N), Accuracy: float64(correct) / float64(data.N), Samples: data.N}, nil
+	if total == 0 {
+		return Metrics{}, fmt.Errorf("train: %s has no samples", data.Name())
+	}
+	return Metrics{Loss: sum / float64(total), Accuracy: float64(correct) / float64(total), Samples: data.Len()}, nil
 }
