@@ -32,11 +32,12 @@ func localCmd() *cobra.Command {
 		Use:   "local",
 		Short: "Run a whole cluster in this process (NATS, coordinator, parameter server, workers) and train a job on it",
 		Long: `local starts the embedded default on loopback: a NATS server with JetStream,
-a one-node Raft coordinator, one parameter server and one worker per core, all
-talking over NATS exactly as a cluster does. It then submits the job spec,
-shows its progress, pulls the published model into --out and stops. With
---no-job it keeps the cluster up for ` + "`maas job submit`" + ` (the CLI's default
---server is this cluster's API).`,
+a one-node Raft coordinator, one parameter server, one worker per core and the
+serving endpoint (KServe V2 on --serve-addr), all talking over NATS exactly as
+a cluster does. It then submits the job spec, shows its progress, pulls the
+published model into --out and stops, or with --keep-serving keeps serving
+it. With --no-job it keeps the cluster up for ` + "`maas job submit`" + ` (the CLI's
+default --server is this cluster's API).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger()
