@@ -85,6 +85,9 @@ func (s *Server) Load(name string, version int, specYAML, weights []byte) (err e
 	if err := s.table.Load().check(name, version); err != nil {
 		return err
 	}
+	if err := s.makeRoom(name, version); err != nil {
+		return err
+	}
 	start := time.Now()
 	v, err := s.build(name, version, spec, weights)
 	if err != nil {
@@ -134,6 +137,24 @@ func (s *Server) Unload(name string) error {
 	return nil
 }
 
+// makeRoom retires, before a new version is built, the versions its
+// arrival will push out, so a swap holds at most the versions kept plus the
+// new one. (If the build then fails, the newest version still serves.)
+func (s *Server) makeRoom(name string, version int) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	nt, dropped := s.table.Load().makeRoom(name, version)
+	s.table.Store(nt)
+	s.mu.Unlock()
+	for _, v := range dropped {
+		v.retire()
+	}
+	return nil
+}
+
 // publish adds v to the served table and retires the versions it pushes out.
 func (s *Server) publish(v *version) error {
 	s.mu.Lock()
@@ -157,6 +178,9 @@ func (s *Server) publish(v *version) error {
 // build makes a warmed-up version from its spec and weights; the batcher
 // is not started yet.
 func (s *Server) build(name string, num int, spec *jobspec.Spec, weights []byte) (v *version, err error) {
+	if s.beforeBuild != nil {
+		s.beforeBuild()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			v, err = nil, fmt.Errorf("building the model: %v", r)

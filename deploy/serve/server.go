@@ -39,6 +39,9 @@ type Server struct {
 	// beforeForward, if set before models load, is called by their
 	// batchers before each forward pass (tests).
 	beforeForward func()
+	// beforeBuild, if set, is called as a new version starts to build
+	// (tests).
+	beforeBuild func()
 }
 
 // New returns a server with no models; load some with Load, LoadDir,

@@ -182,7 +182,17 @@ func nanArtifact(t *testing.T, a artifact) []byte {
 // TestVersionsKept checks which versions stay: the newest two; loading a
 // served one or an older one changes nothing; Unload removes them all.
 func TestVersionsKept(t *testing.T) {
+	// Record how many versions are still loaded as each new one is built.
 	ts := newTestServer(t, nil, nil)
+	var mu sync.Mutex
+	most := 0
+	ts.beforeBuild = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range ts.Models() {
+			most = max(most, len(m.Versions))
+		}
+	}
 	arts := make([]artifact, 4)
 	for v := 1; v <= 3; v++ {
 		arts[v] = newArtifact(t, ts.be, uint64(v), nil)
@@ -202,6 +212,11 @@ func TestVersionsKept(t *testing.T) {
 	if got := ts.Models(); !reflect.DeepEqual(got, []ModelInfo{{Name: "tiny", Versions: []int{3, 2}, Ready: true}}) {
 		t.Errorf("Models() = %+v", got)
 	}
+	mu.Lock()
+	if most > 1 { // loading 3 with {2, 1} served: 1 goes first, so old + new
+		t.Errorf("%d versions were loaded while another was built; a swap may hold only the old one and the new one", most)
+	}
+	mu.Unlock()
 	if err := ts.Unload("tiny"); err != nil {
 		t.Fatal(err)
 	}

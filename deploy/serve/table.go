@@ -72,6 +72,37 @@ func (t *table) with(v *version) (*table, []*version, error) {
 	return nt, dropped, nil
 }
 
+// makeRoom returns a table without the versions of name that adding
+// version num would push out, and those versions: dropping them before the
+// new version is built keeps memory during a swap at the old versions kept
+// plus the new one.
+func (t *table) makeRoom(name string, num int) (*table, []*version) {
+	vs := t.models[name]
+	if len(vs) < keepVersions {
+		return t, nil
+	}
+	nums := []int{num}
+	for _, v := range vs {
+		nums = append(nums, v.num)
+	}
+	slices.Sort(nums)
+	cut := nums[len(nums)-keepVersions] // the oldest version that stays
+	var keep, dropped []*version
+	for _, v := range vs {
+		if v.num >= cut {
+			keep = append(keep, v)
+		} else {
+			dropped = append(dropped, v)
+		}
+	}
+	if len(dropped) == 0 {
+		return t, nil
+	}
+	nt := &table{models: maps.Clone(t.models), closed: t.closed}
+	nt.models[name] = keep
+	return nt, dropped
+}
+
 // without returns a table without the model name, and its versions.
 func (t *table) without(name string) (*table, []*version, error) {
 	vs, ok := t.models[name]
