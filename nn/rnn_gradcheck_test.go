@@ -84,33 +84,15 @@ func TestRecurrentBatchGrowth(t *testing.T) {
 // input is not differentiable (embedding ids): Backward must return nil.
 func gradCheckParams(t *testing.T, l Layer, n int, x []float32, r *rand.Rand) {
 	t.Helper()
-	specs := l.Params()
-	vals, grads := make([][]float32, len(specs)), make([][]float32, len(specs))
-	for i, p := range specs {
-		vals[i], grads[i] = randVec(r, prod(p.Shape)), make([]float32, prod(p.Shape))
-	}
-	l.Bind(vals, grads)
+	vals, grads := bindRandom(l, r)
 	proj := randVec(r, n*prod(l.OutShape()))
 	loss := func() float64 { return dot64(l.Forward(x, n, true), proj) }
 	loss()
 	if dx := l.Backward(proj, n); dx != nil {
 		t.Fatalf("%s: Backward returned an input gradient", l.Name())
 	}
-	const eps = 1e-2
-	for k, p := range specs {
-		v := vals[k]
-		for i := range v {
-			old := v[i]
-			v[i] = old + eps
-			up := loss()
-			v[i] = old - eps
-			down := loss()
-			v[i] = old
-			num := (up - down) / (2 * eps)
-			if math.Abs(num-float64(grads[k][i])) > 2e-3*(1+math.Abs(num)) {
-				t.Fatalf("%s %s[%d]: backward %g, finite difference %g", l.Name(), p.Name, i, grads[k][i], num)
-			}
-		}
+	for k, p := range l.Params() {
+		checkFD(t, l.Name()+" "+p.Name, loss, vals[k], grads[k], 1e-2, 2e-3, 1)
 	}
 }
 
@@ -176,24 +158,7 @@ func TestSequenceModelGradients(t *testing.T) {
 	labels := []int32{0, 1, 1}
 	lossFn := NewSoftmaxCrossEntropy(b, 2)
 	loss := func() float64 { return float64(lossFn.Forward(m.Forward(x, n, true), labels, n)) }
-	loss()
-	m.ZeroGrad()
-	m.Backward(lossFn.Backward(), n)
-	const eps = 1e-2
-	for _, v := range m.Views {
-		for i := v.Offset; i < v.Offset+v.Size; i += max(1, v.Size/15) {
-			old := m.Params[i]
-			m.Params[i] = old + eps
-			up := loss()
-			m.Params[i] = old - eps
-			down := loss()
-			m.Params[i] = old
-			num := (up - down) / (2 * eps)
-			if math.Abs(num-float64(m.Grads[i])) > 1e-3*(1+math.Abs(num)) {
-				t.Fatalf("%s[%d]: backward %g, finite difference %g", v.Name, i-v.Offset, m.Grads[i], num)
-			}
-		}
-	}
+	checkModelGradients(t, m, loss, func() { m.Backward(lossFn.Backward(), n) }, 1e-2, 1e-3)
 }
 
 func TestRecurrentSpecs(t *testing.T) {

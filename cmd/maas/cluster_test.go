@@ -121,11 +121,11 @@ func TestClusterProcesses(t *testing.T) {
 		t.Fatalf("job output:\n%s", out)
 	}
 	out, err = cli("model", "ls")
-	if err != nil || !strings.Contains(string(out), "tiny-local") {
+	if err != nil || !strings.Contains(string(out), "tiny-cnn") {
 		t.Fatalf("model ls: %v\n%s", err, out)
 	}
 	pulled := filepath.Join(dir, "pulled")
-	if out, err := cli("model", "pull", "tiny-local", "-o", pulled); err != nil {
+	if out, err := cli("model", "pull", "tiny-cnn", "-o", pulled); err != nil {
 		t.Fatalf("model pull: %v\n%s", err, out)
 	}
 	if out, err := exec.Command(bin, "eval", pulled, "--data", "mnist-test").CombinedOutput(); err != nil || !strings.Contains(string(out), "accuracy") {
@@ -134,7 +134,7 @@ func TestClusterProcesses(t *testing.T) {
 	// A recurrent model takes the same path: row-by-row MNIST with an LSTM
 	// on 2 workers.
 	lstm := filepath.Join(dir, "lstm.yaml")
-	lstmSpec := strings.NewReplacer("name: tiny-local", "name: tiny-lstm", "input: [1, 28, 28]", "input: [28, 28]",
+	lstmSpec := strings.NewReplacer("name: tiny-cnn", "name: tiny-lstm", "input: [1, 28, 28]", "input: [28, 28]",
 		"    - {type: conv2d, filters: 4, kernel: 3, padding: 1}\n    - {type: relu}\n    - {type: maxpool2d, kernel: 4}\n    - {type: flatten}\n",
 		"    - {type: lstm, units: 16}\n").Replace(e2eSpec)
 	if err := os.WriteFile(lstm, []byte(lstmSpec), 0o644); err != nil {

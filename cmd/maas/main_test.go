@@ -50,27 +50,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const tinySpec = `name: tiny-cnn
-model:
-  input: [1, 28, 28]
-  layers:
-    - {type: conv2d, filters: 8, kernel: 3, padding: 1}
-    - {type: relu}
-    - {type: maxpool2d, kernel: 2}
-    - {type: flatten}
-    - {type: dense, units: 10}
-loss: softmax_cross_entropy
-optimizer: {type: adam, lr: 0.002}
-dataset:
-  kind: mnist
-  normalize: {mean: [0.1307], std: [0.3081]}
-batch_size: 64
-epochs: 1
-seed: 1
-`
-
 // TestTrainEvalProcess runs `maas train` and `maas eval` as real processes
-// on real MNIST: a few hundred steps of a small CNN must beat 85% on the
+// on real MNIST: one epoch (100 steps) of a small CNN must beat 85% on the
 // test set, and eval must agree with itself across batch sizes.
 func TestTrainEvalProcess(t *testing.T) {
 	if _, err := dataset.DefaultMNISTDir(); err != nil {
@@ -79,11 +60,11 @@ func TestTrainEvalProcess(t *testing.T) {
 	bin := buildMaas(t)
 	dir := t.TempDir()
 	spec := filepath.Join(dir, "tiny.yaml")
-	if err := os.WriteFile(spec, []byte(tinySpec), 0o644); err != nil {
+	if err := os.WriteFile(spec, []byte(e2eSpec), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "model")
-	cmd := exec.Command(bin, "train", "-f", spec, "-o", out, "--max-steps", "300", "--threads", "2")
+	cmd := exec.Command(bin, "train", "-f", spec, "-o", out, "--max-steps", "100", "--threads", "2")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("maas train: %v\n%s", err, b)
 	}
@@ -105,7 +86,7 @@ func TestTrainEvalProcess(t *testing.T) {
 	}
 	r1, r2 := eval("256"), eval("100")
 	acc := r1["test_accuracy"].(float64)
-	t.Logf("tiny CNN after 300 steps: %.2f%% on mnist-test", acc)
+	t.Logf("tiny CNN after 100 steps: %.2f%% on mnist-test", acc)
 	if acc < 85 || r1["samples"].(float64) != 10000 {
 		t.Fatalf("eval: %v", r1)
 	}
@@ -126,10 +107,10 @@ func TestBadInputProcess(t *testing.T) {
 	bin := buildMaas(t)
 	dir := t.TempDir()
 	cases := map[string]string{
-		"model.layers[1].type":   strings.Replace(tinySpec, "type: relu", "type: swish", 1),
-		"batch_size":             strings.Replace(tinySpec, "batch_size: 64", "batch_size: -1", 1),
-		"model.layers[2].kernel": strings.Replace(tinySpec, "kernel: 2", "kernel: 99", 1),
-		"dataset.path":           strings.Replace(tinySpec, "kind: mnist", "kind: mnist\n  path: /nonexistent", 1),
+		"model.layers[1].type":   strings.Replace(e2eSpec, "type: relu", "type: swish", 1),
+		"batch_size":             strings.Replace(e2eSpec, "batch_size: 600", "batch_size: -1", 1),
+		"model.layers[2].kernel": strings.Replace(e2eSpec, "kernel: 4}", "kernel: 99}", 1),
+		"dataset.path":           strings.Replace(e2eSpec, "kind: mnist", "kind: mnist\n  path: /nonexistent", 1),
 	}
 	for field, src := range cases {
 		spec := filepath.Join(dir, "bad.yaml")
@@ -173,24 +154,14 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-const e2eSpec = `name: tiny-local
-model:
-  input: [1, 28, 28]
-  layers:
-    - {type: conv2d, filters: 4, kernel: 3, padding: 1}
-    - {type: relu}
-    - {type: maxpool2d, kernel: 4}
-    - {type: flatten}
-    - {type: dense, units: 10}
-loss: softmax_cross_entropy
-optimizer: {type: adam, lr: 0.01}
-dataset:
-  kind: mnist
-  normalize: {mean: [0.1307], std: [0.3081]}
-batch_size: 600
-epochs: 1
-seed: 2
-`
+// e2eSpec is the tiny CNN that tests which train for real share.
+var e2eSpec = func() string {
+	b, err := os.ReadFile("../../testdata/specs/tiny-cnn.yaml")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 // TestLocalProcess runs `maas local` as a real process: the embedded
 // cluster trains a job through NATS and Raft, publishes the model and pulls

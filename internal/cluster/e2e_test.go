@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,25 +23,14 @@ import (
 	"github.com/maas-ml/maas/worker"
 )
 
-const e2eSpec = `name: tiny-e2e
-model:
-  input: [1, 28, 28]
-  layers:
-    - {type: conv2d, filters: 4, kernel: 3, padding: 1}
-    - {type: relu}
-    - {type: maxpool2d, kernel: 4}
-    - {type: flatten}
-    - {type: dense, units: 10}
-loss: softmax_cross_entropy
-optimizer: {type: adam, lr: 0.01}
-dataset:
-  kind: mnist
-  normalize: {mean: [0.1307], std: [0.3081]}
-batch_size: 600
-epochs: 1
-seed: 2
-checkpoint_every: 30
-`
+// e2eSpec is the tiny CNN that tests which train for real share.
+var e2eSpec = func() string {
+	b, err := os.ReadFile("../../testdata/specs/tiny-cnn.yaml")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 func httpJSON(t *testing.T, method, url string, body, out any) int {
 	t.Helper()
@@ -103,7 +93,7 @@ func TestCoordinatorRunsJob(t *testing.T) {
 		t.Fatalf("unknown job: %d", code)
 	}
 	var sub api.SubmitResponse
-	if code := httpJSON(t, "POST", base+"/v1/jobs", api.SubmitRequest{Spec: e2eSpec, Workers: 2}, &sub); code != 201 {
+	if code := httpJSON(t, "POST", base+"/v1/jobs", api.SubmitRequest{Spec: e2eSpec + "checkpoint_every: 30\n", Workers: 2}, &sub); code != 201 {
 		t.Fatalf("submit: %d", code)
 	}
 	var st api.JobStatus
@@ -122,7 +112,7 @@ func TestCoordinatorRunsJob(t *testing.T) {
 		t.Fatalf("published model: %+v", st.Model)
 	}
 	t.Logf("job %s: %d steps, model %s v%d, test accuracy %.3f", st.ID, st.TotalSteps, st.Model.Name, st.Model.Version, st.Model.Metrics["test_accuracy"])
-	resp, err := http.Get(base + "/v1/models/tiny-e2e/versions/1/files/model.safetensors")
+	resp, err := http.Get(base + "/v1/models/tiny-cnn/versions/1/files/model.safetensors")
 	if err != nil {
 		t.Fatal(err)
 	}
