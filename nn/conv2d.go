@@ -3,18 +3,25 @@ package nn
 import "github.com/maas-ml/maas/tensor"
 
 // Conv2D is a 2-D convolution with bias: x (n, C, H, W) → y (n, OC, OH, OW),
-// weight (OC, C, KH, KW), bias (OC). It unfolds the batch with im2col into
-// col (C·KH·KW, n·OH·OW) and runs one GEMM for the whole batch.
+// weight (OC, C, KH, KW), bias (OC). The backend computes the forward pass
+// (one GEMM per image, bias and a fused ReLU applied in cache); in training
+// it also keeps the batch's im2col col (C·KH·KW, n·OH·OW), and Backward runs
+// one GEMM for the whole batch per gradient.
 type Conv2D struct {
 	layerBase
-	g       tensor.ConvGeom
-	oc      int
-	w, bias []float32 // (OC, C·KH·KW), (OC)
-	dw, db  []float32
-	col     []float32 // im2col of the last input
-	tmp     []float32 // (OC, n·P): GEMM output, and dyᵀ in Backward
-	y, dcol []float32
-	dx      []float32
+	g      tensor.ConvGeom
+	oc     int
+	w      weights   // (OC, C·KH·KW), left operand
+	bias   []float32 // (OC)
+	dw, db []float32
+	// relu applies max(·, 0) to the output: the following ReLU layer is
+	// fused into this one (see fuseLayers).
+	relu     bool
+	col      []float32 // im2col of the last training input
+	colValid bool
+	tmp      []float32 // (OC, n·P): dyᵀ in Backward
+	y, dcol  []float32
+	dx       []float32
 }
 
 func newConv2D(name string, in []int, oc, k, stride, pad int, b tensor.Backend) (*Conv2D, error) {
@@ -36,26 +43,33 @@ func (l *Conv2D) Params() []ParamSpec {
 	}
 }
 
-func (l *Conv2D) Bind(v, g [][]float32) { l.w, l.bias, l.dw, l.db = v[0], v[1], g[0], g[1] }
+func (l *Conv2D) Bind(v, g [][]float32) {
+	l.w.bind(v[0], l.oc, l.g.Rows(), true)
+	l.bias, l.dw, l.db = v[1], g[0], g[1]
+}
+
+func (l *Conv2D) changed() { l.w.valid = false }
 
 func (l *Conv2D) Forward(x []float32, n int, train bool) []float32 {
 	p := l.g.OH() * l.g.OW()
-	np, rows := n*p, l.g.Rows()
-	l.col = grow(l.col, rows*np)
-	l.tmp = grow(l.tmp, l.oc*np)
-	l.y = grow(l.y, l.oc*np)
-	l.be.Im2Col(l.g, n, x, l.col)
-	// tmp (OC, n·P) = W (OC, rows) · col (rows, n·P)
-	l.be.Gemm(false, false, l.oc, np, rows, 1, l.w, rows, l.col, np, 0, l.tmp, np)
-	l.be.AddBias(l.tmp, l.bias, 1, np)
-	// y (n, OC, P) from tmp (OC, n, P)
-	l.be.Transpose021(l.tmp, l.y, l.oc, n, p)
+	l.y = grow(l.y, l.oc*n*p)
+	var col []float32
+	if train { // Backward needs the im2col matrix
+		l.col = grow(l.col, l.g.Rows()*n*p)
+		col = l.col
+	}
+	l.colValid = train
+	l.be.Conv2D(l.g, n, x, l.w.forUse(&l.layerBase), l.bias, l.relu, l.y, col)
 	return l.y
 }
 
 func (l *Conv2D) Backward(dy []float32, n int) []float32 {
+	if !l.colValid {
+		panic("nn: Conv2D.Backward after a Forward with train=false")
+	}
 	p := l.g.OH() * l.g.OW()
 	np, rows := n*p, l.g.Rows()
+	l.tmp = grow(l.tmp, l.oc*np)
 	// dyᵀ (OC, n·P) from dy (n, OC, P)
 	l.be.Transpose021(dy, l.tmp, n, l.oc, p)
 	l.be.SumBias(l.tmp, l.db, 1, np)
@@ -66,7 +80,7 @@ func (l *Conv2D) Backward(dy []float32, n int) []float32 {
 	}
 	// dcol (rows, n·P) = Wᵀ (rows, OC) · dyᵀ (OC, n·P)
 	l.dcol = grow(l.dcol, rows*np)
-	l.be.Gemm(true, false, rows, np, l.oc, 1, l.w, rows, l.tmp, np, 0, l.dcol, np)
+	l.be.Gemm(true, false, rows, np, l.oc, 1, l.w.W, rows, l.tmp, np, 0, l.dcol, np)
 	l.dx = grow(l.dx, n*prod(l.in))
 	l.be.Col2Im(l.g, n, l.dcol, l.dx)
 	return l.dx

@@ -13,8 +13,9 @@ import (
 type Dense struct {
 	layerBase
 	nin, nout int
-	steps     int // rows per sample: T for a (T, in) input, else 1
-	w, bias   []float32
+	steps     int     // rows per sample: T for a (T, in) input, else 1
+	w         weights // (out, in): the right operand, transposed
+	bias      []float32
 	dw, db    []float32
 	x         []float32 // the last input, for Backward
 	y, dx     []float32
@@ -34,14 +35,19 @@ func (l *Dense) Params() []ParamSpec {
 	}
 }
 
-func (l *Dense) Bind(v, g [][]float32) { l.w, l.bias, l.dw, l.db = v[0], v[1], g[0], g[1] }
+func (l *Dense) Bind(v, g [][]float32) {
+	l.w.bind(v[0], l.nout, l.nin, false)
+	l.bias, l.dw, l.db = v[1], g[0], g[1]
+}
+
+func (l *Dense) changed() { l.w.valid = false }
 
 func (l *Dense) Forward(x []float32, n int, train bool) []float32 {
 	n *= l.steps
 	l.x = x
 	l.y = grow(l.y, n*l.nout)
 	// y (n, out) = x (n, in) · Wᵀ (in, out)
-	l.be.Gemm(false, true, n, l.nout, l.nin, 1, x, l.nin, l.w, l.nin, 0, l.y, l.nout)
+	l.be.GemmPacked(n, 1, x, l.nin, l.w.forUse(&l.layerBase), 0, l.y, l.nout)
 	l.be.AddBias(l.y, l.bias, n, 1)
 	return l.y
 }
@@ -56,6 +62,6 @@ func (l *Dense) Backward(dy []float32, n int) []float32 {
 	}
 	// dx (n, in) = dy (n, out) · W (out, in)
 	l.dx = grow(l.dx, n*l.nin)
-	l.be.Gemm(false, false, n, l.nin, l.nout, 1, dy, l.nout, l.w, l.nin, 0, l.dx, l.nin)
+	l.be.Gemm(false, false, n, l.nin, l.nout, 1, dy, l.nout, l.w.W, l.nin, 0, l.dx, l.nin)
 	return l.dx
 }

@@ -47,6 +47,7 @@ func (l *GRU) forwardLayer(k, n int) {
 	nh, ng := n*h, n*g
 	act := l.act[k]
 	l.project(k, n, act)
+	whh := l.recurrentWeights(k)
 	for t := range l.steps {
 		a := act[t*ng : (t+1)*ng]
 		for i := range n {
@@ -56,7 +57,7 @@ func (l *GRU) forwardLayer(k, n int) {
 		if t > 0 {
 			hprev = l.hs[k][(t-1)*nh : t*nh]
 			// hh (n, 3H) += h_{t−1} (n, H) · W_hhᵀ (H, 3H)
-			l.be.Gemm(false, true, n, g, h, 1, hprev, h, p.whh, h, 1, l.hh, g)
+			l.be.GemmPacked(n, 1, hprev, h, whh, 1, l.hh, g)
 		}
 		hn, hs := l.hn[k][t*nh:(t+1)*nh], l.hs[k][t*nh:(t+1)*nh]
 		for i := range n {
@@ -123,7 +124,7 @@ func (l *GRU) backwardLayer(k, n int) {
 		}
 		if t > 0 {
 			// dh_{t−1} (n, H) += dzh_t (n, 3H) · W_hh (3H, H)
-			l.be.Gemm(false, false, n, h, g, 1, dzh, g, p.whh, h, 1, dprev, h)
+			l.be.Gemm(false, false, n, h, g, 1, dzh, g, p.whh.W, h, 1, dprev, h)
 		}
 	}
 }

@@ -54,7 +54,45 @@ type layerBase struct {
 	in, out       []int
 	be            tensor.Backend
 	needInputGrad bool
+	// frozen: the model is for inference, so its weights change only
+	// through Model.SetWeights and Init, and packed layouts are kept.
+	frozen bool
 }
+
+// weights is a weight matrix (rows, k) of a layer with the backend's
+// packed layout of it (see tensor.Packed).
+type weights struct {
+	tensor.Packed
+	valid bool // Packed holds the current weights' layout
+}
+
+func (w *weights) bind(v []float32, rows, k int, left bool) {
+	w.Packed = tensor.Packed{W: v, Rows: rows, K: k, Left: left}
+	w.valid = false
+}
+
+// forUse returns the matrix for a product: in an inference model packed
+// once and kept; in a training model unpacked (the kernel packs what it
+// reads, as the optimizer changes the weights every step).
+func (w *weights) forUse(l *layerBase) *tensor.Packed {
+	if l.frozen && !w.valid {
+		l.be.Pack(&w.Packed)
+		w.valid = true
+	}
+	return &w.Packed
+}
+
+// packNow packs the current weights for the products that follow (the
+// time steps of one Forward).
+func (w *weights) packNow(be tensor.Backend) *tensor.Packed {
+	be.Pack(&w.Packed)
+	w.valid = true
+	return &w.Packed
+}
+
+// packer is a layer whose weights have packed layouts; changed drops them
+// after the weights are overwritten.
+type packer interface{ changed() }
 
 func (l *layerBase) Name() string          { return l.name }
 func (l *layerBase) InShape() []int        { return l.in }

@@ -47,11 +47,12 @@ func (l *LSTM) forwardLayer(k, n int) {
 	act := l.act[k]
 	l.project(k, n, act)
 	l.be.AddBias(act, p.bhh, l.steps*n, 1) // b_hh joins b_ih: both add to every gate
+	whh := l.recurrentWeights(k)
 	for t := range l.steps {
 		a := act[t*ng : (t+1)*ng]
 		if t > 0 {
 			// a (n, 4H) += h_{t−1} (n, H) · W_hhᵀ (H, 4H)
-			l.be.Gemm(false, true, n, g, h, 1, l.hs[k][(t-1)*nh:t*nh], h, p.whh, h, 1, a, g)
+			l.be.GemmPacked(n, 1, l.hs[k][(t-1)*nh:t*nh], h, whh, 1, a, g)
 		}
 		c, tc, hs := l.c[k][t*nh:(t+1)*nh], l.tc[k][t*nh:(t+1)*nh], l.hs[k][t*nh:(t+1)*nh]
 		for i := range n {
@@ -114,7 +115,7 @@ func (l *LSTM) backwardLayer(k, n int) {
 		}
 		if t > 0 {
 			// dh_{t−1} (n, H) += dz_t (n, 4H) · W_hh (4H, H)
-			l.be.Gemm(false, false, n, h, g, 1, dz, g, p.whh, h, 1, l.dh[(t-1)*nh:t*nh], h)
+			l.be.Gemm(false, false, n, h, g, 1, dz, g, p.whh.W, h, 1, l.dh[(t-1)*nh:t*nh], h)
 		}
 	}
 }

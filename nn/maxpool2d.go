@@ -10,6 +10,8 @@ type MaxPool2D struct {
 	g     tensor.PoolGeom
 	y, dx []float32
 	idx   []int32
+	// idxValid: the last Forward was a training one and recorded idx.
+	idxValid bool
 }
 
 func newMaxPool2D(name string, in []int, k, stride int, b tensor.Backend) (*MaxPool2D, error) {
@@ -22,14 +24,23 @@ func newMaxPool2D(name string, in []int, k, stride int, b tensor.Backend) (*MaxP
 
 func (l *MaxPool2D) Forward(x []float32, n int, train bool) []float32 {
 	out := n * prod(l.out)
-	l.y, l.idx = grow(l.y, out), growInt32(l.idx, out)
-	l.be.MaxPool(l.g, n*l.in[0], x, l.y, l.idx)
+	l.y = grow(l.y, out)
+	var idx []int32
+	l.idxValid = train
+	if train { // only Backward needs where each maximum came from
+		l.idx = growInt32(l.idx, out)
+		idx = l.idx
+	}
+	l.be.MaxPool(l.g, n*l.in[0], x, l.y, idx)
 	return l.y
 }
 
 func (l *MaxPool2D) Backward(dy []float32, n int) []float32 {
 	if !l.needInputGrad {
 		return nil
+	}
+	if !l.idxValid {
+		panic("nn: MaxPool2D.Backward after a Forward with train=false")
 	}
 	l.dx = grow(l.dx, n*prod(l.in))
 	l.be.MaxPoolBackward(l.g, n*l.in[0], dy, l.idx, l.dx)

@@ -50,6 +50,14 @@ func build(spec ModelSpec, b tensor.Backend, grads bool) (*Model, error) {
 		}
 		m.Layers = append(m.Layers, l)
 	}
+	fuseLayers(m.Layers)
+	if !grads {
+		for _, l := range m.Layers {
+			if b, ok := l.(interface{ base() *layerBase }); ok {
+				b.base().frozen = true
+			}
+		}
+	}
 	// The last layer with weights is the output layer: Glorot, not He.
 	for i := len(m.Layers) - 1; i >= 0; i-- {
 		if d, ok := m.Layers[i].(*Dense); ok {
@@ -131,6 +139,18 @@ func newLayer(p layerPlan, b tensor.Backend) (Layer, error) {
 	return nil, fmt.Errorf("unknown layer type %q", s.Type)
 }
 
+// fuseLayers lets a convolution apply the ReLU that follows it while its
+// output is in cache. The results are bit-identical to the separate layers.
+func fuseLayers(layers []Layer) {
+	for i := 0; i+1 < len(layers); i++ {
+		c, ok1 := layers[i].(*Conv2D)
+		r, ok2 := layers[i+1].(*ReLU)
+		if ok1 && ok2 {
+			c.relu, r.fused = true, true
+		}
+	}
+}
+
 func setNeedInputGrad(l Layer, need bool) {
 	type baser interface{ base() *layerBase }
 	if b, ok := l.(baser); ok {
@@ -147,9 +167,21 @@ func (m *Model) Init(seed uint64) {
 	for _, v := range m.Views {
 		initParam(m.Params[v.Offset:v.Offset+v.Size], v.spec, &rng)
 	}
+	m.WeightsChanged()
 	for i, l := range m.Layers {
 		if d, ok := l.(*Dropout); ok {
 			d.rng = splitMix(seed ^ uint64(i+1)*0x9e3779b97f4a7c15)
+		}
+	}
+}
+
+// WeightsChanged drops the packed layouts of the weights; a model for
+// inference packs them again on its next Forward. Whoever writes Params
+// other than through SetWeights and Init must call it.
+func (m *Model) WeightsChanged() {
+	for _, l := range m.Layers {
+		if p, ok := l.(packer); ok {
+			p.changed()
 		}
 	}
 }

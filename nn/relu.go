@@ -5,6 +5,9 @@ import "github.com/maas-ml/maas/tensor"
 // ReLU is y = max(x, 0), elementwise; Backward passes dy where y > 0.
 type ReLU struct {
 	layerBase
+	// fused: the layer before already applied max(·, 0), so Forward passes
+	// its input through (and Backward masks with it as usual).
+	fused bool
 	y, dx []float32
 }
 
@@ -13,6 +16,10 @@ func newReLU(name string, in []int, b tensor.Backend) *ReLU {
 }
 
 func (l *ReLU) Forward(x []float32, n int, train bool) []float32 {
+	if l.fused {
+		l.y = x[:n*prod(l.in)]
+		return l.y
+	}
 	l.y = grow(l.y, n*prod(l.in))
 	l.be.Relu(x[:len(l.y)], l.y)
 	return l.y

@@ -37,7 +37,8 @@ type recurrent struct {
 
 // rnnParams are one stacked layer's weights and their gradients.
 type rnnParams struct {
-	wih, whh, bih, bhh     []float32
+	wih, whh               weights // (G, in_k), (G, H): right operands, transposed
+	bih, bhh               []float32
 	dwih, dwhh, dbih, dbhh []float32
 }
 
@@ -77,10 +78,28 @@ func (l *recurrent) Params() []ParamSpec {
 	return ps
 }
 
+func (l *recurrent) changed() {
+	for k := range l.p {
+		l.p[k].wih.valid, l.p[k].whh.valid = false, false
+	}
+}
+
+// recurrentWeights returns layer k's W_hh for the steps of one Forward:
+// packed once for all of them (and kept in an inference model).
+func (l *recurrent) recurrentWeights(k int) *tensor.Packed {
+	p := &l.p[k]
+	if l.frozen {
+		return p.whh.forUse(&l.layerBase)
+	}
+	return p.whh.packNow(l.be)
+}
+
 func (l *recurrent) Bind(v, g [][]float32) {
 	for k := range l.p {
 		p := &l.p[k]
-		p.wih, p.whh, p.bih, p.bhh = v[4*k], v[4*k+1], v[4*k+2], v[4*k+3]
+		p.wih.bind(v[4*k], l.gates, l.inSize(k), false)
+		p.whh.bind(v[4*k+1], l.gates, l.hidden, false)
+		p.bih, p.bhh = v[4*k+2], v[4*k+3]
 		if g != nil {
 			p.dwih, p.dwhh, p.dbih, p.dbhh = g[4*k], g[4*k+1], g[4*k+2], g[4*k+3]
 		}
@@ -110,7 +129,7 @@ func (l *recurrent) input(k int) []float32 {
 // the input half of every gate at every step, in one GEMM.
 func (l *recurrent) project(k, n int, a []float32) {
 	tn, in, p := l.steps*n, l.inSize(k), &l.p[k]
-	l.be.Gemm(false, true, tn, l.gates, in, 1, l.input(k), in, p.wih, in, 0, a, l.gates)
+	l.be.GemmPacked(tn, 1, l.input(k), in, p.wih.forUse(&l.layerBase), 0, a, l.gates)
 	l.be.AddBias(a, p.bih, tn, 1)
 }
 
@@ -156,7 +175,7 @@ func (l *recurrent) accumulate(k, n int, dzi, dzh []float32) []float32 {
 	}
 	if k > 0 {
 		// dh of layer k−1 (T·n, H) = dzi (T·n, G) · W_ih (G, H); dh of layer k is spent.
-		l.be.Gemm(false, false, tn, h, g, 1, dzi, g, p.wih, h, 0, l.dh, h)
+		l.be.Gemm(false, false, tn, h, g, 1, dzi, g, p.wih.W, h, 0, l.dh, h)
 		return nil
 	}
 	if !l.needInputGrad {
@@ -165,7 +184,7 @@ func (l *recurrent) accumulate(k, n int, dzi, dzh []float32) []float32 {
 	// dx (T·n, F) = dzi (T·n, G) · W_ih (G, F), then back to (n, T, F).
 	l.dt = grow(l.dt, tn*l.feat)
 	l.dx = grow(l.dx, tn*l.feat)
-	l.be.Gemm(false, false, tn, l.feat, g, 1, dzi, g, p.wih, l.feat, 0, l.dt, l.feat)
+	l.be.Gemm(false, false, tn, l.feat, g, 1, dzi, g, p.wih.W, l.feat, 0, l.dt, l.feat)
 	l.be.Transpose021(l.dt, l.dx, l.steps, n, l.feat)
 	return l.dx
 }

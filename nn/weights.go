@@ -56,6 +56,7 @@ func (m *Model) SetWeights(f *safetensors.File) error {
 	for i, v := range m.Views {
 		copy(m.Params[v.Offset:v.Offset+v.Size], vals[i])
 	}
+	m.WeightsChanged()
 	return nil
 }
 

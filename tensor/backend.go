@@ -18,6 +18,13 @@ type Backend interface {
 	// row strides of A, B and C as stored. beta = 0 overwrites C (NaNs in C
 	// are not propagated).
 	Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
+	// Pack lays out w.W for this backend's products (see Packed). A backend
+	// without a packed layout does nothing; its products read w.W.
+	Pack(w *Packed)
+	// GemmPacked computes C = alpha·A·Wᵀ + beta·C for A (m, w.K) with row
+	// stride lda and W = w.W (w.Rows, w.K) packed with Left unset; C is
+	// (m, w.Rows) with row stride ldc. An unpacked w is read directly.
+	GemmPacked(m int, alpha float32, a []float32, lda int, w *Packed, beta float32, c []float32, ldc int)
 
 	// Im2Col unfolds a batch x (n, C, H, W) into col (C·KH·KW, n·OH·OW): row
 	// (c, kh, kw), column (i, oh, ow) holds x[i, c, oh·SH+kh−PH, ow·SW+kw−PW],
@@ -26,6 +33,16 @@ type Backend interface {
 	// Col2Im is the adjoint of Im2Col: it overwrites x (n, C, H, W) with the
 	// sum of the col entries that Im2Col would have read from each pixel.
 	Col2Im(g ConvGeom, n int, col, x []float32)
+	// Conv2D is a convolution's forward pass: for x (n, C, H, W), weights
+	// w.W (w.Rows output channels, C·KH·KW) packed with Left set, and bias
+	// (w.Rows, or nil for none) it writes y (n, w.Rows, OH, OW) with
+	//
+	//	y[i, o, p] = bias[o] + Σ_r W[o, r]·Im2Col(x)[r, (i, p)]
+	//
+	// then y = max(y, 0) when relu. When col is not nil it also receives
+	// Im2Col(x) (C·KH·KW, n·OH·OW), which a backward pass needs; when nil
+	// the backend may avoid building the whole matrix.
+	Conv2D(g ConvGeom, n int, x []float32, w *Packed, bias []float32, relu bool, y, col []float32)
 
 	// AddBias adds bias[j] to every x[o, j, i] of x (outer, len(bias), inner).
 	AddBias(x, bias []float32, outer, inner int)
@@ -42,7 +59,7 @@ type Backend interface {
 	// MaxPool pools x (planes, H, W) into y (planes, OH, OW) with windows of
 	// g.KH×g.KW and stride g.SH×g.SW (no padding, windows that do not fit are
 	// dropped), and records in idx the flat index into x of each maximum
-	// (the first one on ties).
+	// (the first one on ties). idx may be nil when no backward pass follows.
 	MaxPool(g PoolGeom, planes int, x, y []float32, idx []int32)
 	// MaxPoolBackward overwrites dx (planes, H, W) with zeros, then adds each
 	// dy[o] at dx[idx[o]].

@@ -10,22 +10,37 @@ const (
 	gemmMC = 120  // a multiple of every micro-kernel's mr
 	gemmNC = 1024 // a multiple of every micro-kernel's nr
 	// gemmMinParallel is the FLOP count under which a GEMM runs on one core.
-	gemmMinParallel = 1 << 17
+	gemmMinParallel = 1 << 20
 )
+
+// operand is one input of a GEMM: a matrix as stored (row stride ld,
+// transposed or not); or, when packed is set, the whole matrix already laid
+// out in panels by packAll / packAllB; or an image's implicit im2col. Of a
+// packed or implicit operand the rows (A) or columns (B) from off on are
+// used.
+type operand struct {
+	implicit *implicitCol // B only: an image's im2col, read in place
+	m        []float32
+	ld       int
+	trans    bool
+	packed   []float32
+	pad      int // A: rows, B: columns of the packed matrix, rounded up to the panel size
+	off      int // a multiple of the panel size
+}
 
 // gemmArgs are the arguments of one GEMM call, split across the pool by
 // columns (or rows when C is tall).
 type gemmArgs struct {
-	transA, transB bool
-	m, n, k        int
-	alpha, beta    float32
-	a, b, c        []float32
-	lda, ldb, ldc  int
-	parts          int
-	byRows         bool
-	kern           *microKernel
-	bufs           freeList[gemmBuffers]
-	wg             sync.WaitGroup
+	m, n, k     int
+	alpha, beta float32
+	a, b        operand
+	c           []float32
+	ldc         int
+	parts       int
+	byRows      bool
+	kern        *microKernel
+	bufs        freeList[gemmBuffers]
+	wg          sync.WaitGroup
 }
 
 // microKernel computes one mr×nr tile of C from packed panels:
@@ -45,6 +60,32 @@ type gemmBuffers struct {
 	b [gemmKC * gemmNC]float32
 }
 
+// rows returns the operand from row r of op(A) on.
+func (o operand) rows(r int) operand {
+	switch {
+	case o.packed != nil:
+		o.off += r
+	case o.trans:
+		o.m = o.m[r:]
+	default:
+		o.m = o.m[r*o.ld:]
+	}
+	return o
+}
+
+// cols returns the operand from column j of op(B) on.
+func (o operand) cols(j int) operand {
+	switch {
+	case o.packed != nil || o.implicit != nil:
+		o.off += j
+	case o.trans:
+		o.m = o.m[j*o.ld:]
+	default:
+		o.m = o.m[j:]
+	}
+	return o
+}
+
 func (g *gemmArgs) run(part int) {
 	buf := g.bufs.get()
 	defer g.bufs.put(buf)
@@ -53,36 +94,32 @@ func (g *gemmArgs) run(part int) {
 		if lo == hi {
 			return
 		}
-		var a []float32
-		if g.transA {
-			a = g.a[lo:]
-		} else {
-			a = g.a[lo*g.lda:]
-		}
-		gemmSerial(g.kern, g.transA, g.transB, hi-lo, g.n, g.k, g.alpha, a, g.lda, g.b, g.ldb, g.beta, g.c[lo*g.ldc:], g.ldc, buf)
+		c := g.c[lo*g.ldc:]
+		scaleMatrix(g.beta, c, hi-lo, g.n, g.ldc)
+		gemmAcc(g.kern, g.a.rows(lo), g.b, hi-lo, g.n, g.k, g.alpha, c, g.ldc, buf)
 		return
 	}
 	lo, hi := split(g.n, g.parts, g.kern.nr, part)
 	if lo == hi {
 		return
 	}
-	var b []float32
-	if g.transB {
-		b = g.b[lo*g.ldb:]
-	} else {
-		b = g.b[lo:]
-	}
-	gemmSerial(g.kern, g.transA, g.transB, g.m, hi-lo, g.k, g.alpha, g.a, g.lda, b, g.ldb, g.beta, g.c[lo:], g.ldc, buf)
+	c := g.c[lo:]
+	scaleMatrix(g.beta, c, g.m, hi-lo, g.ldc)
+	gemmAcc(g.kern, g.a, g.b.cols(lo), g.m, hi-lo, g.k, g.alpha, c, g.ldc, buf)
 }
 
 // gemm is the Go backend's GEMM: see Backend.Gemm.
 func (p *workerPool) gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	p.gemmOps(kern, m, n, k, alpha, operand{m: a, ld: lda, trans: transA}, operand{m: b, ld: ldb, trans: transB}, beta, c, ldc)
+}
+
+// gemmOps computes C = alpha·op(A)·op(B) + beta·C across the pool.
+func (p *workerPool) gemmOps(kern *microKernel, m, n, k int, alpha float32, a, b operand, beta float32, c []float32, ldc int) {
 	if m <= 0 || n <= 0 {
 		return
 	}
 	g := p.gemmArgs.get()
-	*g = gemmArgs{kern: kern, bufs: p.gemmBufs, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta,
-		a: a, b: b, c: c, lda: lda, ldb: ldb, ldc: ldc}
+	*g = gemmArgs{kern: kern, bufs: p.gemmBufs, m: m, n: n, k: k, alpha: alpha, beta: beta, a: a, b: b, c: c, ldc: ldc}
 	flops := 2 * m * n * k
 	parts := 1
 	if p.threads > 1 && flops >= gemmMinParallel {
@@ -103,6 +140,12 @@ func (p *workerPool) gemm(kern *microKernel, transA, transB bool, m, n, k int, a
 // gemmSerial computes C = alpha·op(A)·op(B) + beta·C on one core.
 func gemmSerial(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, buf *gemmBuffers) {
 	scaleMatrix(beta, c, m, n, ldc)
+	gemmAcc(kern, operand{m: a, ld: lda, trans: transA}, operand{m: b, ld: ldb, trans: transB}, m, n, k, alpha, c, ldc, buf)
+}
+
+// gemmAcc adds alpha·op(A)·op(B) to C on one core, packing the operands
+// that are not packed already.
+func gemmAcc(kern *microKernel, a, b operand, m, n, k int, alpha float32, c []float32, ldc int, buf *gemmBuffers) {
 	if k == 0 || alpha == 0 {
 		return
 	}
@@ -110,14 +153,27 @@ func gemmSerial(kern *microKernel, transA, transB bool, m, n, k int, alpha float
 		nb := min(gemmNC, n-jc)
 		for pc := 0; pc < k; pc += gemmKC {
 			kb := min(gemmKC, k-pc)
-			packB(kern.nr, transB, b, ldb, pc, jc, kb, nb, buf.b[:])
+			packedB := buf.b[:]
+			switch {
+			case b.implicit != nil:
+				packBImplicit(kern.nr, b.implicit, pc, b.off+jc, kb, nb, packedB)
+			case b.packed == nil:
+				packB(kern.nr, b.trans, b.m, b.ld, pc, jc, kb, nb, packedB)
+			default:
+				packedB = b.packed[pc*b.pad+(b.off+jc)*kb:]
+			}
 			for ic := 0; ic < m; ic += gemmMC {
 				mb := min(gemmMC, m-ic)
-				packA(kern.mr, transA, a, lda, ic, pc, mb, kb, buf.a[:])
+				packedA := buf.a[:]
+				if a.packed == nil {
+					packA(kern.mr, a.trans, a.m, a.ld, ic, pc, mb, kb, packedA)
+				} else {
+					packedA = a.packed[pc*a.pad+(a.off+ic)*kb:]
+				}
 				for jr := 0; jr < nb; jr += kern.nr {
-					bp := buf.b[jr*kb : (jr+kern.nr)*kb]
+					bp := packedB[jr*kb : (jr+kern.nr)*kb]
 					for ir := 0; ir < mb; ir += kern.mr {
-						ap := buf.a[ir*kb : (ir+kern.mr)*kb]
+						ap := packedA[ir*kb : (ir+kern.mr)*kb]
 						ci := (ic+ir)*ldc + jc + jr
 						kern.fn(kb, ap, bp, alpha, c[ci:], ldc, min(kern.mr, mb-ir), min(kern.nr, nb-jr))
 					}
@@ -168,6 +224,29 @@ func packA(mr int, trans bool, a []float32, lda, ic, pc, mb, kb int, dst []float
 				}
 			}
 		}
+	}
+}
+
+// roundUp returns n rounded up to a multiple of q.
+func roundUp(n, q int) int { return (n + q - 1) / q * q }
+
+// packAll packs all of op(A) (m, k) for gemmAcc: the block of columns
+// [pc, pc+kb) is packA's layout of rows 0..m at dst[pc·mPad:], where mPad
+// is m rounded up to mr. dst holds mPad·k values.
+func packAll(mr int, trans bool, a []float32, lda, m, k int, dst []float32) {
+	mPad := roundUp(m, mr)
+	for pc := 0; pc < k; pc += gemmKC {
+		packA(mr, trans, a, lda, 0, pc, m, min(gemmKC, k-pc), dst[pc*mPad:])
+	}
+}
+
+// packAllB packs all of op(B) (k, n) for gemmAcc: the block of rows
+// [pc, pc+kb) is packB's layout of columns 0..n at dst[pc·nPad:], where
+// nPad is n rounded up to nr. dst holds nPad·k values.
+func packAllB(nr int, trans bool, b []float32, ldb, k, n int, dst []float32) {
+	nPad := roundUp(n, nr)
+	for pc := 0; pc < k; pc += gemmKC {
+		packB(nr, trans, b, ldb, pc, 0, min(gemmKC, k-pc), n, dst[pc*nPad:])
 	}
 }
 

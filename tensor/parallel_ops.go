@@ -93,6 +93,24 @@ func transpose021(src, dst []float32, a, b, c, lo, hi int) {
 func maxPool(g PoolGeom, x, y []float32, idx []int32, lo, hi int) {
 	oh, ow := g.OH(), g.OW()
 	hw := g.H * g.W
+	// Without idx (inference) the 2×2 path is branch-free: the max builtin
+	// compiles to MINSS/MAXSS. It propagates NaNs, where the general path
+	// keeps the first value that compares larger.
+	if g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && idx == nil {
+		for p := lo; p < hi; p++ {
+			base := p * hw
+			for i := 0; i < oh; i++ {
+				r0 := x[base+2*i*g.W : base+(2*i+1)*g.W]
+				r1 := x[base+(2*i+1)*g.W : base+(2*i+2)*g.W]
+				yo := y[(p*oh+i)*ow : (p*oh+i+1)*ow]
+				for j := range yo {
+					k := 2 * j
+					yo[j] = max(max(r0[k], r0[k+1]), max(r1[k], r1[k+1]))
+				}
+			}
+		}
+		return
+	}
 	if g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 {
 		for p := lo; p < hi; p++ {
 			base := p * hw
@@ -134,7 +152,10 @@ func maxPool(g PoolGeom, x, y []float32, idx []int32, lo, hi int) {
 					}
 				}
 				o := (p*oh+i)*ow + j
-				y[o], idx[o] = best, int32(at)
+				y[o] = best
+				if idx != nil {
+					idx[o] = int32(at)
+				}
 			}
 		}
 	}

@@ -1,6 +1,10 @@
 package tensor
 
-import "sync"
+import (
+	"runtime"
+	"sync"
+	"time"
+)
 
 // runner is a parallel kernel: run computes part `part` of its parts.
 // Kernels keep their arguments in a struct taken from a free list, so a
@@ -30,7 +34,9 @@ type workerPool struct {
 	gemmArgs freeList[gemmArgs]
 	convArgs freeList[convArgs]
 	elemArgs freeList[elemArgs]
+	convFwd  freeList[convFwdArgs]
 	gemmBufs freeList[gemmBuffers]
+	scratch  freeList[convScratch]
 }
 
 // freeList is a bounded list of reusable values.
@@ -59,14 +65,20 @@ func (f freeList[T]) put(x *T) {
 func newWorkerPool(threads int) *workerPool {
 	p := &workerPool{threads: threads, jobs: make(chan poolJob, 4*threads), done: make(chan struct{}),
 		gemmArgs: newFreeList[gemmArgs](4 * threads), convArgs: newFreeList[convArgs](4 * threads),
-		elemArgs: newFreeList[elemArgs](4 * threads),
-		gemmBufs: newFreeList[gemmBuffers](4 * threads)}
+		elemArgs: newFreeList[elemArgs](4 * threads), convFwd: newFreeList[convFwdArgs](4 * threads),
+		gemmBufs: newFreeList[gemmBuffers](4 * threads), scratch: newFreeList[convScratch](8 * threads)}
 	for i := 1; i < threads; i++ {
 		p.wg.Add(1)
 		go p.work()
 	}
 	return p
 }
+
+// spinFor is how long a worker keeps polling for the next part after
+// finishing one before it parks: the kernels of one forward pass follow
+// each other within microseconds, and waking a parked goroutine (and the
+// core under it) costs tens of them.
+const spinFor = 50 * time.Microsecond
 
 func (p *workerPool) work() {
 	defer p.wg.Done()
@@ -75,8 +87,24 @@ func (p *workerPool) work() {
 		case j := <-p.jobs:
 			j.r.run(j.part)
 			j.wg.Done()
+			p.spin()
 		case <-p.done:
 			return
+		}
+	}
+}
+
+// spin runs parts that arrive within spinFor of each other.
+func (p *workerPool) spin() {
+	start := time.Now()
+	for time.Since(start) < spinFor {
+		select {
+		case j := <-p.jobs:
+			j.r.run(j.part)
+			j.wg.Done()
+			start = time.Now()
+		default:
+			runtime.Gosched()
 		}
 	}
 }

@@ -67,6 +67,51 @@ func (referenceBackend) Im2Col(g ConvGeom, n int, x, col []float32) {
 	}
 }
 
+// Pack does nothing: the reference kernels read W itself.
+func (referenceBackend) Pack(*Packed) {}
+
+// GemmPacked is Gemm with B = Wᵀ.
+func (r referenceBackend) GemmPacked(m int, alpha float32, a []float32, lda int, w *Packed, beta float32, c []float32, ldc int) {
+	r.Gemm(false, true, m, w.Rows, w.K, alpha, a, lda, w.W, w.K, beta, c, ldc)
+}
+
+// Conv2D is the direct convolution, one output at a time.
+func (referenceBackend) Conv2D(g ConvGeom, n int, x []float32, pw *Packed, bias []float32, relu bool, y, col []float32) {
+	oh, ow := g.OH(), g.OW()
+	oc, w := pw.Rows, pw.W
+	for i := 0; i < n; i++ {
+		for o := 0; o < oc; o++ {
+			for yo := 0; yo < oh; yo++ {
+				for xo := 0; xo < ow; xo++ {
+					var s float64
+					if bias != nil {
+						s = float64(bias[o])
+					}
+					for c := 0; c < g.C; c++ {
+						for kh := 0; kh < g.KH; kh++ {
+							for kw := 0; kw < g.KW; kw++ {
+								ih, iw := yo*g.SH+kh-g.PH, xo*g.SW+kw-g.PW
+								if ih < 0 || ih >= g.H || iw < 0 || iw >= g.W {
+									continue
+								}
+								s += float64(w[o*g.Rows()+(c*g.KH+kh)*g.KW+kw]) * float64(x[((i*g.C+c)*g.H+ih)*g.W+iw])
+							}
+						}
+					}
+					v := float32(s)
+					if relu {
+						v = max(v, 0)
+					}
+					y[((i*oc+o)*oh+yo)*ow+xo] = v
+				}
+			}
+		}
+	}
+	if col != nil {
+		Reference.Im2Col(g, n, x, col)
+	}
+}
+
 func (referenceBackend) Col2Im(g ConvGeom, n int, col, x []float32) {
 	clear(x[:n*g.C*g.H*g.W])
 	oh, ow := g.OH(), g.OW()
@@ -153,7 +198,10 @@ func (referenceBackend) MaxPool(g PoolGeom, planes int, x, y []float32, idx []in
 					}
 				}
 				o := (p*oh+i)*ow + j
-				y[o], idx[o] = best, int32(at)
+				y[o] = best
+				if idx != nil {
+					idx[o] = int32(at)
+				}
 			}
 		}
 	}

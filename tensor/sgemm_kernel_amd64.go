@@ -32,3 +32,14 @@ func kernel6x16(kb int, a, b []float32, alpha float32, c []float32, ldc, rows, c
 }
 
 var simdKernel = &microKernel{name: "avx2", mr: 6, nr: 16, fn: kernel6x16}
+
+// gather16 packs one 16-column panel of an implicit im2col matrix, in
+// gather_amd64.s:
+//
+//	for p < kb, j < 16: dst[p·16+j] = src[rowOff[p] + colOff[j]]
+//
+//go:noescape
+func gather16(dst, src *float32, rowOff *int32, kb int, colOff *int32)
+
+// hasGather16 reports whether gather16 may be used (it needs AVX2).
+var hasGather16 = hasAVX2FMA

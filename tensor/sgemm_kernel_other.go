@@ -5,3 +5,7 @@ package tensor
 const hasAVX2FMA = false
 
 var simdKernel *microKernel
+
+const hasGather16 = false
+
+func gather16(dst, src *float32, rowOff *int32, kb int, colOff *int32) { panic("unreachable") }

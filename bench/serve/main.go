@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -41,6 +42,7 @@ type options struct {
 	batching, raw     bool
 	threads           int
 	asJSON            bool
+	cpuProfile        string
 }
 
 func main() {
@@ -57,6 +59,7 @@ func main() {
 	flag.BoolVar(&o.batching, "batching", true, "with -start: batch requests dynamically")
 	flag.IntVar(&o.threads, "threads", 0, "with -start: cores for the forward passes (0: all)")
 	flag.BoolVar(&o.asJSON, "json", false, "print one JSON line")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the timed requests (server and clients) to this file")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/serve:", err)
@@ -90,6 +93,17 @@ func run(o options) error {
 		return err
 	}
 	n0, sum0 := batchTotals(reg)
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	lat, err := load(hc, path+"/infer", body, o.clients, o.requests)
 	if err != nil {

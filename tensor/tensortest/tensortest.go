@@ -65,6 +65,8 @@ func Run(t *testing.T, b tensor.Backend) {
 	t.Run("Gemm", func(t *testing.T) { testGemm(t, b) })
 	t.Run("GemmLarge", func(t *testing.T) { testGemmLarge(t, b) })
 	t.Run("Conv", func(t *testing.T) { testConv(t, b) })
+	t.Run("Conv2D", func(t *testing.T) { testConv2D(t, b) })
+	t.Run("GemmPacked", func(t *testing.T) { testGemmPacked(t, b) })
 	t.Run("Bias", func(t *testing.T) { testBias(t, b) })
 	t.Run("Transpose021", func(t *testing.T) { testTranspose(t, b) })
 	t.Run("Relu", func(t *testing.T) { testRelu(t, b) })
@@ -237,6 +239,82 @@ func testConv(t *testing.T, b tensor.Backend) {
 	}
 }
 
+// testConv2D checks the fused forward convolution against the direct one,
+// with and without bias, ReLU and the im2col output, on geometries that
+// cover the packing blocks (rows > 256, outputs > 1024) and the splits
+// across cores (by image and, for small batches, by output columns).
+func testConv2D(t *testing.T, b tensor.Backend) {
+	r := rand.New(rand.NewPCG(21, 22))
+	geoms := append(convGeoms[:len(convGeoms):len(convGeoms)],
+		tensor.ConvGeom{C: 32, H: 14, W: 14, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1},
+		tensor.ConvGeom{C: 1, H: 40, W: 40, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1},
+	)
+	for _, g := range geoms {
+		for _, n := range []int{1, 2, 3} {
+			for _, oc := range []int{1, 7, 64} {
+				for _, mode := range []struct{ bias, relu, col bool }{{true, true, false}, {false, false, true}, {true, false, false}, {true, true, true}} {
+					name := fmt.Sprintf("%+v n=%d oc=%d %+v", g, n, oc, mode)
+					x, w := randSlice(r, n*g.C*g.H*g.W), randSlice(r, oc*g.Rows())
+					var bias []float32
+					if mode.bias {
+						bias = randSlice(r, oc)
+					}
+					p := g.OH() * g.OW()
+					want := make([]float32, n*oc*p)
+					tensor.Reference.Conv2D(g, n, x, &tensor.Packed{W: w, Rows: oc, K: g.Rows(), Left: true}, bias, mode.relu, want, nil)
+					got := newBuffer(len(want), func(int) float32 { return float32(math.NaN()) })
+					var col buffer
+					if mode.col {
+						col = newBuffer(g.Rows()*n*p, func(int) float32 { return 99 })
+					}
+					// Packed by b, or not packed at all: the same results.
+					pw := &tensor.Packed{W: w, Rows: oc, K: g.Rows(), Left: true}
+					if mode.relu {
+						b.Pack(pw)
+					}
+					b.Conv2D(g, n, x, pw, bias, mode.relu, got.data, col.data)
+					got.checkGuards(t, "Conv2D "+name)
+					assertClose(t, "Conv2D "+name, got.data, want, math.Sqrt(float64(g.Rows())), 1e-5)
+					if mode.col {
+						col.checkGuards(t, "Conv2D col "+name)
+						wantCol := make([]float32, len(col.data))
+						tensor.Reference.Im2Col(g, n, x, wantCol)
+						assertClose(t, "Conv2D col "+name, col.data, wantCol, 0, 0)
+					}
+				}
+			}
+		}
+	}
+}
+
+// testGemmPacked checks products with a packed right operand, packed by
+// b, by another backend, or not at all, against Gemm.
+func testGemmPacked(t *testing.T, b tensor.Backend) {
+	r := rand.New(rand.NewPCG(23, 24))
+	other := tensor.NewPureGo(1)
+	defer other.Close()
+	for _, m := range []int{1, 3, 7, 64} {
+		for _, s := range [][2]int{{1, 1}, {10, 17}, {128, 300}, {33, 1152}} {
+			rows, k := s[0], s[1]
+			a, w := randSlice(r, m*(k+2)), randSlice(r, rows*k)
+			c0 := randSlice(r, m*rows)
+			want := append([]float32(nil), c0...)
+			tensor.Reference.Gemm(false, true, m, rows, k, 0.5, a, k+2, w, k, 2, want, rows)
+			for _, packer := range []tensor.Backend{nil, b, other} {
+				name := fmt.Sprintf("GemmPacked m=%d rows=%d k=%d packer=%v", m, rows, k, packer)
+				pw := &tensor.Packed{W: w, Rows: rows, K: k}
+				if packer != nil {
+					packer.Pack(pw)
+				}
+				got := newBuffer(len(c0), func(i int) float32 { return c0[i] })
+				b.GemmPacked(m, 0.5, a, k+2, pw, 2, got.data, rows)
+				got.checkGuards(t, name)
+				assertClose(t, name, got.data, want, math.Sqrt(float64(k)), 1e-5)
+			}
+		}
+	}
+}
+
 func testBias(t *testing.T, b tensor.Backend) {
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, s := range [][3]int{{1, 1, 1}, {3, 5, 1}, {2, 7, 9}, {1, 17, 33}, {64, 10, 1}} {
@@ -321,6 +399,10 @@ func testMaxPool(t *testing.T, b tensor.Backend) {
 			b.MaxPool(g, planes, x, got.data, gotIdx)
 			got.checkGuards(t, name)
 			assertClose(t, name, got.data, want, 0, 0)
+			noIdx := newBuffer(out, func(int) float32 { return 0 })
+			b.MaxPool(g, planes, x, noIdx.data, nil)
+			noIdx.checkGuards(t, name+" without idx")
+			assertClose(t, name+" without idx", noIdx.data, want, 0, 0)
 			for i := range wantIdx {
 				if gotIdx[i] != wantIdx[i] {
 					t.Fatalf("%s: idx[%d] = %d, want %d", name, i, gotIdx[i], wantIdx[i])
