@@ -64,6 +64,11 @@ func (g *GoBackend) elem(work, units int, fill func(a *elemArgs)) {
 
 func relu(x, y []float32) {
 	y = y[:len(x)]
+	if hasAVX2FMA && len(x) >= 8 && &x[0] == &y[0] {
+		n := len(x) &^ 7
+		reluAVX(&x[0], n)
+		x, y = x[n:], y[n:]
+	}
 	for i, v := range x {
 		y[i] = max(v, 0)
 	}
@@ -93,9 +98,10 @@ func transpose021(src, dst []float32, a, b, c, lo, hi int) {
 func maxPool(g PoolGeom, x, y []float32, idx []int32, lo, hi int) {
 	oh, ow := g.OH(), g.OW()
 	hw := g.H * g.W
-	// Without idx (inference) the 2×2 path is branch-free: the max builtin
-	// compiles to MINSS/MAXSS. It propagates NaNs, where the general path
-	// keeps the first value that compares larger.
+	// Without idx (inference) the 2×2 path is branch-free: AVX2 VMAXPS, or
+	// the max builtin (MINSS/MAXSS). A NaN in a window may or may not reach
+	// the output, where the general path keeps the first value that
+	// compares larger.
 	if g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && idx == nil {
 		for p := lo; p < hi; p++ {
 			base := p * hw
@@ -103,6 +109,12 @@ func maxPool(g PoolGeom, x, y []float32, idx []int32, lo, hi int) {
 				r0 := x[base+2*i*g.W : base+(2*i+1)*g.W]
 				r1 := x[base+(2*i+1)*g.W : base+(2*i+2)*g.W]
 				yo := y[(p*oh+i)*ow : (p*oh+i+1)*ow]
+				if hasAVX2FMA && ow >= 8 {
+					n := ow &^ 7
+					_, _ = r0[2*n-1], r1[2*n-1]
+					maxPool2x2AVX(&yo[0], &r0[0], &r1[0], n)
+					yo, r0, r1 = yo[n:], r0[2*n:], r1[2*n:]
+				}
 				for j := range yo {
 					k := 2 * j
 					yo[j] = max(max(r0[k], r0[k+1]), max(r1[k], r1[k+1]))

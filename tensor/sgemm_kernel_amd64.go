@@ -43,3 +43,15 @@ func gather16(dst, src *float32, rowOff *int32, kb int, colOff *int32)
 
 // hasGather16 reports whether gather16 may be used (it needs AVX2).
 var hasGather16 = hasAVX2FMA
+
+// reluAVX sets x[i] = max(x[i], 0) for i < n, n a multiple of 8, in
+// elem_amd64.s.
+//
+//go:noescape
+func reluAVX(x *float32, n int)
+
+// maxPool2x2AVX writes y[j] = max(r0[2j], r0[2j+1], r1[2j], r1[2j+1]) for
+// j < n, n a multiple of 8, in elem_amd64.s.
+//
+//go:noescape
+func maxPool2x2AVX(y, r0, r1 *float32, n int)
