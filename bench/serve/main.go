@@ -43,6 +43,7 @@ type options struct {
 	threads           int
 	asJSON            bool
 	cpuProfile        string
+	instances         int
 }
 
 func main() {
@@ -58,6 +59,7 @@ func main() {
 	flag.StringVar(&o.start, "start", "", "serve this model directory in process on a free port instead of -url")
 	flag.BoolVar(&o.batching, "batching", true, "with -start: batch requests dynamically")
 	flag.IntVar(&o.threads, "threads", 0, "with -start: cores for the forward passes (0: all)")
+	flag.IntVar(&o.instances, "instances", 1, "with -start: model instances per version")
 	flag.BoolVar(&o.asJSON, "json", false, "print one JSON line")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the timed requests (server and clients) to this file")
 	flag.Parse()
@@ -124,7 +126,7 @@ func startServer(o options) (url, model string, reg *prometheus.Registry, stop f
 	b := tensor.NewGo(o.threads)
 	reg = prometheus.NewRegistry()
 	cfg := serve.DefaultConfig()
-	cfg.Backend, cfg.Registerer, cfg.DisableBatching = b, reg, !o.batching
+	cfg.Backend, cfg.Registerer, cfg.DisableBatching, cfg.Instances = b, reg, !o.batching, o.instances
 	s, err := serve.New(cfg)
 	if err != nil {
 		b.Close()

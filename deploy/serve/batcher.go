@@ -32,6 +32,9 @@ type job struct {
 // concurrent use) and runs the forward passes of its queued requests,
 // several at once when they come together.
 //
+// A request that finds nothing queued and an instance idle computes at
+// once in its own goroutine (runInline); the others queue.
+//
 // Batching policy: the batcher takes the first queued request and whatever
 // else is queued, up to maxBatch samples. While other requests for the
 // version are still on their way (read and checked by their handlers:
@@ -54,7 +57,12 @@ type batcher struct {
 	beforeForward func()
 
 	stop     chan struct{}
-	stopOnce sync.Once
+	stopOnce *sync.Once
+
+	// mu is held while a batch computes: by the run goroutine, or by a
+	// request handler that found the instance idle (see runInline).
+	mu     sync.Mutex
+	inline []*job // the batch of a runInline, under mu
 
 	// Owned by the run goroutine (and warm, before it starts).
 	x      []float32 // (maxBatch, C, H, W)
@@ -70,10 +78,19 @@ type batcher struct {
 func newBatcher(m *nn.Model, sampleSize, classes, maxBatch int, delay time.Duration, maxQueue int) *batcher {
 	return &batcher{
 		model: m, be: m.Backend(), sampleSize: sampleSize, classes: classes, maxBatch: maxBatch, delay: delay,
-		queue: make(chan *job, maxQueue), stop: make(chan struct{}),
+		queue: make(chan *job, maxQueue), stop: make(chan struct{}), stopOnce: new(sync.Once),
 		x: make([]float32, maxBatch*sampleSize), probs: make([]float32, maxBatch*classes), class: make([]int32, maxBatch),
 		batch: make([]*job, 0, maxBatch), live: make([]*job, 0, maxBatch),
 	}
+}
+
+// another returns a batcher for a second instance of the model, m, which
+// takes its batches from b's queue and stops with b.
+func (b *batcher) another(m *nn.Model) *batcher {
+	c := newBatcher(m, b.sampleSize, b.classes, b.maxBatch, b.delay, 0)
+	c.queue, c.stop, c.stopOnce = b.queue, b.stop, b.stopOnce
+	c.single, c.incoming, c.depth, c.sizes, c.beforeForward = b.single, b.incoming, b.depth, b.sizes, b.beforeForward
+	return c
 }
 
 // submit queues j, or fails at once with ErrQueueFull.
@@ -88,7 +105,7 @@ func (b *batcher) submit(j *job) error {
 	}
 }
 
-// close makes run return after its current batch.
+// close makes run return after its current batch (every instance's run).
 func (b *batcher) close() { b.stopOnce.Do(func() { close(b.stop) }) }
 
 // warm runs one full batch of zeros, so every layer's buffers reach their
@@ -123,9 +140,26 @@ func (b *batcher) run() {
 				b.depth.Dec()
 			}
 		}
+		// Waiting for the instance (busy with an inline request) lets more
+		// requests queue up for this batch.
+		b.mu.Lock()
 		b.collect(first)
-		b.runBatch()
+		b.runBatch(b.batch)
+		b.mu.Unlock()
 	}
+}
+
+// runInline computes j at once in the caller's goroutine if this instance
+// is idle, and reports whether it did. A lone request then skips the two
+// goroutine hand-offs (to the batcher and back), which matter at low load.
+func (b *batcher) runInline(j *job) bool {
+	if !b.mu.TryLock() {
+		return false
+	}
+	defer b.mu.Unlock()
+	b.inline = append(b.inline[:0], j)
+	b.runBatch(b.inline)
+	return true
 }
 
 // collect gathers the batch that starts with first.
@@ -186,13 +220,13 @@ func (b *batcher) add(j *job) bool {
 	return true
 }
 
-// runBatch computes the batch and hands out the results. Requests whose
-// caller has gone (timed out, disconnected) are skipped.
-func (b *batcher) runBatch() {
+// runBatch computes batch and hands out the results. Requests whose
+// caller has gone (timed out, disconnected) are skipped. b.mu is held.
+func (b *batcher) runBatch(batch []*job) {
 	ss, k := b.sampleSize, b.classes
 	n := 0
 	b.live = b.live[:0]
-	for _, j := range b.batch {
+	for _, j := range batch {
 		if j.ctx.Err() != nil {
 			continue
 		}
@@ -200,7 +234,7 @@ func (b *batcher) runBatch() {
 		n += j.n
 		b.live = append(b.live, j)
 	}
-	clear(b.batch)
+	clear(batch)
 	if n == 0 {
 		return
 	}

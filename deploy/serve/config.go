@@ -16,8 +16,9 @@ type Config struct {
 	Addr string
 	// MaxBodyBytes bounds a request body (default 8 MiB); larger: 413.
 	MaxBodyBytes int64
-	// RequestTimeout bounds an inference request from its arrival to its
-	// result (default 10 s); past it: 503.
+	// RequestTimeout bounds how long an inference request waits for its
+	// forward pass (default 10 s); past it: 503. A request whose forward
+	// pass has begun finishes.
 	RequestTimeout time.Duration
 	// Tokens, when not empty, are the bearer tokens accepted: every
 	// request but /v2/health/* needs "Authorization: Bearer TOKEN" with
@@ -35,6 +36,12 @@ type Config struct {
 	Backend tensor.Backend
 	// DisableBatching runs each request alone (for benchmarks).
 	DisableBatching bool
+	// Instances is how many copies of each model version compute at once
+	// (default 1), each taking its batches from the version's one queue, as
+	// Triton's instance count: with 2, one instance gathers a batch while
+	// the other computes. Memory per version grows by one model's weights
+	// and buffers per instance.
+	Instances int
 	// Version is the server version in the server metadata (default dev).
 	Version string
 }
@@ -48,13 +55,16 @@ const (
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Addr: DefaultAddr, MaxBodyBytes: DefaultMaxBodyBytes, RequestTimeout: DefaultRequestTimeout, Version: "dev"}
+	return Config{Addr: DefaultAddr, MaxBodyBytes: DefaultMaxBodyBytes, RequestTimeout: DefaultRequestTimeout, Version: "dev", Instances: 1}
 }
 
 // Validate checks c; the error names the field and wraps ErrConfig.
 func (c *Config) Validate() error {
 	if c.MaxBodyBytes <= 0 {
 		return fmt.Errorf("%w: MaxBodyBytes must be positive, got %d", ErrConfig, c.MaxBodyBytes)
+	}
+	if c.Instances < 0 || c.Instances > 64 {
+		return fmt.Errorf("%w: Instances must be between 1 and 64 (0: 1), got %d", ErrConfig, c.Instances)
 	}
 	if c.RequestTimeout <= 0 {
 		return fmt.Errorf("%w: RequestTimeout must be positive, got %v", ErrConfig, c.RequestTimeout)

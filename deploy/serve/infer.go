@@ -33,7 +33,7 @@ func (s *Server) inferOn(w http.ResponseWriter, r *http.Request, v *version) int
 	v.incoming.Add(1)
 	j, d, err := s.readJob(ctx, w, r, v)
 	v.incoming.Add(-1)
-	if err == nil {
+	if err == nil && !v.runInline(j) {
 		err = v.batch.submit(j)
 	}
 	if err != nil {

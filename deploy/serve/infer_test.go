@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/jobspec"
@@ -136,5 +139,46 @@ func TestServedEqualsEvaluate(t *testing.T) {
 	}
 	if got := float64(correct) / float64(data.N); got != eval.Accuracy {
 		t.Errorf("served accuracy %v, train.Evaluate %v", got, eval.Accuracy)
+	}
+}
+
+// TestInstancesComputeAtOnce serves with two instances: two requests must
+// be in their forward passes at the same time (each instance holds one
+// until the other arrives), and each gets its own correct answer.
+func TestInstancesComputeAtOnce(t *testing.T) {
+	var inFlight atomic.Int32
+	both := make(chan struct{})
+	var once sync.Once
+	hook := func() {
+		if inFlight.Add(1) == 2 {
+			once.Do(func() { close(both) })
+		}
+		select {
+		case <-both:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	ts := newTestServer(t, func(c *Config) { c.Instances, c.DisableBatching = 2, true }, hook)
+	a := newArtifact(t, ts.be, 5, nil)
+	if err := ts.LoadDir(saveArtifact(t, a), 1); err != nil {
+		t.Fatal(err)
+	}
+	var xs, want [2][]float32
+	for i := range 2 {
+		xs[i] = randomInput(1, uint64(20+i))
+		want[i] = forward(a.model, xs[i], 1)
+	}
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() {
+			resp := ts.infer(t, "/v2/models/tiny/infer", inferBody([]int{1, 1, 28, 28}, xs[i], nil))
+			near(t, "logits", output(t, resp, "logits"), want[i])
+		})
+	}
+	wg.Wait()
+	select {
+	case <-both:
+	default:
+		t.Fatal("the two instances never computed at the same time")
 	}
 }

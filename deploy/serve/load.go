@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -100,9 +101,13 @@ func (s *Server) Load(name string, version int, specYAML, weights []byte) (err e
 	}
 	s.batchers.Add(1)
 	s.mu.Unlock()
+	var running sync.WaitGroup
+	for _, b := range v.instances {
+		running.Go(b.run)
+	}
 	go func() {
 		defer s.batchers.Done()
-		v.batch.run()
+		running.Wait()
 		s.met.forget(v.name, v.label)
 	}()
 	if err := s.publish(v); err != nil {
@@ -195,13 +200,16 @@ func (s *Server) build(name string, num int, spec *jobspec.Spec, weights []byte)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", train.WeightsFile, err)
 	}
-	m, err := nn.BuildInference(spec.Model, s.backend)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v", train.SpecFile, err)
+	models := make([]*nn.Model, s.cfg.Instances)
+	for i := range models {
+		if models[i], err = nn.BuildInference(spec.Model, s.backend); err != nil {
+			return nil, fmt.Errorf("%s: %v", train.SpecFile, err)
+		}
+		if err := models[i].SetWeights(f); err != nil {
+			return nil, fmt.Errorf("%s: %v", train.WeightsFile, err)
+		}
 	}
-	if err := m.SetWeights(f); err != nil {
-		return nil, fmt.Errorf("%s: %v", train.WeightsFile, err)
-	}
+	m := models[0]
 	out := m.OutShape()
 	if len(out) != 1 {
 		return nil, fmt.Errorf("%s: the model outputs %v per sample; serving needs one logit per class", train.SpecFile, out)
@@ -222,10 +230,15 @@ func (s *Server) build(name string, num int, spec *jobspec.Spec, weights []byte)
 	b.depth = s.met.queueDepth.WithLabelValues(name, v.label)
 	b.sizes = s.met.batchSize.WithLabelValues(name, v.label)
 	b.beforeForward = s.beforeForward
-	if err := b.warm(); err != nil {
-		return nil, fmt.Errorf("%s: %v", train.WeightsFile, err)
+	v.batch, v.instances = b, []*batcher{b}
+	for _, m := range models[1:] {
+		v.instances = append(v.instances, b.another(m))
 	}
-	v.batch = b
+	for _, b := range v.instances {
+		if err := b.warm(); err != nil {
+			return nil, fmt.Errorf("%s: %v", train.WeightsFile, err)
+		}
+	}
 	return v, nil
 }
 

@@ -42,9 +42,10 @@ func loadTiny(t *testing.T, ts *testServer, edit func(*jobspec.Serving)) {
 	}
 }
 
-// TestQueueFull: with the batcher stuck on one request and a queue of 2,
+// TestQueueFull: with the instance stuck on one request and a queue of 2,
 // the other requests are refused at once with 429, so the requests held
-// in memory stay bounded; the held ones complete once the batcher moves.
+// in memory stay bounded (the one computing, the one the batcher took to
+// run next, and the queue); the held ones complete once the batcher moves.
 func TestQueueFull(t *testing.T) {
 	g := newGate()
 	ts := newTestServer(t, nil, g.hook)
@@ -52,7 +53,7 @@ func TestQueueFull(t *testing.T) {
 	loadTiny(t, ts, func(s *jobspec.Serving) { s.MaxBatchSize, s.MaxQueue = 1, 2 })
 	body := inferBody([]int{1, 784}, randomInput(1, 1), nil)
 
-	const requests = 20
+	const requests, held = 20, 4
 	codes := make(chan int, requests)
 	msgs := make(chan string, requests)
 	var wg sync.WaitGroup
@@ -70,7 +71,7 @@ func TestQueueFull(t *testing.T) {
 	<-g.entered // one request is in the forward pass
 	depth := ts.met.queueDepth.WithLabelValues("tiny", "1")
 	got := map[int]int{}
-	for got[http.StatusTooManyRequests] < requests-3 {
+	for got[http.StatusTooManyRequests] < requests-held {
 		code := <-codes
 		got[code]++
 		if code != http.StatusTooManyRequests {
@@ -92,21 +93,33 @@ func TestQueueFull(t *testing.T) {
 	for code := range codes {
 		got[code]++
 	}
-	if got[http.StatusOK] != 3 || got[http.StatusTooManyRequests] != requests-3 {
-		t.Errorf("answers %v, want 3 × 200 and %d × 429", got, requests-3)
+	if got[http.StatusOK] != held || got[http.StatusTooManyRequests] != requests-held {
+		t.Errorf("answers %v, want %d × 200 and %d × 429", got, held, requests-held)
 	}
 }
 
-// TestRequestTimeout: a request that waits past RequestTimeout gets 503
-// with the reason.
+// TestRequestTimeout: a request that waits past RequestTimeout (here
+// behind one stuck in its forward pass) gets 503 with the reason.
 func TestRequestTimeout(t *testing.T) {
 	g := newGate()
 	ts := newTestServer(t, func(c *Config) { c.RequestTimeout = 50 * time.Millisecond }, g.hook)
 	defer g.release()
-	loadTiny(t, ts, nil)
-	code, b := ts.do(t, http.MethodPost, "/v2/models/tiny/infer", inferBody([]int{1, 784}, randomInput(1, 1), nil))
+	loadTiny(t, ts, func(s *jobspec.Serving) { s.MaxBatchSize = 1 })
+	body := inferBody([]int{1, 784}, randomInput(1, 1), nil)
+	first := make(chan int, 1)
+	go func() {
+		code, _ := ts.do(t, http.MethodPost, "/v2/models/tiny/infer", body)
+		first <- code
+	}()
+	<-g.entered
+	code, b := ts.do(t, http.MethodPost, "/v2/models/tiny/infer", body)
 	if code != http.StatusServiceUnavailable || !strings.Contains(string(b), "request timed out after 50ms waiting for tiny version 1") {
 		t.Errorf("%d %s, want 503 naming the timeout", code, b)
+	}
+	// A request whose forward pass has begun finishes, even past the timeout.
+	g.release()
+	if code := <-first; code != http.StatusOK {
+		t.Errorf("the request in its forward pass got %d, want 200", code)
 	}
 }
 
@@ -133,8 +146,9 @@ func TestBatching(t *testing.T) {
 		send(1)
 		<-g.entered
 		send(5)
+		// The batcher takes one of them to wait for the instance; 4 queue.
 		depth := ts.met.queueDepth.WithLabelValues("tiny", "1")
-		waitFor(t, "5 queued requests", func() bool { return testutil.ToFloat64(depth) == 5 })
+		waitFor(t, "4 queued requests", func() bool { return testutil.ToFloat64(depth) == 4 })
 		g.release()
 		wg.Wait()
 		sizes := ts.met.batchSize.WithLabelValues("tiny", "1")

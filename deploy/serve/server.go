@@ -57,6 +57,9 @@ func New(cfg Config) (*Server, error) {
 	if s.cfg.Version == "" {
 		s.cfg.Version = "dev"
 	}
+	if s.cfg.Instances == 0 {
+		s.cfg.Instances = 1
+	}
 	reg := cfg.Registerer
 	if reg == nil {
 		r := prometheus.NewRegistry()

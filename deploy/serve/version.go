@@ -17,7 +17,10 @@ type version struct {
 	sampleSize int
 	maxBatch   int
 	norm       pixelNorm
-	batch      *batcher
+	// batch is the first instance's batcher; instances are all of them,
+	// each with its own copy of the model, sharing batch's queue.
+	batch     *batcher
+	instances []*batcher
 
 	// refs counts the requests holding the version; retiredBit is set when
 	// the table no longer lists it. The batcher stops when both hold.
@@ -55,6 +58,21 @@ func (v *version) retire() {
 	if v.refs.Add(retiredBit) == retiredBit {
 		v.batch.close()
 	}
+}
+
+// runInline computes j on an idle instance in the caller's goroutine when
+// no request is queued (a queued one would otherwise wait behind it), and
+// reports whether it did.
+func (v *version) runInline(j *job) bool {
+	if len(v.batch.queue) > 0 {
+		return false
+	}
+	for _, b := range v.instances {
+		if b.runInline(j) {
+			return true
+		}
+	}
+	return false
 }
 
 // metadata is the version's OIP V2 model metadata.

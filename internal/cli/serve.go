@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -33,7 +34,7 @@ func serveCmd() *cobra.Command {
 	var (
 		modelDirs                  []string
 		server, natsURL, tokenFile string
-		threads                    int
+		threads, instances         int
 		noBatching                 bool
 	)
 	cmd := &cobra.Command{
@@ -56,11 +57,19 @@ keeps serving.`,
 			}
 			log := newLogger()
 			defer log.Sync()
-			b, err := newBackend(threads)
-			if err != nil {
-				return err
+			if instances < 0 || threads < 0 {
+				return fmt.Errorf("--instances and --threads must be 0 (automatic) or positive, got %d and %d", instances, threads)
 			}
+			if instances == 0 {
+				instances = runtime.GOMAXPROCS(0)
+			}
+			if threads == 0 {
+				threads = max(1, runtime.GOMAXPROCS(0)/instances)
+			}
+			cfg.Instances = instances
+			b := tensor.NewGo(threads)
 			defer b.Close()
+			var err error
 			if tokenFile != "" {
 				if cfg.Tokens, err = readTokens(tokenFile); err != nil {
 					return err
@@ -137,7 +146,8 @@ keeps serving.`,
 	f.StringVar(&server, "server", "", "coordinator API: serve the newest version of every model in its index")
 	f.StringVar(&natsURL, "nats", "", "NATS URL of the cluster: serve each new version as it is published")
 	f.StringVar(&tokenFile, "token-file", "", "file of bearer tokens, one a line: every request but /v2/health/* must carry one")
-	f.IntVar(&threads, "threads", 0, "cores for the forward passes (0: all)")
+	f.IntVar(&instances, "instances", 0, "copies of each model computing at once, each on its own batch (0: one per core)")
+	f.IntVar(&threads, "threads", 0, "cores each forward pass may use (0: cores / instances)")
 	f.BoolVar(&noBatching, "no-batching", false, "run each request alone instead of batching requests that arrive together")
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest request body accepted (larger: 413)")
 	f.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "longest wait for a result (longer: 503)")

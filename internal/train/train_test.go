@@ -18,7 +18,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/maas-ml/maas/tensor.(*workerPool).work"))
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/maas-ml/maas/tensor.(*workerPool).work"))
 }
 
 func loadSpec(t testing.TB, path string) *jobspec.Spec {
