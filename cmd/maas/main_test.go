@@ -3,13 +3,16 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/maas-ml/maas/internal/dataset"
 )
@@ -239,6 +242,40 @@ seed: 1
 	// A prompt with a character the model has never seen is refused by name.
 	if b, err := exec.Command(bin, "generate", out, "--prompt", "maas!").CombinedOutput(); err == nil || !strings.Contains(string(b), "'!'") {
 		t.Fatalf("unknown character: %v\n%s", err, b)
+	}
+	// maas serve generates the same text through the V2 infer call.
+	addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	startProc(t, bin, "serve", "serve", "--model-dir", out, "--addr", addr)
+	req := `{"inputs":[{"name":"prompt","datatype":"BYTES","shape":[1],"data":["maas trains"]}],"parameters":{"max_tokens":30,"temperature":0}}`
+	var answer struct {
+		Outputs []struct {
+			Name     string   `json:"name"`
+			Datatype string   `json:"datatype"`
+			Data     []string `json:"data"`
+		} `json:"outputs"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Post("http://"+addr+"/v2/models/lm/infer", "application/json", strings.NewReader(req))
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("infer: %d %s", resp.StatusCode, body)
+			}
+			if err := json.Unmarshal(body, &answer); err != nil {
+				t.Fatalf("infer answer %s: %v", body, err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("maas serve did not answer: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(answer.Outputs) != 1 || answer.Outputs[0].Name != "text" || answer.Outputs[0].Datatype != "BYTES" ||
+		len(answer.Outputs[0].Data) != 1 || "maas trains"+answer.Outputs[0].Data[0] != got[:len("maas trains")+30] {
+		t.Fatalf("served generation %+v, want the continuation of %q", answer, got)
 	}
 	// A vocabulary that does not match the text is refused before training.
 	os.WriteFile(spec, []byte(strings.Replace(string(mustRead(t, spec)), "vocab: 13", "vocab: 12", 1)), 0o644)

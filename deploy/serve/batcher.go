@@ -24,8 +24,11 @@ type job struct {
 
 	logits, probs []float32 // (n, classes)
 	class         []int64   // (n)
-	err           error
-	done          chan struct{}
+	// A text model's request: the prompts to extend, and the results.
+	gen   *genRequest
+	texts []string
+	err   error
+	done  chan struct{}
 }
 
 // batcher owns one model version's nn.Model (which is not safe for
@@ -73,6 +76,13 @@ type batcher struct {
 	carry  *job // taken from the queue but did not fit the last batch
 	timer  *time.Timer
 	queued int // samples in batch
+
+	// A text model's generation state (see generate).
+	text    *textModel
+	seqs    []sequence
+	active  []int
+	at      []int     // (maxBatch) the position read in each window
+	scratch []float64 // (classes) for sampling
 }
 
 func newBatcher(m *nn.Model, sampleSize, classes, maxBatch int, delay time.Duration, maxQueue int) *batcher {
@@ -90,7 +100,17 @@ func (b *batcher) another(m *nn.Model) *batcher {
 	c := newBatcher(m, b.sampleSize, b.classes, b.maxBatch, b.delay, 0)
 	c.queue, c.stop, c.stopOnce = b.queue, b.stop, b.stopOnce
 	c.single, c.incoming, c.depth, c.sizes, c.beforeForward = b.single, b.incoming, b.depth, b.sizes, b.beforeForward
+	c.setText(b.text)
 	return c
+}
+
+// setText makes b a text model's batcher: it generates instead of
+// classifying.
+func (b *batcher) setText(t *textModel) {
+	if t == nil {
+		return
+	}
+	b.text, b.at, b.scratch = t, make([]int, b.maxBatch), make([]float64, b.classes)
 }
 
 // submit queues j, or fails at once with ErrQueueFull.
@@ -240,6 +260,15 @@ func (b *batcher) runBatch(batch []*job) {
 	}
 	if b.beforeForward != nil {
 		b.beforeForward()
+	}
+	if b.text != nil {
+		err := b.generate(b.live)
+		for _, j := range b.live {
+			j.err = err
+			close(j.done)
+		}
+		clear(b.live)
+		return
 	}
 	logits, err := b.forward(n)
 	b.sizes.Observe(float64(n))

@@ -61,7 +61,11 @@ func (s *Server) inferOn(w http.ResponseWriter, r *http.Request, v *version) int
 	}
 	buf := getBuffer()
 	defer putBuffer(buf)
-	if err := appendResponse(buf, v, d, j); err != nil {
+	respond := appendResponse
+	if v.text != nil {
+		respond = appendTextResponse
+	}
+	if err := respond(buf, v, d, j); err != nil {
 		writeError(w, err)
 		return statusOf(err)
 	}
@@ -78,6 +82,13 @@ func (s *Server) readJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			return nil, decoded{}, fmt.Errorf("serve: request body over %d bytes: %w; send fewer samples per request", s.cfg.MaxBodyBytes, err)
 		}
 		return nil, decoded{}, badRequest("reading the body: %v", err)
+	}
+	if v.text != nil {
+		d, g, err := decodeGenerate(body.Bytes(), v)
+		if err != nil {
+			return nil, d, err
+		}
+		return &job{ctx: ctx, n: d.n, gen: g, texts: make([]string, d.n), done: make(chan struct{})}, d, nil
 	}
 	d, err := decodeInfer(body.Bytes(), v)
 	if err != nil {

@@ -192,13 +192,22 @@ func (s *Server) build(name string, num int, spec *jobspec.Spec, weights []byte)
 		}
 	}()
 	in := spec.Model.Input
-	kind, ok := jobspec.Kinds[spec.Dataset.Kind]
-	if len(in) == 0 || !ok {
-		return nil, fmt.Errorf("%s: model.input %v, dataset %q: serving needs a model of a known dataset", train.SpecFile, in, spec.Dataset.Kind)
-	}
 	f, err := safetensors.Decode(weights)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", train.WeightsFile, err)
+	}
+	kind, ok := jobspec.Kinds[spec.Dataset.Kind]
+	var text *textModel
+	if spec.Dataset.Kind == "text" {
+		vocab := []rune(f.Metadata[train.VocabKey])
+		if len(vocab) == 0 {
+			return nil, fmt.Errorf("%s: a text model's weights carry its vocabulary in metadata %q; these have none", train.WeightsFile, train.VocabKey)
+		}
+		if text, err = newTextModel(name, vocab, spec.Dataset.SeqLen); err != nil {
+			return nil, err
+		}
+	} else if len(in) == 0 || !ok {
+		return nil, fmt.Errorf("%s: model.input %v, dataset %q: serving needs a model of a known dataset", train.SpecFile, in, spec.Dataset.Kind)
 	}
 	models := make([]*nn.Model, s.cfg.Instances)
 	for i := range models {
@@ -211,20 +220,31 @@ func (s *Server) build(name string, num int, spec *jobspec.Spec, weights []byte)
 	}
 	m := models[0]
 	out := m.OutShape()
-	if len(out) != 1 {
+	var classes int
+	switch {
+	case text != nil:
+		if len(out) != 2 || out[0] != in[0] || out[1] != len(text.text.Vocab) {
+			return nil, fmt.Errorf("%s: the model outputs %v per sample; a text model needs (%d steps, %d characters)", train.SpecFile, out, in[0], len(text.text.Vocab))
+		}
+		classes = out[1]
+	case len(out) != 1:
 		return nil, fmt.Errorf("%s: the model outputs %v per sample; serving needs one logit per class", train.SpecFile, out)
+	default:
+		classes = out[0]
 	}
 	maxBatch, delay, maxQueue := spec.ServingConfig()
 	ss := tensor.NumElements(in)
-	// Normalisation is per channel of the dataset's (C, H, W) samples, which
-	// the model's input may reshape.
-	channels, plane := kind.Shape[0], tensor.NumElements(kind.Shape[1:])
 	v = &version{
 		name: name, num: num, label: versionLabel(num),
-		inShape: append([]int(nil), in...), classes: out[0], sampleSize: ss, maxBatch: maxBatch,
-		norm: newPixelNorm(spec.Normalization(), channels, plane),
+		inShape: append([]int(nil), in...), classes: classes, sampleSize: ss, maxBatch: maxBatch, text: text,
 	}
-	b := newBatcher(m, ss, out[0], maxBatch, delay, maxQueue)
+	if text == nil {
+		// Normalisation is per channel of the dataset's (C, H, W) samples,
+		// which the model's input may reshape.
+		v.norm = newPixelNorm(spec.Normalization(), kind.Shape[0], tensor.NumElements(kind.Shape[1:]))
+	}
+	b := newBatcher(m, ss, classes, maxBatch, delay, maxQueue)
+	b.setText(text)
 	b.single = s.cfg.DisableBatching
 	b.incoming = &v.incoming
 	b.depth = s.met.queueDepth.WithLabelValues(name, v.label)

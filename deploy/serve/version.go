@@ -17,6 +17,7 @@ type version struct {
 	sampleSize int
 	maxBatch   int
 	norm       pixelNorm
+	text       *textModel // a language model's vocabulary; nil for classifiers
 	// batch is the first instance's batcher; instances are all of them,
 	// each with its own copy of the model, sharing batch's queue.
 	batch     *batcher
@@ -77,6 +78,13 @@ func (v *version) runInline(j *job) bool {
 
 // metadata is the version's OIP V2 model metadata.
 func (v *version) metadata(versions []string) ModelMetadata {
+	if v.text != nil {
+		return ModelMetadata{
+			Name: v.name, Versions: versions, Platform: Platform,
+			Inputs:  []TensorMetadata{{Name: InputPrompt, Datatype: DatatypeBytes, Shape: []int{-1}}},
+			Outputs: []TensorMetadata{{Name: OutputText, Datatype: DatatypeBytes, Shape: []int{-1}}},
+		}
+	}
 	in := append([]int{-1}, v.inShape...)
 	return ModelMetadata{
 		Name:     v.name,

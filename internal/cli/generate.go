@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"path/filepath"
 
@@ -10,7 +9,6 @@ import (
 
 	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/train"
-	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/nn/safetensors"
 )
 
@@ -43,7 +41,7 @@ func generateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			vocab := []rune(f.Metadata["vocab"])
+			vocab := []rune(f.Metadata[train.VocabKey])
 			if spec.Dataset.Kind != "text" || len(vocab) == 0 {
 				return fmt.Errorf("%s is not a character-level language model (no vocabulary in its weights)", args[0])
 			}
@@ -52,7 +50,8 @@ func generateCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--prompt: %w", err)
 			}
-			out := generate(m, ids, text.SeqLen, len(vocab), length, temperature, rand.New(rand.NewPCG(seed, 0x6d616173)))
+			// Stream 0: the server samples prompt i of a request from (seed, i).
+			out := train.Generate(m, ids, text.SeqLen, len(vocab), length, temperature, rand.New(rand.NewPCG(seed, 0)))
 			fmt.Fprintln(cmd.OutOrStdout(), text.Decode(out))
 			return nil
 		},
@@ -63,50 +62,4 @@ func generateCmd() *cobra.Command {
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "random seed")
 	cmd.Flags().IntVar(&threads, "threads", 1, "cores to use")
 	return cmd
-}
-
-// generate extends ids by length tokens sampled from the model. The model
-// is causal, so a context shorter than its window sits at the start and
-// the next token is read at the context's last position; a longer one is
-// cut to the last seqLen tokens.
-func generate(m *nn.Model, ids []int32, seqLen, vocab, length int, temperature float64, rng *rand.Rand) []int32 {
-	x := make([]float32, seqLen)
-	probs := make([]float64, vocab)
-	for range length {
-		ctx := ids[max(0, len(ids)-seqLen):]
-		clear(x)
-		for i, id := range ctx {
-			x[i] = float32(id)
-		}
-		logits := m.Forward(x, 1, false)
-		row := logits[(len(ctx)-1)*vocab : len(ctx)*vocab]
-		ids = append(ids, sample(row, probs, temperature, rng))
-	}
-	return ids
-}
-
-// sample draws from softmax(logits / temperature); temperature 0 takes the
-// argmax.
-func sample(logits []float32, probs []float64, temperature float64, rng *rand.Rand) int32 {
-	best := 0
-	for i, v := range logits {
-		if v > logits[best] {
-			best = i
-		}
-	}
-	if temperature == 0 {
-		return int32(best)
-	}
-	var sum float64
-	for i, v := range logits {
-		probs[i] = math.Exp((float64(v) - float64(logits[best])) / temperature)
-		sum += probs[i]
-	}
-	r := rng.Float64() * sum
-	for i, p := range probs {
-		if r -= p; r < 0 {
-			return int32(i)
-		}
-	}
-	return int32(len(probs) - 1)
 }

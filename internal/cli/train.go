@@ -132,7 +132,7 @@ func openTraining(spec *jobspec.Spec, evalData string) (data, eval train.Source,
 		if err := checkVocab(spec, len(tr.Vocab)); err != nil {
 			return nil, nil, nil, err
 		}
-		meta["vocab"] = string(tr.Vocab)
+		meta[train.VocabKey] = string(tr.Vocab)
 		if val.Len() > 0 {
 			eval = train.Text{T: val}
 		}
