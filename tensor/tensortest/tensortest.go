@@ -379,7 +379,7 @@ func testMaxPool(t *testing.T, b tensor.Backend) {
 	r := rand.New(rand.NewPCG(13, 14))
 	geoms := []tensor.PoolGeom{
 		{H: 4, W: 4, KH: 2, KW: 2, SH: 2, SW: 2},
-		{H: 7, W: 7, KH: 2, KW: 2, SH: 2, SW: 2}, // odd: last row/column dropped
+		{H: 7, W: 7, KH: 2, KW: 2, SH: 2, SW: 2},  // odd: last row/column dropped
 		{H: 6, W: 37, KH: 2, KW: 2, SH: 2, SW: 2}, // 18 outputs a row: vector and scalar parts
 		{H: 5, W: 6, KH: 3, KW: 2, SH: 1, SW: 2},
 		{H: 9, W: 9, KH: 3, KW: 3, SH: 2, SW: 2}, // overlapping windows
