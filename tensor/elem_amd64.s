@@ -57,3 +57,113 @@ ploop:
 pdone:
 	VZEROUPPER
 	RET
+
+// func reluBackwardAVX(dy, y, dx *float32, n int)
+//
+// dx[i] = dy[i] where !(y[i] <= 0), else 0, for i < n, n a multiple of 8:
+// the comparison NLE (true for a NaN y) matches the Go loop exactly.
+TEXT ·reluBackwardAVX(SB), NOSPLIT, $0-32
+	MOVQ   dy+0(FP), SI
+	MOVQ   y+8(FP), DX
+	MOVQ   dx+16(FP), DI
+	MOVQ   n+24(FP), CX
+	SHRQ   $3, CX
+	JEQ    rbdone
+	VXORPS Y0, Y0, Y0
+
+rbloop:
+	VMOVUPS (DX), Y1
+	VCMPPS  $0x06, Y0, Y1, Y2
+	VANDPS  (SI), Y2, Y3
+	VMOVUPS Y3, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DX
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     rbloop
+
+rbdone:
+	VZEROUPPER
+	RET
+
+// Offsets of the first element of 8 neighbouring 2x2 windows in a row.
+DATA evenOffsets<>+0(SB)/4, $0
+DATA evenOffsets<>+4(SB)/4, $2
+DATA evenOffsets<>+8(SB)/4, $4
+DATA evenOffsets<>+12(SB)/4, $6
+DATA evenOffsets<>+16(SB)/4, $8
+DATA evenOffsets<>+20(SB)/4, $10
+DATA evenOffsets<>+24(SB)/4, $12
+DATA evenOffsets<>+28(SB)/4, $14
+GLOBL evenOffsets<>(SB), RODATA|NOPTR, $32
+
+// func maxPool2x2IdxAVX(y *float32, idx *int32, r0, r1 *float32, n int, base, w int32)
+//
+// For j < n (a multiple of 8): y[j] is the maximum of r0[2j], r0[2j+1],
+// r1[2j], r1[2j+1], the first in that order on ties (later ones win only
+// when strictly larger, so NaNs never do), and idx[j] its flat index:
+// base + 2j (+1 for the odd column) (+w for the second row).
+TEXT ·maxPool2x2IdxAVX(SB), NOSPLIT, $0-48
+	MOVQ         y+0(FP), DI
+	MOVQ         idx+8(FP), R8
+	MOVQ         r0+16(FP), SI
+	MOVQ         r1+24(FP), DX
+	MOVQ         n+32(FP), CX
+	SHRQ         $3, CX
+	JEQ          pidone
+	MOVL         base+40(FP), AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	VPADDD       evenOffsets<>(SB), Y15, Y15 // indices of the windows' first elements
+	MOVL         w+44(FP), AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14                     // one row down
+	MOVL         $1, AX
+	VMOVD        AX, X13
+	VPBROADCASTD X13, Y13                     // one column right
+	MOVL         $16, AX
+	VMOVD        AX, X12
+	VPBROADCASTD X12, Y12                     // the next 8 windows
+
+piloop:
+	// Even and odd columns of each row, in order: a b (row 0), c d (row 1).
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VSHUFPS $0x88, Y1, Y0, Y2
+	VSHUFPS $0xDD, Y1, Y0, Y3
+	VPERMPD $0xD8, Y2, Y2
+	VPERMPD $0xD8, Y3, Y3
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	VSHUFPS $0xDD, Y1, Y0, Y5
+	VSHUFPS $0x88, Y1, Y0, Y4
+	VPERMPD $0xD8, Y4, Y4
+	VPERMPD $0xD8, Y5, Y5
+
+	// m = a, im = ia; then b, c, d replace it where strictly larger.
+	VMOVDQU   Y15, Y6                 // im
+	VPADDD    Y13, Y15, Y7            // ib
+	VCMPPS    $0x1E, Y2, Y3, Y8       // b > m
+	VBLENDVPS Y8, Y3, Y2, Y2
+	VBLENDVPS Y8, Y7, Y6, Y6
+	VPADDD    Y14, Y15, Y7            // ic
+	VCMPPS    $0x1E, Y2, Y4, Y8       // c > m
+	VBLENDVPS Y8, Y4, Y2, Y2
+	VBLENDVPS Y8, Y7, Y6, Y6
+	VPADDD    Y13, Y7, Y7             // id
+	VCMPPS    $0x1E, Y2, Y5, Y8       // d > m
+	VBLENDVPS Y8, Y5, Y2, Y2
+	VBLENDVPS Y8, Y7, Y6, Y6
+	VMOVUPS   Y2, (DI)
+	VMOVDQU   Y6, (R8)
+	VPADDD    Y12, Y15, Y15
+	ADDQ      $64, SI
+	ADDQ      $64, DX
+	ADDQ      $32, DI
+	ADDQ      $32, R8
+	DECQ      CX
+	JNZ       piloop
+
+pidone:
+	VZEROUPPER
+	RET

@@ -76,6 +76,11 @@ func relu(x, y []float32) {
 
 func reluBackward(dy, y, dx []float32) {
 	y, dx = y[:len(dy)], dx[:len(dy)]
+	if hasAVX2FMA && len(dy) >= 8 {
+		n := len(dy) &^ 7
+		reluBackwardAVX(&dy[0], &y[0], &dx[0], n)
+		dy, y, dx = dy[n:], y[n:], dx[n:]
+	}
 	for i, v := range dy {
 		if y[i] <= 0 {
 			v = 0
@@ -131,7 +136,13 @@ func maxPool(g PoolGeom, x, y []float32, idx []int32, lo, hi int) {
 				r1 := x[base+(2*i+1)*g.W : base+(2*i+2)*g.W]
 				o := (p*oh + i) * ow
 				yo, io := y[o:o+ow], idx[o:o+ow]
-				for j := range yo {
+				j0 := 0
+				if hasAVX2FMA && ow >= 8 {
+					j0 = ow &^ 7
+					_, _ = r0[2*j0-1], r1[2*j0-1]
+					maxPool2x2IdxAVX(&yo[0], &io[0], &r0[0], &r1[0], j0, int32(base+2*i*g.W), int32(g.W))
+				}
+				for j := j0; j < len(yo); j++ {
 					k := 2 * j
 					best, at := r0[k], base+2*i*g.W+k
 					if v := r0[k+1]; v > best {

@@ -55,3 +55,16 @@ func reluAVX(x *float32, n int)
 //
 //go:noescape
 func maxPool2x2AVX(y, r0, r1 *float32, n int)
+
+// reluBackwardAVX writes dx[i] = dy[i] where !(y[i] <= 0), else 0, for
+// i < n, n a multiple of 8, in elem_amd64.s.
+//
+//go:noescape
+func reluBackwardAVX(dy, y, dx *float32, n int)
+
+// maxPool2x2IdxAVX is maxPool2x2AVX that also records, in idx, the flat
+// index of each maximum (the first on ties): base + 2j, +1 for the odd
+// column, +w for the second row; in elem_amd64.s.
+//
+//go:noescape
+func maxPool2x2IdxAVX(y *float32, idx *int32, r0, r1 *float32, n int, base, w int32)

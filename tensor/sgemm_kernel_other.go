@@ -13,3 +13,9 @@ func gather16(dst, src *float32, rowOff *int32, kb int, colOff *int32) { panic("
 func reluAVX(x *float32, n int) { panic("unreachable") }
 
 func maxPool2x2AVX(y, r0, r1 *float32, n int) { panic("unreachable") }
+
+func reluBackwardAVX(dy, y, dx *float32, n int) { panic("unreachable") }
+
+func maxPool2x2IdxAVX(y *float32, idx *int32, r0, r1 *float32, n int, base, w int32) {
+	panic("unreachable")
+}

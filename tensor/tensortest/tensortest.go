@@ -409,6 +409,21 @@ func testMaxPool(t *testing.T, b tensor.Backend) {
 					t.Fatalf("%s: idx[%d] = %d, want %d", name, i, gotIdx[i], wantIdx[i])
 				}
 			}
+			// After a ReLU most windows tie at zero: the first one wins.
+			xr := make([]float32, len(x))
+			for i, v := range x {
+				xr[i] = max(v, 0)
+			}
+			wantR, wantRIdx := make([]float32, out), make([]int32, out)
+			tensor.Reference.MaxPool(g, planes, xr, wantR, wantRIdx)
+			gotR, gotRIdx := make([]float32, out), make([]int32, out)
+			b.MaxPool(g, planes, xr, gotR, gotRIdx)
+			assertClose(t, name+" after ReLU", gotR, wantR, 0, 0)
+			for i := range wantRIdx {
+				if gotRIdx[i] != wantRIdx[i] {
+					t.Fatalf("%s after ReLU: idx[%d] = %d, want %d", name, i, gotRIdx[i], wantRIdx[i])
+				}
+			}
 			dy := randSlice(r, out)
 			wantDX := make([]float32, len(x))
 			tensor.Reference.MaxPoolBackward(g, planes, dy, wantIdx, wantDX)
