@@ -34,3 +34,107 @@ loop:
 done:
 	VZEROUPPER
 	RET
+
+// func pack16(dst, src *float32, ld, kb int)
+//
+// dst[p·16 + j] = src[p·ld + j] for p < kb, j < 16: one 16-column panel of
+// a row-major B, two 8-lane loads and stores per row.
+TEXT ·pack16(SB), NOSPLIT, $0-32
+	MOVQ  dst+0(FP), DI
+	MOVQ  src+8(FP), SI
+	MOVQ  ld+16(FP), R8
+	SHLQ  $2, R8
+	MOVQ  kb+24(FP), CX
+	TESTQ CX, CX
+	JEQ   pkdone
+
+pkloop:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ    R8, SI
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     pkloop
+
+pkdone:
+	VZEROUPPER
+	RET
+
+// func packT16(dst, src *float32, ld, blocks int)
+//
+// dst[p·16 + j] = src[j·ld + p] for p < 8·blocks, j < 16: one 16-column
+// panel of a B stored transposed, as 8x8 transposes in registers (unpack,
+// shuffle, then swap 128-bit lanes).
+TEXT ·packT16(SB), NOSPLIT, $0-32
+	MOVQ  dst+0(FP), DI
+	MOVQ  src+8(FP), SI
+	MOVQ  ld+16(FP), R9
+	SHLQ  $2, R9
+	MOVQ  blocks+24(FP), CX
+	TESTQ CX, CX
+	JEQ   ptdone
+	LEAQ  (R9)(R9*2), R10
+	MOVQ  R9, R11
+	SHLQ  $3, R11
+
+ptblock:
+	MOVQ SI, AX
+	MOVQ DI, BX
+	MOVQ $2, DX
+
+pthalf:
+	VMOVUPS    (AX), Y0
+	VMOVUPS    (AX)(R9*1), Y1
+	VMOVUPS    (AX)(R9*2), Y2
+	VMOVUPS    (AX)(R10*1), Y3
+	LEAQ       (AX)(R9*4), R12
+	VMOVUPS    (R12), Y4
+	VMOVUPS    (R12)(R9*1), Y5
+	VMOVUPS    (R12)(R9*2), Y6
+	VMOVUPS    (R12)(R10*1), Y7
+	VUNPCKLPS  Y1, Y0, Y8
+	VUNPCKHPS  Y1, Y0, Y9
+	VUNPCKLPS  Y3, Y2, Y10
+	VUNPCKHPS  Y3, Y2, Y11
+	VUNPCKLPS  Y5, Y4, Y12
+	VUNPCKHPS  Y5, Y4, Y13
+	VUNPCKLPS  Y7, Y6, Y14
+	VUNPCKHPS  Y7, Y6, Y15
+	VSHUFPS    $0x44, Y10, Y8, Y0
+	VSHUFPS    $0xEE, Y10, Y8, Y1
+	VSHUFPS    $0x44, Y11, Y9, Y2
+	VSHUFPS    $0xEE, Y11, Y9, Y3
+	VSHUFPS    $0x44, Y14, Y12, Y4
+	VSHUFPS    $0xEE, Y14, Y12, Y5
+	VSHUFPS    $0x44, Y15, Y13, Y6
+	VSHUFPS    $0xEE, Y15, Y13, Y7
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x31, Y7, Y3, Y15
+	VMOVUPS    Y8, (BX)
+	VMOVUPS    Y9, 64(BX)
+	VMOVUPS    Y10, 128(BX)
+	VMOVUPS    Y11, 192(BX)
+	VMOVUPS    Y12, 256(BX)
+	VMOVUPS    Y13, 320(BX)
+	VMOVUPS    Y14, 384(BX)
+	VMOVUPS    Y15, 448(BX)
+	ADDQ       R11, AX
+	ADDQ       $32, BX
+	DECQ       DX
+	JNZ        pthalf
+	ADDQ       $32, SI
+	ADDQ       $512, DI
+	DECQ       CX
+	JNZ        ptblock
+
+ptdone:
+	VZEROUPPER
+	RET

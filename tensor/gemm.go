@@ -260,14 +260,34 @@ func packB(nr int, trans bool, b []float32, ldb, pc, jc, kb, nb int, dst []float
 		if cols < nr {
 			clear(panel)
 		}
+		if !trans && cols == nr && nr == 16 && hasGather16 && kb > 0 {
+			src := b[pc*ldb+jc+q:]
+			_ = src[(kb-1)*ldb+15] // pack16 does not check
+			pack16(&panel[0], &src[0], ldb, kb)
+			continue
+		}
 		if !trans && cols == nr {
 			for p := 0; p < kb; p++ {
 				copy(panel[p*nr:p*nr+nr], b[(pc+p)*ldb+jc+q:])
 			}
 			continue
 		}
+		p0 := 0
+		if trans && cols == nr && nr == 16 && hasGather16 && kb >= 8 {
+			// Whole 8-row blocks as register transposes, the rest below.
+			p0 = kb &^ 7
+			src := b[(jc+q)*ldb+pc:]
+			_ = src[15*ldb+p0-1] // packT16 does not check
+			packT16(&panel[0], &src[0], ldb, p0/8)
+		}
 		for cc := 0; cc < cols; cc++ {
 			j := jc + q + cc
+			if trans && p0 > 0 {
+				for p := p0; p < kb; p++ {
+					panel[p*nr+cc] = b[j*ldb+pc+p]
+				}
+				continue
+			}
 			if trans { // op(B)[p, j] = B[j, p]
 				src := b[j*ldb+pc : j*ldb+pc+kb]
 				for p, v := range src {

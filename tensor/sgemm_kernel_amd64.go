@@ -68,3 +68,15 @@ func reluBackwardAVX(dy, y, dx *float32, n int)
 //
 //go:noescape
 func maxPool2x2IdxAVX(y *float32, idx *int32, r0, r1 *float32, n int, base, w int32)
+
+// pack16 copies a 16-column panel of a row-major matrix: dst[p·16+j] =
+// src[p·ld+j] for p < kb, j < 16; in gather_amd64.s.
+//
+//go:noescape
+func pack16(dst, src *float32, ld, kb int)
+
+// packT16 packs a 16-column panel of a B stored transposed: dst[p·16+j] =
+// src[j·ld+p] for p < 8·blocks, j < 16; in gather_amd64.s.
+//
+//go:noescape
+func packT16(dst, src *float32, ld, blocks int)
