@@ -19,6 +19,7 @@ func BenchmarkGemm(b *testing.B) {
 		{"sq256", false, false, 256, 256, 256},
 		{"sq512", false, false, 512, 512, 512},
 		{"sq1024", false, false, 1024, 1024, 1024},
+		{"sq2048", false, false, 2048, 2048, 2048},
 		{"conv2fwd", false, false, 64, 12544, 288},
 		{"conv2dW", false, true, 64, 288, 12544},
 		{"conv2dX", true, false, 288, 12544, 64},
