@@ -31,6 +31,9 @@ type leaderState struct {
 	progress map[string]*jobProgress
 	logs     map[string][]api.LogEntry
 	assigned map[string]uint64 // job → membership epoch whose assignments were delivered
+	// serverStep is, per job and parameter server, the step whose θ the
+	// server held at its last heartbeat.
+	serverStep map[string]map[string]int64
 	// ckpts collects stored checkpoint ranges: job → step → server → object.
 	ckpts map[string]map[int64]map[int]string
 }
@@ -58,7 +61,7 @@ func (n *Node) startLeading() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ls := &leaderState{ctx: ctx, cancel: cancel, lastSeen: map[string]time.Time{}, progress: map[string]*jobProgress{},
-		logs: map[string][]api.LogEntry{}, assigned: map[string]uint64{}, ckpts: map[string]map[int64]map[int]string{}}
+		logs: map[string][]api.LogEntry{}, assigned: map[string]uint64{}, serverStep: map[string]map[string]int64{}, ckpts: map[string]map[int64]map[int]string{}}
 	n.leader = ls
 	n.log.Info("leading", zap.String("node", n.cfg.ID))
 	for subj, h := range map[string]nats.MsgHandler{
@@ -169,6 +172,12 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 	if ls := n.leaderState(); ls != nil {
 		ls.mu.Lock()
 		ls.lastSeen[h.ID] = time.Now()
+		if h.Kind == wire.KindParamServer && h.Job != "" {
+			if ls.serverStep[h.Job] == nil {
+				ls.serverStep[h.Job] = map[string]int64{}
+			}
+			ls.serverStep[h.Job][h.ID] = h.Step
+		}
 		ls.mu.Unlock()
 	}
 }
@@ -226,7 +235,26 @@ func (n *Node) onReport(m *nats.Msg) {
 	switch r.Kind {
 	case "missing":
 		ls.logf(r.Job, "parameter server %d: %s", r.Server, r.Reason)
-		n.finish(r.Job, api.JobFailed, fmt.Sprintf("ranks %v stopped pushing gradients: %s", r.Missing, r.Reason))
+		var j *JobRecord
+		n.fsm.Read(func(st *State) {
+			if rec, ok := st.Jobs[r.Job]; ok && rec.State == api.JobRunning && rec.Current() != nil {
+				c := *rec
+				c.Memberships = slices.Clone(rec.Memberships)
+				j = &c
+			}
+		})
+		if j == nil || r.Step < j.Current().FromStep {
+			return // the job ended, or the report is from before the last membership change
+		}
+		var lost []string
+		for _, rank := range r.Missing {
+			if rank >= 0 && rank < len(j.Current().Members) {
+				lost = append(lost, j.Current().Members[rank])
+			}
+		}
+		if len(lost) > 0 {
+			n.shrink(ls, j.ID, lost, "stopped pushing gradients: "+r.Reason)
+		}
 	case "bad_step":
 		ls.logf(r.Job, "parameter server %d: %s", r.Server, r.Reason)
 	case "failed":
@@ -323,7 +351,15 @@ func (n *Node) onDone(m *nats.Msg) {
 	}
 	if d.Err != "" {
 		ls.logf(d.Job, "%s failed: %s", d.ID, d.Err)
-		n.finish(d.Job, api.JobFailed, fmt.Sprintf("%s: %s", d.ID, d.Err))
+		member := false
+		n.fsm.Read(func(st *State) {
+			if j, ok := st.Jobs[d.Job]; ok && j.Current() != nil {
+				member = slices.Contains(j.Current().Members, d.ID) || slices.Contains(j.Current().Servers, d.ID)
+			}
+		})
+		if member { // a worker dropped from the membership no longer counts
+			n.finish(d.Job, api.JobFailed, fmt.Sprintf("%s: %s", d.ID, d.Err))
+		}
 		n.reply(m, wire.AckOK, "")
 		return
 	}
@@ -436,11 +472,21 @@ func (n *Node) schedule(ls *leaderState) {
 		for _, j := range running {
 			cur := j.Current()
 			if judge {
-				for _, id := range append(slices.Clone(cur.Members), cur.Servers...) {
+				var lost []string
+				for _, id := range cur.Members {
 					if !alive[id] {
-						n.finish(j.ID, api.JobFailed, fmt.Sprintf("%s stopped heartbeating (no heartbeat for %v)", id, n.cfg.MemberTimeout))
-						break
+						lost = append(lost, id)
 					}
+				}
+				why := fmt.Sprintf("stopped heartbeating (no heartbeat for %v)", n.cfg.MemberTimeout)
+				server := slices.IndexFunc(cur.Servers, func(id string) bool { return !alive[id] })
+				switch {
+				case server >= 0:
+					n.finish(j.ID, api.JobFailed, fmt.Sprintf("%s %s", cur.Servers[server], why))
+					continue
+				case len(lost) > 0:
+					n.shrink(ls, j.ID, lost, why)
+					continue
 				}
 			}
 			ls.mu.Lock()
@@ -483,6 +529,69 @@ func (n *Node) schedule(ls *leaderState) {
 	}
 }
 
+// shrink commits the next membership epoch of a running job without the
+// workers lost: the survivors keep their order and split every batch among
+// themselves from the lowest step the parameter servers hold (the step in
+// flight: the servers drop its partial sums, or undo it where they applied
+// it), so at most that step is redone and every sample is still used once
+// per epoch. Without survivors the job fails. The schedule loop delivers
+// the new epoch's assignments; until every server has heartbeated its step
+// to this leader, shrink waits (the loop calls it again).
+func (n *Node) shrink(ls *leaderState, jobID string, lost []string, why string) {
+	var j *JobRecord
+	n.fsm.Read(func(st *State) {
+		if rec, ok := st.Jobs[jobID]; ok && rec.State == api.JobRunning && rec.Current() != nil {
+			c := *rec
+			c.Memberships = slices.Clone(rec.Memberships)
+			j = &c
+		}
+	})
+	if j == nil {
+		return
+	}
+	cur := j.Current()
+	lost = slices.DeleteFunc(slices.Clone(lost), func(id string) bool { return !slices.Contains(cur.Members, id) })
+	if len(lost) == 0 {
+		return // already gone
+	}
+	var keep []string
+	for _, id := range cur.Members {
+		if !slices.Contains(lost, id) {
+			keep = append(keep, id)
+		}
+	}
+	if len(keep) == 0 {
+		n.finish(j.ID, api.JobFailed, fmt.Sprintf("every worker was lost: %v %s", lost, why))
+		return
+	}
+	from := int64(-1)
+	ls.mu.Lock()
+	for _, id := range cur.Servers {
+		s, ok := ls.serverStep[j.ID][id]
+		if !ok {
+			from = -1
+			break
+		}
+		if from < 0 || s < from {
+			from = s
+		}
+	}
+	ls.mu.Unlock()
+	if from < 0 {
+		return // no step from every server yet
+	}
+	from = max(from, cur.FromStep)
+	ms := Membership{Epoch: cur.Epoch + 1, Members: keep, Servers: cur.Servers, Ranges: cur.Ranges, FromStep: from}
+	if _, err := n.Propose(Command{Type: CmdStartJob, RequestID: fmt.Sprintf("start-%s-%d", j.ID, ms.Epoch),
+		Start: &StartJob{Job: j.ID, Membership: ms}}); err != nil {
+		n.log.Warn("membership change", zap.String("job", j.ID), zap.Error(err))
+		return
+	}
+	n.log.Info("workers lost: membership changed", zap.String("job", j.ID), zap.Strings("lost", lost),
+		zap.Uint64("epoch", ms.Epoch), zap.Int64("from_step", from), zap.Strings("members", keep))
+	ls.logf(j.ID, "workers %v %s: membership epoch %d goes on from step %d with %v", lost, why, ms.Epoch, from, keep)
+}
+
 // assign delivers a membership epoch's assignments: servers first, then
 // workers; a member that does not take its assignment fails the job.
 func (n *Node) assign(ls *leaderState, j *JobRecord, ms *Membership) {
@@ -523,11 +632,16 @@ func (n *Node) assign(ls *leaderState, j *JobRecord, ms *Membership) {
 			return
 		}
 	}
+	var lost []string
+	var why error
 	for r, id := range ms.Members {
 		if err := send(id, r); err != nil {
-			n.finish(j.ID, api.JobFailed, err.Error())
-			return
+			lost, why = append(lost, id), err
 		}
+	}
+	if len(lost) > 0 { // the others go on without them, in the next epoch
+		n.shrink(ls, j.ID, lost, fmt.Sprintf("did not take the assignment of epoch %d (%v)", ms.Epoch, why))
+		return
 	}
 	ls.mu.Lock()
 	ls.assigned[j.ID] = ms.Epoch

@@ -59,6 +59,12 @@ func (a *Agent) Job() string {
 	return ""
 }
 
+// Step is the step whose θ the server holds for job (for heartbeats).
+func (a *Agent) Step(job string) int64 {
+	st, _ := a.srv.Stats(job)
+	return st.Step
+}
+
 // Assign starts serving a job's range from its seeded initial parameters,
 // or stops serving it.
 func (a *Agent) Assign(as *wire.Assignment) error {
@@ -71,15 +77,20 @@ func (a *Agent) Assign(as *wire.Assignment) error {
 		}
 		return nil
 	}
-	if e, ok := a.jobs[as.Job]; ok {
-		if e == as.Epoch {
-			return nil // a re-delivery
-		}
-		return fmt.Errorf("job %s: moving to membership epoch %d needs a checkpoint restore, not supported yet", as.Job, as.Epoch)
+	e, serving := a.jobs[as.Job]
+	if serving && e == as.Epoch {
+		return nil // a re-delivery
 	}
 	spec, err := jobspec.Parse([]byte(as.Spec))
 	if err != nil {
 		return err
+	}
+	if serving { // a new membership epoch: the workers changed
+		if err := a.srv.Reconfigure(a.assignment(as, spec)); err != nil {
+			return err
+		}
+		a.jobs[as.Job] = as.Epoch
+		return nil
 	}
 	m, err := nn.Build(spec.Model, tensor.Reference)
 	if err != nil {
@@ -93,6 +104,15 @@ func (a *Agent) Assign(as *wire.Assignment) error {
 	if r.Hi > len(m.Params) {
 		return fmt.Errorf("range %v past the model's %d parameters", r, len(m.Params))
 	}
+	if err := a.srv.Serve(a.assignment(as, spec), m.Params[r.Lo:r.Hi], nil); err != nil {
+		return err
+	}
+	a.jobs[as.Job] = as.Epoch
+	return nil
+}
+
+// assignment is the server's Assignment for the coordinator's as.
+func (a *Agent) assignment(as *wire.Assignment, spec *jobspec.Spec) Assignment {
 	asg := Assignment{Job: as.Job, Server: as.Rank, Ranges: as.Ranges, ChunkFloats: as.ChunkFloats, Epoch: as.Epoch,
 		Members: as.Members, FromStep: as.FromStep, Optimizer: spec.Optimizer, Schedule: spec.Schedule,
 		StepsPerEpoch: int(as.StepsPerEpoch), TotalSteps: int(as.StepsPerEpoch) * spec.Epochs,
@@ -100,9 +120,5 @@ func (a *Agent) Assign(as *wire.Assignment) error {
 	if as.BarrierTimeoutMS > 0 {
 		asg.BarrierTimeout = time.Duration(as.BarrierTimeoutMS) * time.Millisecond
 	}
-	if err := a.srv.Serve(asg, m.Params[r.Lo:r.Hi], nil); err != nil {
-		return err
-	}
-	a.jobs[as.Job] = as.Epoch
-	return nil
+	return asg
 }

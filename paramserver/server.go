@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -121,6 +122,17 @@ type jobState struct {
 	have  [][]bool    // [rank][chunk]
 	count int
 	sum   []float32
+
+	// The state before the last step, kept so that the step can be undone
+	// when a member is lost after this range completed it but before
+	// every range did (see Reconfigure).
+	prev struct {
+		ok      bool
+		theta   []float32
+		opt     map[string][]float32
+		optStep int64
+		bad     bool // the step was skipped as non-finite
+	}
 
 	current [][]byte // the encoded ParamChunks of θ_step, for pulls
 	barrier *time.Timer
@@ -390,6 +402,7 @@ func (s *Server) completeLocked(js *jobState) {
 		}
 	}
 	skipped := !finite(js.sum)
+	js.keepPrev(skipped)
 	if skipped {
 		js.stats.BadSteps++
 		s.cfg.Logger.Warn("non-finite gradient: step skipped", zap.String("job", js.a.Job), zap.Int64("step", js.step))
@@ -416,6 +429,81 @@ func (s *Server) completeLocked(js *jobState) {
 	if every := int64(js.a.CheckpointEvery); every > 0 && js.step%every == 0 && js.step < int64(js.a.TotalSteps) {
 		s.checkpointLocked(js)
 	}
+}
+
+// keepPrev copies θ_step and the optimizer state before the step is
+// applied.
+func (js *jobState) keepPrev(skipped bool) {
+	p := &js.prev
+	p.theta = append(p.theta[:0], js.theta...)
+	state, step := js.opt.State()
+	if p.opt == nil {
+		p.opt = map[string][]float32{}
+	}
+	for name, v := range state {
+		p.opt[name] = append(p.opt[name][:0], v...)
+	}
+	p.optStep, p.bad, p.ok = step, skipped, true
+}
+
+// undoLocked restores the state kept before the last step.
+func (js *jobState) undoLocked() {
+	p := &js.prev
+	copy(js.theta, p.theta)
+	state, _ := js.opt.State()
+	for name, v := range state {
+		if old, ok := p.opt[name]; ok {
+			copy(v, old)
+		} else {
+			clear(v)
+		}
+	}
+	js.opt.SetStep(p.optStep)
+	if p.bad {
+		js.stats.BadSteps--
+	} else {
+		js.stats.Completed--
+	}
+	js.step--
+	p.ok = false
+}
+
+// Reconfigure moves job to a new membership epoch a (a later Epoch, the
+// same server index and ranges): the partial sums of the step in progress
+// are dropped, and when a.FromStep is the step this range completed last
+// (a member was lost after this range applied it but before every range
+// did) that step is undone. θ_FromStep is then published for the new
+// members, who compute from a.FromStep on.
+func (s *Server) Reconfigure(a Assignment) error {
+	if err := a.validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	js, ok := s.jobs[a.Job]
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: %s", ErrUnknownJob, a.Job)
+	case a.Epoch <= js.a.Epoch:
+		return fmt.Errorf("%w: membership epoch %d is not after %d", ErrAssignment, a.Epoch, js.a.Epoch)
+	case a.Server != js.a.Server || !slices.Equal(a.Ranges, js.a.Ranges):
+		return fmt.Errorf("%w: epoch %d changes the servers' ranges, which needs a checkpoint restore", ErrAssignment, a.Epoch)
+	}
+	switch {
+	case a.FromStep == js.step:
+	case a.FromStep == js.step-1 && js.prev.ok:
+		js.undoLocked()
+	default:
+		return fmt.Errorf("%w: epoch %d starts at step %d but this range holds θ_%d: only the last step can be undone", ErrAssignment, a.Epoch, a.FromStep, js.step)
+	}
+	if js.barrier != nil {
+		js.barrier.Stop()
+	}
+	js.a = a
+	js.resetPartials()
+	s.cfg.Logger.Info("membership changed", zap.String("job", a.Job), zap.Uint64("epoch", a.Epoch),
+		zap.Int("members", a.Members), zap.Int64("from_step", a.FromStep))
+	return s.publishLocked(js, false)
 }
 
 func finite(v []float32) bool {

@@ -2,6 +2,8 @@ package paramserver_test
 
 import (
 	"math"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +26,10 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T, barrier time.Duration, maxBad int) *fixture {
+	return newFixtureOpt(t, barrier, maxBad, nn.OptimizerSpec{Type: "sgd", LR: 1})
+}
+
+func newFixtureOpt(t *testing.T, barrier time.Duration, maxBad int, opt nn.OptimizerSpec) *fixture {
 	s := cluster.StartNATS(t)
 	f := &fixture{t: t, nc: cluster.Connect(t, s), params: make(chan *wire.ParamChunk, 100), reports: make(chan *wire.Report, 100)}
 	f.nc.Subscribe(wire.ParamSubject("j"), func(m *nats.Msg) {
@@ -43,7 +49,7 @@ func newFixture(t *testing.T, barrier time.Duration, maxBad int) *fixture {
 	cfg.BarrierTimeout = barrier
 	f.ps = paramserver.New(cluster.Connect(t, s), cfg)
 	a := paramserver.Assignment{Job: "j", Ranges: []wire.Range{{Lo: 0, Hi: 10}}, ChunkFloats: 4, Epoch: 1, Members: 2,
-		Optimizer: nn.OptimizerSpec{Type: "sgd", LR: 1}, StepsPerEpoch: 10, TotalSteps: 10, MaxBadSteps: maxBad}
+		Optimizer: opt, StepsPerEpoch: 10, TotalSteps: 10, MaxBadSteps: maxBad}
 	if err := f.ps.Serve(a, make([]float32, 10), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -74,9 +80,11 @@ func fill(n int, v float32) []float32 {
 }
 
 // pushAll pushes a full gradient of constant value v for rank with n samples.
-func (f *fixture) pushAll(step int64, rank, n int, v float32) {
+func (f *fixture) pushAll(step int64, rank, n int, v float32) { f.pushAllEpoch(step, rank, n, v, 1) }
+
+func (f *fixture) pushAllEpoch(step int64, rank, n int, v float32, epoch uint64) {
 	for c, size := range []int{4, 4, 2} {
-		if ack := f.push(step, rank, n, c, fill(size, v), 1); !ack.Accepted() {
+		if ack := f.push(step, rank, n, c, fill(size, v), epoch); !ack.Accepted() {
 			f.t.Fatalf("push step %d rank %d chunk %d: %s %s", step, rank, c, ack.Code, ack.Reason)
 		}
 	}
@@ -266,5 +274,67 @@ func TestBadAssignments(t *testing.T) {
 	}
 	if err := ps.Serve(good, make([]float32, 4), nil); err == nil {
 		t.Error("served with the wrong number of initial parameters")
+	}
+}
+
+// TestReconfigureUndoesTheLastStep: losing a member after this range
+// applied step 1 (but before every range did) moves to a new epoch from
+// step 1: θ_1 and Adam's moments and step count come back bit for bit, the
+// survivor's recomputed step 1 gives what one Adam run over the same
+// gradients gives, an older step cannot be undone, and partial sums of a
+// step in flight are dropped.
+func TestReconfigureUndoesTheLastStep(t *testing.T) {
+	adam := nn.OptimizerSpec{Type: "adam", LR: 0.1}
+	f := newFixtureOpt(t, time.Minute, 3, adam)
+	f.pushAll(0, 0, 1, 1)
+	f.pushAll(0, 1, 1, 3)
+	theta1 := f.collect(1)
+	f.pushAll(1, 0, 1, 2)
+	f.pushAll(1, 1, 1, 4)
+	f.collect(2)
+	asg := paramserver.Assignment{Job: "j", Ranges: []wire.Range{{Lo: 0, Hi: 10}}, ChunkFloats: 4, Epoch: 2, Members: 1,
+		FromStep: 1, Optimizer: adam, StepsPerEpoch: 10, TotalSteps: 10, MaxBadSteps: 3}
+	if err := f.ps.Reconfigure(asg); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.collect(1); !slices.Equal(got, theta1) {
+		t.Fatalf("θ_1 after the undo %v, want %v", got, theta1)
+	}
+	if st, _ := f.ps.Stats("j"); st.Step != 1 || st.Completed != 1 {
+		t.Fatalf("stats after the undo %+v", st)
+	}
+	f.pushAllEpoch(1, 0, 1, 5, 2)
+	got := f.collect(2)
+	// The reference: one Adam over the mean gradients 2 (step 0) and 5.
+	want := make([]float32, 10)
+	opt, err := nn.NewOptimizer(adam, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.Step(want, fill(10, 2), 0.1)
+	opt.Step(want, fill(10, 5), 0.1)
+	if !slices.Equal(got, want) {
+		t.Fatalf("θ_2 recomputed by the survivor %v, want %v", got, want)
+	}
+	// Two steps back is a checkpoint restore, not an undo.
+	asg.Epoch, asg.FromStep = 3, 0
+	if err := f.ps.Reconfigure(asg); err == nil || !strings.Contains(err.Error(), "only the last step") {
+		t.Fatalf("undoing two steps: %v", err)
+	}
+	// A partial step is dropped: the same rank pushes it again in the new
+	// epoch and its new values count.
+	if ack := f.push(2, 0, 1, 0, fill(4, 100), 2); !ack.Accepted() {
+		t.Fatalf("partial push: %+v", ack)
+	}
+	asg.Epoch, asg.FromStep = 3, 2
+	if err := f.ps.Reconfigure(asg); err != nil {
+		t.Fatal(err)
+	}
+	f.collect(2)
+	f.pushAllEpoch(2, 0, 1, 7, 3)
+	got = f.collect(3)
+	opt.Step(want, fill(10, 7), 0.1)
+	if !slices.Equal(got, want) {
+		t.Fatalf("θ_3 after a dropped partial step %v, want %v", got, want)
 	}
 }

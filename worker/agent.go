@@ -106,6 +106,12 @@ func (a *Agent) Assign(as *wire.Assignment) error {
 		}
 		a.mu.Unlock()
 		cancel()
+		if errors.Is(err, ErrEpochChanged) {
+			// The servers moved to a new membership epoch: the coordinator
+			// sends this worker its part in it, if it has one.
+			a.log.Info("membership epoch changed; waiting for the new assignment", zap.String("job", asg.Job), zap.Error(err))
+			return
+		}
 		if err != nil && !errors.Is(err, context.Canceled) {
 			a.log.Warn("job failed", zap.String("job", asg.Job), zap.Error(err))
 			a.done(&wire.Done{V: wire.Version, Job: asg.Job, ID: a.cfg.ID, Rank: asg.Rank, Err: err.Error()})

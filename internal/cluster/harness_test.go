@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,8 +13,9 @@ import (
 // TestHarnessLeaderLossAndWorkerLoss drives the harness: three
 // coordinators, two parameter servers, two workers. A job runs through a
 // follower; the leader is killed mid-job and a new one is elected while the
-// data plane keeps training; then a worker is killed and the job fails
-// within the member timeout with the worker named, instead of hanging.
+// data plane keeps training; then a worker is killed and the job goes on
+// with the other one in a new membership epoch; when that one is killed
+// too the job fails with the reason, instead of hanging.
 func TestHarnessLeaderLossAndWorkerLoss(t *testing.T) {
 	mnistOrSkip(t)
 	c := Start(t, Options{Coordinators: 3, Servers: 2, Workers: 2})
@@ -40,11 +43,51 @@ func TestHarnessLeaderLossAndWorkerLoss(t *testing.T) {
 
 	c.Kill("w-2")
 	killed := time.Now()
-	js = c.WaitJob(id, 30*time.Second)
-	if js.State != api.JobFailed || !strings.Contains(js.Reason, "w-2") {
-		t.Fatalf("after losing a worker the job is %s: %q", js.State, js.Reason)
+	c.WaitFor("membership epoch 2 without w-2", 15*time.Second, func() bool {
+		js, _ = c.job(id)
+		return js.Epoch == 2 || api.Terminal(js.State)
+	})
+	if js.State != api.JobRunning || !slices.Equal(js.Members, []string{"w-1"}) {
+		t.Fatalf("after losing w-2 the job is %s in epoch %d with %v: %q", js.State, js.Epoch, js.Members, js.Reason)
 	}
-	t.Logf("job failed %v after the worker died: %s", time.Since(killed).Round(time.Millisecond), js.Reason)
+	t.Logf("membership epoch 2 %v after the worker died", time.Since(killed).Round(time.Millisecond))
+	c.WaitForStep(id, js.Step+5, 20*time.Second) // and it trains on
+
+	c.Kill("w-1")
+	js = c.WaitJob(id, 30*time.Second)
+	if js.State != api.JobFailed || !strings.Contains(js.Reason, "every worker was lost") || !strings.Contains(js.Reason, "w-1") {
+		t.Fatalf("after losing the last worker the job is %s: %q", js.State, js.Reason)
+	}
+}
+
+// TestWorkerLossResplits kills one of three workers mid-epoch: the job
+// completes on the other two, and its model is as good as the fault-free
+// run's with the same seed (the same samples, each once per epoch, at most
+// one step redone).
+func TestWorkerLossResplits(t *testing.T) {
+	mnistOrSkip(t)
+	spec := strings.Replace(e2eSpec, "epochs: 1", "epochs: 2", 1)
+	accuracy := func(kill bool) float64 {
+		c := Start(t, Options{Coordinators: 1, Servers: 2, Workers: 3})
+		id := c.Submit(spec, 3, 2)
+		if kill {
+			c.WaitForStep(id, 30, 60*time.Second)
+			c.Kill("w-2")
+		}
+		js := c.WaitJob(id, 120*time.Second)
+		if js.State != api.JobSucceeded || js.Model == nil {
+			t.Fatalf("job ended %s: %q", js.State, js.Reason)
+		}
+		if kill && (js.Epoch != 2 || !slices.Equal(js.Members, []string{"w-1", "w-3"})) {
+			t.Fatalf("after losing w-2 the job ran in epoch %d with %v", js.Epoch, js.Members)
+		}
+		return js.Model.Metrics["test_accuracy"]
+	}
+	clean, faulty := accuracy(false), accuracy(true)
+	t.Logf("test accuracy: fault-free %.4f, with a worker lost %.4f", clean, faulty)
+	if clean < 0.8 || math.Abs(clean-faulty) > 0.003 {
+		t.Fatalf("test accuracy %.4f with a worker lost, %.4f without: want within 0.3 points", faulty, clean)
+	}
 }
 
 // TestNonFiniteGradientsFailTheJob: a job whose parameters blow up has its

@@ -49,6 +49,12 @@ type Handler interface {
 	Job() string
 }
 
+// Stepper is a Handler that also tells, in its heartbeats, the step it is
+// at in its job (parameter servers do).
+type Stepper interface {
+	Step(job string) int64
+}
+
 // Run registers the member, then heartbeats and takes assignments until
 // ctx ends.
 func Run(ctx context.Context, nc *nats.Conn, cfg Config, h Handler) error {
@@ -106,7 +112,12 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config, h Handler) error {
 	tick := time.NewTicker(cfg.HeartbeatEvery)
 	defer tick.Stop()
 	for {
-		hb, _ := wire.Encode(&wire.Heartbeat{V: wire.Version, ID: cfg.ID, Kind: cfg.Kind, Job: h.Job()})
+		job := h.Job()
+		beat := wire.Heartbeat{V: wire.Version, ID: cfg.ID, Kind: cfg.Kind, Job: job}
+		if st, ok := h.(Stepper); ok && job != "" {
+			beat.Step = st.Step(job)
+		}
+		hb, _ := wire.Encode(&beat)
 		nc.Publish(wire.SubjHeartbeat, hb)
 		select {
 		case <-ctx.Done():

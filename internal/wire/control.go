@@ -38,6 +38,10 @@ type Heartbeat struct {
 	ID   string `msgpack:"id"`
 	Kind string `msgpack:"kind"`
 	Job  string `msgpack:"job,omitempty"`
+	// Step is, for a parameter server serving Job, the step whose θ its
+	// range holds (the step it aggregates): after losing a worker the
+	// coordinator restarts from the lowest.
+	Step int64 `msgpack:"step"`
 }
 
 func (m *Heartbeat) version() int { return m.V }
