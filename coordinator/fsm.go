@@ -73,6 +73,10 @@ type Membership struct {
 	Servers  []string     `json:"servers"`
 	Ranges   []wire.Range `json:"ranges"`
 	FromStep int64        `json:"from_step"`
+	// Reset: the servers restart their ranges at FromStep from the
+	// checkpoint objects Restore (one per range; none: the seed's θ_0).
+	Reset   bool     `json:"reset,omitempty"`
+	Restore []string `json:"restore,omitempty"`
 }
 
 // JobRecord is a job in the FSM.

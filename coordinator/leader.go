@@ -34,6 +34,8 @@ type leaderState struct {
 	// serverStep is, per job and parameter server, the step whose θ the
 	// server held at its last heartbeat.
 	serverStep map[string]map[string]int64
+	// standbyWait: since when a job that lost a server waits for a standby.
+	standbyWait map[string]time.Time
 	// ckpts collects stored checkpoint ranges: job → step → server → object.
 	ckpts map[string]map[int64]map[int]string
 }
@@ -61,7 +63,7 @@ func (n *Node) startLeading() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ls := &leaderState{ctx: ctx, cancel: cancel, lastSeen: map[string]time.Time{}, progress: map[string]*jobProgress{},
-		logs: map[string][]api.LogEntry{}, assigned: map[string]uint64{}, serverStep: map[string]map[string]int64{}, ckpts: map[string]map[int64]map[int]string{}}
+		logs: map[string][]api.LogEntry{}, assigned: map[string]uint64{}, serverStep: map[string]map[string]int64{}, standbyWait: map[string]time.Time{}, ckpts: map[string]map[int64]map[int]string{}}
 	n.leader = ls
 	n.log.Info("leading", zap.String("node", n.cfg.ID))
 	for subj, h := range map[string]nats.MsgHandler{
@@ -479,10 +481,15 @@ func (n *Node) schedule(ls *leaderState) {
 					}
 				}
 				why := fmt.Sprintf("stopped heartbeating (no heartbeat for %v)", n.cfg.MemberTimeout)
-				server := slices.IndexFunc(cur.Servers, func(id string) bool { return !alive[id] })
+				var lostServers []string
+				for _, id := range cur.Servers {
+					if !alive[id] {
+						lostServers = append(lostServers, id)
+					}
+				}
 				switch {
-				case server >= 0:
-					n.finish(j.ID, api.JobFailed, fmt.Sprintf("%s %s", cur.Servers[server], why))
+				case len(lostServers) > 0:
+					n.replaceServers(ls, j.ID, lostServers, why, standby(members, alive, busy))
 					continue
 				case len(lost) > 0:
 					n.shrink(ls, j.ID, lost, why)
@@ -527,6 +534,79 @@ func (n *Node) schedule(ls *leaderState) {
 			n.assign(ls, j, &ms)
 		}
 	}
+}
+
+// standby lists the live parameter servers that serve no job, sorted.
+func standby(members map[string]MemberInfo, alive, busy map[string]bool) []string {
+	var ids []string
+	for id, m := range members {
+		if m.Kind == wire.KindParamServer && alive[id] && !busy[id] {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// replaceServers commits the next membership epoch of a running job with
+// standby servers in the places of the lost ones and every range reset to
+// the last committed checkpoint (θ, optimizer state and step count; the
+// seed's θ_0 before the first): the workers go back to that step, so at
+// most checkpoint_every steps are redone. Without a standby it waits,
+// up to the barrier timeout, then fails the job.
+func (n *Node) replaceServers(ls *leaderState, jobID string, lost []string, why string, spare []string) {
+	var j *JobRecord
+	n.fsm.Read(func(st *State) {
+		if rec, ok := st.Jobs[jobID]; ok && rec.State == api.JobRunning && rec.Current() != nil {
+			c := *rec
+			c.Memberships = slices.Clone(rec.Memberships)
+			c.Checkpoints = slices.Clone(rec.Checkpoints)
+			j = &c
+		}
+	})
+	if j == nil {
+		return
+	}
+	cur := j.Current()
+	if len(spare) < len(lost) {
+		ls.mu.Lock()
+		since, waiting := ls.standbyWait[jobID]
+		if !waiting {
+			ls.standbyWait[jobID] = time.Now()
+			since = time.Now()
+		}
+		ls.mu.Unlock()
+		if !waiting {
+			ls.logf(jobID, "parameter servers %v %s; waiting up to %v for a standby server", lost, why, n.cfg.BarrierTimeout)
+		}
+		if time.Since(since) > n.cfg.BarrierTimeout {
+			n.finish(jobID, api.JobFailed, fmt.Sprintf("parameter servers %v %s, and no standby server took their ranges within %v", lost, why, n.cfg.BarrierTimeout))
+		}
+		return
+	}
+	ls.mu.Lock()
+	delete(ls.standbyWait, jobID)
+	delete(ls.serverStep, jobID)
+	ls.mu.Unlock()
+	servers := slices.Clone(cur.Servers)
+	for i, id := range servers {
+		if slices.Contains(lost, id) {
+			servers[i], spare = spare[0], spare[1:]
+		}
+	}
+	ms := Membership{Epoch: cur.Epoch + 1, Members: cur.Members, Servers: servers, Ranges: cur.Ranges, Reset: true}
+	if len(j.Checkpoints) > 0 {
+		last := j.Checkpoints[len(j.Checkpoints)-1]
+		ms.FromStep, ms.Restore = last.Step, last.Objects
+	}
+	if _, err := n.Propose(Command{Type: CmdStartJob, RequestID: fmt.Sprintf("start-%s-%d", j.ID, ms.Epoch),
+		Start: &StartJob{Job: j.ID, Membership: ms}}); err != nil {
+		n.log.Warn("membership change", zap.String("job", j.ID), zap.Error(err))
+		return
+	}
+	n.log.Info("parameter servers lost: ranges reassigned", zap.String("job", j.ID), zap.Strings("lost", lost),
+		zap.Uint64("epoch", ms.Epoch), zap.Int64("from_step", ms.FromStep), zap.Strings("servers", servers))
+	ls.logf(j.ID, "parameter servers %v %s: membership epoch %d restores step %d on %v", lost, why, ms.Epoch, ms.FromStep, servers)
 }
 
 // shrink commits the next membership epoch of a running job without the
@@ -601,6 +681,12 @@ func (n *Node) assign(ls *leaderState, j *JobRecord, ms *Membership) {
 	send := func(id string, rank int) error {
 		a := base
 		a.Rank = rank
+		if ms.Reset && slices.Contains(ms.Servers, id) {
+			a.Reset = true
+			if rank < len(ms.Restore) {
+				a.Restore = ms.Restore[rank]
+			}
+		}
 		b, err := wire.Encode(&a)
 		if err != nil {
 			return err

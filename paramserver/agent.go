@@ -85,6 +85,21 @@ func (a *Agent) Assign(as *wire.Assignment) error {
 	if err != nil {
 		return err
 	}
+	if as.Reset { // a server was replaced: every range restarts at FromStep
+		theta, opt, err := a.startState(as, spec)
+		if err != nil {
+			return err
+		}
+		if serving {
+			a.srv.Stop(as.Job)
+			delete(a.jobs, as.Job)
+		}
+		if err := a.srv.Serve(a.assignment(as, spec), theta, opt); err != nil {
+			return err
+		}
+		a.jobs[as.Job] = as.Epoch
+		return nil
+	}
 	if serving { // a new membership epoch: the workers changed
 		if err := a.srv.Reconfigure(a.assignment(as, spec)); err != nil {
 			return err
@@ -121,4 +136,57 @@ func (a *Agent) assignment(as *wire.Assignment, spec *jobspec.Spec) Assignment {
 		asg.BarrierTimeout = time.Duration(as.BarrierTimeoutMS) * time.Millisecond
 	}
 	return asg
+}
+
+// startState is the range's θ and optimizer at as.FromStep for a reset:
+// read from the checkpoint as.Restore, or the seed's θ_0 and a fresh
+// optimizer when there is none yet.
+func (a *Agent) startState(as *wire.Assignment, spec *jobspec.Spec) ([]float32, nn.Optimizer, error) {
+	if as.Rank < 0 || as.Rank >= len(as.Ranges) {
+		return nil, nil, fmt.Errorf("server index %d of %d ranges", as.Rank, len(as.Ranges))
+	}
+	r := as.Ranges[as.Rank]
+	if as.Restore == "" {
+		if as.FromStep != 0 {
+			return nil, nil, fmt.Errorf("job %s: restarting at step %d needs that step's checkpoint", as.Job, as.FromStep)
+		}
+		m, err := nn.Build(spec.Model, tensor.Reference)
+		if err != nil {
+			return nil, nil, err
+		}
+		m.Init(spec.Seed)
+		if r.Hi > len(m.Params) {
+			return nil, nil, fmt.Errorf("range %v past the model's %d parameters", r, len(m.Params))
+		}
+		return m.Params[r.Lo:r.Hi], nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	data, err := a.srv.cfg.Checkpointer.Load(ctx, CheckpointBucket, as.Restore)
+	if err != nil {
+		return nil, nil, err
+	}
+	theta, state, step, optStep, err := DecodeCheckpoint(data)
+	switch {
+	case err != nil:
+		return nil, nil, fmt.Errorf("checkpoint %s: %w", as.Restore, err)
+	case step != as.FromStep:
+		return nil, nil, fmt.Errorf("checkpoint %s holds step %d, not %d", as.Restore, step, as.FromStep)
+	case len(theta) != r.Len():
+		return nil, nil, fmt.Errorf("checkpoint %s holds %d parameters, the range %v needs %d", as.Restore, len(theta), r, r.Len())
+	}
+	opt, err := nn.NewOptimizer(spec.Optimizer, r.Len())
+	if err != nil {
+		return nil, nil, err
+	}
+	cur, _ := opt.State()
+	for name, v := range cur {
+		src, ok := state[name]
+		if !ok || len(src) != len(v) {
+			return nil, nil, fmt.Errorf("checkpoint %s: optimizer state %q is missing or has the wrong size", as.Restore, name)
+		}
+		copy(v, src)
+	}
+	opt.SetStep(optStep)
+	return theta, opt, nil
 }

@@ -24,6 +24,8 @@ const CheckpointBucket = "maas-checkpoints"
 // Checkpointer stores one range's checkpoint and returns where it is.
 type Checkpointer interface {
 	Save(ctx context.Context, job string, step int64, server int, data []byte) (bucket, object string, err error)
+	// Load reads a stored checkpoint back.
+	Load(ctx context.Context, bucket, object string) ([]byte, error)
 }
 
 // ObjectStoreCheckpointer keeps checkpoints in a JetStream Object Store
@@ -47,6 +49,23 @@ func (c ObjectStoreCheckpointer) Save(ctx context.Context, job string, step int6
 		return "", "", fmt.Errorf("store checkpoint %s: %w", name, err)
 	}
 	return CheckpointBucket, name, nil
+}
+
+// Load implements Checkpointer.
+func (c ObjectStoreCheckpointer) Load(ctx context.Context, bucket, object string) ([]byte, error) {
+	js, err := jetstream.New(c.NC)
+	if err != nil {
+		return nil, err
+	}
+	store, err := js.ObjectStore(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint bucket %s: %w", bucket, err)
+	}
+	b, err := store.GetBytes(ctx, object)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", object, err)
+	}
+	return b, nil
 }
 
 // encodeCheckpoint serialises a range's θ and optimizer state (with its step

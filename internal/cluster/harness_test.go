@@ -104,3 +104,37 @@ func TestNonFiniteGradientsFailTheJob(t *testing.T) {
 	}
 	t.Log(js.Reason)
 }
+
+// TestServerLossRestoresCheckpoint kills one of two parameter servers
+// mid-job with a standby present: the standby takes the lost range, every
+// range restarts from the last committed checkpoint (θ, Adam state and
+// step count), the workers go back to that step, and the job completes
+// with the fault-free run's model quality.
+func TestServerLossRestoresCheckpoint(t *testing.T) {
+	mnistOrSkip(t)
+	spec := strings.Replace(e2eSpec, "epochs: 1", "epochs: 2", 1) + "checkpoint_every: 20\n"
+	accuracy := func(kill bool) float64 {
+		c := Start(t, Options{Coordinators: 1, Servers: 3, Workers: 2})
+		id := c.Submit(spec, 2, 2)
+		if kill {
+			c.WaitFor("a committed checkpoint", 60*time.Second, func() bool {
+				js, _ := c.job(id)
+				return js.CommittedStep >= 40 || api.Terminal(js.State)
+			})
+			c.Kill("ps-1")
+		}
+		js := c.WaitJob(id, 120*time.Second)
+		if js.State != api.JobSucceeded || js.Model == nil {
+			t.Fatalf("job ended %s: %q", js.State, js.Reason)
+		}
+		if kill && (js.Epoch != 2 || !slices.Equal(js.Servers, []string{"ps-3", "ps-2"})) {
+			t.Fatalf("after losing ps-1 the job ran in epoch %d on servers %v", js.Epoch, js.Servers)
+		}
+		return js.Model.Metrics["test_accuracy"]
+	}
+	clean, faulty := accuracy(false), accuracy(true)
+	t.Logf("test accuracy: fault-free %.4f, with a parameter server lost %.4f", clean, faulty)
+	if clean < 0.8 || math.Abs(clean-faulty) > 0.003 {
+		t.Fatalf("test accuracy %.4f with a parameter server lost, %.4f without: want within 0.3 points", faulty, clean)
+	}
+}

@@ -64,6 +64,13 @@ type Assignment struct {
 	StepsPerEpoch int64   `msgpack:"spe"`
 	// BarrierTimeoutMS bounds a server's wait for a step's last push.
 	BarrierTimeoutMS int64 `msgpack:"barrier_ms,omitempty"`
+	// Reset (servers): start the range afresh at FromStep, from Restore,
+	// the checkpoint object of the range at that step in the checkpoint
+	// bucket, or from the seed's initialisation when Restore is empty
+	// (FromStep 0). A server's loss resets every range to the last
+	// committed checkpoint.
+	Reset   bool   `msgpack:"reset,omitempty"`
+	Restore string `msgpack:"restore,omitempty"`
 }
 
 func (m *Assignment) version() int { return m.V }
