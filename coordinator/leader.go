@@ -36,6 +36,8 @@ type leaderState struct {
 	serverStep map[string]map[string]int64
 	// standbyWait: since when a job that lost a server waits for a standby.
 	standbyWait map[string]time.Time
+	// losses: job → worker → how often it was lost from the job.
+	losses map[string]map[string]*workerLosses
 	// ckpts collects stored checkpoint ranges: job → step → server → object.
 	ckpts map[string]map[int64]map[int]string
 }
@@ -63,7 +65,7 @@ func (n *Node) startLeading() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ls := &leaderState{ctx: ctx, cancel: cancel, lastSeen: map[string]time.Time{}, progress: map[string]*jobProgress{},
-		logs: map[string][]api.LogEntry{}, assigned: map[string]uint64{}, serverStep: map[string]map[string]int64{}, standbyWait: map[string]time.Time{}, ckpts: map[string]map[int64]map[int]string{}}
+		logs: map[string][]api.LogEntry{}, assigned: map[string]uint64{}, serverStep: map[string]map[string]int64{}, standbyWait: map[string]time.Time{}, losses: map[string]map[string]*workerLosses{}, ckpts: map[string]map[int64]map[int]string{}}
 	n.leader = ls
 	n.log.Info("leading", zap.String("node", n.cfg.ID))
 	for subj, h := range map[string]nats.MsgHandler{
@@ -494,6 +496,10 @@ func (n *Node) schedule(ls *leaderState) {
 				case len(lost) > 0:
 					n.shrink(ls, j.ID, lost, why)
 					continue
+				case len(cur.Members) < j.Workers:
+					for _, id := range n.grow(ls, j, idleWorkers(members, alive, busy)) {
+						busy[id] = true
+					}
 				}
 			}
 			ls.mu.Lock()
@@ -534,6 +540,18 @@ func (n *Node) schedule(ls *leaderState) {
 			n.assign(ls, j, &ms)
 		}
 	}
+}
+
+// idleWorkers lists the live workers that work on no job, sorted.
+func idleWorkers(members map[string]MemberInfo, alive, busy map[string]bool) []string {
+	var ids []string
+	for id, m := range members {
+		if m.Kind == wire.KindWorker && alive[id] && !busy[id] {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 // standby lists the live parameter servers that serve no job, sorted.
@@ -610,14 +628,81 @@ func (n *Node) replaceServers(ls *leaderState, jobID string, lost []string, why 
 }
 
 // shrink commits the next membership epoch of a running job without the
-// workers lost: the survivors keep their order and split every batch among
-// themselves from the lowest step the parameter servers hold (the step in
-// flight: the servers drop its partial sums, or undo it where they applied
-// it), so at most that step is redone and every sample is still used once
-// per epoch. Without survivors the job fails. The schedule loop delivers
-// the new epoch's assignments; until every server has heartbeated its step
-// to this leader, shrink waits (the loop calls it again).
+// workers lost (see changeWorkers); each loss backs that worker off the
+// job (see joinable).
 func (n *Node) shrink(ls *leaderState, jobID string, lost []string, why string) {
+	if n.changeWorkers(ls, jobID, lost, nil, why) {
+		ls.mu.Lock()
+		for _, id := range lost {
+			ls.noteLoss(jobID, id, time.Now())
+		}
+		ls.mu.Unlock()
+	}
+}
+
+// Backoff of a worker lost from a job: it may rejoin after
+// rejoinBackoff·2^(losses−1), and never after maxLosses losses.
+const (
+	rejoinBackoff = 2 * time.Second
+	maxLosses     = 3
+)
+
+// workerLosses counts one worker's losses from one job.
+type workerLosses struct {
+	count int
+	until time.Time // not before then
+}
+
+func (ls *leaderState) noteLoss(job, id string, now time.Time) {
+	if ls.losses[job] == nil {
+		ls.losses[job] = map[string]*workerLosses{}
+	}
+	l := ls.losses[job][id]
+	if l == nil {
+		l = &workerLosses{}
+		ls.losses[job][id] = l
+	}
+	l.count++
+	l.until = now.Add(rejoinBackoff << (l.count - 1))
+}
+
+// joinable reports whether worker id may join job now: not excluded after
+// maxLosses losses, and past its backoff.
+func (ls *leaderState) joinable(job, id string, now time.Time) bool {
+	l := ls.losses[job][id]
+	return l == nil || l.count < maxLosses && now.After(l.until)
+}
+
+// grow adds idle workers to a running job that has fewer than it asked
+// for (after losses), in a new membership epoch (see changeWorkers), and
+// returns the ones it took.
+func (n *Node) grow(ls *leaderState, j *JobRecord, idle []string) []string {
+	want := j.Workers - len(j.Current().Members)
+	now := time.Now()
+	var add []string
+	ls.mu.Lock()
+	for _, id := range idle {
+		if len(add) < want && ls.joinable(j.ID, id, now) {
+			add = append(add, id)
+		}
+	}
+	ls.mu.Unlock()
+	if len(add) == 0 || !n.changeWorkers(ls, j.ID, nil, add, "joined") {
+		return nil
+	}
+	return add
+}
+
+// changeWorkers commits the next membership epoch of a running job
+// without the workers lost and with those added after the others: the
+// workers split every batch among themselves from the lowest step the
+// parameter servers hold (the step in flight: the servers drop its partial
+// sums, or undo it where they applied it), so at most that step is redone
+// and every sample is still used once per epoch. Without workers left the
+// job fails. The schedule loop delivers the new epoch's assignments. Until
+// every server has heartbeated its step to this leader it changes nothing
+// (the loop calls it again) and returns false.
+func (n *Node) changeWorkers(ls *leaderState, jobID string, lost, added []string, why string) bool {
 	var j *JobRecord
 	n.fsm.Read(func(st *State) {
 		if rec, ok := st.Jobs[jobID]; ok && rec.State == api.JobRunning && rec.Current() != nil {
@@ -627,12 +712,13 @@ func (n *Node) shrink(ls *leaderState, jobID string, lost []string, why string) 
 		}
 	})
 	if j == nil {
-		return
+		return false
 	}
 	cur := j.Current()
 	lost = slices.DeleteFunc(slices.Clone(lost), func(id string) bool { return !slices.Contains(cur.Members, id) })
-	if len(lost) == 0 {
-		return // already gone
+	added = slices.DeleteFunc(slices.Clone(added), func(id string) bool { return slices.Contains(cur.Members, id) })
+	if len(lost) == 0 && len(added) == 0 {
+		return false
 	}
 	var keep []string
 	for _, id := range cur.Members {
@@ -640,10 +726,11 @@ func (n *Node) shrink(ls *leaderState, jobID string, lost []string, why string) 
 			keep = append(keep, id)
 		}
 	}
-	if len(keep) == 0 {
+	if len(keep) == 0 && len(added) == 0 {
 		n.finish(j.ID, api.JobFailed, fmt.Sprintf("every worker was lost: %v %s", lost, why))
-		return
+		return true
 	}
+	keep = append(keep, added...)
 	from := int64(-1)
 	ls.mu.Lock()
 	for _, id := range cur.Servers {
@@ -658,18 +745,23 @@ func (n *Node) shrink(ls *leaderState, jobID string, lost []string, why string) 
 	}
 	ls.mu.Unlock()
 	if from < 0 {
-		return // no step from every server yet
+		return false // no step from every server yet
 	}
 	from = max(from, cur.FromStep)
 	ms := Membership{Epoch: cur.Epoch + 1, Members: keep, Servers: cur.Servers, Ranges: cur.Ranges, FromStep: from}
 	if _, err := n.Propose(Command{Type: CmdStartJob, RequestID: fmt.Sprintf("start-%s-%d", j.ID, ms.Epoch),
 		Start: &StartJob{Job: j.ID, Membership: ms}}); err != nil {
 		n.log.Warn("membership change", zap.String("job", j.ID), zap.Error(err))
-		return
+		return false
 	}
-	n.log.Info("workers lost: membership changed", zap.String("job", j.ID), zap.Strings("lost", lost),
+	n.log.Info("workers changed", zap.String("job", j.ID), zap.Strings("lost", lost), zap.Strings("added", added),
 		zap.Uint64("epoch", ms.Epoch), zap.Int64("from_step", from), zap.Strings("members", keep))
-	ls.logf(j.ID, "workers %v %s: membership epoch %d goes on from step %d with %v", lost, why, ms.Epoch, from, keep)
+	if len(lost) > 0 {
+		ls.logf(j.ID, "workers %v %s: membership epoch %d goes on from step %d with %v", lost, why, ms.Epoch, from, keep)
+	} else {
+		ls.logf(j.ID, "workers %v joined: membership epoch %d goes on from step %d with %v", added, ms.Epoch, from, keep)
+	}
+	return true
 }
 
 // assign delivers a membership epoch's assignments: servers first, then

@@ -138,3 +138,38 @@ func TestServerLossRestoresCheckpoint(t *testing.T) {
 		t.Fatalf("test accuracy %.4f with a parameter server lost, %.4f without: want within 0.3 points", faulty, clean)
 	}
 }
+
+// TestWorkerJoinsMidJob: after a worker is lost, a new worker that
+// registers joins the job in the next membership epoch, and the job ends
+// with the fault-free run's model quality.
+func TestWorkerJoinsMidJob(t *testing.T) {
+	mnistOrSkip(t)
+	spec := strings.Replace(e2eSpec, "epochs: 1", "epochs: 2", 1)
+	accuracy := func(churn bool) float64 {
+		c := Start(t, Options{Coordinators: 1, Servers: 2, Workers: 2})
+		id := c.Submit(spec, 2, 2)
+		if churn {
+			c.WaitForStep(id, 30, 60*time.Second)
+			c.Kill("w-2")
+			c.WaitFor("epoch 2 without w-2", 15*time.Second, func() bool { js, _ := c.job(id); return js.Epoch >= 2 })
+			c.StartWorker("w-3")
+			c.WaitFor("w-3 to join", 15*time.Second, func() bool {
+				js, _ := c.job(id)
+				return slices.Equal(js.Members, []string{"w-1", "w-3"}) || api.Terminal(js.State)
+			})
+		}
+		js := c.WaitJob(id, 120*time.Second)
+		if js.State != api.JobSucceeded || js.Model == nil {
+			t.Fatalf("job ended %s: %q", js.State, js.Reason)
+		}
+		if churn && (js.Epoch != 3 || !slices.Equal(js.Members, []string{"w-1", "w-3"})) {
+			t.Fatalf("the job ended in epoch %d with %v, want epoch 3 with [w-1 w-3]", js.Epoch, js.Members)
+		}
+		return js.Model.Metrics["test_accuracy"]
+	}
+	clean, churned := accuracy(false), accuracy(true)
+	t.Logf("test accuracy: fault-free %.4f, with a worker lost and another joining %.4f", clean, churned)
+	if clean < 0.8 || math.Abs(clean-churned) > 0.003 {
+		t.Fatalf("test accuracy %.4f with churn, %.4f without: want within 0.3 points", churned, clean)
+	}
+}
