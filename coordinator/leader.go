@@ -247,8 +247,8 @@ func (n *Node) onReport(m *nats.Msg) {
 				j = &c
 			}
 		})
-		if j == nil || r.Step < j.Current().FromStep {
-			return // the job ended, or the report is from before the last membership change
+		if j == nil || r.Epoch != j.Current().Epoch {
+			return // the job ended, or the ranks are numbered in another membership epoch
 		}
 		var lost []string
 		for _, rank := range r.Missing {
@@ -432,6 +432,7 @@ func (n *Node) schedule(ls *leaderState) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	started := time.Now()
+	reconnects := n.nc.Stats().Reconnects
 	for {
 		select {
 		case <-ls.ctx.Done():
@@ -439,6 +440,12 @@ func (n *Node) schedule(ls *leaderState) {
 		case <-tick.C:
 		}
 		now := time.Now()
+		// Heartbeats cannot arrive while this leader's NATS connection is
+		// down: after it comes back, members get one timeout to heartbeat
+		// again before they are judged, as with a new leader.
+		if r := n.nc.Stats().Reconnects; r != reconnects || !n.nc.IsConnected() {
+			reconnects, started = r, now
+		}
 		ls.mu.Lock()
 		alive := map[string]bool{}
 		for id, t := range ls.lastSeen {

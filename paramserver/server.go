@@ -575,7 +575,7 @@ func (s *Server) onPull(m *nats.Msg) {
 // report tells the coordinator what happened (a plain message).
 func (s *Server) report(js *jobState, kind string, missing []int, reason string) {
 	b, err := wire.Encode(&wire.Report{V: wire.Version, Job: js.a.Job, Server: js.a.Server, Kind: kind,
-		Step: js.step, Missing: missing, Reason: reason})
+		Step: js.step, Epoch: js.a.Epoch, Missing: missing, Reason: reason})
 	if err == nil {
 		s.nc.Publish(wire.SubjReport, b)
 	}

@@ -273,7 +273,11 @@ func (w *Worker) push(ctx context.Context, a Assignment, grads []float32, refs [
 }
 
 func (w *Worker) pushOne(ctx context.Context, subject string, msg []byte, ref chunkRef, t int64) error {
-	for try := 0; try <= w.cfg.PushRetries; try++ {
+	// Retried at least PushRetries times and for StepTimeout: a NATS
+	// outage or a restarting server shorter than that costs time, not the
+	// step.
+	deadline := time.Now().Add(w.cfg.StepTimeout)
+	for try := 0; try <= w.cfg.PushRetries || time.Now().Before(deadline); try++ {
 		rctx, cancel := context.WithTimeout(ctx, w.cfg.PushTimeout)
 		reply, err := w.nc.RequestWithContext(rctx, subject, msg)
 		cancel()
@@ -282,11 +286,11 @@ func (w *Worker) pushOne(ctx context.Context, subject string, msg []byte, ref ch
 				return ctx.Err()
 			}
 			w.cfg.Logger.Debug("push retry", zap.String("subject", subject), zap.Int("try", try), zap.Error(err))
-			if errors.Is(err, nats.ErrNoResponders) { // the server is not up (yet): back off
+			if !errors.Is(err, context.DeadlineExceeded) { // failed at once (no responders, no connection): back off
 				select {
 				case <-ctx.Done():
 					return ctx.Err()
-				case <-time.After(min(100*time.Millisecond<<try, 2*time.Second)):
+				case <-time.After(min(100*time.Millisecond<<min(try, 5), 2*time.Second)):
 				}
 			}
 			continue
@@ -298,13 +302,17 @@ func (w *Worker) pushOne(ctx context.Context, subject string, msg []byte, ref ch
 		switch {
 		case ack.Accepted():
 			return nil
-		case ack.Code == wire.AckEpoch || ack.Code == wire.AckStale || ack.Code == wire.AckFuture:
+		case ack.Code == wire.AckStale:
+			// The server finished step t: it had every rank's chunk, this
+			// one included (an earlier try whose ack was lost).
+			return nil
+		case ack.Code == wire.AckEpoch || ack.Code == wire.AckFuture:
 			return fmt.Errorf("%w: step %d: %s", ErrEpochChanged, t, ack.Reason)
 		default:
 			return fmt.Errorf("%w: step %d chunk %d: %s", ErrRefused, t, ref.index, ack.Reason)
 		}
 	}
-	return fmt.Errorf("%w: push of step %d chunk %d to %s: %d tries of %v", ErrTimeout, t, ref.index, subject, w.cfg.PushRetries+1, w.cfg.PushTimeout)
+	return fmt.Errorf("%w: push of step %d chunk %d to %s: no ack for %v", ErrTimeout, t, ref.index, subject, w.cfg.StepTimeout)
 }
 
 // awaitParams fills m.Params with θ_step: chunks fanned out to the inbox,

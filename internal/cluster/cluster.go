@@ -15,6 +15,7 @@ import (
 	"github.com/maas-ml/maas/coordinator"
 	"github.com/maas-ml/maas/internal/api"
 	"github.com/maas-ml/maas/internal/member"
+	"github.com/maas-ml/maas/internal/natsserver"
 	"github.com/maas-ml/maas/paramserver"
 	"github.com/maas-ml/maas/tensor"
 	"github.com/maas-ml/maas/worker"
@@ -303,4 +304,24 @@ func (c *Cluster) stop() {
 		}
 	}
 	c.backend.Close()
+}
+
+// RestartNATS shuts the NATS server down, waits down, and starts it again
+// on the same port with the same JetStream store: every connection loses
+// the server for that long and then reconnects.
+func (c *Cluster) RestartNATS(down time.Duration) {
+	c.t.Helper()
+	port := c.NATS.Addr().(*net.TCPAddr).Port
+	store := c.NATS.JetStreamConfig().StoreDir
+	c.NATS.Shutdown()
+	c.NATS.WaitForShutdown()
+	time.Sleep(down)
+	cfg := natsserver.DefaultConfig()
+	cfg.Port, cfg.StoreDir = port, store
+	s, err := natsserver.Start(cfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	c.NATS = s
 }

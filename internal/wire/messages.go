@@ -117,6 +117,9 @@ type Report struct {
 	Server int    `msgpack:"s"`
 	Kind   string `msgpack:"kind"` // "step", "missing", "bad_step", "failed", "checkpoint"
 	Step   int64  `msgpack:"t"`
+	// Epoch is the membership epoch the server was in: ranks are numbered
+	// within it.
+	Epoch uint64 `msgpack:"e"`
 	// Bucket and Object locate a stored checkpoint (kind "checkpoint").
 	Bucket string `msgpack:"bucket,omitempty"`
 	Object string `msgpack:"object,omitempty"`
