@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"math"
 	"slices"
 	"strings"
@@ -211,4 +212,36 @@ func TestNATSRestart(t *testing.T) {
 	if clean < 0.8 || math.Abs(clean-restarted) > 0.003 {
 		t.Fatalf("test accuracy %.4f across a NATS restart, %.4f without: want within 0.3 points", restarted, clean)
 	}
+}
+
+// TestQuorumLoss: with 2 of 3 coordinators down, API calls fail within 5 s
+// with a "no quorum" error instead of hanging; when one comes back, a
+// leader is elected and calls succeed again.
+func TestQuorumLoss(t *testing.T) {
+	c := Start(t, Options{Coordinators: 3})
+	leader := c.Leader()
+	var down []string
+	for _, id := range []string{"c1", "c2", "c3"} {
+		if c.nodes[id] != leader && len(down) < 2 {
+			down = append(down, id)
+		}
+	}
+	// Both followers: the leader is left without a majority.
+	for _, id := range down {
+		c.Kill(id)
+	}
+	for try := range 2 {
+		start := time.Now()
+		_, err := c.API().Submit(context.Background(), api.SubmitRequest{Spec: e2eSpec, Workers: 1, ParameterServers: 1})
+		took := time.Since(start)
+		if err == nil || took > 5*time.Second || !strings.Contains(err.Error(), "quorum") && !errors.Is(err, api.ErrNoLeader) {
+			t.Fatalf("submit %d without a quorum: %v after %v; want a no-quorum error within 5 s", try, err, took)
+		}
+		t.Logf("submit %d without a quorum failed after %v: %v", try, took.Round(time.Millisecond), err)
+	}
+	c.Restart(down[0])
+	c.WaitFor("a leader again", 15*time.Second, func() bool {
+		_, err := c.API().Submit(context.Background(), api.SubmitRequest{Spec: e2eSpec, Workers: 1, ParameterServers: 1})
+		return err == nil
+	})
 }
