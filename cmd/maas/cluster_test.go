@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -69,6 +70,7 @@ func TestClusterProcesses(t *testing.T) {
 	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", p[0])
 	startProc(t, bin, "nats", "nats", "--port", fmt.Sprint(p[0]), "--store-dir", filepath.Join(dir, "nats"))
 	apis := []string{}
+	coordinators := map[string]*proc{}
 	for i := range 3 {
 		id := fmt.Sprintf("c%d", i+1)
 		api := fmt.Sprintf("127.0.0.1:%d", p[1+2*i])
@@ -78,13 +80,14 @@ func TestClusterProcesses(t *testing.T) {
 		if i > 0 {
 			args = append(args, "--join", apis[0])
 		}
-		startProc(t, bin, id, args...)
+		coordinators[id] = startProc(t, bin, id, args...)
 	}
+	procs := map[string]*proc{}
 	for i := range 2 {
-		startProc(t, bin, fmt.Sprintf("ps%d", i+1), "paramserver", "--nats", natsURL, "--id", fmt.Sprintf("ps-%d", i+1))
+		procs[fmt.Sprintf("ps-%d", i+1)] = startProc(t, bin, fmt.Sprintf("ps%d", i+1), "paramserver", "--nats", natsURL, "--id", fmt.Sprintf("ps-%d", i+1))
 	}
 	for i := range 3 {
-		startProc(t, bin, fmt.Sprintf("w%d", i+1), "worker", "--nats", natsURL, "--id", fmt.Sprintf("w-%d", i+1), "--threads", "1")
+		procs[fmt.Sprintf("w-%d", i+1)] = startProc(t, bin, fmt.Sprintf("w%d", i+1), "worker", "--nats", natsURL, "--id", fmt.Sprintf("w-%d", i+1), "--threads", "1")
 	}
 	server := "http://" + apis[2] // a follower: the CLI follows its redirect
 	cli := func(args ...string) ([]byte, error) {
@@ -143,6 +146,70 @@ func TestClusterProcesses(t *testing.T) {
 	if out, err := cli("job", "submit", "-f", lstm, "--workers", "2", "--follow"); err != nil || !strings.Contains(string(out), "succeeded") {
 		t.Fatalf("LSTM job: %v\n%s\nspec:\n%s", err, out, lstmSpec)
 	}
+
+	// Faults, one of each, with SIGKILL on real processes: a worker (the
+	// job goes on with the other two), a parameter server (the standby
+	// ps-3 takes its range from the last checkpoint) and the coordinator
+	// leader (another is elected); the job still succeeds.
+	procs["ps-3"] = startProc(t, bin, "ps3", "paramserver", "--nats", natsURL, "--id", "ps-3")
+	chaos := filepath.Join(dir, "chaos.yaml")
+	os.WriteFile(chaos, []byte(strings.Replace(e2eSpec, "epochs: 1", "epochs: 2", 1)+"checkpoint_every: 20\n"), 0o644)
+	out, err = cli("job", "submit", "-f", chaos, "--workers", "3", "--parameter-servers", "2")
+	if err != nil {
+		t.Fatalf("chaos job: %v\n%s", err, out)
+	}
+	id := strings.TrimSpace(string(out))
+	status := func() (js struct {
+		State         string   `json:"state"`
+		Reason        string   `json:"reason"`
+		Step          int64    `json:"step"`
+		CommittedStep int64    `json:"committed_step"`
+		Epoch         uint64   `json:"epoch"`
+		Members       []string `json:"members"`
+		Servers       []string `json:"servers"`
+	}) {
+		out, err := cli("job", "status", id, "-o", "json")
+		if err == nil {
+			json.Unmarshal(out, &js)
+		}
+		return js
+	}
+	waitFor := func(what string, cond func() bool) {
+		deadline := time.Now().Add(90 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				js := status()
+				t.Fatalf("chaos job: waiting for %s: %+v", what, js)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	waitFor("step 10", func() bool { return status().Step >= 10 })
+	procs["w-3"].cmd.Process.Kill()
+	killed := time.Now()
+	waitFor("a membership without w-3", func() bool { js := status(); return len(js.Members) == 2 && js.Epoch >= 2 })
+	t.Logf("worker SIGKILLed: new membership after %v", time.Since(killed).Round(time.Millisecond))
+	waitFor("a committed checkpoint", func() bool { return status().CommittedStep >= 40 })
+	procs["ps-1"].cmd.Process.Kill()
+	killed = time.Now()
+	waitFor("ps-3 in the place of ps-1", func() bool { js := status(); return slices.Contains(js.Servers, "ps-3") })
+	t.Logf("parameter server SIGKILLed: standby in after %v", time.Since(killed).Round(time.Millisecond))
+	var cs struct {
+		Leader string `json:"leader"`
+	}
+	if out, err := cli("cluster", "status", "-o", "json"); err != nil || json.Unmarshal(out, &cs) != nil || coordinators[cs.Leader] == nil {
+		t.Fatalf("cluster status: %v\n%s", err, out)
+	}
+	coordinators[cs.Leader].cmd.Process.Kill()
+	if cs.Leader == "c3" { // the CLI's server: go through another
+		server = "http://" + apis[0]
+	}
+	killed = time.Now()
+	waitFor("the job to end", func() bool { js := status(); return js.State == "succeeded" || js.State == "failed" })
+	if js := status(); js.State != "succeeded" {
+		t.Fatalf("chaos job %s: %s", js.State, js.Reason)
+	}
+	t.Logf("leader %s SIGKILLed: the job succeeded %v later", cs.Leader, time.Since(killed).Round(time.Millisecond))
 
 	// Bad input: a malformed spec is a 400 naming the field and a non-zero exit.
 	bad := filepath.Join(dir, "bad.yaml")
