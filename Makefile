@@ -6,7 +6,7 @@ OUT       ?= out/mnist-cnn
 SPEC      ?= examples/mnist-cnn.yaml
 FUZZTIME  ?= 10000x
 
-.PHONY: all build mnist run run-single test vet unit race noasm fuzz bench clean
+.PHONY: all build mnist run run-single test vet unit race noasm fuzz bench chaos clean
 
 all: build
 
@@ -57,6 +57,15 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadCIFAR10Batch$$' -fuzztime $(FUZZTIME) ./internal/dataset/
 	$(GO) test -run '^$$' -fuzz '^FuzzNewText$$' -fuzztime $(FUZZTIME) ./internal/dataset/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./nn/safetensors/
+
+# Faults on a cluster of real processes for CHAOS_DURATION (leader killed
+# every 10 s, a worker every 23 s, a parameter server every 47 s); the
+# figures go to bench/results/chaos-*.json. See docs/reliability.md.
+CHAOS_DURATION ?= 3m
+chaos: mnist
+	mkdir -p bench/results
+	MAAS_CHAOS=1 MAAS_CHAOS_DURATION=$(CHAOS_DURATION) MAAS_CHAOS_OUT=$(CURDIR)/bench/results/chaos-$$(date +%Y%m%d-%H%M%S).json \
+		$(GO) test -count=1 -run '^TestChaos$$' -v -timeout 60m ./cmd/maas/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./tensor/ ./internal/train/
