@@ -19,8 +19,8 @@ import (
 // TestChaos is `make chaos`: a cluster of real processes (NATS, 3
 // coordinators, 3 parameter servers, 4 workers) runs a long job while the
 // coordinator leader is SIGKILLed every 10 s, a worker of the job every
-// 23 s and a parameter server of the job every 47 s, each restarted a few
-// seconds later. Invariants, checked all along: the job never fails, its
+// 23 s, a parameter server of the job every 47 s and the NATS server every
+// 61 s (down 3 s), each restarted a few seconds later. Invariants, checked all along: the job never fails, its
 // committed step never goes back, and it trains on after the faults stop.
 // The figures (failover, re-split and restore times) go to
 // bench/results/chaos-*.json. MAAS_CHAOS=1 enables it; MAAS_CHAOS_DURATION
@@ -40,11 +40,11 @@ func TestChaos(t *testing.T) {
 	dir := t.TempDir()
 	p := freePorts(t, 7)
 	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", p[0])
-	startProc(t, bin, "nats", "nats", "--port", fmt.Sprint(p[0]), "--store-dir", filepath.Join(dir, "nats"))
 	procs := map[string]*proc{}
-	args := map[string][]string{}
+	args := map[string][]string{"nats": {"nats", "--port", fmt.Sprint(p[0]), "--store-dir", filepath.Join(dir, "nats")}}
 	apis := map[string]string{}
 	start := func(id string) { procs[id] = startProc(t, bin, id, args[id]...) }
+	start("nats")
 	for i := range 3 {
 		id := fmt.Sprintf("c%d", i+1)
 		apis[id] = fmt.Sprintf("127.0.0.1:%d", p[1+2*i])
@@ -139,7 +139,7 @@ func TestChaos(t *testing.T) {
 	}
 	waitFor("step 20", 60*time.Second, func() bool { return status().Step >= 20 })
 
-	var failover, resplit, restore []time.Duration
+	var failover, resplit, restore, natsBack []time.Duration
 	restartLater := func(id string, after time.Duration) {
 		time.Sleep(after)
 		start(id)
@@ -167,6 +167,18 @@ func TestChaos(t *testing.T) {
 			procs[w].cmd.Process.Kill()
 			resplit = append(resplit, waitFor("a membership without "+w, 30*time.Second, func() bool { return !slices.Contains(status().Members, w) }))
 			restartLater(w, 3*time.Second)
+		case tick%61 == 0:
+			// NATS away for 3 s: the job must move on afterwards, in the
+			// same membership epoch.
+			before := status()
+			procs["nats"].cmd.Process.Kill()
+			procs["nats"].cmd.Wait()
+			time.Sleep(3 * time.Second)
+			start("nats")
+			natsBack = append(natsBack, waitFor("steps after the NATS restart", 60*time.Second, func() bool { return status().Step > before.Step+5 }))
+			if e := status().Epoch; e != before.Epoch {
+				t.Errorf("chaos: the NATS restart changed the membership epoch from %d to %d", before.Epoch, e)
+			}
 		case tick%47 == 0:
 			js := status()
 			if len(js.Servers) == 0 {
@@ -187,7 +199,7 @@ func TestChaos(t *testing.T) {
 	figures := map[string]any{
 		"duration_s": duration.Seconds(), "final_step": js.Step, "committed_step": js.CommittedStep, "membership_epoch": js.Epoch,
 		"leader_failover_ms": summary(failover), "worker_loss_to_new_membership_ms": summary(resplit),
-		"server_loss_to_standby_ms": summary(restore),
+		"server_loss_to_standby_ms": summary(restore), "nats_restart_to_progress_ms": summary(natsBack),
 	}
 	b, _ := json.MarshalIndent(figures, "", "  ")
 	t.Logf("chaos figures:\n%s", b)
