@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/internal/wire"
 )
 
@@ -602,10 +603,11 @@ func (n *Node) replaceServers(ls *leaderState, jobID string, lost []string, why 
 		}
 		ls.mu.Unlock()
 		if !waiting {
-			ls.logf(jobID, "parameter servers %v %s; waiting up to %v for a standby server", lost, why, n.cfg.BarrierTimeout)
+			barrier, _ := n.timeouts(j)
+			ls.logf(jobID, "parameter servers %v %s; waiting up to %v for a standby server", lost, why, barrier)
 		}
-		if time.Since(since) > n.cfg.BarrierTimeout {
-			n.finish(jobID, api.JobFailed, fmt.Sprintf("parameter servers %v %s, and no standby server took their ranges within %v", lost, why, n.cfg.BarrierTimeout))
+		if barrier, _ := n.timeouts(j); time.Since(since) > barrier {
+			n.finish(jobID, api.JobFailed, fmt.Sprintf("parameter servers %v %s, and no standby server took their ranges within %v", lost, why, barrier))
 		}
 		return
 	}
@@ -771,12 +773,23 @@ func (n *Node) changeWorkers(ls *leaderState, jobID string, lost, added []string
 	return true
 }
 
+// timeouts are a job's barrier and step bounds: its spec's, else the
+// coordinator's barrier and the default step bound.
+func (n *Node) timeouts(j *JobRecord) (barrier, step time.Duration) {
+	spec, err := jobspec.Parse([]byte(j.Spec))
+	if err != nil {
+		return n.cfg.BarrierTimeout, jobspec.DefaultStepTimeout
+	}
+	return spec.Barrier(n.cfg.BarrierTimeout), spec.Step()
+}
+
 // assign delivers a membership epoch's assignments: servers first, then
 // workers; a member that does not take its assignment fails the job.
 func (n *Node) assign(ls *leaderState, j *JobRecord, ms *Membership) {
+	barrier, step := n.timeouts(j)
 	base := wire.Assignment{V: wire.Version, Job: j.ID, Spec: j.Spec, Epoch: ms.Epoch, Members: len(ms.Members),
 		Ranges: ms.Ranges, FromStep: ms.FromStep, TotalSteps: j.TotalSteps, StepsPerEpoch: j.StepsPerEpoch,
-		BarrierTimeoutMS: n.cfg.BarrierTimeout.Milliseconds()}
+		BarrierTimeoutMS: barrier.Milliseconds(), StepTimeoutMS: step.Milliseconds()}
 	send := func(id string, rank int) error {
 		a := base
 		a.Rank = rank

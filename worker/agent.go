@@ -95,7 +95,8 @@ func (a *Agent) Assign(as *wire.Assignment) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.job, a.epoch, a.cancel = as.Job, as.Epoch, cancel
 	asg := Assignment{Job: as.Job, Spec: spec, Epoch: as.Epoch, Rank: as.Rank, Members: as.Members, Ranges: as.Ranges,
-		ChunkFloats: as.ChunkFloats, FromStep: as.FromStep, TotalSteps: as.TotalSteps}
+		ChunkFloats: as.ChunkFloats, FromStep: as.FromStep, TotalSteps: as.TotalSteps,
+		StepTimeout: time.Duration(as.StepTimeoutMS) * time.Millisecond}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -145,6 +146,9 @@ func (a *Agent) train(ctx context.Context, asg Assignment) error {
 		return err
 	}
 	w := *a.w
+	if asg.StepTimeout > 0 { // the job's bound
+		w.cfg.StepTimeout = asg.StepTimeout
+	}
 	user := w.cfg.OnStep
 	w.cfg.OnStep = func(s StepInfo) {
 		if user != nil {

@@ -43,6 +43,9 @@ type Assignment struct {
 	ChunkFloats int
 	// FromStep is the first step to compute; TotalSteps ends the job.
 	FromStep, TotalSteps int64
+	// StepTimeout, when set, is the job's bound on a step's waits
+	// (replacing Config.StepTimeout).
+	StepTimeout time.Duration
 }
 
 // Config configures a worker.

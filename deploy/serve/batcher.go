@@ -115,15 +115,18 @@ func (b *batcher) setText(t *textModel) {
 
 // submit queues j, or fails at once with ErrQueueFull.
 func (b *batcher) submit(j *job) error {
-	b.depth.Inc()
 	select {
 	case b.queue <- j:
+		b.setDepth()
 		return nil
 	default:
-		b.depth.Dec()
 		return ErrQueueFull
 	}
 }
+
+// setDepth sets the queue-depth gauge from the queue itself: it never shows
+// more than the queue holds, whatever the order of concurrent updates.
+func (b *batcher) setDepth() { b.depth.Set(float64(len(b.queue))) }
 
 // close makes run return after its current batch (every instance's run).
 func (b *batcher) close() { b.stopOnce.Do(func() { close(b.stop) }) }
@@ -157,7 +160,7 @@ func (b *batcher) run() {
 			case <-b.stop:
 				return
 			case first = <-b.queue:
-				b.depth.Dec()
+				b.setDepth()
 			}
 		}
 		// Waiting for the instance (busy with an inline request) lets more
@@ -198,7 +201,7 @@ func (b *batcher) collect(first *job) {
 	for b.queued < b.maxBatch {
 		select {
 		case j := <-b.queue:
-			b.depth.Dec()
+			b.setDepth()
 			if !b.add(j) {
 				return
 			}
@@ -215,7 +218,7 @@ func (b *batcher) collect(first *job) {
 		}
 		select {
 		case j := <-b.queue:
-			b.depth.Dec()
+			b.setDepth()
 			if !b.add(j) {
 				return
 			}

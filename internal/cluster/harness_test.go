@@ -245,3 +245,21 @@ func TestQuorumLoss(t *testing.T) {
 		return err == nil
 	})
 }
+
+// TestServerLossWithoutStandby: with no standby the job waits its own
+// barrier_timeout (2 s here, not the cluster's 30 s) for one, then fails
+// naming the server.
+func TestServerLossWithoutStandby(t *testing.T) {
+	mnistOrSkip(t)
+	c := Start(t, Options{Coordinators: 1, Servers: 2, Workers: 1})
+	spec := strings.Replace(e2eSpec, "epochs: 1", "epochs: 30", 1) + "barrier_timeout: 2s\nstep_timeout: 10s\n"
+	id := c.Submit(spec, 1, 2)
+	c.WaitForStep(id, 5, 60*time.Second)
+	c.Kill("ps-2")
+	killed := time.Now()
+	js := c.WaitJob(id, 20*time.Second)
+	if js.State != api.JobFailed || !strings.Contains(js.Reason, "ps-2") || !strings.Contains(js.Reason, "within 2s") {
+		t.Fatalf("after losing ps-2 with no standby the job is %s: %q", js.State, js.Reason)
+	}
+	t.Logf("failed %v after the server died: %s", time.Since(killed).Round(time.Millisecond), js.Reason)
+}

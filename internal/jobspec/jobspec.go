@@ -43,6 +43,15 @@ type Spec struct {
 	// MaxBadSteps is how many steps with a non-finite gradient a cluster job
 	// skips before it fails (default 3).
 	MaxBadSteps int `yaml:"max_bad_steps,omitempty" json:"max_bad_steps,omitempty"`
+	// BarrierTimeout bounds a cluster job's parameter servers' wait for a
+	// step's last gradient, e.g. "30s" (default: the coordinator's, 30 s);
+	// past it the missing workers leave the job, and a lost parameter
+	// server's range waits this long for a standby.
+	BarrierTimeout string `yaml:"barrier_timeout,omitempty" json:"barrier_timeout,omitempty"`
+	// StepTimeout bounds a worker's wait for a step's new parameters and
+	// its retries of a gradient push (default 60 s); it must exceed the
+	// barrier timeout so that a missing worker is noticed first.
+	StepTimeout string `yaml:"step_timeout,omitempty" json:"step_timeout,omitempty"`
 	// Serving configures how the published model is served.
 	Serving *Serving `yaml:"serving,omitempty" json:"serving,omitempty"`
 }
@@ -89,6 +98,25 @@ const (
 	DefaultCheckpointEvery = 200
 	DefaultMaxBadSteps     = 3
 )
+
+// DefaultStepTimeout is a worker's step bound when the spec sets none.
+const DefaultStepTimeout = 60 * time.Second
+
+// Barrier returns the barrier timeout, or def when the spec sets none.
+func (s *Spec) Barrier(def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(s.BarrierTimeout); err == nil && d > 0 {
+		return d
+	}
+	return def
+}
+
+// Step returns the step timeout (default DefaultStepTimeout).
+func (s *Spec) Step() time.Duration {
+	if d, err := time.ParseDuration(s.StepTimeout); err == nil && d > 0 {
+		return d
+	}
+	return DefaultStepTimeout
+}
 
 // Checkpoints returns the checkpoint interval in steps.
 func (s *Spec) Checkpoints() int {
@@ -235,6 +263,17 @@ func (s *Spec) Validate() error {
 	}
 	if s.MaxBadSteps < 0 {
 		return fieldErr("max_bad_steps", "must not be negative, got %d", s.MaxBadSteps)
+	}
+	for _, f := range []struct{ name, v string }{{"barrier_timeout", s.BarrierTimeout}, {"step_timeout", s.StepTimeout}} {
+		if f.v == "" {
+			continue
+		}
+		if d, err := time.ParseDuration(f.v); err != nil || d <= 0 {
+			return fieldErr(f.name, "%q is not a positive duration such as \"30s\"", f.v)
+		}
+	}
+	if s.BarrierTimeout != "" && s.Step() <= s.Barrier(0) {
+		return fieldErr("step_timeout", "%v must exceed barrier_timeout %v, so that a missing worker is noticed by the servers first", s.Step(), s.Barrier(0))
 	}
 	if v := s.Serving; v != nil {
 		if v.MaxBatchSize < 0 || v.MaxBatchSize > 4096 {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestShippedExamplesParse(t *testing.T) {
@@ -65,6 +66,9 @@ func TestBadSpecs(t *testing.T) {
 		{"negative padding", "padding: 1}", "padding: -1}", "model.layers[0].padding"},
 		{"bad schedule", "seed: 3", "seed: 3\nschedule: {type: linear}", "schedule.type"},
 		{"bad normalisation", "dataset: {kind: mnist}", "dataset: {kind: mnist, normalize: {mean: [0.1], std: [0]}}", "dataset.normalize"},
+		{"barrier not a duration", "seed: 3", "seed: 3\nbarrier_timeout: soon", "barrier_timeout"},
+		{"negative step timeout", "seed: 3", "seed: 3\nstep_timeout: -5s", "step_timeout"},
+		{"step within the barrier", "seed: 3", "seed: 3\nbarrier_timeout: 90s", "step_timeout"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -176,5 +180,23 @@ func TestEveryExampleParses(t *testing.T) {
 		if _, err := Load(p); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
+	}
+}
+
+// TestTimeouts: a job's own bounds, or the defaults.
+func TestTimeouts(t *testing.T) {
+	s, err := Parse([]byte(good + "barrier_timeout: 5s\nstep_timeout: 20s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Barrier(30*time.Second) != 5*time.Second || s.Step() != 20*time.Second {
+		t.Fatalf("barrier %v step %v", s.Barrier(30*time.Second), s.Step())
+	}
+	d, err := Parse([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Barrier(30*time.Second) != 30*time.Second || d.Step() != DefaultStepTimeout {
+		t.Fatalf("defaults: barrier %v step %v", d.Barrier(30*time.Second), d.Step())
 	}
 }

@@ -62,8 +62,10 @@ type Assignment struct {
 	FromStep      int64   `msgpack:"from"`
 	TotalSteps    int64   `msgpack:"total"`
 	StepsPerEpoch int64   `msgpack:"spe"`
-	// BarrierTimeoutMS bounds a server's wait for a step's last push.
+	// BarrierTimeoutMS bounds a server's wait for a step's last push;
+	// StepTimeoutMS a worker's wait for θ_{t+1} and its push retries.
 	BarrierTimeoutMS int64 `msgpack:"barrier_ms,omitempty"`
+	StepTimeoutMS    int64 `msgpack:"step_ms,omitempty"`
 	// Reset (servers): start the range afresh at FromStep, from Restore,
 	// the checkpoint object of the range at that step in the checkpoint
 	// bucket, or from the seed's initialisation when Restore is empty
