@@ -499,13 +499,13 @@ func (n *Node) schedule(ls *leaderState) {
 				}
 				switch {
 				case len(lostServers) > 0:
-					n.replaceServers(ls, j.ID, lostServers, why, standby(members, alive, busy))
+					n.replaceServers(ls, j.ID, lostServers, why, idle(wire.KindParamServer, members, alive, busy))
 					continue
 				case len(lost) > 0:
 					n.shrink(ls, j.ID, lost, why)
 					continue
 				case len(cur.Members) < j.Workers:
-					for _, id := range n.grow(ls, j, idleWorkers(members, alive, busy)) {
+					for _, id := range n.grow(ls, j, idle(wire.KindWorker, members, alive, busy)) {
 						busy[id] = true
 					}
 				}
@@ -518,22 +518,10 @@ func (n *Node) schedule(ls *leaderState) {
 			}
 		}
 		for _, j := range queued {
-			var idleW, idleS []string
-			for id, m := range members {
-				if !alive[id] || busy[id] {
-					continue
-				}
-				if m.Kind == wire.KindWorker {
-					idleW = append(idleW, id)
-				} else {
-					idleS = append(idleS, id)
-				}
-			}
+			idleW, idleS := idle(wire.KindWorker, members, alive, busy), idle(wire.KindParamServer, members, alive, busy)
 			if len(idleW) < j.Workers || len(idleS) < j.ParameterServers {
 				continue
 			}
-			sort.Strings(idleW)
-			sort.Strings(idleS)
 			ms := Membership{Epoch: 1, Members: idleW[:j.Workers], Servers: idleS[:j.ParameterServers],
 				Ranges: wire.Split(j.NumParams, j.ParameterServers), FromStep: 0}
 			if _, err := n.Propose(Command{Type: CmdStartJob, RequestID: fmt.Sprintf("start-%s-%d", j.ID, ms.Epoch),
@@ -550,23 +538,11 @@ func (n *Node) schedule(ls *leaderState) {
 	}
 }
 
-// idleWorkers lists the live workers that work on no job, sorted.
-func idleWorkers(members map[string]MemberInfo, alive, busy map[string]bool) []string {
+// idle lists the live members of kind that work on no job, sorted.
+func idle(kind string, members map[string]MemberInfo, alive, busy map[string]bool) []string {
 	var ids []string
 	for id, m := range members {
-		if m.Kind == wire.KindWorker && alive[id] && !busy[id] {
-			ids = append(ids, id)
-		}
-	}
-	sort.Strings(ids)
-	return ids
-}
-
-// standby lists the live parameter servers that serve no job, sorted.
-func standby(members map[string]MemberInfo, alive, busy map[string]bool) []string {
-	var ids []string
-	for id, m := range members {
-		if m.Kind == wire.KindParamServer && alive[id] && !busy[id] {
+		if m.Kind == kind && alive[id] && !busy[id] {
 			ids = append(ids, id)
 		}
 	}

@@ -113,21 +113,9 @@ func TestChaos(t *testing.T) {
 		t.Fatalf("submit: %v\n%s", err, out)
 	}
 	id := strings.TrimSpace(string(out))
-	type jobStatus struct {
-		State         string   `json:"state"`
-		Reason        string   `json:"reason"`
-		Step          int64    `json:"step"`
-		CommittedStep int64    `json:"committed_step"`
-		Epoch         uint64   `json:"epoch"`
-		Members       []string `json:"members"`
-		Servers       []string `json:"servers"`
-	}
 	committed := int64(0)
-	status := func() jobStatus {
-		var js jobStatus
-		if out, err := cli("job", "status", id, "-o", "json"); err == nil {
-			json.Unmarshal(out, &js)
-		}
+	status := func() procJob {
+		js := readJob(cli, id)
 		if js.State == "failed" {
 			t.Fatalf("chaos: the job failed: %s", js.Reason)
 		}

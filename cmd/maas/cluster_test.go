@@ -159,21 +159,7 @@ func TestClusterProcesses(t *testing.T) {
 		t.Fatalf("chaos job: %v\n%s", err, out)
 	}
 	id := strings.TrimSpace(string(out))
-	status := func() (js struct {
-		State         string   `json:"state"`
-		Reason        string   `json:"reason"`
-		Step          int64    `json:"step"`
-		CommittedStep int64    `json:"committed_step"`
-		Epoch         uint64   `json:"epoch"`
-		Members       []string `json:"members"`
-		Servers       []string `json:"servers"`
-	}) {
-		out, err := cli("job", "status", id, "-o", "json")
-		if err == nil {
-			json.Unmarshal(out, &js)
-		}
-		return js
-	}
+	status := func() procJob { return readJob(cli, id) }
 	waitFor := func(what string, cond func() bool) {
 		deadline := time.Now().Add(90 * time.Second)
 		for !cond() {
@@ -220,4 +206,24 @@ func TestClusterProcesses(t *testing.T) {
 	if out, err := cli("job", "status", "no-such-job"); err == nil || !strings.Contains(string(out), "not found") {
 		t.Fatalf("unknown job: %v\n%s", err, out)
 	}
+}
+
+// procJob is what the process tests read of `maas job status -o json`.
+type procJob struct {
+	State         string   `json:"state"`
+	Reason        string   `json:"reason"`
+	Step          int64    `json:"step"`
+	CommittedStep int64    `json:"committed_step"`
+	Epoch         uint64   `json:"epoch"`
+	Members       []string `json:"members"`
+	Servers       []string `json:"servers"`
+}
+
+// readJob reads a job's status through the CLI (zero when it cannot).
+func readJob(cli func(args ...string) ([]byte, error), id string) procJob {
+	var js procJob
+	if out, err := cli("job", "status", id, "-o", "json"); err == nil {
+		json.Unmarshal(out, &js)
+	}
+	return js
 }

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -62,34 +63,77 @@ func TestHarnessLeaderLossAndWorkerLoss(t *testing.T) {
 	}
 }
 
+// faultRun is one fault case: a cluster, a job of spec on workers and
+// servers, a fault injected once the job runs, and a check of the
+// finished job.
+type faultRun struct {
+	what             string // the fault, for messages
+	opts             Options
+	spec             string
+	workers, servers int
+	fault            func(c *Cluster, id string)
+	check            func(js api.JobStatus) error
+}
+
+// againstFaultFree runs the job without and with the fault: both must
+// succeed (the faulty one passing check), and the faulty run's model must
+// be within 0.3 points of test accuracy of the fault-free one with the same
+// seed.
+func againstFaultFree(t *testing.T, r faultRun) {
+	t.Helper()
+	mnistOrSkip(t)
+	accuracy := func(fault bool) float64 {
+		c := Start(t, r.opts)
+		id := c.Submit(r.spec, r.workers, r.servers)
+		if fault {
+			r.fault(c, id)
+		}
+		js := c.WaitJob(id, 120*time.Second)
+		if js.State != api.JobSucceeded || js.Model == nil || fault && r.check(js) != nil {
+			if page, err := c.API().Logs(context.Background(), id, 0); err == nil {
+				for _, e := range page.Entries {
+					t.Logf("job log: %s", e.Message)
+				}
+			}
+		}
+		if js.State != api.JobSucceeded || js.Model == nil {
+			t.Fatalf("%s: job ended %s: %q", r.what, js.State, js.Reason)
+		}
+		if fault {
+			if err := r.check(js); err != nil {
+				t.Fatalf("%s: %v", r.what, err)
+			}
+		}
+		return js.Model.Metrics["test_accuracy"]
+	}
+	clean, faulty := accuracy(false), accuracy(true)
+	t.Logf("test accuracy: fault-free %.4f, %s %.4f", clean, r.what, faulty)
+	if clean < 0.8 || math.Abs(clean-faulty) > 0.003 {
+		t.Fatalf("test accuracy %.4f %s, %.4f without: want within 0.3 points", faulty, r.what, clean)
+	}
+}
+
+// twoEpochs is the tiny job long enough to inject a fault into.
+var twoEpochs = strings.Replace(e2eSpec, "epochs: 1", "epochs: 2", 1)
+
 // TestWorkerLossResplits kills one of three workers mid-epoch: the job
 // completes on the other two, and its model is as good as the fault-free
 // run's with the same seed (the same samples, each once per epoch, at most
 // one step redone).
 func TestWorkerLossResplits(t *testing.T) {
-	mnistOrSkip(t)
-	spec := strings.Replace(e2eSpec, "epochs: 1", "epochs: 2", 1)
-	accuracy := func(kill bool) float64 {
-		c := Start(t, Options{Coordinators: 1, Servers: 2, Workers: 3})
-		id := c.Submit(spec, 3, 2)
-		if kill {
+	againstFaultFree(t, faultRun{
+		what: "with a worker lost", opts: Options{Coordinators: 1, Servers: 2, Workers: 3}, spec: twoEpochs, workers: 3, servers: 2,
+		fault: func(c *Cluster, id string) {
 			c.WaitForStep(id, 30, 60*time.Second)
 			c.Kill("w-2")
-		}
-		js := c.WaitJob(id, 120*time.Second)
-		if js.State != api.JobSucceeded || js.Model == nil {
-			t.Fatalf("job ended %s: %q", js.State, js.Reason)
-		}
-		if kill && (js.Epoch != 2 || !slices.Equal(js.Members, []string{"w-1", "w-3"})) {
-			t.Fatalf("after losing w-2 the job ran in epoch %d with %v", js.Epoch, js.Members)
-		}
-		return js.Model.Metrics["test_accuracy"]
-	}
-	clean, faulty := accuracy(false), accuracy(true)
-	t.Logf("test accuracy: fault-free %.4f, with a worker lost %.4f", clean, faulty)
-	if clean < 0.8 || math.Abs(clean-faulty) > 0.003 {
-		t.Fatalf("test accuracy %.4f with a worker lost, %.4f without: want within 0.3 points", faulty, clean)
-	}
+		},
+		check: func(js api.JobStatus) error {
+			if js.Epoch != 2 || !slices.Equal(js.Members, []string{"w-1", "w-3"}) {
+				return fmt.Errorf("after losing w-2 the job ran in epoch %d with %v", js.Epoch, js.Members)
+			}
+			return nil
+		},
+	})
 }
 
 // TestNonFiniteGradientsFailTheJob: a job whose parameters blow up has its
@@ -113,44 +157,33 @@ func TestNonFiniteGradientsFailTheJob(t *testing.T) {
 // step count), the workers go back to that step, and the job completes
 // with the fault-free run's model quality.
 func TestServerLossRestoresCheckpoint(t *testing.T) {
-	mnistOrSkip(t)
-	spec := strings.Replace(e2eSpec, "epochs: 1", "epochs: 2", 1) + "checkpoint_every: 20\n"
-	accuracy := func(kill bool) float64 {
-		c := Start(t, Options{Coordinators: 1, Servers: 3, Workers: 2})
-		id := c.Submit(spec, 2, 2)
-		if kill {
+	againstFaultFree(t, faultRun{
+		what: "with a parameter server lost", opts: Options{Coordinators: 1, Servers: 3, Workers: 2},
+		spec: twoEpochs + "checkpoint_every: 20\n", workers: 2, servers: 2,
+		fault: func(c *Cluster, id string) {
 			c.WaitFor("a committed checkpoint", 60*time.Second, func() bool {
 				js, _ := c.job(id)
 				return js.CommittedStep >= 40 || api.Terminal(js.State)
 			})
 			c.Kill("ps-1")
-		}
-		js := c.WaitJob(id, 120*time.Second)
-		if js.State != api.JobSucceeded || js.Model == nil {
-			t.Fatalf("job ended %s: %q", js.State, js.Reason)
-		}
-		if kill && (js.Epoch != 2 || !slices.Equal(js.Servers, []string{"ps-3", "ps-2"})) {
-			t.Fatalf("after losing ps-1 the job ran in epoch %d on servers %v", js.Epoch, js.Servers)
-		}
-		return js.Model.Metrics["test_accuracy"]
-	}
-	clean, faulty := accuracy(false), accuracy(true)
-	t.Logf("test accuracy: fault-free %.4f, with a parameter server lost %.4f", clean, faulty)
-	if clean < 0.8 || math.Abs(clean-faulty) > 0.003 {
-		t.Fatalf("test accuracy %.4f with a parameter server lost, %.4f without: want within 0.3 points", faulty, clean)
-	}
+		},
+		check: func(js api.JobStatus) error {
+			if js.Epoch != 2 || !slices.Equal(js.Servers, []string{"ps-3", "ps-2"}) {
+				return fmt.Errorf("after losing ps-1 the job ran in epoch %d on servers %v", js.Epoch, js.Servers)
+			}
+			return nil
+		},
+	})
 }
 
 // TestWorkerJoinsMidJob: after a worker is lost, a new worker that
 // registers joins the job in the next membership epoch, and the job ends
 // with the fault-free run's model quality.
 func TestWorkerJoinsMidJob(t *testing.T) {
-	mnistOrSkip(t)
-	spec := strings.Replace(e2eSpec, "epochs: 1", "epochs: 2", 1)
-	accuracy := func(churn bool) float64 {
-		c := Start(t, Options{Coordinators: 1, Servers: 2, Workers: 2})
-		id := c.Submit(spec, 2, 2)
-		if churn {
+	againstFaultFree(t, faultRun{
+		what: "with a worker lost and another joining", opts: Options{Coordinators: 1, Servers: 2, Workers: 2},
+		spec: twoEpochs, workers: 2, servers: 2,
+		fault: func(c *Cluster, id string) {
 			c.WaitForStep(id, 30, 60*time.Second)
 			c.Kill("w-2")
 			c.WaitFor("epoch 2 without w-2", 15*time.Second, func() bool { js, _ := c.job(id); return js.Epoch >= 2 })
@@ -159,21 +192,14 @@ func TestWorkerJoinsMidJob(t *testing.T) {
 				js, _ := c.job(id)
 				return slices.Equal(js.Members, []string{"w-1", "w-3"}) || api.Terminal(js.State)
 			})
-		}
-		js := c.WaitJob(id, 120*time.Second)
-		if js.State != api.JobSucceeded || js.Model == nil {
-			t.Fatalf("job ended %s: %q", js.State, js.Reason)
-		}
-		if churn && (js.Epoch != 3 || !slices.Equal(js.Members, []string{"w-1", "w-3"})) {
-			t.Fatalf("the job ended in epoch %d with %v, want epoch 3 with [w-1 w-3]", js.Epoch, js.Members)
-		}
-		return js.Model.Metrics["test_accuracy"]
-	}
-	clean, churned := accuracy(false), accuracy(true)
-	t.Logf("test accuracy: fault-free %.4f, with a worker lost and another joining %.4f", clean, churned)
-	if clean < 0.8 || math.Abs(clean-churned) > 0.003 {
-		t.Fatalf("test accuracy %.4f with churn, %.4f without: want within 0.3 points", churned, clean)
-	}
+		},
+		check: func(js api.JobStatus) error {
+			if js.Epoch != 3 || !slices.Equal(js.Members, []string{"w-1", "w-3"}) {
+				return fmt.Errorf("the job ended in epoch %d with %v, want epoch 3 with [w-1 w-3]", js.Epoch, js.Members)
+			}
+			return nil
+		},
+	})
 }
 
 // TestNATSRestart takes the NATS server away for 5 s in the middle of a
@@ -182,36 +208,19 @@ func TestWorkerJoinsMidJob(t *testing.T) {
 // messages is finished from retried pushes and pulls, never averaged with
 // a gradient missing).
 func TestNATSRestart(t *testing.T) {
-	mnistOrSkip(t)
-	spec := strings.Replace(e2eSpec, "epochs: 1", "epochs: 2", 1)
-	accuracy := func(restart bool) float64 {
-		c := Start(t, Options{Coordinators: 1, Servers: 2, Workers: 2})
-		id := c.Submit(spec, 2, 2)
-		if restart {
+	againstFaultFree(t, faultRun{
+		what: "across a NATS restart", opts: Options{Coordinators: 1, Servers: 2, Workers: 2}, spec: twoEpochs, workers: 2, servers: 2,
+		fault: func(c *Cluster, id string) {
 			c.WaitForStep(id, 30, 60*time.Second)
 			c.RestartNATS(5 * time.Second)
-		}
-		js := c.WaitJob(id, 120*time.Second)
-		if js.State != api.JobSucceeded || js.Model == nil || js.Epoch != 1 {
-			if page, err := c.API().Logs(context.Background(), id, 0); err == nil {
-				for _, e := range page.Entries {
-					t.Logf("job log: %+v", e)
-				}
+		},
+		check: func(js api.JobStatus) error {
+			if js.Epoch != 1 {
+				return fmt.Errorf("the job changed membership (epoch %d, workers %v) over a NATS restart", js.Epoch, js.Members)
 			}
-		}
-		if js.State != api.JobSucceeded || js.Model == nil {
-			t.Fatalf("job ended %s: %q", js.State, js.Reason)
-		}
-		if js.Epoch != 1 {
-			t.Fatalf("the job changed membership (epoch %d, workers %v) over a NATS restart", js.Epoch, js.Members)
-		}
-		return js.Model.Metrics["test_accuracy"]
-	}
-	clean, restarted := accuracy(false), accuracy(true)
-	t.Logf("test accuracy: fault-free %.4f, across a NATS restart %.4f", clean, restarted)
-	if clean < 0.8 || math.Abs(clean-restarted) > 0.003 {
-		t.Fatalf("test accuracy %.4f across a NATS restart, %.4f without: want within 0.3 points", restarted, clean)
-	}
+			return nil
+		},
+	})
 }
 
 // TestQuorumLoss: with 2 of 3 coordinators down, API calls fail within 5 s
