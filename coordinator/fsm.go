@@ -1,6 +1,8 @@
 package coordinator
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -169,6 +171,9 @@ type State struct {
 	// Applied maps request ids to their result, oldest first in AppliedIDs.
 	Applied    map[string]string `json:"applied"`
 	AppliedIDs []string          `json:"applied_ids"`
+	// Index is the Raft log index of the last entry applied: two nodes at
+	// the same index hold the same state.
+	Index uint64 `json:"index"`
 }
 
 func newState() *State {
@@ -196,13 +201,28 @@ type ApplyResult struct {
 
 // Apply applies one log entry.
 func (f *FSM) Apply(l *raft.Log) any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.st.Index = l.Index
 	var c Command
 	if err := json.Unmarshal(l.Data, &c); err != nil {
 		return ApplyResult{Err: fmt.Errorf("%w: %v", ErrBadCommand, err)}
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	return f.applyLocked(&c)
+}
+
+// Digest returns the index of the last entry applied and a SHA-256 of the
+// whole state (JSON, map keys sorted), read together: every node that has
+// applied the same entries gives the same pair.
+func (f *FSM) Digest() (index uint64, digest string, err error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	b, err := json.Marshal(f.st)
+	if err != nil {
+		return 0, "", err
+	}
+	sum := sha256.Sum256(b)
+	return f.st.Index, hex.EncodeToString(sum[:]), nil
 }
 
 func (f *FSM) applyLocked(c *Command) ApplyResult {

@@ -41,7 +41,8 @@ func (n *Node) startHTTP() error {
 	mux.HandleFunc("GET /v1/models/{name}", lead(n.handleModel))
 	mux.HandleFunc("GET /v1/models/{name}/versions/{v}", lead(n.handleModel))
 	mux.HandleFunc("GET /v1/models/{name}/versions/{v}/files/{file}", lead(n.handleModelFile))
-	mux.HandleFunc("GET /v1/cluster", n.handleCluster) // any node answers
+	mux.HandleFunc("GET /v1/cluster", n.handleCluster)      // any node answers
+	mux.HandleFunc("GET /v1/raft/state", n.handleRaftState) // this node's own state
 	mux.HandleFunc("POST /v1/raft/join", lead(n.handleJoin))
 	n.httpLn = ln
 	n.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -373,6 +374,18 @@ func (n *Node) handleModelFile(w http.ResponseWriter, r *http.Request) {
 	if _, err := io.Copy(w, obj); err != nil {
 		n.log.Warn("model file download", zap.String("file", file), zap.Error(err))
 	}
+}
+
+// handleRaftState answers, from this node (never redirected), the index of
+// the last log entry its FSM applied and a digest of its state: nodes at
+// the same index must agree (the chaos test compares them).
+func (n *Node) handleRaftState(w http.ResponseWriter, r *http.Request) {
+	index, digest, err := n.fsm.Digest()
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, "", "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": n.cfg.ID, "state": n.raft.State().String(), "index": index, "digest": digest})
 }
 
 func (n *Node) handleCluster(w http.ResponseWriter, r *http.Request) {

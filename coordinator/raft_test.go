@@ -143,4 +143,26 @@ func TestThreeNodesFollowerRestart(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Fatal("the restarted follower's jobs differ from the leader's")
 	}
+	// All three FSMs: at the same applied index, the same state.
+	waitFor(t, "the three FSMs at one index", 10*time.Second, func() bool {
+		var first uint64
+		for i, n := range nodes {
+			idx, _, err := n.node.FSM().Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 {
+				first = idx
+			} else if idx != first {
+				return false
+			}
+		}
+		return true
+	})
+	_, want, _ := nodes[0].node.FSM().Digest()
+	for _, n := range nodes[1:] {
+		if _, got, _ := n.node.FSM().Digest(); got != want {
+			t.Fatalf("FSM digests differ at the same index: %s vs %s", got, want)
+		}
+	}
 }

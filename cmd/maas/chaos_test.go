@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -183,11 +184,39 @@ func TestChaos(t *testing.T) {
 	waitFor("50 more steps after the faults", 120*time.Second, func() bool { return status().Step >= from+50 })
 	js := status()
 	cli("job", "cancel", id)
+	// Every coordinator's FSM, once they reach one applied index, is the
+	// same state.
+	type raftState struct {
+		Index  uint64 `json:"index"`
+		Digest string `json:"digest"`
+	}
+	var states map[string]raftState
+	waitFor("the coordinators' FSMs at one index", 60*time.Second, func() bool {
+		states = map[string]raftState{}
+		for id, addr := range apis {
+			resp, err := http.Get("http://" + addr + "/v1/raft/state")
+			if err != nil {
+				return false
+			}
+			var st raftState
+			err = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK {
+				return false
+			}
+			states[id] = st
+		}
+		return states["c1"].Index == states["c2"].Index && states["c2"].Index == states["c3"].Index
+	})
+	if states["c1"].Digest != states["c2"].Digest || states["c2"].Digest != states["c3"].Digest {
+		t.Fatalf("chaos: the coordinators' FSMs differ at index %d: %+v", states["c1"].Index, states)
+	}
 
 	figures := map[string]any{
 		"duration_s": duration.Seconds(), "final_step": js.Step, "committed_step": js.CommittedStep, "membership_epoch": js.Epoch,
 		"leader_failover_ms": summary(failover), "worker_loss_to_new_membership_ms": summary(resplit),
 		"server_loss_to_standby_ms": summary(restore), "nats_restart_to_progress_ms": summary(natsBack),
+		"fsm_index": states["c1"].Index, "fsms_identical": true,
 	}
 	b, _ := json.MarshalIndent(figures, "", "  ")
 	t.Logf("chaos figures:\n%s", b)
