@@ -27,14 +27,18 @@ type leaderState struct {
 	subs   []*nats.Subscription
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex // guards the fields below
-	lastSeen map[string]time.Time
-	progress map[string]*jobProgress
-	logs     map[string][]api.LogEntry
-	assigned map[string]uint64 // job → membership epoch whose assignments were delivered
+	mu         sync.Mutex // guards the fields below
+	lastSeen   map[string]time.Time
+	progress   map[string]*jobProgress
+	logs       map[string][]api.LogEntry
+	assigned   map[string]uint64    // job → membership epoch whose assignments were delivered
+	assignedAt map[string]time.Time // job → when they were
 	// serverStep is, per job and parameter server, the step whose θ the
 	// server held at its last heartbeat.
 	serverStep map[string]map[string]int64
+	// serving is, per parameter server, the job its heartbeats name and
+	// since when they have named it.
+	serving map[string]serving
 	// standbyWait: since when a job that lost a server waits for a standby.
 	standbyWait map[string]time.Time
 	// losses: job → worker → how often it was lost from the job.
@@ -66,7 +70,7 @@ func (n *Node) startLeading() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ls := &leaderState{ctx: ctx, cancel: cancel, lastSeen: map[string]time.Time{}, progress: map[string]*jobProgress{},
-		logs: map[string][]api.LogEntry{}, assigned: map[string]uint64{}, serverStep: map[string]map[string]int64{}, standbyWait: map[string]time.Time{}, losses: map[string]map[string]*workerLosses{}, ckpts: map[string]map[int64]map[int]string{}}
+		logs: map[string][]api.LogEntry{}, assigned: map[string]uint64{}, assignedAt: map[string]time.Time{}, serverStep: map[string]map[string]int64{}, standbyWait: map[string]time.Time{}, serving: map[string]serving{}, losses: map[string]map[string]*workerLosses{}, ckpts: map[string]map[int64]map[int]string{}}
 	n.leader = ls
 	n.log.Info("leading", zap.String("node", n.cfg.ID))
 	for subj, h := range map[string]nats.MsgHandler{
@@ -177,6 +181,11 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 	if ls := n.leaderState(); ls != nil {
 		ls.mu.Lock()
 		ls.lastSeen[h.ID] = time.Now()
+		if h.Kind == wire.KindParamServer {
+			if prev, ok := ls.serving[h.ID]; !ok || prev.job != h.Job {
+				ls.serving[h.ID] = serving{job: h.Job, since: time.Now()}
+			}
+		}
 		if h.Kind == wire.KindParamServer && h.Job != "" {
 			if ls.serverStep[h.Job] == nil {
 				ls.serverStep[h.Job] = map[string]int64{}
@@ -491,15 +500,27 @@ func (n *Node) schedule(ls *leaderState) {
 					}
 				}
 				why := fmt.Sprintf("stopped heartbeating (no heartbeat for %v)", n.cfg.MemberTimeout)
-				var lostServers []string
+				var lostServers, restarted []string
+				ls.mu.Lock()
 				for _, id := range cur.Servers {
-					if !alive[id] {
+					switch s := ls.serving[id]; {
+					case !alive[id]:
 						lostServers = append(lostServers, id)
+					case s.job != j.ID && now.Sub(s.since) > n.cfg.MemberTimeout && now.Sub(ls.assignedAt[j.ID]) > n.cfg.MemberTimeout:
+						// Alive but serving nothing of this job for a
+						// member timeout: the process restarted.
+						lostServers, restarted = append(lostServers, id), append(restarted, id)
 					}
+				}
+				ls.mu.Unlock()
+				if len(restarted) > 0 {
+					why = fmt.Sprintf("stopped heartbeating or restarted without its range (%v restarted)", restarted)
 				}
 				switch {
 				case len(lostServers) > 0:
-					n.replaceServers(ls, j.ID, lostServers, why, idle(wire.KindParamServer, members, alive, busy))
+					// A restarted server may take a range again, after the idle ones.
+					spare := append(idle(wire.KindParamServer, members, alive, busy), restarted...)
+					n.replaceServers(ls, j.ID, lostServers, why, spare)
 					continue
 				case len(lost) > 0:
 					n.shrink(ls, j.ID, lost, why)
@@ -536,6 +557,12 @@ func (n *Node) schedule(ls *leaderState) {
 			n.assign(ls, j, &ms)
 		}
 	}
+}
+
+// serving is what a parameter server's heartbeats say it serves.
+type serving struct {
+	job   string
+	since time.Time
 }
 
 // idle lists the live members of kind that work on no job, sorted.
@@ -607,6 +634,9 @@ func (n *Node) replaceServers(ls *leaderState, jobID string, lost []string, why 
 		n.log.Warn("membership change", zap.String("job", j.ID), zap.Error(err))
 		return
 	}
+	ls.mu.Lock()
+	ls.assignedAt[j.ID] = time.Now() // its servers get a member timeout to take the new epoch
+	ls.mu.Unlock()
 	n.log.Info("parameter servers lost: ranges reassigned", zap.String("job", j.ID), zap.Strings("lost", lost),
 		zap.Uint64("epoch", ms.Epoch), zap.Int64("from_step", ms.FromStep), zap.Strings("servers", servers))
 	ls.logf(j.ID, "parameter servers %v %s: membership epoch %d restores step %d on %v", lost, why, ms.Epoch, ms.FromStep, servers)
@@ -818,6 +848,6 @@ func (n *Node) assign(ls *leaderState, j *JobRecord, ms *Membership) {
 		return
 	}
 	ls.mu.Lock()
-	ls.assigned[j.ID] = ms.Epoch
+	ls.assigned[j.ID], ls.assignedAt[j.ID] = ms.Epoch, time.Now()
 	ls.mu.Unlock()
 }

@@ -272,3 +272,29 @@ func TestServerLossWithoutStandby(t *testing.T) {
 	}
 	t.Logf("failed %v after the server died: %s", time.Since(killed).Round(time.Millisecond), js.Reason)
 }
+
+// TestServerRestartedSameID: a parameter server that restarts at once
+// under its old id (as a service manager would restart it) heartbeats on
+// without its range; after a member timeout the leader treats it as lost,
+// gives it its range again from the last checkpoint, and the job ends with
+// the fault-free run's model quality.
+func TestServerRestartedSameID(t *testing.T) {
+	againstFaultFree(t, faultRun{
+		what: "with a parameter server restarted", opts: Options{Coordinators: 1, Servers: 2, Workers: 2},
+		spec: twoEpochs + "checkpoint_every: 20\n", workers: 2, servers: 2,
+		fault: func(c *Cluster, id string) {
+			c.WaitFor("a committed checkpoint", 60*time.Second, func() bool {
+				js, _ := c.job(id)
+				return js.CommittedStep >= 40 || api.Terminal(js.State)
+			})
+			c.Kill("ps-1")
+			c.StartServer("ps-1")
+		},
+		check: func(js api.JobStatus) error {
+			if js.Epoch != 2 || !slices.Equal(js.Servers, []string{"ps-1", "ps-2"}) {
+				return fmt.Errorf("after restarting ps-1 the job ran in epoch %d on servers %v", js.Epoch, js.Servers)
+			}
+			return nil
+		},
+	})
+}
