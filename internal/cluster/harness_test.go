@@ -113,6 +113,30 @@ func againstFaultFree(t *testing.T, r faultRun) {
 	}
 }
 
+// endsIn checks that a job ended in membership epoch with the workers (or,
+// with servers set, the parameter servers) want.
+func endsIn(epoch uint64, servers bool, want ...string) func(api.JobStatus) error {
+	return func(js api.JobStatus) error {
+		got, what := js.Members, "workers"
+		if servers {
+			got, what = js.Servers, "servers"
+		}
+		if js.Epoch != epoch || !slices.Equal(got, want) {
+			return fmt.Errorf("the job ended in epoch %d with %s %v, want epoch %d with %v", js.Epoch, what, got, epoch, want)
+		}
+		return nil
+	}
+}
+
+// afterCheckpoint waits until the job has committed a checkpoint of at
+// least step (or ended).
+func afterCheckpoint(c *Cluster, id string, step int64) {
+	c.WaitFor("a committed checkpoint", 60*time.Second, func() bool {
+		js, _ := c.job(id)
+		return js.CommittedStep >= step || api.Terminal(js.State)
+	})
+}
+
 // twoEpochs is the tiny job long enough to inject a fault into.
 var twoEpochs = strings.Replace(e2eSpec, "epochs: 1", "epochs: 2", 1)
 
@@ -127,12 +151,7 @@ func TestWorkerLossResplits(t *testing.T) {
 			c.WaitForStep(id, 30, 60*time.Second)
 			c.Kill("w-2")
 		},
-		check: func(js api.JobStatus) error {
-			if js.Epoch != 2 || !slices.Equal(js.Members, []string{"w-1", "w-3"}) {
-				return fmt.Errorf("after losing w-2 the job ran in epoch %d with %v", js.Epoch, js.Members)
-			}
-			return nil
-		},
+		check: endsIn(2, false, "w-1", "w-3"),
 	})
 }
 
@@ -161,18 +180,10 @@ func TestServerLossRestoresCheckpoint(t *testing.T) {
 		what: "with a parameter server lost", opts: Options{Coordinators: 1, Servers: 3, Workers: 2},
 		spec: twoEpochs + "checkpoint_every: 20\n", workers: 2, servers: 2,
 		fault: func(c *Cluster, id string) {
-			c.WaitFor("a committed checkpoint", 60*time.Second, func() bool {
-				js, _ := c.job(id)
-				return js.CommittedStep >= 40 || api.Terminal(js.State)
-			})
+			afterCheckpoint(c, id, 40)
 			c.Kill("ps-1")
 		},
-		check: func(js api.JobStatus) error {
-			if js.Epoch != 2 || !slices.Equal(js.Servers, []string{"ps-3", "ps-2"}) {
-				return fmt.Errorf("after losing ps-1 the job ran in epoch %d on servers %v", js.Epoch, js.Servers)
-			}
-			return nil
-		},
+		check: endsIn(2, true, "ps-3", "ps-2"),
 	})
 }
 
@@ -193,12 +204,7 @@ func TestWorkerJoinsMidJob(t *testing.T) {
 				return slices.Equal(js.Members, []string{"w-1", "w-3"}) || api.Terminal(js.State)
 			})
 		},
-		check: func(js api.JobStatus) error {
-			if js.Epoch != 3 || !slices.Equal(js.Members, []string{"w-1", "w-3"}) {
-				return fmt.Errorf("the job ended in epoch %d with %v, want epoch 3 with [w-1 w-3]", js.Epoch, js.Members)
-			}
-			return nil
-		},
+		check: endsIn(3, false, "w-1", "w-3"),
 	})
 }
 
@@ -283,18 +289,10 @@ func TestServerRestartedSameID(t *testing.T) {
 		what: "with a parameter server restarted", opts: Options{Coordinators: 1, Servers: 2, Workers: 2},
 		spec: twoEpochs + "checkpoint_every: 20\n", workers: 2, servers: 2,
 		fault: func(c *Cluster, id string) {
-			c.WaitFor("a committed checkpoint", 60*time.Second, func() bool {
-				js, _ := c.job(id)
-				return js.CommittedStep >= 40 || api.Terminal(js.State)
-			})
+			afterCheckpoint(c, id, 40)
 			c.Kill("ps-1")
 			c.StartServer("ps-1")
 		},
-		check: func(js api.JobStatus) error {
-			if js.Epoch != 2 || !slices.Equal(js.Servers, []string{"ps-1", "ps-2"}) {
-				return fmt.Errorf("after restarting ps-1 the job ran in epoch %d on servers %v", js.Epoch, js.Servers)
-			}
-			return nil
-		},
+		check: endsIn(2, true, "ps-1", "ps-2"),
 	})
 }
