@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -27,29 +28,20 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreTopFunction("github.com/nats-io/nats.go/jetstream.(*jetStream).resetPendingAcksOnReconnect"))
 }
 
-// tinyYAML is a small MNIST-shaped model that runs fast under -race:
-// (1, 28, 28) → conv 4×3×3 stride 2 → (4, 13, 13) → relu → pool 2 →
-// (4, 6, 6) → dense 10. Its serving settings keep batches small.
-const tinyYAML = `
-name: tiny
-model:
-  input: [1, 28, 28]
-  layers:
-    - {type: conv2d, filters: 4, kernel: 3, stride: 2}
-    - {type: relu}
-    - {type: maxpool2d, kernel: 2}
-    - {type: flatten}
-    - {type: dense, units: 10}
-loss: softmax_cross_entropy
-optimizer: {type: sgd, lr: 0.1}
-dataset:
-  kind: mnist
-  normalize: {mean: [0.1307], std: [0.3081]}
-batch_size: 8
-epochs: 1
-seed: 1
-serving: {max_batch_size: 8, max_queue_delay: 2ms, max_queue: 64}
-`
+// tinyYAML is testdata/specs/tiny-served.yaml (a small MNIST-shaped model
+// that runs fast under -race) with serving settings that keep batches
+// small.
+var tinyYAML = string(readSpec("../../testdata/specs/tiny-served.yaml")) +
+	"serving: {max_batch_size: 8, max_queue_delay: 2ms, max_queue: 64}\n"
+
+// readSpec reads a shared test spec; a missing file is a broken checkout.
+func readSpec(path string) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
 
 // artifact is one model version's files and the model they hold.
 type artifact struct {

@@ -33,26 +33,15 @@ import (
 	"github.com/maas-ml/maas/tensor"
 )
 
-// servedYAML is a small MNIST model for the serve and predict tests.
-const servedYAML = `
-name: digits
-model:
-  input: [1, 28, 28]
-  layers:
-    - {type: conv2d, filters: 4, kernel: 3, stride: 2}
-    - {type: relu}
-    - {type: maxpool2d, kernel: 2}
-    - {type: flatten}
-    - {type: dense, units: 10}
-loss: softmax_cross_entropy
-optimizer: {type: sgd, lr: 0.1}
-dataset:
-  kind: mnist
-  normalize: {mean: [0.1307], std: [0.3081]}
-batch_size: 8
-epochs: 1
-seed: 1
-`
+// servedYAML is the small model of the serving tests, named digits.
+var servedYAML = strings.Replace(string(must(os.ReadFile("../../testdata/specs/tiny-served.yaml"))), "name: tiny", "name: digits", 1)
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
 
 // servedModel writes the test model's directory and returns it with the
 // spec and model.
