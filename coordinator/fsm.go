@@ -33,6 +33,8 @@ const (
 	CmdSubmitJob      = "submit_job"
 	CmdStartJob       = "start_job"
 	CmdFinishJob      = "finish_job"
+	CmdPauseJob       = "pause_job"
+	CmdResumeJob      = "resume_job"
 	CmdCheckpoint     = "checkpoint"
 	CmdPublishModel   = "publish_model"
 )
@@ -49,6 +51,7 @@ type Command struct {
 	Job        *JobRecord        `json:"job,omitempty"`
 	Start      *StartJob         `json:"start,omitempty"`
 	Finish     *FinishJob        `json:"finish,omitempty"`
+	Pause      *PauseJob         `json:"pause,omitempty"`
 	Checkpoint *CheckpointRecord `json:"checkpoint,omitempty"`
 	Model      *ModelRecord      `json:"model,omitempty"`
 }
@@ -131,6 +134,15 @@ type FinishJob struct {
 	Job    string `json:"job"`
 	State  string `json:"state"`
 	Reason string `json:"reason,omitempty"`
+}
+
+// PauseJob pauses a running job (CmdPauseJob): its members cannot reach
+// each other (NATS is away) for longer than its barrier timeout. Its
+// members keep their places and wait; CmdResumeJob (Reason unused) or a
+// new membership epoch makes it running again.
+type PauseJob struct {
+	Job    string `json:"job"`
+	Reason string `json:"reason"`
 }
 
 // CheckpointRecord is a committed checkpoint: every range of step Step is
@@ -299,6 +311,9 @@ func (f *FSM) execLocked(c *Command) (string, error) {
 		if j.State == api.JobQueued {
 			j.Started = c.Time
 		}
+		if j.State == api.JobPaused {
+			j.Reason = ""
+		}
 		j.State = api.JobRunning
 		j.Memberships = append(j.Memberships, s.Membership)
 		return s.Job, nil
@@ -316,6 +331,34 @@ func (f *FSM) execLocked(c *Command) (string, error) {
 		}
 		j.State, j.Reason, j.Finished = fj.State, fj.Reason, c.Time
 		return fj.Job, nil
+	case CmdPauseJob:
+		p := c.Pause
+		if p == nil || p.Reason == "" {
+			return "", fmt.Errorf("%w: pause_job needs a job and a reason", ErrBadCommand)
+		}
+		j, ok := st.Jobs[p.Job]
+		if !ok {
+			return "", fmt.Errorf("%w: job %s", ErrNotFound, p.Job)
+		}
+		if j.State != api.JobRunning {
+			return "", fmt.Errorf("%w: job %s is %s, not running", ErrConflict, p.Job, j.State)
+		}
+		j.State, j.Reason = api.JobPaused, p.Reason
+		return p.Job, nil
+	case CmdResumeJob:
+		p := c.Pause
+		if p == nil {
+			return "", fmt.Errorf("%w: resume_job needs a job", ErrBadCommand)
+		}
+		j, ok := st.Jobs[p.Job]
+		if !ok {
+			return "", fmt.Errorf("%w: job %s", ErrNotFound, p.Job)
+		}
+		if j.State != api.JobPaused {
+			return "", fmt.Errorf("%w: job %s is %s, not paused", ErrConflict, p.Job, j.State)
+		}
+		j.State, j.Reason = api.JobRunning, ""
+		return p.Job, nil
 	case CmdCheckpoint:
 		cp := c.Checkpoint
 		if cp == nil {

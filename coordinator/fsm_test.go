@@ -73,6 +73,43 @@ func TestJobLifecycleRules(t *testing.T) {
 	if r := apply(t, f, Command{Type: CmdStartJob, Start: &StartJob{Job: "nope"}}); !errors.Is(r.Err, ErrNotFound) {
 		t.Fatalf("unknown job: %v", r.Err)
 	}
+	state := func() (st, reason string) {
+		f.Read(func(s *State) { st, reason = s.Jobs[id].State, s.Jobs[id].Reason })
+		return
+	}
+	pause := func(typ, reason string) ApplyResult {
+		return apply(t, f, Command{Type: typ, Pause: &PauseJob{Job: id, Reason: reason}})
+	}
+	if r := pause(CmdResumeJob, ""); !errors.Is(r.Err, ErrConflict) {
+		t.Fatalf("resuming a running job: %v", r.Err)
+	}
+	if r := pause(CmdPauseJob, ""); !errors.Is(r.Err, ErrBadCommand) {
+		t.Fatalf("a pause without a reason: %v", r.Err)
+	}
+	if r := pause(CmdPauseJob, "NATS unreachable"); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if st, reason := state(); st != api.JobPaused || reason != "NATS unreachable" {
+		t.Fatalf("after a pause: %s %q", st, reason)
+	}
+	if r := pause(CmdPauseJob, "again"); !errors.Is(r.Err, ErrConflict) {
+		t.Fatalf("pausing a paused job: %v", r.Err)
+	}
+	if r := pause(CmdResumeJob, ""); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if st, reason := state(); st != api.JobRunning || reason != "" {
+		t.Fatalf("after resuming: %s %q", st, reason)
+	}
+	if r := pause(CmdPauseJob, "NATS unreachable"); r.Err != nil { // a new epoch resumes it too
+		t.Fatal(r.Err)
+	}
+	if r := start(2); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if st, reason := state(); st != api.JobRunning || reason != "" {
+		t.Fatalf("after a new epoch of a paused job: %s %q", st, reason)
+	}
 	if r := apply(t, f, Command{Type: CmdCheckpoint, Checkpoint: &CheckpointRecord{Job: id, Step: 4}}); r.Err != nil {
 		t.Fatal(r.Err)
 	}
@@ -91,7 +128,10 @@ func TestJobLifecycleRules(t *testing.T) {
 	if r := apply(t, f, Command{Type: CmdFinishJob, Finish: &FinishJob{Job: id, State: api.JobFailed}}); !errors.Is(r.Err, ErrConflict) {
 		t.Fatalf("finishing twice: %v", r.Err)
 	}
-	if r := start(2); !errors.Is(r.Err, ErrConflict) {
+	if r := pause(CmdPauseJob, "NATS unreachable"); !errors.Is(r.Err, ErrConflict) {
+		t.Fatalf("pausing a finished job: %v", r.Err)
+	}
+	if r := start(3); !errors.Is(r.Err, ErrConflict) {
 		t.Fatalf("starting a finished job: %v", r.Err)
 	}
 	if r := apply(t, f, Command{Type: "bogus"}); !errors.Is(r.Err, ErrBadCommand) {

@@ -405,7 +405,7 @@ func (n *Node) handleCluster(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, id := range st.Order {
 			j := st.Jobs[id]
-			if j.State == api.JobRunning && j.Current() != nil {
+			if (j.State == api.JobRunning || j.State == api.JobPaused) && j.Current() != nil {
 				for _, m := range append(slices.Clone(j.Current().Members), j.Current().Servers...) {
 					busy[m] = j.ID
 				}

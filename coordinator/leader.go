@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -33,12 +34,14 @@ type leaderState struct {
 	logs       map[string][]api.LogEntry
 	assigned   map[string]uint64    // job → membership epoch whose assignments were delivered
 	assignedAt map[string]time.Time // job → when they were
-	// serverStep is, per job and parameter server, the step whose θ the
-	// server held at its last heartbeat.
-	serverStep map[string]map[string]int64
 	// serving is, per parameter server, the job its heartbeats name and
 	// since when they have named it.
 	serving map[string]serving
+	// boots is each member's process incarnation, from its heartbeats;
+	// reborn marks the members whose incarnation changed (the process
+	// restarted under its id) until the schedule loop has acted on it.
+	boots  map[string]string
+	reborn map[string]bool
 	// standbyWait: since when a job that lost a server waits for a standby.
 	standbyWait map[string]time.Time
 	// losses: job → worker → how often it was lost from the job.
@@ -70,7 +73,7 @@ func (n *Node) startLeading() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ls := &leaderState{ctx: ctx, cancel: cancel, lastSeen: map[string]time.Time{}, progress: map[string]*jobProgress{},
-		logs: map[string][]api.LogEntry{}, assigned: map[string]uint64{}, assignedAt: map[string]time.Time{}, serverStep: map[string]map[string]int64{}, standbyWait: map[string]time.Time{}, serving: map[string]serving{}, losses: map[string]map[string]*workerLosses{}, ckpts: map[string]map[int64]map[int]string{}}
+		logs: map[string][]api.LogEntry{}, assigned: map[string]uint64{}, assignedAt: map[string]time.Time{}, standbyWait: map[string]time.Time{}, serving: map[string]serving{}, boots: map[string]string{}, reborn: map[string]bool{}, losses: map[string]map[string]*workerLosses{}, ckpts: map[string]map[int64]map[int]string{}}
 	n.leader = ls
 	n.log.Info("leading", zap.String("node", n.cfg.ID))
 	for subj, h := range map[string]nats.MsgHandler{
@@ -181,16 +184,17 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 	if ls := n.leaderState(); ls != nil {
 		ls.mu.Lock()
 		ls.lastSeen[h.ID] = time.Now()
+		if h.Boot != "" {
+			if prev, ok := ls.boots[h.ID]; ok && prev != h.Boot {
+				ls.reborn[h.ID] = true
+				n.log.Info("member restarted under its id", zap.String("id", h.ID))
+			}
+			ls.boots[h.ID] = h.Boot
+		}
 		if h.Kind == wire.KindParamServer {
 			if prev, ok := ls.serving[h.ID]; !ok || prev.job != h.Job {
 				ls.serving[h.ID] = serving{job: h.Job, since: time.Now()}
 			}
-		}
-		if h.Kind == wire.KindParamServer && h.Job != "" {
-			if ls.serverStep[h.Job] == nil {
-				ls.serverStep[h.Job] = map[string]int64{}
-			}
-			ls.serverStep[h.Job][h.ID] = h.Step
 		}
 		ls.mu.Unlock()
 	}
@@ -443,6 +447,7 @@ func (n *Node) schedule(ls *leaderState) {
 	defer tick.Stop()
 	started := time.Now()
 	reconnects := n.nc.Stats().Reconnects
+	var down time.Time // since when this leader has been without NATS
 	for {
 		select {
 		case <-ls.ctx.Done():
@@ -455,6 +460,12 @@ func (n *Node) schedule(ls *leaderState) {
 		// again before they are judged, as with a new leader.
 		if r := n.nc.Stats().Reconnects; r != reconnects || !n.nc.IsConnected() {
 			reconnects, started = r, now
+		}
+		switch {
+		case n.nc.IsConnected():
+			down = time.Time{}
+		case down.IsZero():
+			down = now
 		}
 		ls.mu.Lock()
 		alive := map[string]bool{}
@@ -474,7 +485,7 @@ func (n *Node) schedule(ls *leaderState) {
 				case api.JobQueued:
 					c := *j
 					queued = append(queued, &c)
-				case api.JobRunning:
+				case api.JobRunning, api.JobPaused:
 					c := *j
 					c.Memberships = slices.Clone(j.Memberships)
 					running = append(running, &c)
@@ -492,20 +503,52 @@ func (n *Node) schedule(ls *leaderState) {
 		judge := now.Sub(started) > n.cfg.MemberTimeout
 		for _, j := range running {
 			cur := j.Current()
+			if !down.IsZero() {
+				// Nothing can be judged or delivered without NATS; past
+				// the barrier timeout the job is paused, its members
+				// waiting in place (their waits count only connected time).
+				if barrier, _ := n.timeouts(j); j.State == api.JobRunning && now.Sub(down) > barrier {
+					n.pause(ls, j.ID, fmt.Sprintf("NATS unreachable since %s (over the job's barrier timeout %v); the members wait in place and the job resumes when NATS is back",
+						down.Format(time.TimeOnly), barrier))
+				}
+				continue
+			}
+			if j.State == api.JobPaused {
+				// Resumed once every member heartbeats again, or after a
+				// member timeout, when the missing ones are judged lost.
+				back := true
+				ls.mu.Lock()
+				for _, id := range append(slices.Clone(cur.Members), cur.Servers...) {
+					back = back && ls.lastSeen[id].After(started)
+				}
+				ls.mu.Unlock()
+				if !back && !judge || !n.resume(ls, j.ID, now.Sub(started)) {
+					continue
+				}
+			}
 			if judge {
-				var lost []string
+				var lost, restarted []string
+				ls.mu.Lock()
 				for _, id := range cur.Members {
-					if !alive[id] {
+					if !alive[id] || ls.reborn[id] {
 						lost = append(lost, id)
+					}
+					if ls.reborn[id] {
+						restarted = append(restarted, id)
 					}
 				}
 				why := fmt.Sprintf("stopped heartbeating (no heartbeat for %v)", n.cfg.MemberTimeout)
-				var lostServers, restarted []string
-				ls.mu.Lock()
+				if len(restarted) > 0 {
+					why = fmt.Sprintf("stopped heartbeating or restarted (%v restarted)", restarted)
+				}
+				var lostServers []string
+				restarted = nil
 				for _, id := range cur.Servers {
 					switch s := ls.serving[id]; {
 					case !alive[id]:
 						lostServers = append(lostServers, id)
+					case ls.reborn[id]:
+						lostServers, restarted = append(lostServers, id), append(restarted, id)
 					case s.job != j.ID && now.Sub(s.since) > n.cfg.MemberTimeout && now.Sub(ls.assignedAt[j.ID]) > n.cfg.MemberTimeout:
 						// Alive but serving nothing of this job for a
 						// member timeout: the process restarted.
@@ -520,10 +563,14 @@ func (n *Node) schedule(ls *leaderState) {
 				case len(lostServers) > 0:
 					// A restarted server may take a range again, after the idle ones.
 					spare := append(idle(wire.KindParamServer, members, alive, busy), restarted...)
-					n.replaceServers(ls, j.ID, lostServers, why, spare)
+					if n.replaceServers(ls, j.ID, lostServers, why, spare) {
+						ls.forgetRestarts(lostServers)
+					}
 					continue
 				case len(lost) > 0:
-					n.shrink(ls, j.ID, lost, why)
+					if n.shrink(ls, j.ID, lost, why) {
+						ls.forgetRestarts(lost)
+					}
 					continue
 				case len(cur.Members) < j.Workers:
 					for _, id := range n.grow(ls, j, idle(wire.KindWorker, members, alive, busy)) {
@@ -538,6 +585,13 @@ func (n *Node) schedule(ls *leaderState) {
 				n.assign(ls, j, cur)
 			}
 		}
+		ls.mu.Lock()
+		for id := range ls.reborn { // a restart outside any job changes nothing
+			if !busy[id] {
+				delete(ls.reborn, id)
+			}
+		}
+		ls.mu.Unlock()
 		for _, j := range queued {
 			idleW, idleS := idle(wire.KindWorker, members, alive, busy), idle(wire.KindParamServer, members, alive, busy)
 			if len(idleW) < j.Workers || len(idleS) < j.ParameterServers {
@@ -556,6 +610,37 @@ func (n *Node) schedule(ls *leaderState) {
 			ls.logf(j.ID, "started on workers %v and parameter servers %v", ms.Members, ms.Servers)
 			n.assign(ls, j, &ms)
 		}
+	}
+}
+
+// pause commits that a running job is paused, and why.
+func (n *Node) pause(ls *leaderState, jobID, why string) {
+	if _, err := n.Propose(Command{Type: CmdPauseJob, Pause: &PauseJob{Job: jobID, Reason: why}}); err != nil {
+		n.log.Warn("pause job", zap.String("job", jobID), zap.Error(err))
+		return
+	}
+	n.log.Warn("job paused", zap.String("job", jobID), zap.String("reason", why))
+	ls.logf(jobID, "paused: %s", why)
+}
+
+// resume commits that a paused job runs again, reporting whether it did.
+func (n *Node) resume(ls *leaderState, jobID string, back time.Duration) bool {
+	if _, err := n.Propose(Command{Type: CmdResumeJob, Pause: &PauseJob{Job: jobID}}); err != nil {
+		n.log.Warn("resume job", zap.String("job", jobID), zap.Error(err))
+		return false
+	}
+	n.log.Info("job resumed", zap.String("job", jobID))
+	ls.logf(jobID, "resumed: NATS back for %v", back.Round(time.Millisecond))
+	return true
+}
+
+// forgetRestarts clears the restart marks of members a new membership
+// epoch has dealt with.
+func (ls *leaderState) forgetRestarts(ids []string) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for _, id := range ids {
+		delete(ls.reborn, id)
 	}
 }
 
@@ -582,8 +667,9 @@ func idle(kind string, members map[string]MemberInfo, alive, busy map[string]boo
 // the last committed checkpoint (θ, optimizer state and step count; the
 // seed's θ_0 before the first): the workers go back to that step, so at
 // most checkpoint_every steps are redone. Without a standby it waits,
-// up to the barrier timeout, then fails the job.
-func (n *Node) replaceServers(ls *leaderState, jobID string, lost []string, why string, spare []string) {
+// up to the barrier timeout, then fails the job. It reports whether the
+// new epoch was committed.
+func (n *Node) replaceServers(ls *leaderState, jobID string, lost []string, why string, spare []string) bool {
 	var j *JobRecord
 	n.fsm.Read(func(st *State) {
 		if rec, ok := st.Jobs[jobID]; ok && rec.State == api.JobRunning && rec.Current() != nil {
@@ -594,7 +680,7 @@ func (n *Node) replaceServers(ls *leaderState, jobID string, lost []string, why 
 		}
 	})
 	if j == nil {
-		return
+		return false
 	}
 	cur := j.Current()
 	if len(spare) < len(lost) {
@@ -612,11 +698,10 @@ func (n *Node) replaceServers(ls *leaderState, jobID string, lost []string, why 
 		if barrier, _ := n.timeouts(j); time.Since(since) > barrier {
 			n.finish(jobID, api.JobFailed, fmt.Sprintf("parameter servers %v %s, and no standby server took their ranges within %v", lost, why, barrier))
 		}
-		return
+		return false
 	}
 	ls.mu.Lock()
 	delete(ls.standbyWait, jobID)
-	delete(ls.serverStep, jobID)
 	ls.mu.Unlock()
 	servers := slices.Clone(cur.Servers)
 	for i, id := range servers {
@@ -632,7 +717,7 @@ func (n *Node) replaceServers(ls *leaderState, jobID string, lost []string, why 
 	if _, err := n.Propose(Command{Type: CmdStartJob, RequestID: fmt.Sprintf("start-%s-%d", j.ID, ms.Epoch),
 		Start: &StartJob{Job: j.ID, Membership: ms}}); err != nil {
 		n.log.Warn("membership change", zap.String("job", j.ID), zap.Error(err))
-		return
+		return false
 	}
 	ls.mu.Lock()
 	ls.assignedAt[j.ID] = time.Now() // its servers get a member timeout to take the new epoch
@@ -640,19 +725,22 @@ func (n *Node) replaceServers(ls *leaderState, jobID string, lost []string, why 
 	n.log.Info("parameter servers lost: ranges reassigned", zap.String("job", j.ID), zap.Strings("lost", lost),
 		zap.Uint64("epoch", ms.Epoch), zap.Int64("from_step", ms.FromStep), zap.Strings("servers", servers))
 	ls.logf(j.ID, "parameter servers %v %s: membership epoch %d restores step %d on %v", lost, why, ms.Epoch, ms.FromStep, servers)
+	return true
 }
 
 // shrink commits the next membership epoch of a running job without the
 // workers lost (see changeWorkers); each loss backs that worker off the
-// job (see joinable).
-func (n *Node) shrink(ls *leaderState, jobID string, lost []string, why string) {
-	if n.changeWorkers(ls, jobID, lost, nil, why) {
-		ls.mu.Lock()
-		for _, id := range lost {
-			ls.noteLoss(jobID, id, time.Now())
-		}
-		ls.mu.Unlock()
+// job (see joinable). It reports whether the epoch was committed.
+func (n *Node) shrink(ls *leaderState, jobID string, lost []string, why string) bool {
+	if !n.changeWorkers(ls, jobID, lost, nil, why) {
+		return false
 	}
+	ls.mu.Lock()
+	for _, id := range lost {
+		ls.noteLoss(jobID, id, time.Now())
+	}
+	ls.mu.Unlock()
+	return true
 }
 
 // Backoff of a worker lost from a job: it may rejoin after
@@ -746,21 +834,10 @@ func (n *Node) changeWorkers(ls *leaderState, jobID string, lost, added []string
 		return true
 	}
 	keep = append(keep, added...)
-	from := int64(-1)
-	ls.mu.Lock()
-	for _, id := range cur.Servers {
-		s, ok := ls.serverStep[j.ID][id]
-		if !ok {
-			from = -1
-			break
-		}
-		if from < 0 || s < from {
-			from = s
-		}
-	}
-	ls.mu.Unlock()
-	if from < 0 {
-		return false // no step from every server yet
+	from, err := n.fence(ls, j.ID, cur)
+	if err != nil {
+		n.log.Info("membership change waits: a server did not fence", zap.String("job", j.ID), zap.Error(err))
+		return false
 	}
 	from = max(from, cur.FromStep)
 	ms := Membership{Epoch: cur.Epoch + 1, Members: keep, Servers: cur.Servers, Ranges: cur.Ranges, FromStep: from}
@@ -777,6 +854,44 @@ func (n *Node) changeWorkers(ls *leaderState, jobID string, lost, added []string
 		ls.logf(j.ID, "workers %v joined: membership epoch %d goes on from step %d with %v", added, ms.Epoch, from, keep)
 	}
 	return true
+}
+
+// fenceHold is how long a fence holds a server's range without the next
+// membership epoch: far longer than a commit and its delivery take.
+const fenceHold = 10 * time.Second
+
+// fence fences every server of cur (see paramserver.Server.Fence) and
+// returns the lowest step they hold: where the next epoch can start, since
+// no server completes another step of cur meanwhile.
+func (n *Node) fence(ls *leaderState, job string, cur *Membership) (int64, error) {
+	b, err := wire.Encode(&wire.Assignment{V: wire.Version, Job: job, Epoch: cur.Epoch, Fence: true, FenceMS: fenceHold.Milliseconds()})
+	if err != nil {
+		return 0, err
+	}
+	steps := make([]int64, len(cur.Servers))
+	errs := make([]error, len(cur.Servers))
+	var wg sync.WaitGroup
+	for i, id := range cur.Servers {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ls.ctx, 2*time.Second)
+			defer cancel()
+			reply, err := n.nc.RequestWithContext(ctx, wire.MemberSubject(id), b)
+			var ack wire.Ack
+			switch {
+			case err != nil:
+				errs[i] = fmt.Errorf("fence %s: %w", id, err)
+			case wire.Decode(reply.Data, &ack) != nil || !ack.Accepted():
+				errs[i] = fmt.Errorf("fence %s: %s", id, ack.Reason)
+			default:
+				steps[i] = ack.Step
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	return slices.Min(steps), nil
 }
 
 // timeouts are a job's barrier and step bounds: its spec's, else the

@@ -59,10 +59,9 @@ func (a *Agent) Job() string {
 	return ""
 }
 
-// Step is the step whose θ the server holds for job (for heartbeats).
-func (a *Agent) Step(job string) int64 {
-	st, _ := a.srv.Stats(job)
-	return st.Step
+// Fence fences job's range for a membership change (see Server.Fence).
+func (a *Agent) Fence(job string, epoch uint64, hold time.Duration) (int64, error) {
+	return a.srv.Fence(job, epoch, hold)
 }
 
 // Assign starts serving a job's range from its seeded initial parameters,

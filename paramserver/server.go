@@ -136,9 +136,13 @@ type jobState struct {
 
 	current [][]byte // the encoded ParamChunks of θ_step, for pulls
 	barrier *time.Timer
-	subs    []*nats.Subscription
-	stats   Stats
-	failed  bool
+	// fenced: the coordinator is replacing the membership epoch (see
+	// Fence); fence lifts it if no new epoch comes.
+	fenced bool
+	fence  *time.Timer
+	subs   []*nats.Subscription
+	stats  Stats
+	failed bool
 }
 
 // New returns a server on connection nc.
@@ -218,8 +222,57 @@ func (s *Server) Stop(job string) ([]float32, error) {
 	if js.barrier != nil {
 		js.barrier.Stop()
 	}
+	js.unfenceLocked()
 	delete(s.jobs, job)
 	return js.theta, nil
+}
+
+// Fence stops job's range from completing steps of membership epoch while
+// the coordinator replaces that epoch, and returns the step whose θ the
+// range holds: with every range fenced, the lowest such step is where the
+// next epoch can start (see Reconfigure). Pushes are refused meanwhile as
+// of a changed epoch, so their workers wait for their next assignment. The
+// fence lifts after hold if no new epoch comes (the coordinator lost its
+// leadership, say); fencing again extends it.
+func (s *Server) Fence(job string, epoch uint64, hold time.Duration) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	js, ok := s.jobs[job]
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("%w: %s", ErrUnknownJob, job)
+	case js.a.Epoch != epoch:
+		return 0, fmt.Errorf("%w: fence of membership epoch %d, the range is in %d", ErrAssignment, epoch, js.a.Epoch)
+	}
+	if js.barrier != nil {
+		js.barrier.Stop()
+	}
+	if js.fence != nil {
+		js.fence.Stop()
+	}
+	js.fenced = true
+	js.fence = time.AfterFunc(hold, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.jobs[job] != js || !js.fenced || js.a.Epoch != epoch {
+			return
+		}
+		js.fenced = false
+		s.cfg.Logger.Warn("fence lifted: no new membership epoch came", zap.String("job", job), zap.Uint64("epoch", epoch))
+		if js.count > 0 {
+			s.armBarrierLocked(js)
+		}
+	})
+	s.cfg.Logger.Info("fenced for a membership change", zap.String("job", job), zap.Uint64("epoch", epoch), zap.Int64("step", js.step))
+	return js.step, nil
+}
+
+// unfenceLocked drops a fence (a new epoch came, or the job ends).
+func (js *jobState) unfenceLocked() {
+	if js.fence != nil {
+		js.fence.Stop()
+	}
+	js.fenced = false
 }
 
 // Stats returns the job's counters.
@@ -302,6 +355,8 @@ func (s *Server) takeGrad(subject string, g *wire.GradChunk) (wire.AckCode, stri
 		return reject(wire.AckRejected, "job failed")
 	case g.Epoch != js.a.Epoch:
 		return reject(wire.AckEpoch, "membership epoch %d, the server is in %d", g.Epoch, js.a.Epoch)
+	case js.fenced:
+		return reject(wire.AckEpoch, "membership epoch %d is being replaced", js.a.Epoch)
 	case g.Step < js.step:
 		return reject(wire.AckStale, "step %d is done; the server is at step %d", g.Step, js.step)
 	case g.Step > js.step:
@@ -356,11 +411,19 @@ func (s *Server) armBarrierLocked(js *jobState) {
 	if js.a.BarrierTimeout > 0 {
 		timeout = js.a.BarrierTimeout
 	}
+	reconnects := s.nc.Stats().Reconnects
 	js.barrier = time.AfterFunc(timeout, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		cur, ok := s.jobs[job]
 		if !ok || cur != js || js.step != step {
+			return
+		}
+		if !s.nc.IsConnected() || s.nc.Stats().Reconnects != reconnects {
+			// NATS was away: the ranks could not push. The wait starts
+			// over; an outage longer than this bound pauses the job at the
+			// coordinator instead of dropping its workers.
+			s.armBarrierLocked(js)
 			return
 		}
 		var missing []int
@@ -499,6 +562,7 @@ func (s *Server) Reconfigure(a Assignment) error {
 	if js.barrier != nil {
 		js.barrier.Stop()
 	}
+	js.unfenceLocked()
 	js.a = a
 	js.resetPartials()
 	s.cfg.Logger.Info("membership changed", zap.String("job", a.Job), zap.Uint64("epoch", a.Epoch),

@@ -1,6 +1,7 @@
 package paramserver_test
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"strings"
@@ -336,5 +337,60 @@ func TestReconfigureUndoesTheLastStep(t *testing.T) {
 	opt.Step(want, fill(10, 7), 0.1)
 	if !slices.Equal(got, want) {
 		t.Fatalf("θ_3 after a dropped partial step %v, want %v", got, want)
+	}
+}
+
+// TestFence: a fenced range refuses pushes as of a changed epoch and
+// completes no step, answers the step it holds, lifts after its hold
+// without a new epoch, and a new epoch (Reconfigure) lifts it at once.
+func TestFence(t *testing.T) {
+	f := newFixture(t, time.Minute, 3)
+	f.pushAll(0, 0, 1, 1)
+	f.pushAll(0, 1, 1, 3)
+	f.collect(1)
+	if ack := f.push(1, 0, 1, 0, fill(4, 1), 1); !ack.Accepted() { // a partial step 1
+		t.Fatalf("push before the fence: %+v", ack)
+	}
+	if _, err := f.ps.Fence("j", 2, time.Minute); err == nil || !strings.Contains(err.Error(), "epoch 2") {
+		t.Fatalf("fencing an epoch the range is not in: %v", err)
+	}
+	if _, err := f.ps.Fence("nope", 1, time.Minute); !errors.Is(err, paramserver.ErrUnknownJob) {
+		t.Fatalf("fencing an unknown job: %v", err)
+	}
+	step, err := f.ps.Fence("j", 1, 300*time.Millisecond)
+	if err != nil || step != 1 {
+		t.Fatalf("fence: step %d, %v; want 1", step, err)
+	}
+	if ack := f.push(1, 1, 1, 0, fill(4, 1), 1); ack.Code != wire.AckEpoch {
+		t.Fatalf("a push to a fenced range: %+v, want a changed-epoch refusal", ack)
+	}
+	// The hold passes without a new epoch: pushes are taken again and the
+	// step completes.
+	deadline := time.Now().Add(5 * time.Second)
+	for f.push(1, 1, 1, 0, fill(4, 1), 1).Code == wire.AckEpoch {
+		if time.Now().After(deadline) {
+			t.Fatal("the fence did not lift after its hold")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for c := 1; c < 3; c++ {
+		for r := 0; r < 2; r++ {
+			f.push(1, r, 1, c, fill(4, 1)[:min(4, 10-4*c)], 1)
+		}
+	}
+	f.collect(2)
+	// Fenced again, then a new epoch from the step it answered: pushes of
+	// the new epoch are taken at once.
+	if step, err = f.ps.Fence("j", 1, time.Minute); err != nil || step != 2 {
+		t.Fatalf("second fence: step %d, %v; want 2", step, err)
+	}
+	asg := paramserver.Assignment{Job: "j", Ranges: []wire.Range{{Lo: 0, Hi: 10}}, ChunkFloats: 4, Epoch: 2, Members: 1,
+		FromStep: step, Optimizer: nn.OptimizerSpec{Type: "sgd", LR: 1}, StepsPerEpoch: 10, TotalSteps: 10, MaxBadSteps: 3}
+	if err := f.ps.Reconfigure(asg); err != nil {
+		t.Fatal(err)
+	}
+	f.collect(2)
+	if ack := f.push(2, 0, 1, 0, fill(4, 1), 2); !ack.Accepted() {
+		t.Fatalf("a push of the new epoch: %+v", ack)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/jobspec"
+	"github.com/maas-ml/maas/internal/member"
 	"github.com/maas-ml/maas/internal/wire"
 	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/tensor"
@@ -60,7 +61,8 @@ type Config struct {
 	ParamWait   time.Duration
 	PullTimeout time.Duration
 	// StepTimeout bounds the whole wait for θ_{t+1} (the servers' barrier
-	// timeout plus slack).
+	// timeout plus slack), counted while NATS is connected (see
+	// member.Deadline).
 	StepTimeout time.Duration
 	Logger      *zap.Logger
 	// OnBatch, when set, sees the sample indices of every step this worker
@@ -279,8 +281,8 @@ func (w *Worker) pushOne(ctx context.Context, subject string, msg []byte, ref ch
 	// Retried at least PushRetries times and for StepTimeout: a NATS
 	// outage or a restarting server shorter than that costs time, not the
 	// step.
-	deadline := time.Now().Add(w.cfg.StepTimeout)
-	for try := 0; try <= w.cfg.PushRetries || time.Now().Before(deadline); try++ {
+	deadline := member.NewDeadline(w.nc, w.cfg.StepTimeout)
+	for try := 0; try <= w.cfg.PushRetries || !deadline.Expired(); try++ {
 		rctx, cancel := context.WithTimeout(ctx, w.cfg.PushTimeout)
 		reply, err := w.nc.RequestWithContext(rctx, subject, msg)
 		cancel()
@@ -321,7 +323,7 @@ func (w *Worker) pushOne(ctx context.Context, subject string, msg []byte, ref ch
 // awaitParams fills m.Params with θ_step: chunks fanned out to the inbox,
 // and, after ParamWait, explicit pulls of those still missing.
 func (w *Worker) awaitParams(ctx context.Context, a Assignment, m *nn.Model, refs []chunkRef, inbox *paramInbox, step int64, key func(int, int) int) error {
-	deadline := time.Now().Add(w.cfg.StepTimeout)
+	deadline := member.NewDeadline(w.nc, w.cfg.StepTimeout)
 	pullAt := time.Now().Add(w.cfg.ParamWait)
 	got := 0
 	done := make([]bool, len(refs))
@@ -350,11 +352,10 @@ func (w *Worker) awaitParams(ctx context.Context, a Assignment, m *nn.Model, ref
 		if got == len(refs) {
 			return nil
 		}
-		now := time.Now()
-		if now.After(deadline) {
+		if deadline.Expired() {
 			return fmt.Errorf("%w: θ_%d incomplete after %v (%d of %d chunks)", ErrTimeout, step, w.cfg.StepTimeout, got, len(refs))
 		}
-		if now.After(pullAt) {
+		if time.Now().After(pullAt) {
 			for i, ref := range refs {
 				if done[i] {
 					continue

@@ -21,7 +21,8 @@ import (
 // coordinators, 3 parameter servers, 4 workers) runs a long job while the
 // coordinator leader is SIGKILLed every 10 s, a worker of the job every
 // 23 s, a parameter server of the job every 47 s and the NATS server every
-// 61 s (down 3 s), each restarted a few seconds later. Invariants, checked all along: the job never fails, its
+// 37 ticks (down 9 s: past the job's 5 s barrier timeout, so the job is
+// paused; every other time 3 s), each restarted a few seconds later. Invariants, checked all along: the job never fails, its
 // committed step never goes back, and it trains on after the faults stop.
 // The figures (failover, re-split and restore times) go to
 // bench/results/chaos-*.json. MAAS_CHAOS=1 enables it; MAAS_CHAOS_DURATION
@@ -108,7 +109,7 @@ func TestChaos(t *testing.T) {
 		return err == nil && json.Unmarshal(out, &cs) == nil && len(cs.Nodes) == 3 && len(cs.Workers) == 4 && len(cs.Servers) == 3
 	})
 	spec := filepath.Join(dir, "chaos.yaml")
-	os.WriteFile(spec, []byte(strings.Replace(e2eSpec, "epochs: 1", "epochs: 200", 1)+"checkpoint_every: 20\n"), 0o644)
+	os.WriteFile(spec, []byte(strings.Replace(e2eSpec, "epochs: 1", "epochs: 200", 1)+"checkpoint_every: 20\nbarrier_timeout: 5s\n"), 0o644)
 	out, err := cli("job", "submit", "-f", spec, "--workers", "3", "--parameter-servers", "2")
 	if err != nil {
 		t.Fatalf("submit: %v\n%s", err, out)
@@ -129,6 +130,7 @@ func TestChaos(t *testing.T) {
 	waitFor("step 20", 60*time.Second, func() bool { return status().Step >= 20 })
 
 	var failover, resplit, restore, natsBack []time.Duration
+	natsOutages := 0
 	restartLater := func(id string, after time.Duration) {
 		time.Sleep(after)
 		start(id)
@@ -156,13 +158,25 @@ func TestChaos(t *testing.T) {
 			procs[w].cmd.Process.Kill()
 			resplit = append(resplit, waitFor("a membership without "+w, 30*time.Second, func() bool { return !slices.Contains(status().Members, w) }))
 			restartLater(w, 3*time.Second)
-		case tick%61 == 0:
-			// NATS away for 3 s: the job must move on afterwards, in the
-			// same membership epoch.
+		case tick%37 == 0:
+			// NATS away for 9 s (over the job's 5 s barrier timeout: the
+			// job must show paused), every other time 3 s: the job must
+			// move on afterwards, in the same membership epoch.
+			natsOutages++
+			down := 9 * time.Second
+			if natsOutages%2 == 0 {
+				down = 3 * time.Second
+			}
 			before := status()
 			procs["nats"].cmd.Process.Kill()
 			procs["nats"].cmd.Wait()
-			time.Sleep(3 * time.Second)
+			sawPaused := false
+			for end := time.Now().Add(down); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+				sawPaused = sawPaused || status().State == "paused"
+			}
+			if sawPaused != (down > 5*time.Second) {
+				t.Errorf("chaos: NATS away for %v: job seen paused %v; want paused only past the 5s barrier timeout", down, sawPaused)
+			}
 			start("nats")
 			natsBack = append(natsBack, waitFor("steps after the NATS restart", 60*time.Second, func() bool { return status().Step > before.Step+5 }))
 			if e := status().Epoch; e != before.Epoch {

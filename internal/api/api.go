@@ -29,8 +29,11 @@ const DefaultServer = "http://127.0.0.1:7070"
 
 // Job states.
 const (
-	JobQueued    = "queued"
-	JobRunning   = "running"
+	JobQueued  = "queued"
+	JobRunning = "running"
+	// JobPaused: its members could not reach each other (NATS away) for
+	// longer than its barrier timeout; it resumes when they can.
+	JobPaused    = "paused"
 	JobSucceeded = "succeeded"
 	JobFailed    = "failed"
 	JobCancelled = "cancelled"

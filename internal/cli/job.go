@@ -193,7 +193,11 @@ func (jw *jobWatcher) update(js api.JobStatus) {
 	if js.State != jw.state {
 		jw.finish()
 		jw.state = js.State
-		fmt.Fprintf(jw.w, "%s job %s: %s\n", now.Format("15:04:05"), js.ID, js.State)
+		if js.Reason != "" && !api.Terminal(js.State) { // a paused job says why
+			fmt.Fprintf(jw.w, "%s job %s: %s: %s\n", now.Format("15:04:05"), js.ID, js.State, js.Reason)
+		} else {
+			fmt.Fprintf(jw.w, "%s job %s: %s\n", now.Format("15:04:05"), js.ID, js.State)
+		}
 		jw.lastLine = now
 	}
 	if js.State != api.JobRunning || js.TotalSteps <= 0 {

@@ -229,6 +229,55 @@ func TestNATSRestart(t *testing.T) {
 	})
 }
 
+// TestNATSOutagePausesJob takes NATS away for 8 s, four times the job's
+// barrier timeout: the coordinator pauses the job with a status naming
+// NATS, no member is dropped (the waits count only connected time), and
+// when NATS is back the job resumes in the same membership and ends with
+// the fault-free run's model quality.
+func TestNATSOutagePausesJob(t *testing.T) {
+	var paused api.JobStatus
+	var resumed bool
+	againstFaultFree(t, faultRun{
+		what: "across an 8 s NATS outage", opts: Options{Coordinators: 1, Servers: 2, Workers: 2},
+		spec: twoEpochs + "barrier_timeout: 2s\nstep_timeout: 4s\n", workers: 2, servers: 2,
+		fault: func(c *Cluster, id string) {
+			c.WaitForStep(id, 30, 60*time.Second)
+			watched := make(chan struct{})
+			go func() { // the status, read over HTTP while NATS is away
+				defer close(watched)
+				for end := time.Now().Add(7 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+					if js, ok := c.job(id); ok && js.State == api.JobPaused {
+						paused = js
+						return
+					}
+				}
+			}()
+			c.RestartNATS(8 * time.Second)
+			<-watched
+			back := time.Now()
+			c.WaitFor("the job running again", 15*time.Second, func() bool {
+				js, ok := c.job(id)
+				return ok && js.State != api.JobPaused
+			})
+			resumed = true
+			t.Logf("resumed %v after NATS came back", time.Since(back).Round(time.Millisecond))
+		},
+		check: func(js api.JobStatus) error {
+			switch {
+			case paused.State != api.JobPaused:
+				return errors.New("the job was never paused while NATS was away")
+			case !strings.Contains(paused.Reason, "NATS unreachable") || !strings.Contains(paused.Reason, "2s"):
+				return fmt.Errorf("paused with reason %q; want it to name NATS and the 2s barrier timeout", paused.Reason)
+			case !resumed:
+				return errors.New("the job did not resume")
+			case js.Epoch != 1:
+				return fmt.Errorf("the job changed membership (epoch %d, workers %v) over the outage", js.Epoch, js.Members)
+			}
+			return nil
+		},
+	})
+}
+
 // TestQuorumLoss: with 2 of 3 coordinators down, API calls fail within 5 s
 // with a "no quorum" error instead of hanging; when one comes back, a
 // leader is elected and calls succeed again.
@@ -279,11 +328,34 @@ func TestServerLossWithoutStandby(t *testing.T) {
 	t.Logf("failed %v after the server died: %s", time.Since(killed).Round(time.Millisecond), js.Reason)
 }
 
+// TestWorkerRestartedSameID: a worker killed and started again at once
+// under its id (as a service manager restarts it) heartbeats on with a new
+// process incarnation; the leader drops it from the job at its first
+// heartbeat (not after the servers' 30 s barrier), takes it back after
+// its backoff, and the job ends with the fault-free run's model quality.
+func TestWorkerRestartedSameID(t *testing.T) {
+	againstFaultFree(t, faultRun{
+		what: "with a worker restarted", opts: Options{Coordinators: 1, Servers: 2, Workers: 2}, spec: twoEpochs, workers: 2, servers: 2,
+		fault: func(c *Cluster, id string) {
+			c.WaitForStep(id, 30, 60*time.Second)
+			c.Kill("w-2")
+			c.StartWorker("w-2")
+			restarted := time.Now()
+			c.WaitFor("a membership without the restarted w-2", 10*time.Second, func() bool {
+				js, ok := c.job(id)
+				return ok && js.Epoch >= 2
+			})
+			t.Logf("new membership %v after the restart", time.Since(restarted).Round(time.Millisecond))
+		},
+		check: endsIn(3, false, "w-1", "w-2"),
+	})
+}
+
 // TestServerRestartedSameID: a parameter server that restarts at once
 // under its old id (as a service manager would restart it) heartbeats on
-// without its range; after a member timeout the leader treats it as lost,
-// gives it its range again from the last checkpoint, and the job ends with
-// the fault-free run's model quality.
+// with a new process incarnation and without its range; the leader treats
+// it as lost, gives it its range again from the last checkpoint, and the
+// job ends with the fault-free run's model quality.
 func TestServerRestartedSameID(t *testing.T) {
 	againstFaultFree(t, faultRun{
 		what: "with a parameter server restarted", opts: Options{Coordinators: 1, Servers: 2, Workers: 2},

@@ -7,6 +7,7 @@ package member
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"time"
@@ -49,10 +50,10 @@ type Handler interface {
 	Job() string
 }
 
-// Stepper is a Handler that also tells, in its heartbeats, the step it is
-// at in its job (parameter servers do).
-type Stepper interface {
-	Step(job string) int64
+// Fencer is a Handler that can fence a job for a membership change
+// (parameter servers: see paramserver.Server.Fence).
+type Fencer interface {
+	Fence(job string, epoch uint64, hold time.Duration) (int64, error)
 }
 
 // Run registers the member, then heartbeats and takes assignments until
@@ -69,14 +70,22 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config, h Handler) error {
 	}
 	sub, err := nc.Subscribe(wire.MemberSubject(cfg.ID), func(m *nats.Msg) {
 		var a wire.Assignment
-		code, reason := wire.AckOK, ""
-		if err := wire.Decode(m.Data, &a); err != nil {
-			code, reason = wire.AckRejected, err.Error()
-		} else if err := h.Assign(&a); err != nil {
-			code, reason = wire.AckRejected, err.Error()
+		ack := wire.Ack{V: wire.Version, Code: wire.AckOK}
+		err := wire.Decode(m.Data, &a)
+		switch f, ok := h.(Fencer); {
+		case err != nil:
+		case a.Fence && !ok:
+			err = fmt.Errorf("member %s (%s) holds no parameters to fence", cfg.ID, cfg.Kind)
+		case a.Fence:
+			ack.Step, err = f.Fence(a.Job, a.Epoch, time.Duration(a.FenceMS)*time.Millisecond)
+		default:
+			err = h.Assign(&a)
+		}
+		if err != nil {
+			ack.Code, ack.Reason = wire.AckRejected, err.Error()
 		}
 		if m.Reply != "" {
-			if b, err := wire.Encode(&wire.Ack{V: wire.Version, Code: code, Reason: reason}); err == nil {
+			if b, err := wire.Encode(&ack); err == nil {
 				m.Respond(b)
 			}
 		}
@@ -111,12 +120,10 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config, h Handler) error {
 	cfg.Logger.Info("registered", zap.String("id", cfg.ID), zap.String("kind", cfg.Kind))
 	tick := time.NewTicker(cfg.HeartbeatEvery)
 	defer tick.Stop()
+	boot := fmt.Sprintf("%016x", rand.Uint64())
 	for {
 		job := h.Job()
-		beat := wire.Heartbeat{V: wire.Version, ID: cfg.ID, Kind: cfg.Kind, Job: job}
-		if st, ok := h.(Stepper); ok && job != "" {
-			beat.Step = st.Step(job)
-		}
+		beat := wire.Heartbeat{V: wire.Version, ID: cfg.ID, Kind: cfg.Kind, Job: job, Boot: boot}
 		hb, _ := wire.Encode(&beat)
 		nc.Publish(wire.SubjHeartbeat, hb)
 		select {

@@ -38,10 +38,9 @@ type Heartbeat struct {
 	ID   string `msgpack:"id"`
 	Kind string `msgpack:"kind"`
 	Job  string `msgpack:"job,omitempty"`
-	// Step is, for a parameter server serving Job, the step whose θ its
-	// range holds (the step it aggregates): after losing a worker the
-	// coordinator restarts from the lowest.
-	Step int64 `msgpack:"step"`
+	// Boot names the member's process incarnation, new at every start: a
+	// member restarted under its id is seen at its first heartbeat.
+	Boot string `msgpack:"boot,omitempty"`
 }
 
 func (m *Heartbeat) version() int { return m.V }
@@ -73,6 +72,11 @@ type Assignment struct {
 	// committed checkpoint.
 	Reset   bool   `msgpack:"reset,omitempty"`
 	Restore string `msgpack:"restore,omitempty"`
+	// Fence (servers, request/reply): stop completing steps of Epoch and
+	// answer the step held (Ack.Step), for FenceMS or until the next
+	// epoch, while the coordinator replaces the epoch.
+	Fence   bool  `msgpack:"fence,omitempty"`
+	FenceMS int64 `msgpack:"fence_ms,omitempty"`
 }
 
 func (m *Assignment) version() int { return m.V }

@@ -72,6 +72,8 @@ type Ack struct {
 	V      int     `msgpack:"v"`
 	Code   AckCode `msgpack:"code"`
 	Reason string  `msgpack:"reason,omitempty"`
+	// Step answers a fence (see Assignment.Fence).
+	Step int64 `msgpack:"step,omitempty"`
 }
 
 func (m *Ack) version() int { return m.V }
