@@ -189,7 +189,7 @@ func fastFollow(t *testing.T, tty bool) {
 func maas(ctx context.Context, args ...string) (stdout, stderr string, err error) {
 	root := &cobra.Command{Use: "maas", SilenceUsage: true, SilenceErrors: true}
 	cluster := &cobra.Command{Use: "cluster"}
-	cluster.AddCommand(clusterStatusCmd())
+	cluster.AddCommand(clusterStatusCmd(), clusterInitCmd())
 	root.AddCommand(jobCmd(), modelCmd(), cluster)
 	var out, errb bytes.Buffer
 	root.SetOut(&out)

@@ -17,8 +17,8 @@ func Root() *cobra.Command {
 		SilenceErrors: true,
 		Version:       Version,
 	}
-	cluster := &cobra.Command{Use: "cluster", Short: "Inspect the cluster"}
-	cluster.AddCommand(clusterStatusCmd())
+	cluster := &cobra.Command{Use: "cluster", Short: "Set up and inspect a cluster"}
+	cluster.AddCommand(clusterStatusCmd(), clusterInitCmd())
 	root.AddCommand(trainCmd(), evalCmd(), benchCmd(), localCmd(), jobCmd(), modelCmd(), cluster,
 		natsCmd(), coordinatorCmd(), paramserverCmd(), workerCmd(), serveCmd(), predictCmd(), generateCmd())
 	return root
