@@ -5,8 +5,8 @@ import "github.com/maas-ml/maas/tensor"
 // Conv2D is a 2-D convolution with bias: x (n, C, H, W) → y (n, OC, OH, OW),
 // weight (OC, C, KH, KW), bias (OC). The backend computes the forward pass
 // (one GEMM per image, bias and a fused ReLU applied in cache); in training
-// it also keeps the batch's im2col col (C·KH·KW, n·OH·OW), and Backward runs
-// one GEMM for the whole batch per gradient.
+// it also keeps each image's im2col, col (n, C·KH·KW, OH·OW), from which
+// Backward computes the gradients image by image (Conv2DBackward).
 type Conv2D struct {
 	layerBase
 	g      tensor.ConvGeom
@@ -19,9 +19,7 @@ type Conv2D struct {
 	relu     bool
 	col      []float32 // im2col of the last training input
 	colValid bool
-	tmp      []float32 // (OC, n·P): dyᵀ in Backward
-	y, dcol  []float32
-	dx       []float32
+	y, dx    []float32
 }
 
 func newConv2D(name string, in []int, oc, k, stride, pad int, b tensor.Backend) (*Conv2D, error) {
@@ -67,21 +65,11 @@ func (l *Conv2D) Backward(dy []float32, n int) []float32 {
 	if !l.colValid {
 		panic("nn: Conv2D.Backward after a Forward with train=false")
 	}
-	p := l.g.OH() * l.g.OW()
-	np, rows := n*p, l.g.Rows()
-	l.tmp = grow(l.tmp, l.oc*np)
-	// dyᵀ (OC, n·P) from dy (n, OC, P)
-	l.be.Transpose021(dy, l.tmp, n, l.oc, p)
-	l.be.SumBias(l.tmp, l.db, 1, np)
-	// dW (OC, rows) += dyᵀ (OC, n·P) · colᵀ (n·P, rows)
-	l.be.Gemm(false, true, l.oc, rows, np, 1, l.tmp, np, l.col, np, 1, l.dw, rows)
-	if !l.needInputGrad {
-		return nil
+	var dx []float32
+	if l.needInputGrad {
+		l.dx = grow(l.dx, n*prod(l.in))
+		dx = l.dx
 	}
-	// dcol (rows, n·P) = Wᵀ (rows, OC) · dyᵀ (OC, n·P)
-	l.dcol = grow(l.dcol, rows*np)
-	l.be.Gemm(true, false, rows, np, l.oc, 1, l.w.W, rows, l.tmp, np, 0, l.dcol, np)
-	l.dx = grow(l.dx, n*prod(l.in))
-	l.be.Col2Im(l.g, n, l.dcol, l.dx)
-	return l.dx
+	l.be.Conv2DBackward(l.g, n, l.w.W, dy, l.col, l.dw, l.db, dx)
+	return dx
 }

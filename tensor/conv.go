@@ -145,7 +145,11 @@ func (a *convFwdArgs) run(part int) {
 		b := operand{}
 		switch {
 		case a.col != nil:
-			b = operand{m: a.col[i*p+c0:], ld: a.n * p}
+			coli := a.col[i*rows*p : (i+1)*rows*p]
+			if a.chunks == 1 { // this core's image: unfolded here, while in cache
+				im2colRows(g, 1, a.x[i*imageSize:(i+1)*imageSize], coli, 0, rows)
+			}
+			b = operand{m: coli[c0:], ld: p}
 		case a.padded != nil: // padded up front, shared by the chunks
 			b.implicit = &implicitCol{xp: a.padded[i*paddedSize : (i+1)*paddedSize], rowOff: a.rowOff, colOff: a.colOff}
 			b.off = c0
@@ -215,8 +219,11 @@ func (g *GoBackend) Conv2D(geom ConvGeom, n int, x []float32, w *Packed, bias []
 				padImage(geom, x[i*geom.C*geom.H*geom.W:], a.padded[i*size:(i+1)*size])
 			}
 		}
-	} else {
-		g.Im2Col(geom, n, x, col)
+	} else if a.chunks > 1 { // cores share each image's col_i: unfolded up front
+		size := geom.C * geom.H * geom.W
+		for i := 0; i < n; i++ {
+			g.Im2Col(geom, 1, x[i*size:(i+1)*size], col[i*rows*p:(i+1)*rows*p])
+		}
 	}
 	// W is packed once for every image and core.
 	var pw *convScratch

@@ -1,6 +1,9 @@
 package tensor
 
-import "sync"
+import (
+	"math"
+	"sync"
+)
 
 // Elementwise kernels and pooling are memory-bound; above this many
 // elements they are split across the pool.
@@ -98,6 +101,8 @@ func transpose021(src, dst []float32, a, b, c, lo, hi int) {
 	}
 }
 
+var negInf = float32(math.Inf(-1))
+
 // maxPool pools planes [lo, hi), with a fast path for 2×2 windows of
 // stride 2.
 func maxPool(g PoolGeom, x, y []float32, idx []int32, lo, hi int) {
@@ -141,6 +146,25 @@ func maxPool(g PoolGeom, x, y []float32, idx []int32, lo, hi int) {
 					j0 = ow &^ 7
 					_, _ = r0[2*j0-1], r1[2*j0-1]
 					maxPool2x2IdxAVX(&yo[0], &io[0], &r0[0], &r1[0], j0, int32(base+2*i*g.W), int32(g.W))
+				}
+				if hasAVX2FMA && j0 < ow {
+					// The last ow−j0 < 8 outputs: their inputs copied into
+					// 16-wide rows padded with −∞ (never the first maximum),
+					// so that the vector kernel takes them too instead of a
+					// branchy scalar loop.
+					var t0, t1 [16]float32
+					var ty [8]float32
+					var ti [8]int32
+					n := 2 * (ow - j0)
+					copy(t0[:], r0[2*j0:2*j0+n])
+					copy(t1[:], r1[2*j0:2*j0+n])
+					for k := n; k < 16; k++ {
+						t0[k], t1[k] = negInf, negInf
+					}
+					maxPool2x2IdxAVX(&ty[0], &ti[0], &t0[0], &t1[0], 8, int32(base+2*i*g.W+2*j0), int32(g.W))
+					copy(yo[j0:], ty[:ow-j0])
+					copy(io[j0:], ti[:ow-j0])
+					j0 = ow
 				}
 				for j := j0; j < len(yo); j++ {
 					k := 2 * j

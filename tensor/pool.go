@@ -35,6 +35,7 @@ type workerPool struct {
 	convArgs freeList[convArgs]
 	elemArgs freeList[elemArgs]
 	convFwd  freeList[convFwdArgs]
+	convBwd  freeList[convBwdArgs]
 	gemmBufs freeList[gemmBuffers]
 	scratch  freeList[convScratch]
 }
@@ -66,6 +67,7 @@ func newWorkerPool(threads int) *workerPool {
 	p := &workerPool{threads: threads, jobs: make(chan poolJob, 4*threads), done: make(chan struct{}),
 		gemmArgs: newFreeList[gemmArgs](4 * threads), convArgs: newFreeList[convArgs](4 * threads),
 		elemArgs: newFreeList[elemArgs](4 * threads), convFwd: newFreeList[convFwdArgs](4 * threads),
+		convBwd:  newFreeList[convBwdArgs](4 * threads),
 		gemmBufs: newFreeList[gemmBuffers](4 * threads), scratch: newFreeList[convScratch](8 * threads)}
 	for i := 1; i < threads; i++ {
 		p.wg.Add(1)

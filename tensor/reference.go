@@ -108,7 +108,30 @@ func (referenceBackend) Conv2D(g ConvGeom, n int, x []float32, pw *Packed, bias 
 		}
 	}
 	if col != nil {
-		Reference.Im2Col(g, n, x, col)
+		size, cs := g.C*g.H*g.W, g.Rows()*oh*ow
+		for i := 0; i < n; i++ {
+			Reference.Im2Col(g, 1, x[i*size:(i+1)*size], col[i*cs:(i+1)*cs])
+		}
+	}
+}
+
+// Conv2DBackward is the backward pass one image at a time, with the
+// reference GEMM and Col2Im.
+func (r referenceBackend) Conv2DBackward(g ConvGeom, n int, w, dy, col, dw, db, dx []float32) {
+	oc, rows, p := len(w)/g.Rows(), g.Rows(), g.OH()*g.OW()
+	var dcol []float32
+	if dx != nil {
+		dcol = make([]float32, rows*p)
+	}
+	size := g.C * g.H * g.W
+	for i := 0; i < n; i++ {
+		dyi, coli := dy[i*oc*p:(i+1)*oc*p], col[i*rows*p:(i+1)*rows*p]
+		r.Gemm(false, true, oc, rows, p, 1, dyi, p, coli, p, 1, dw, rows)
+		r.SumBias(dyi, db, 1, p)
+		if dx != nil {
+			r.Gemm(true, false, rows, p, oc, 1, w, rows, dyi, p, 0, dcol, p)
+			r.Col2Im(g, 1, dcol, dx[i*size:(i+1)*size])
+		}
 	}
 }
 

@@ -66,6 +66,7 @@ func Run(t *testing.T, b tensor.Backend) {
 	t.Run("GemmLarge", func(t *testing.T) { testGemmLarge(t, b) })
 	t.Run("Conv", func(t *testing.T) { testConv(t, b) })
 	t.Run("Conv2D", func(t *testing.T) { testConv2D(t, b) })
+	t.Run("Conv2DBackward", func(t *testing.T) { testConv2DBackward(t, b) })
 	t.Run("GemmPacked", func(t *testing.T) { testGemmPacked(t, b) })
 	t.Run("Bias", func(t *testing.T) { testBias(t, b) })
 	t.Run("Transpose021", func(t *testing.T) { testTranspose(t, b) })
@@ -278,13 +279,101 @@ func testConv2D(t *testing.T, b tensor.Backend) {
 					if mode.col {
 						col.checkGuards(t, "Conv2D col "+name)
 						wantCol := make([]float32, len(col.data))
-						tensor.Reference.Im2Col(g, n, x, wantCol)
+						size, cs := g.C*g.H*g.W, g.Rows()*p
+						for i := range n { // col_i = Im2Col(x_i), image after image
+							tensor.Reference.Im2Col(g, 1, x[i*size:(i+1)*size], wantCol[i*cs:(i+1)*cs])
+						}
 						assertClose(t, "Conv2D col "+name, col.data, wantCol, 0, 0)
 					}
 				}
 			}
 		}
 	}
+}
+
+// testConv2DBackward checks the convolution's gradients against direct
+// loops over the convolution's definition (dx scattered output by output,
+// independent of Col2Im), accumulating into dw and db, with and without dx,
+// on the forward pass's geometries and batch splits.
+func testConv2DBackward(t *testing.T, b tensor.Backend) {
+	r := rand.New(rand.NewPCG(25, 26))
+	geoms := append(convGeoms[:len(convGeoms):len(convGeoms)],
+		tensor.ConvGeom{C: 32, H: 14, W: 14, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1},
+	)
+	for _, g := range geoms {
+		for _, n := range []int{1, 2, 5} {
+			for _, oc := range []int{1, 7, 64} {
+				for _, withDx := range []bool{true, false} {
+					name := fmt.Sprintf("%+v n=%d oc=%d dx=%v", g, n, oc, withDx)
+					oh, ow := g.OH(), g.OW()
+					p, rows, size := oh*ow, g.Rows(), g.C*g.H*g.W
+					x, w, dy := randSlice(r, n*size), randSlice(r, oc*rows), randSlice(r, n*oc*p)
+					dw0, db0 := randSlice(r, oc*rows), randSlice(r, oc)
+					col := make([]float32, n*rows*p)
+					for i := range n {
+						tensor.Reference.Im2Col(g, 1, x[i*size:(i+1)*size], col[i*rows*p:(i+1)*rows*p])
+					}
+					wantDw, wantDb := make([]float64, oc*rows), make([]float64, oc)
+					wantDx := make([]float64, n*size)
+					for o := range oc {
+						wantDb[o] = float64(db0[o])
+						for r := range rows {
+							wantDw[o*rows+r] = float64(dw0[o*rows+r])
+						}
+					}
+					for i := range n {
+						for o := range oc {
+							for y := range oh {
+								for xo := range ow {
+									d := float64(dy[(i*oc+o)*p+y*ow+xo])
+									wantDb[o] += d
+									for c := range g.C {
+										for kh := range g.KH {
+											for kw := range g.KW {
+												ih, iw := y*g.SH+kh-g.PH, xo*g.SW+kw-g.PW
+												if ih < 0 || ih >= g.H || iw < 0 || iw >= g.W {
+													continue
+												}
+												row := (c*g.KH+kh)*g.KW + kw
+												px := (i*g.C+c)*g.H*g.W + ih*g.W + iw
+												wantDw[o*rows+row] += d * float64(x[px])
+												wantDx[px] += d * float64(w[o*rows+row])
+											}
+										}
+									}
+								}
+							}
+						}
+					}
+					dw := newBuffer(len(dw0), func(i int) float32 { return dw0[i] })
+					db := newBuffer(len(db0), func(i int) float32 { return db0[i] })
+					var dx buffer
+					if withDx {
+						dx = newBuffer(n*size, func(int) float32 { return float32(math.NaN()) })
+					}
+					b.Conv2DBackward(g, n, w, dy, col, dw.data, db.data, dx.data)
+					dw.checkGuards(t, "Conv2DBackward dw "+name)
+					db.checkGuards(t, "Conv2DBackward db "+name)
+					scale := math.Sqrt(float64(n * p))
+					assertClose(t, "Conv2DBackward dw "+name, dw.data, f32(wantDw), scale, 1e-5)
+					assertClose(t, "Conv2DBackward db "+name, db.data, f32(wantDb), scale, 1e-5)
+					if withDx {
+						dx.checkGuards(t, "Conv2DBackward dx "+name)
+						assertClose(t, "Conv2DBackward dx "+name, dx.data, f32(wantDx), math.Sqrt(float64(oc*g.KH*g.KW)), 1e-5)
+					}
+				}
+			}
+		}
+	}
+}
+
+// f32 rounds float64 values to float32.
+func f32(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
 }
 
 // testGemmPacked checks products with a packed right operand, packed by
