@@ -5,8 +5,9 @@ import "github.com/maas-ml/maas/tensor"
 // Conv2D is a 2-D convolution with bias: x (n, C, H, W) → y (n, OC, OH, OW),
 // weight (OC, C, KH, KW), bias (OC). The backend computes the forward pass
 // (one GEMM per image, bias and a fused ReLU applied in cache); in training
-// it also keeps each image's im2col, col (n, C·KH·KW, OH·OW), from which
-// Backward computes the gradients image by image (Conv2DBackward).
+// it keeps a reference to its input x, from which Backward computes the
+// gradients image by image (Conv2DBackward). x is the previous layer's
+// output (or the batch), which stays unchanged until this layer's Backward.
 type Conv2D struct {
 	layerBase
 	g      tensor.ConvGeom
@@ -16,10 +17,10 @@ type Conv2D struct {
 	dw, db []float32
 	// relu applies max(·, 0) to the output: the following ReLU layer is
 	// fused into this one (see fuseLayers).
-	relu     bool
-	col      []float32 // im2col of the last training input
-	colValid bool
-	y, dx    []float32
+	relu    bool
+	x       []float32 // the last training input
+	trained bool
+	y, dx   []float32
 }
 
 func newConv2D(name string, in []int, oc, k, stride, pad int, b tensor.Backend) (*Conv2D, error) {
@@ -51,18 +52,16 @@ func (l *Conv2D) changed() { l.w.valid = false }
 func (l *Conv2D) Forward(x []float32, n int, train bool) []float32 {
 	p := l.g.OH() * l.g.OW()
 	l.y = grow(l.y, l.oc*n*p)
-	var col []float32
-	if train { // Backward needs the im2col matrix
-		l.col = grow(l.col, l.g.Rows()*n*p)
-		col = l.col
+	l.x, l.trained = nil, train
+	if train { // Backward reads the input again
+		l.x = x[:n*prod(l.in)]
 	}
-	l.colValid = train
-	l.be.Conv2D(l.g, n, x, l.w.forUse(&l.layerBase), l.bias, l.relu, l.y, col)
+	l.be.Conv2D(l.g, n, x, l.w.forUse(&l.layerBase), l.bias, l.relu, l.y)
 	return l.y
 }
 
 func (l *Conv2D) Backward(dy []float32, n int) []float32 {
-	if !l.colValid {
+	if !l.trained {
 		panic("nn: Conv2D.Backward after a Forward with train=false")
 	}
 	var dx []float32
@@ -70,6 +69,6 @@ func (l *Conv2D) Backward(dy []float32, n int) []float32 {
 		l.dx = grow(l.dx, n*prod(l.in))
 		dx = l.dx
 	}
-	l.be.Conv2DBackward(l.g, n, l.w.W, dy, l.col, l.dw, l.db, dx)
+	l.be.Conv2DBackward(l.g, n, l.x, l.w.W, dy, l.dw, l.db, dx)
 	return dx
 }

@@ -37,19 +37,16 @@ type Backend interface {
 	// w.W (w.Rows output channels, C·KH·KW) packed with Left set, and bias
 	// (w.Rows, or nil for none) it writes y (n, w.Rows, OH, OW) with
 	//
-	//	y[i, o, p] = bias[o] + Σ_r W[o, r]·Im2Col(x)[r, (i, p)]
+	//	y[i, o, p] = bias[o] + Σ_r W[o, r]·Im2Col(x_i)[r, p]
 	//
-	// then y = max(y, 0) when relu. When col is not nil it also receives
-	// each image's Im2Col, col (n, C·KH·KW, OH·OW) with col_i = Im2Col(x_i),
-	// which Conv2DBackward needs; when nil the backend may avoid building
-	// the matrix.
-	Conv2D(g ConvGeom, n int, x []float32, w *Packed, bias []float32, relu bool, y, col []float32)
-	// Conv2DBackward is a convolution's backward pass from dy (n, OC,
-	// OH·OW), the weights W (OC, C·KH·KW) and the col Conv2D wrote:
+	// then y = max(y, 0) when relu.
+	Conv2D(g ConvGeom, n int, x []float32, w *Packed, bias []float32, relu bool, y []float32)
+	// Conv2DBackward is a convolution's backward pass from the forward
+	// pass's input x, the weights W (OC, C·KH·KW) and dy (n, OC, OH·OW):
 	//
-	//	dw += Σ_i dy_i · col_iᵀ    db[o] += Σ_i Σ_p dy[i, o, p]
-	//	dx_i = Col2Im(Wᵀ · dy_i)   (only when dx is not nil)
-	Conv2DBackward(g ConvGeom, n int, w []float32, dy, col, dw, db, dx []float32)
+	//	dw += Σ_i dy_i · Im2Col(x_i)ᵀ    db[o] += Σ_i Σ_p dy[i, o, p]
+	//	dx_i = Col2Im(Wᵀ · dy_i)         (only when dx is not nil)
+	Conv2DBackward(g ConvGeom, n int, x, w, dy, dw, db, dx []float32)
 
 	// AddBias adds bias[j] to every x[o, j, i] of x (outer, len(bias), inner).
 	AddBias(x, bias []float32, outer, inner int)

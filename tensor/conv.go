@@ -7,8 +7,9 @@ import "sync"
 // (or once for good, for a model that serves) and shared by every core. The
 // output tile starts as the bias and ReLU runs on it while it is still in
 // cache, so nothing is transposed and no extra pass goes over the whole
-// batch. When the caller does not need the im2col matrix (inference), the
-// GEMM packs its panels straight from the (zero-padded) image.
+// batch. The GEMM packs its panels straight from the (zero-padded) image:
+// no im2col matrix is written, in training either (the backward pass reads
+// the input again, see conv_backward.go).
 
 // convScratch is a reusable buffer, grown on demand and kept in a free list.
 type convScratch struct {
@@ -110,8 +111,7 @@ type convFwdArgs struct {
 	x, bias, y    []float32
 	relu          bool
 	w             operand   // W as the left operand, packed
-	col           []float32 // the batch's im2col (rows, n·P), or nil: implicit
-	padded        []float32 // with col nil and chunks > 1: every image padded
+	padded        []float32 // with chunks > 1: every image padded
 	rowOff        []int32   // implicitCol offsets
 	colOff        []int32
 	chunks, parts int
@@ -131,7 +131,7 @@ func (a *convFwdArgs) run(part int) {
 	buf := a.bufs.get()
 	defer a.bufs.put(buf)
 	var own *convScratch
-	if a.col == nil && a.padded == nil && (g.PH > 0 || g.PW > 0) {
+	if a.padded == nil && (g.PH > 0 || g.PW > 0) {
 		own = a.scratch.get()
 		defer a.scratch.put(own)
 	}
@@ -144,12 +144,6 @@ func (a *convFwdArgs) run(part int) {
 		}
 		b := operand{}
 		switch {
-		case a.col != nil:
-			coli := a.col[i*rows*p : (i+1)*rows*p]
-			if a.chunks == 1 { // this core's image: unfolded here, while in cache
-				im2colRows(g, 1, a.x[i*imageSize:(i+1)*imageSize], coli, 0, rows)
-			}
-			b = operand{m: coli[c0:], ld: p}
 		case a.padded != nil: // padded up front, shared by the chunks
 			b.implicit = &implicitCol{xp: a.padded[i*paddedSize : (i+1)*paddedSize], rowOff: a.rowOff, colOff: a.colOff}
 			b.off = c0
@@ -183,7 +177,7 @@ func (a *convFwdArgs) run(part int) {
 	}
 }
 
-func (g *GoBackend) Conv2D(geom ConvGeom, n int, x []float32, w *Packed, bias []float32, relu bool, y, col []float32) {
+func (g *GoBackend) Conv2D(geom ConvGeom, n int, x []float32, w *Packed, bias []float32, relu bool, y []float32) {
 	oc := w.Rows
 	if n <= 0 || oc <= 0 {
 		return
@@ -191,10 +185,10 @@ func (g *GoBackend) Conv2D(geom ConvGeom, n int, x []float32, w *Packed, bias []
 	p, rows := geom.OH()*geom.OW(), geom.Rows()
 	kern := g.kern
 	a := g.pool.convFwd.get()
-	*a = convFwdArgs{geom: geom, n: n, oc: oc, x: x, bias: bias, y: y[:n*oc*p], relu: relu, col: col,
+	*a = convFwdArgs{geom: geom, n: n, oc: oc, x: x, bias: bias, y: y[:n*oc*p], relu: relu,
 		kern: kern, bufs: g.pool.gemmBufs, scratch: g.pool.scratch}
 	// Work units: whole images when there are enough for every core, else
-	// column chunks of each image, which then read a shared im2col.
+	// column chunks of each image.
 	threads := g.pool.threads
 	if 2*n*oc*p*rows < gemmMinParallel {
 		threads = 1
@@ -204,25 +198,17 @@ func (g *GoBackend) Conv2D(geom ConvGeom, n int, x []float32, w *Packed, bias []
 		a.chunks = min((threads+n-1)/n, (p+kern.nr-1)/kern.nr)
 	}
 	a.parts = min(threads, n*a.chunks)
-	// Without col the GEMM reads the images in place (implicitCol); when
-	// cores share an image it is padded here, once.
-	var shared *convScratch
-	if col == nil {
-		shared = g.pool.scratch.get()
-		offs := shared.takeIdx(rows + p)
-		a.rowOff, a.colOff = offs[:rows], offs[rows:]
-		implicitOffsets(geom, a.rowOff, a.colOff)
-		if a.chunks > 1 && (geom.PH > 0 || geom.PW > 0) {
-			size := geom.C * (geom.H + 2*geom.PH) * (geom.W + 2*geom.PW)
-			a.padded = shared.take(n * size)
-			for i := 0; i < n; i++ {
-				padImage(geom, x[i*geom.C*geom.H*geom.W:], a.padded[i*size:(i+1)*size])
-			}
-		}
-	} else if a.chunks > 1 { // cores share each image's col_i: unfolded up front
-		size := geom.C * geom.H * geom.W
+	// The GEMM reads the images in place (implicitCol); when cores share an
+	// image it is padded here, once.
+	shared := g.pool.scratch.get()
+	offs := shared.takeIdx(rows + p)
+	a.rowOff, a.colOff = offs[:rows], offs[rows:]
+	implicitOffsets(geom, a.rowOff, a.colOff)
+	if a.chunks > 1 && (geom.PH > 0 || geom.PW > 0) {
+		size := geom.C * (geom.H + 2*geom.PH) * (geom.W + 2*geom.PW)
+		a.padded = shared.take(n * size)
 		for i := 0; i < n; i++ {
-			g.Im2Col(geom, 1, x[i*size:(i+1)*size], col[i*rows*p:(i+1)*rows*p])
+			padImage(geom, x[i*geom.C*geom.H*geom.W:], a.padded[i*size:(i+1)*size])
 		}
 	}
 	// W is packed once for every image and core.
@@ -237,9 +223,7 @@ func (g *GoBackend) Conv2D(geom ConvGeom, n int, x []float32, w *Packed, bias []
 	if pw != nil {
 		g.pool.scratch.put(pw)
 	}
-	if shared != nil {
-		g.pool.scratch.put(shared)
-	}
+	g.pool.scratch.put(shared)
 	*a = convFwdArgs{}
 	g.pool.convFwd.put(a)
 }

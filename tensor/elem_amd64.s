@@ -167,3 +167,40 @@ piloop:
 pidone:
 	VZEROUPPER
 	RET
+
+// func addAVX(dst, src *float32, n int, mask *int32)
+//
+// dst[i] += src[i] for i < n: eight at a time, then the last n mod 8 under
+// mask, which points at n mod 8 words of −1 followed by zeros (masked
+// lanes are neither read nor written).
+TEXT ·addAVX(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ mask+24(FP), DX
+	MOVQ CX, BX
+	ANDQ $7, BX
+	SHRQ $3, CX
+	JEQ  tail
+
+loop:
+	VMOVUPS (SI), Y0
+	VADDPS  (DI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     loop
+
+tail:
+	TESTQ      BX, BX
+	JEQ        done
+	VMOVDQU    (DX), Y3
+	VMASKMOVPS (SI), Y3, Y0
+	VMASKMOVPS (DI), Y3, Y1
+	VADDPS     Y1, Y0, Y0
+	VMASKMOVPS Y0, Y3, (DI)
+
+done:
+	VZEROUPPER
+	RET

@@ -144,6 +144,12 @@ func col2imPlanes(g ConvGeom, n int, col, x []float32, lo, hi int) {
 					}
 					s := src[y*ow : (y+1)*ow]
 					d := plane[ih*g.W : (ih+1)*g.W]
+					if g.SW == 1 {
+						if x1 > x0 {
+							addTo(d[x0+kw-g.PW:x1+kw-g.PW], s[x0:x1])
+						}
+						continue
+					}
 					for ox := x0; ox < x1; ox++ {
 						d[ox*g.SW+kw-g.PW] += s[ox]
 					}

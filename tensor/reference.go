@@ -76,7 +76,7 @@ func (r referenceBackend) GemmPacked(m int, alpha float32, a []float32, lda int,
 }
 
 // Conv2D is the direct convolution, one output at a time.
-func (referenceBackend) Conv2D(g ConvGeom, n int, x []float32, pw *Packed, bias []float32, relu bool, y, col []float32) {
+func (referenceBackend) Conv2D(g ConvGeom, n int, x []float32, pw *Packed, bias []float32, relu bool, y []float32) {
 	oh, ow := g.OH(), g.OW()
 	oc, w := pw.Rows, pw.W
 	for i := 0; i < n; i++ {
@@ -107,26 +107,18 @@ func (referenceBackend) Conv2D(g ConvGeom, n int, x []float32, pw *Packed, bias 
 			}
 		}
 	}
-	if col != nil {
-		size, cs := g.C*g.H*g.W, g.Rows()*oh*ow
-		for i := 0; i < n; i++ {
-			Reference.Im2Col(g, 1, x[i*size:(i+1)*size], col[i*cs:(i+1)*cs])
-		}
-	}
 }
 
 // Conv2DBackward is the backward pass one image at a time, with the
-// reference GEMM and Col2Im.
-func (r referenceBackend) Conv2DBackward(g ConvGeom, n int, w, dy, col, dw, db, dx []float32) {
+// reference Im2Col, GEMM and Col2Im.
+func (r referenceBackend) Conv2DBackward(g ConvGeom, n int, x, w, dy, dw, db, dx []float32) {
 	oc, rows, p := len(w)/g.Rows(), g.Rows(), g.OH()*g.OW()
-	var dcol []float32
-	if dx != nil {
-		dcol = make([]float32, rows*p)
-	}
+	col, dcol := make([]float32, rows*p), make([]float32, rows*p)
 	size := g.C * g.H * g.W
 	for i := 0; i < n; i++ {
-		dyi, coli := dy[i*oc*p:(i+1)*oc*p], col[i*rows*p:(i+1)*rows*p]
-		r.Gemm(false, true, oc, rows, p, 1, dyi, p, coli, p, 1, dw, rows)
+		dyi := dy[i*oc*p : (i+1)*oc*p]
+		r.Im2Col(g, 1, x[i*size:(i+1)*size], col)
+		r.Gemm(false, true, oc, rows, p, 1, dyi, p, col, p, 1, dw, rows)
 		r.SumBias(dyi, db, 1, p)
 		if dx != nil {
 			r.Gemm(true, false, rows, p, oc, 1, w, rows, dyi, p, 0, dcol, p)

@@ -80,3 +80,12 @@ func pack16(dst, src *float32, ld, kb int)
 //
 //go:noescape
 func packT16(dst, src *float32, ld, blocks int)
+
+// addAVX adds src to dst for n values, the last n mod 8 under mask, in
+// elem_amd64.s; see addVec.
+//
+//go:noescape
+func addAVX(dst, src *float32, n int, mask *int32)
+
+// tailMask: &tailMask[8−r] is the mask of the first r of 8 lanes.
+var tailMask = [16]int32{-1, -1, -1, -1, -1, -1, -1, -1}

@@ -23,3 +23,7 @@ func maxPool2x2IdxAVX(y *float32, idx *int32, r0, r1 *float32, n int, base, w in
 func pack16(dst, src *float32, ld, kb int) { panic("unreachable") }
 
 func packT16(dst, src *float32, ld, blocks int) { panic("unreachable") }
+
+func addAVX(dst, src *float32, n int, mask *int32) { panic("unreachable") }
+
+var tailMask [16]int32

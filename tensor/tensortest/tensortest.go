@@ -241,7 +241,7 @@ func testConv(t *testing.T, b tensor.Backend) {
 }
 
 // testConv2D checks the fused forward convolution against the direct one,
-// with and without bias, ReLU and the im2col output, on geometries that
+// with and without bias and ReLU, on geometries that
 // cover the packing blocks (rows > 256, outputs > 1024) and the splits
 // across cores (by image and, for small batches, by output columns).
 func testConv2D(t *testing.T, b tensor.Backend) {
@@ -253,7 +253,7 @@ func testConv2D(t *testing.T, b tensor.Backend) {
 	for _, g := range geoms {
 		for _, n := range []int{1, 2, 3} {
 			for _, oc := range []int{1, 7, 64} {
-				for _, mode := range []struct{ bias, relu, col bool }{{true, true, false}, {false, false, true}, {true, false, false}, {true, true, true}} {
+				for _, mode := range []struct{ bias, relu bool }{{true, true}, {false, false}, {true, false}, {false, true}} {
 					name := fmt.Sprintf("%+v n=%d oc=%d %+v", g, n, oc, mode)
 					x, w := randSlice(r, n*g.C*g.H*g.W), randSlice(r, oc*g.Rows())
 					var bias []float32
@@ -262,29 +262,16 @@ func testConv2D(t *testing.T, b tensor.Backend) {
 					}
 					p := g.OH() * g.OW()
 					want := make([]float32, n*oc*p)
-					tensor.Reference.Conv2D(g, n, x, &tensor.Packed{W: w, Rows: oc, K: g.Rows(), Left: true}, bias, mode.relu, want, nil)
+					tensor.Reference.Conv2D(g, n, x, &tensor.Packed{W: w, Rows: oc, K: g.Rows(), Left: true}, bias, mode.relu, want)
 					got := newBuffer(len(want), func(int) float32 { return float32(math.NaN()) })
-					var col buffer
-					if mode.col {
-						col = newBuffer(g.Rows()*n*p, func(int) float32 { return 99 })
-					}
 					// Packed by b, or not packed at all: the same results.
 					pw := &tensor.Packed{W: w, Rows: oc, K: g.Rows(), Left: true}
 					if mode.relu {
 						b.Pack(pw)
 					}
-					b.Conv2D(g, n, x, pw, bias, mode.relu, got.data, col.data)
+					b.Conv2D(g, n, x, pw, bias, mode.relu, got.data)
 					got.checkGuards(t, "Conv2D "+name)
 					assertClose(t, "Conv2D "+name, got.data, want, math.Sqrt(float64(g.Rows())), 1e-5)
-					if mode.col {
-						col.checkGuards(t, "Conv2D col "+name)
-						wantCol := make([]float32, len(col.data))
-						size, cs := g.C*g.H*g.W, g.Rows()*p
-						for i := range n { // col_i = Im2Col(x_i), image after image
-							tensor.Reference.Im2Col(g, 1, x[i*size:(i+1)*size], wantCol[i*cs:(i+1)*cs])
-						}
-						assertClose(t, "Conv2D col "+name, col.data, wantCol, 0, 0)
-					}
 				}
 			}
 		}
@@ -309,10 +296,6 @@ func testConv2DBackward(t *testing.T, b tensor.Backend) {
 					p, rows, size := oh*ow, g.Rows(), g.C*g.H*g.W
 					x, w, dy := randSlice(r, n*size), randSlice(r, oc*rows), randSlice(r, n*oc*p)
 					dw0, db0 := randSlice(r, oc*rows), randSlice(r, oc)
-					col := make([]float32, n*rows*p)
-					for i := range n {
-						tensor.Reference.Im2Col(g, 1, x[i*size:(i+1)*size], col[i*rows*p:(i+1)*rows*p])
-					}
 					wantDw, wantDb := make([]float64, oc*rows), make([]float64, oc)
 					wantDx := make([]float64, n*size)
 					for o := range oc {
@@ -351,7 +334,7 @@ func testConv2DBackward(t *testing.T, b tensor.Backend) {
 					if withDx {
 						dx = newBuffer(n*size, func(int) float32 { return float32(math.NaN()) })
 					}
-					b.Conv2DBackward(g, n, w, dy, col, dw.data, db.data, dx.data)
+					b.Conv2DBackward(g, n, x, w, dy, dw.data, db.data, dx.data)
 					dw.checkGuards(t, "Conv2DBackward dw "+name)
 					db.checkGuards(t, "Conv2DBackward db "+name)
 					scale := math.Sqrt(float64(n * p))
