@@ -62,11 +62,18 @@ func (l *GRU) forwardLayer(k, n int) {
 		hn, hs := l.hn[k][t*nh:(t+1)*nh], l.hs[k][t*nh:(t+1)*nh]
 		for i := range n {
 			row, hrow := a[i*g:(i+1)*g], l.hh[i*g:(i+1)*g]
+			// r, z = σ(x-part + h-part), in place
+			for j := range 2 * h {
+				row[j] += hrow[j]
+			}
+			l.be.Sigmoid(row[:2*h], row[:2*h])
+			// n = tanh(x-part + r ⊙ h-part)
 			for j := range h {
-				r := sigmoid(row[j] + hrow[j])
-				z := sigmoid(row[h+j] + hrow[h+j])
-				nv := tanh32(row[2*h+j] + r*hrow[2*h+j])
-				row[j], row[h+j], row[2*h+j] = r, z, nv
+				row[2*h+j] += row[j] * hrow[2*h+j]
+			}
+			l.be.Tanh(row[2*h:], row[2*h:])
+			for j := range h {
+				z, nv := row[h+j], row[2*h+j]
 				hn[i*h+j] = hrow[2*h+j]
 				hv := (1 - z) * nv
 				if t > 0 {

@@ -57,17 +57,22 @@ func (l *LSTM) forwardLayer(k, n int) {
 		c, tc, hs := l.c[k][t*nh:(t+1)*nh], l.tc[k][t*nh:(t+1)*nh], l.hs[k][t*nh:(t+1)*nh]
 		for i := range n {
 			row := a[i*g : (i+1)*g]
+			// i, f (σ), g (tanh), o (σ), each H wide, in place
+			l.be.Sigmoid(row[:2*h], row[:2*h])
+			l.be.Tanh(row[2*h:3*h], row[2*h:3*h])
+			l.be.Sigmoid(row[3*h:], row[3*h:])
+			ci := c[i*h : (i+1)*h]
 			for j := range h {
-				ig, fg := sigmoid(row[j]), sigmoid(row[h+j])
-				gg, og := tanh32(row[2*h+j]), sigmoid(row[3*h+j])
-				row[j], row[h+j], row[2*h+j], row[3*h+j] = ig, fg, gg, og
-				cv := ig * gg
+				cv := row[j] * row[2*h+j]
 				if t > 0 {
-					cv += fg * l.c[k][(t-1)*nh+i*h+j]
+					cv += row[h+j] * l.c[k][(t-1)*nh+i*h+j]
 				}
-				c[i*h+j] = cv
-				tc[i*h+j] = tanh32(cv)
-				hs[i*h+j] = og * tc[i*h+j]
+				ci[j] = cv
+			}
+			tci := tc[i*h : (i+1)*h]
+			l.be.Tanh(ci, tci)
+			for j, v := range tci {
+				hs[i*h+j] = row[3*h+j] * v
 			}
 		}
 	}

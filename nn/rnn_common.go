@@ -2,7 +2,6 @@ package nn
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/maas-ml/maas/tensor"
 )
@@ -188,7 +187,3 @@ func (l *recurrent) accumulate(k, n int, dzi, dzh []float32) []float32 {
 	l.be.Transpose021(l.dt, l.dx, l.steps, n, l.feat)
 	return l.dx
 }
-
-func sigmoid(x float32) float32 { return 1 / (1 + float32(math.Exp(float64(-x)))) }
-
-func tanh32(x float32) float32 { return float32(math.Tanh(float64(x))) }

@@ -59,6 +59,11 @@ type Backend interface {
 	Relu(x, y []float32)
 	// ReluBackward writes dx = dy where y > 0, else 0; dx may be dy.
 	ReluBackward(dy, y, dx []float32)
+	// Sigmoid writes y = 1/(1 + exp(−x)) and Tanh y = tanh(x), elementwise,
+	// within 2e-7 of the exact value (absolute, and relative for tanh near
+	// 0); y may be x.
+	Sigmoid(x, y []float32)
+	Tanh(x, y []float32)
 
 	// MaxPool pools x (planes, H, W) into y (planes, OH, OW) with windows of
 	// g.KH×g.KW and stride g.SH×g.SW (no padding, windows that do not fit are

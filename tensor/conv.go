@@ -145,15 +145,18 @@ func (a *convFwdArgs) run(part int) {
 		b := operand{}
 		switch {
 		case a.padded != nil: // padded up front, shared by the chunks
-			b.implicit = &implicitCol{xp: a.padded[i*paddedSize : (i+1)*paddedSize], rowOff: a.rowOff, colOff: a.colOff}
+			buf.ic = implicitCol{xp: a.padded[i*paddedSize : (i+1)*paddedSize], rowOff: a.rowOff, colOff: a.colOff}
+			b.implicit = &buf.ic
 			b.off = c0
 		case own != nil:
 			xp := own.take(paddedSize)
 			padImage(g, a.x[i*imageSize:(i+1)*imageSize], xp)
-			b.implicit = &implicitCol{xp: xp, rowOff: a.rowOff, colOff: a.colOff}
+			buf.ic = implicitCol{xp: xp, rowOff: a.rowOff, colOff: a.colOff}
+			b.implicit = &buf.ic
 			b.off = c0
 		default: // no padding: the image is its own padded copy
-			b.implicit = &implicitCol{xp: a.x[i*imageSize : (i+1)*imageSize], rowOff: a.rowOff, colOff: a.colOff}
+			buf.ic = implicitCol{xp: a.x[i*imageSize : (i+1)*imageSize], rowOff: a.rowOff, colOff: a.colOff}
+			b.implicit = &buf.ic
 			b.off = c0
 		}
 		yi := a.y[i*a.oc*p:]

@@ -58,6 +58,9 @@ var goKernel = &microKernel{name: "go", mr: 4, nr: 4, fn: kernel4x4}
 type gemmBuffers struct {
 	a [gemmMC * gemmKC]float32
 	b [gemmKC * gemmNC]float32
+	// ic is the implicit im2col operand of a convolution, kept here so
+	// that pointing an operand at it allocates nothing.
+	ic implicitCol
 }
 
 // rows returns the operand from row r of op(A) on.

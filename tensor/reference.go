@@ -285,3 +285,15 @@ func (referenceBackend) Scale(alpha float32, x []float32) {
 		x[i] *= alpha
 	}
 }
+
+func (referenceBackend) Sigmoid(x, y []float32) {
+	for i, v := range x {
+		y[i] = float32(1 / (1 + math.Exp(-float64(v))))
+	}
+}
+
+func (referenceBackend) Tanh(x, y []float32) {
+	for i, v := range x {
+		y[i] = float32(math.Tanh(float64(v)))
+	}
+}

@@ -89,3 +89,12 @@ func addAVX(dst, src *float32, n int, mask *int32)
 
 // tailMask: &tailMask[8−r] is the mask of the first r of 8 lanes.
 var tailMask = [16]int32{-1, -1, -1, -1, -1, -1, -1, -1}
+
+// sigmoidAVX and tanhAVX apply the function in place to x[:n], n a
+// multiple of 8, in act_amd64.s; see Sigmoid and Tanh.
+//
+//go:noescape
+func sigmoidAVX(x *float32, n int)
+
+//go:noescape
+func tanhAVX(x *float32, n int)

@@ -27,3 +27,6 @@ func packT16(dst, src *float32, ld, blocks int) { panic("unreachable") }
 func addAVX(dst, src *float32, n int, mask *int32) { panic("unreachable") }
 
 var tailMask [16]int32
+
+func sigmoidAVX(x *float32, n int) { panic("unreachable") }
+func tanhAVX(x *float32, n int)    { panic("unreachable") }

@@ -67,6 +67,7 @@ func Run(t *testing.T, b tensor.Backend) {
 	t.Run("Conv", func(t *testing.T) { testConv(t, b) })
 	t.Run("Conv2D", func(t *testing.T) { testConv2D(t, b) })
 	t.Run("Conv2DBackward", func(t *testing.T) { testConv2DBackward(t, b) })
+	t.Run("Activations", func(t *testing.T) { testActivations(t, b) })
 	t.Run("GemmPacked", func(t *testing.T) { testGemmPacked(t, b) })
 	t.Run("Bias", func(t *testing.T) { testBias(t, b) })
 	t.Run("Transpose021", func(t *testing.T) { testTranspose(t, b) })
@@ -343,6 +344,53 @@ func testConv2DBackward(t *testing.T, b tensor.Backend) {
 					if withDx {
 						dx.checkGuards(t, "Conv2DBackward dx "+name)
 						assertClose(t, "Conv2DBackward dx "+name, dx.data, f32(wantDx), math.Sqrt(float64(oc*g.KH*g.KW)), 1e-5)
+					}
+				}
+			}
+		}
+	}
+}
+
+// testActivations checks Sigmoid and Tanh against float64 math, in place
+// and not, on lengths 0…40 (vector bodies and tails) with guards, over
+// inputs from tiny to saturating: within 2e-7 absolute, and for tanh also
+// 2e-7 relative to the value (so tanh(x) ≈ x keeps its digits near 0).
+func testActivations(t *testing.T, b tensor.Backend) {
+	r := rand.New(rand.NewPCG(27, 28))
+	special := []float32{0, 1e-30, -1e-8, 1e-4, -0.3, 0.62, 0.625, -0.63, 1, -2.5, 9, -20, 44, 87, -88, 100, -1000}
+	for n := 0; n <= 40; n++ {
+		x := make([]float32, n)
+		for i := range x {
+			switch {
+			case i < len(special) && n > 20:
+				x[i] = special[i]
+			default:
+				x[i] = float32(r.NormFloat64() * math.Pow(10, float64(r.IntN(5)-3)))
+			}
+		}
+		for _, f := range []struct {
+			name  string
+			apply func(x, y []float32)
+			exact func(float64) float64
+			rel   bool
+		}{
+			{"Sigmoid", b.Sigmoid, func(v float64) float64 { return 1 / (1 + math.Exp(-v)) }, false},
+			{"Tanh", b.Tanh, math.Tanh, true},
+		} {
+			for _, inPlace := range []bool{false, true} {
+				y := newBuffer(n, func(int) float32 { return float32(math.NaN()) })
+				src := x
+				if inPlace {
+					copy(y.data, x)
+					src = y.data
+				}
+				f.apply(src, y.data)
+				y.checkGuards(t, f.name)
+				for i, v := range x {
+					want := f.exact(float64(v))
+					err := math.Abs(float64(y.data[i]) - want)
+					if err > 2e-7 && !(f.rel && err <= 2e-7*math.Abs(want)) || f.rel && math.Abs(want) < 1e-3 && err > 2e-7*math.Abs(want) {
+						t.Fatalf("%s(%g) = %g, want %g (n=%d, in place %v)", f.name, v, y.data[i], want, n, inPlace)
 					}
 				}
 			}
