@@ -214,17 +214,39 @@ func packA(mr int, trans bool, a []float32, lda, ic, pc, mb, kb int, dst []float
 		if rows < mr {
 			clear(panel)
 		}
+		if trans { // op(A)[i, p] = A[p, i]: the panel's rows at p are contiguous in A
+			i := ic + q
+			if rows == 6 && mr == 6 { // the AVX2 kernel's panels, unrolled
+				for p := 0; p < kb; p++ {
+					d, o := panel[p*6:p*6+6:p*6+6], (pc+p)*lda+i
+					s := a[o : o+6 : o+6]
+					d[0], d[1], d[2], d[3], d[4], d[5] = s[0], s[1], s[2], s[3], s[4], s[5]
+				}
+				continue
+			}
+			for p := 0; p < kb; p++ {
+				copy(panel[p*mr:p*mr+rows], a[(pc+p)*lda+i:(pc+p)*lda+i+rows])
+			}
+			continue
+		}
+		if rows == 6 && mr == 6 { // six rows at once: the panel written in order
+			i := (ic+q)*lda + pc
+			r0 := a[i : i+kb]
+			r1, r2 := a[i+lda:i+lda+kb], a[i+2*lda:i+2*lda+kb]
+			r3, r4, r5 := a[i+3*lda:i+3*lda+kb], a[i+4*lda:i+4*lda+kb], a[i+5*lda:i+5*lda+kb]
+			r1, r2, r3, r4, r5 = r1[:len(r0)], r2[:len(r0)], r3[:len(r0)], r4[:len(r0)], r5[:len(r0)]
+			panel = panel[:6*len(r0)]
+			for p, v := range r0 {
+				d := panel[p*6 : p*6+6 : p*6+6]
+				d[0], d[1], d[2], d[3], d[4], d[5] = v, r1[p], r2[p], r3[p], r4[p], r5[p]
+			}
+			continue
+		}
 		for r := 0; r < rows; r++ {
 			i := ic + q + r
-			if trans { // op(A)[i, p] = A[p, i]
-				for p := 0; p < kb; p++ {
-					panel[p*mr+r] = a[(pc+p)*lda+i]
-				}
-			} else {
-				src := a[i*lda+pc : i*lda+pc+kb]
-				for p, v := range src {
-					panel[p*mr+r] = v
-				}
+			src := a[i*lda+pc : i*lda+pc+kb]
+			for p, v := range src {
+				panel[p*mr+r] = v
 			}
 		}
 	}
