@@ -180,10 +180,7 @@ func (g *GoBackend) AddBias(x, bias []float32, outer, inner int) {
 	c := len(bias)
 	for o := 0; o < outer; o++ {
 		if inner == 1 {
-			row := x[o*c : (o+1)*c]
-			for j, bv := range bias {
-				row[j] += bv
-			}
+			addTo(x[o*c:(o+1)*c], bias)
 			continue
 		}
 		for j, bv := range bias {
@@ -199,10 +196,7 @@ func (g *GoBackend) SumBias(dy, db []float32, outer, inner int) {
 	c := len(db)
 	for o := 0; o < outer; o++ {
 		if inner == 1 {
-			row := dy[o*c : (o+1)*c]
-			for j, v := range row {
-				db[j] += v
-			}
+			addTo(db, dy[o*c:(o+1)*c]) // the same order of sums as a loop
 			continue
 		}
 		for j := range db {
