@@ -11,6 +11,11 @@ const (
 	gemmNC = 1024 // a multiple of every micro-kernel's nr
 	// gemmMinParallel is the FLOP count under which a GEMM runs on one core.
 	gemmMinParallel = 1 << 20
+	// gemmSplitMin is the FLOP count under which a lone GEMM call runs on
+	// one core: below ~16 MFLOP (a recurrent step's 64×512×128) waking the
+	// other cores and joining them cost more than they save, as measured
+	// on the row-MNIST LSTM (slower at 2 threads than at 1 with 1 << 20).
+	gemmSplitMin = 1 << 24
 )
 
 // operand is one input of a GEMM: a matrix as stored (row stride ld,
@@ -125,7 +130,7 @@ func (p *workerPool) gemmOps(kern *microKernel, m, n, k int, alpha float32, a, b
 	*g = gemmArgs{kern: kern, bufs: p.gemmBufs, m: m, n: n, k: k, alpha: alpha, beta: beta, a: a, b: b, c: c, ldc: ldc}
 	flops := 2 * m * n * k
 	parts := 1
-	if p.threads > 1 && flops >= gemmMinParallel {
+	if p.threads > 1 && flops >= gemmSplitMin {
 		parts = min(p.threads, max(1, flops/gemmMinParallel))
 	}
 	g.byRows = m > n

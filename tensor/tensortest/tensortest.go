@@ -171,7 +171,9 @@ func testGemm(t *testing.T, b tensor.Backend) {
 // testGemmLarge crosses the cache-blocking boundaries and the parallel split.
 func testGemmLarge(t *testing.T, b tensor.Backend) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for _, s := range [][3]int{{130, 1030, 260}, {257, 75, 300}, {64, 1100, 300}, {300, 200, 64}, {1, 2000, 300}} {
+	// The first three and the last two are over the 16 MFLOP a call needs
+	// to be split across cores (by columns, or by rows where m > n).
+	for _, s := range [][3]int{{130, 1030, 260}, {600, 75, 300}, {64, 1100, 300}, {257, 75, 300}, {300, 200, 64}, {1, 2000, 300}, {3, 9400, 300}, {700, 130, 100}} {
 		for _, tA := range []bool{false, true} {
 			for _, tB := range []bool{false, true} {
 				gemmCase(t, b, r, tA, tB, s[0], s[1], s[2], 1, 0.5)
