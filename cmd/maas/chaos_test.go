@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -11,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,10 +23,12 @@ import (
 // TestChaos is `make chaos`: a cluster of real processes (NATS, 3
 // coordinators, 3 parameter servers, 4 workers) runs a long job while the
 // coordinator leader is SIGKILLed every 10 s, a worker of the job every
-// 23 s, a parameter server of the job every 47 s and the NATS server every
+// 23 s, a worker frozen with SIGSTOP every 29 s (thawed once it left the
+// job), a parameter server of the job every 47 s and the NATS server every
 // 37 ticks (down 9 s: past the job's 5 s barrier timeout, so the job is
-// paused; every other time 3 s), each restarted a few seconds later. Invariants, checked all along: the job never fails, its
-// committed step never goes back, and it trains on after the faults stop.
+// paused; every other time 3 s), each restarted a few seconds later.
+// Invariants, checked all along: the job never fails, its committed step
+// never goes back, and it trains on after the faults stop.
 // The figures (failover, re-split and restore times) go to
 // bench/results/chaos-*.json. MAAS_CHAOS=1 enables it; MAAS_CHAOS_DURATION
 // (default 3m) sets how long faults are injected.
@@ -129,7 +134,7 @@ func TestChaos(t *testing.T) {
 	}
 	waitFor("step 20", 60*time.Second, func() bool { return status().Step >= 20 })
 
-	var failover, resplit, restore, natsBack []time.Duration
+	var failover, resplit, restore, natsBack, frozen []time.Duration
 	natsOutages := 0
 	restartLater := func(id string, after time.Duration) {
 		time.Sleep(after)
@@ -182,6 +187,18 @@ func TestChaos(t *testing.T) {
 			if e := status().Epoch; e != before.Epoch {
 				t.Errorf("chaos: the NATS restart changed the membership epoch from %d to %d", before.Epoch, e)
 			}
+		case tick%29 == 0:
+			// A worker frozen (SIGSTOP): its heartbeats stop as if it died;
+			// thawed (SIGCONT) after it left the job, it finds its epoch
+			// gone and waits to be taken back.
+			js := status()
+			if len(js.Members) < 2 {
+				continue
+			}
+			w := js.Members[rng.IntN(len(js.Members))]
+			procs[w].cmd.Process.Signal(syscall.SIGSTOP)
+			frozen = append(frozen, waitFor("a membership without frozen "+w, 30*time.Second, func() bool { return !slices.Contains(status().Members, w) }))
+			procs[w].cmd.Process.Signal(syscall.SIGCONT)
 		case tick%47 == 0:
 			js := status()
 			if len(js.Servers) == 0 {
@@ -230,7 +247,8 @@ func TestChaos(t *testing.T) {
 		"duration_s": duration.Seconds(), "final_step": js.Step, "committed_step": js.CommittedStep, "membership_epoch": js.Epoch,
 		"leader_failover_ms": summary(failover), "worker_loss_to_new_membership_ms": summary(resplit),
 		"server_loss_to_standby_ms": summary(restore), "nats_restart_to_progress_ms": summary(natsBack),
-		"fsm_index": states["c1"].Index, "fsms_identical": true,
+		"worker_stopped_to_new_membership_ms": summary(frozen),
+		"fsm_index":                           states["c1"].Index, "fsms_identical": true,
 	}
 	b, _ := json.MarshalIndent(figures, "", "  ")
 	t.Logf("chaos figures:\n%s", b)
