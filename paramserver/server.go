@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
+	"github.com/maas-ml/maas/internal/member"
 	"github.com/maas-ml/maas/internal/wire"
 	"github.com/maas-ml/maas/nn"
 )
@@ -260,7 +261,7 @@ func (s *Server) Fence(job string, epoch uint64, hold time.Duration) (int64, err
 		js.fenced = false
 		s.cfg.Logger.Warn("fence lifted: no new membership epoch came", zap.String("job", job), zap.Uint64("epoch", epoch))
 		if js.count > 0 {
-			s.armBarrierLocked(js)
+			s.armBarrierLocked(js, 0)
 		}
 	})
 	s.cfg.Logger.Info("fenced for a membership change", zap.String("job", job), zap.Uint64("epoch", epoch), zap.Int64("step", js.step))
@@ -384,7 +385,7 @@ func (s *Server) takeGrad(subject string, g *wire.GradChunk) (wire.AckCode, stri
 	js.have[g.Rank][g.Chunk] = true
 	js.count++
 	if js.count == 1 {
-		s.armBarrierLocked(js)
+		s.armBarrierLocked(js, 0)
 	}
 	if js.count == js.a.Members*len(js.chunks) {
 		s.completeLocked(js)
@@ -402,7 +403,7 @@ func (js *jobState) rankStarted(rank int) bool {
 }
 
 // armBarrierLocked starts the barrier timer of the current step.
-func (s *Server) armBarrierLocked(js *jobState) {
+func (s *Server) armBarrierLocked(js *jobState, extra time.Duration) {
 	step, job := js.step, js.a.Job
 	if js.barrier != nil {
 		js.barrier.Stop()
@@ -411,6 +412,7 @@ func (s *Server) armBarrierLocked(js *jobState) {
 	if js.a.BarrierTimeout > 0 {
 		timeout = js.a.BarrierTimeout
 	}
+	timeout += extra
 	reconnects := s.nc.Stats().Reconnects
 	js.barrier = time.AfterFunc(timeout, func() {
 		s.mu.Lock()
@@ -421,9 +423,10 @@ func (s *Server) armBarrierLocked(js *jobState) {
 		}
 		if !s.nc.IsConnected() || s.nc.Stats().Reconnects != reconnects {
 			// NATS was away: the ranks could not push. The wait starts
-			// over; an outage longer than this bound pauses the job at the
-			// coordinator instead of dropping its workers.
-			s.armBarrierLocked(js)
+			// over, with time for the workers to reconnect too; an outage
+			// longer than this bound pauses the job at the coordinator
+			// instead of dropping its workers.
+			s.armBarrierLocked(js, member.ReconnectGrace)
 			return
 		}
 		var missing []int

@@ -40,26 +40,39 @@ type workerPool struct {
 	scratch  freeList[convScratch]
 }
 
-// freeList is a bounded list of reusable values.
-type freeList[T any] struct{ c chan *T }
+// freeList is a bounded list of reusable values, last in first out: a
+// value goes back to the next caller, so that a steady sequence of calls
+// (a training step) meets the same values in the same roles every time,
+// and buffers that grew once for their role do not grow again.
+type freeList[T any] struct{ s *freeStack[T] }
 
-func newFreeList[T any](n int) freeList[T] { return freeList[T]{c: make(chan *T, n)} }
+type freeStack[T any] struct {
+	mu    sync.Mutex // guards items
+	items []*T
+}
+
+func newFreeList[T any](n int) freeList[T] {
+	return freeList[T]{s: &freeStack[T]{items: make([]*T, 0, n)}}
+}
 
 // get returns a free value, or a new one.
 func (f freeList[T]) get() *T {
-	select {
-	case x := <-f.c:
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	if n := len(f.s.items); n > 0 {
+		x := f.s.items[n-1]
+		f.s.items = f.s.items[:n-1]
 		return x
-	default:
-		return new(T)
 	}
+	return new(T)
 }
 
 // put returns x to the list (dropping it when the list is full).
 func (f freeList[T]) put(x *T) {
-	select {
-	case f.c <- x:
-	default:
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	if len(f.s.items) < cap(f.s.items) {
+		f.s.items = append(f.s.items, x)
 	}
 }
 
