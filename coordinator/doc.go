@@ -11,4 +11,9 @@
 // heartbeats and step reports in memory, starts queued jobs on idle members
 // and sends them their assignments. Followers redirect API calls to the
 // leader.
+//
+// The API is plain HTTP and open unless Config.TLS (HTTPS, optionally
+// mutual) and Config.Tokens (bearer tokens with roles, checked per route
+// by the routes table in http.go) are set; a follower checks the token
+// before it redirects, to an https:// leader when it speaks TLS itself.
 package coordinator

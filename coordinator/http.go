@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/maas-ml/maas/deploy/cluster"
 	"github.com/maas-ml/maas/internal/api"
 	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/nn"
@@ -25,27 +26,59 @@ import (
 // maxSpecBytes bounds a submitted job spec.
 const maxSpecBytes = 1 << 20
 
+// route is one endpoint of the API and the role a token needs to call it.
+type route struct {
+	pattern string
+	need    cluster.Role
+	// leader: only the leader serves it; a follower redirects the call.
+	leader bool
+	handle func(*Node, http.ResponseWriter, *http.Request)
+}
+
+// routes is the API, with its route→role table: with Config.Tokens, a call
+// needs a bearer token whose role allows the route's (read ⊂ submit ⊂
+// admin). Reading needs read, submitting and cancelling jobs submit, and
+// changing the cluster (adding a coordinator) admin.
+var routes = []route{
+	{"POST /v1/jobs", cluster.RoleSubmit, true, (*Node).handleSubmit},
+	{"GET /v1/jobs", cluster.RoleRead, true, (*Node).handleJobs},
+	{"GET /v1/jobs/{id}", cluster.RoleRead, true, (*Node).handleJob},
+	{"POST /v1/jobs/{id}/cancel", cluster.RoleSubmit, true, (*Node).handleCancel},
+	{"GET /v1/jobs/{id}/logs", cluster.RoleRead, true, (*Node).handleLogs},
+	{"GET /v1/models", cluster.RoleRead, true, (*Node).handleModels},
+	{"GET /v1/models/{name}", cluster.RoleRead, true, (*Node).handleModel},
+	{"GET /v1/models/{name}/versions/{v}", cluster.RoleRead, true, (*Node).handleModel},
+	{"GET /v1/models/{name}/versions/{v}/files/{file}", cluster.RoleRead, true, (*Node).handleModelFile},
+	{"GET /v1/cluster", cluster.RoleRead, false, (*Node).handleCluster},      // any node answers
+	{"GET /v1/raft/state", cluster.RoleRead, false, (*Node).handleRaftState}, // this node's own state
+	{"POST /v1/raft/join", cluster.RoleAdmin, true, (*Node).handleJoin},
+}
+
 func (n *Node) startHTTP() error {
 	ln, err := net.Listen("tcp", n.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("coordinator: API listen on %s: %w", n.cfg.HTTPAddr, err)
 	}
 	mux := http.NewServeMux()
-	lead := func(h http.HandlerFunc) http.HandlerFunc { return n.leaderOnly(h) }
-	mux.HandleFunc("POST /v1/jobs", lead(n.handleSubmit))
-	mux.HandleFunc("GET /v1/jobs", lead(n.handleJobs))
-	mux.HandleFunc("GET /v1/jobs/{id}", lead(n.handleJob))
-	mux.HandleFunc("POST /v1/jobs/{id}/cancel", lead(n.handleCancel))
-	mux.HandleFunc("GET /v1/jobs/{id}/logs", lead(n.handleLogs))
-	mux.HandleFunc("GET /v1/models", lead(n.handleModels))
-	mux.HandleFunc("GET /v1/models/{name}", lead(n.handleModel))
-	mux.HandleFunc("GET /v1/models/{name}/versions/{v}", lead(n.handleModel))
-	mux.HandleFunc("GET /v1/models/{name}/versions/{v}/files/{file}", lead(n.handleModelFile))
-	mux.HandleFunc("GET /v1/cluster", n.handleCluster)      // any node answers
-	mux.HandleFunc("GET /v1/raft/state", n.handleRaftState) // this node's own state
-	mux.HandleFunc("POST /v1/raft/join", lead(n.handleJoin))
+	for _, rt := range routes {
+		h := func(w http.ResponseWriter, r *http.Request) { rt.handle(n, w, r) }
+		if rt.leader {
+			h = n.leaderOnly(h)
+		}
+		// The token is checked first, so that a follower redirects only
+		// the calls it would have served.
+		mux.HandleFunc(rt.pattern, n.authorize(rt.need, h))
+	}
 	n.httpLn = ln
 	n.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if n.cfg.TLS != nil {
+		// Failed handshakes (a client of another CA, plain HTTP) go to
+		// the node's log.
+		n.httpSrv.ErrorLog = zap.NewStdLog(n.log.Named("api"))
+		n.httpSrv.TLSConfig = n.cfg.TLS.Clone()
+		go n.httpSrv.ServeTLS(ln, "", "")
+		return nil
+	}
 	go n.httpSrv.Serve(ln)
 	return nil
 }
@@ -76,6 +109,9 @@ func (n *Node) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 		if addr := n.leaderHTTP(); addr != "" && addr != n.HTTPAddr() {
 			u := *r.URL
 			u.Scheme, u.Host = "http", addr
+			if r.TLS != nil { // the coordinators serve alike: the leader too speaks TLS
+				u.Scheme = "https"
+			}
 			http.Redirect(w, r, u.String(), http.StatusTemporaryRedirect)
 			return
 		}

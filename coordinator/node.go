@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -52,6 +53,14 @@ type Config struct {
 	Logger       *zap.Logger
 	// RaftLogOutput receives hashicorp/raft's own log (default: discarded).
 	RaftLogOutput io.Writer
+	// TLS, when set, makes the API serve HTTPS with it: its certificate
+	// and, with ClientCAs and ClientAuth set, mutual TLS (see
+	// cluster.ServerTLS). Nil serves plain HTTP.
+	TLS *tls.Config
+	// Tokens, when set, checks the bearer token of every API call against
+	// the role its route needs (the routes table in http.go). Nil leaves
+	// the API open.
+	Tokens TokenChecker
 }
 
 // DefaultConfig returns the documented defaults.
@@ -69,6 +78,8 @@ func (c *Config) Validate() error {
 		return errors.New("coordinator: a raft address is required")
 	case c.HTTPAddr == "":
 		return errors.New("coordinator: an HTTP address is required")
+	case c.TLS != nil && len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil:
+		return errors.New("coordinator: the API's TLS config has no certificate")
 	}
 	d := DefaultConfig()
 	if c.HeartbeatTimeout <= 0 {

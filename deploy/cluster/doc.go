@@ -1,5 +1,5 @@
-// Package cluster describes a bare-metal maas cluster and makes its
-// secrets.
+// Package cluster describes a bare-metal maas cluster, makes its secrets
+// and runs it over SSH.
 //
 // A cluster file (cluster.yaml) names the cluster, the hosts it runs on and
 // the roles each host plays: nats, coordinator, paramserver, worker and
@@ -13,6 +13,13 @@
 // as a NATS server authorization block), and the API tokens of the roles
 // admin, submit and read (Tokens checks them). Every file is written whole
 // or not at all.
+//
+// Up, Status, Down and Upgrade run the cluster over SSH
+// (golang.org/x/crypto/ssh, host keys checked against known_hosts): Up
+// installs the binary and each host's part of the secrets under its
+// data_dir and starts the processes stage by stage (Stages), waiting for
+// each to be ready; Args is the command line of each process. Processes run
+// detached with a pid file, or as systemd units.
 //
 // docs/deploy.md is the reference of the cluster file and of the security
 // model.

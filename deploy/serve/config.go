@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"crypto/tls"
 	"fmt"
 	"time"
 
@@ -24,6 +25,19 @@ type Config struct {
 	// request but /v2/health/* needs "Authorization: Bearer TOKEN" with
 	// one of them (otherwise 401).
 	Tokens []string
+	// CheckToken, when set, checks the bearer token of every request but
+	// /v2/health/* instead: nil lets the request through, an error
+	// refuses it with 401 and the error's text. For the cluster's
+	// tokens.json, the read role:
+	//
+	//	func(t string) error { return tokens.Check(t, cluster.RoleRead) }
+	//
+	// Not with Tokens.
+	CheckToken func(token string) error
+	// TLS, when set, makes Serve and ListenAndServe speak HTTPS with it:
+	// its certificate and, with ClientCAs and ClientAuth set, mutual TLS
+	// (see cluster.ServerTLS). Nil serves plain HTTP.
+	TLS *tls.Config
 	// Logger gets the access log (one line per request: method, path,
 	// status, duration, model, version) and the load events. Nil: none.
 	Logger *zap.Logger
@@ -68,6 +82,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RequestTimeout <= 0 {
 		return fmt.Errorf("%w: RequestTimeout must be positive, got %v", ErrConfig, c.RequestTimeout)
+	}
+	if c.CheckToken != nil && len(c.Tokens) > 0 {
+		return fmt.Errorf("%w: give Tokens (a list) or CheckToken, not both", ErrConfig)
+	}
+	if c.TLS != nil && len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil {
+		return fmt.Errorf("%w: TLS has no certificate", ErrConfig)
 	}
 	for i, t := range c.Tokens {
 		if t == "" {

@@ -37,4 +37,10 @@
 // [Server.WatchPublished] loads each version the cluster publishes on NATS
 // and [Server.LoadIndex] the newest of each model in the coordinator's
 // index.
+//
+// The server is open and plain by default. Config.TLS makes it speak HTTPS
+// (mutual TLS with ClientCAs), and Config.CheckToken (the cluster's
+// tokens.json, read role) or Config.Tokens (a plain list) wants a bearer
+// token on everything but /v2/health/*: 401 otherwise, counted in
+// maas_serve_auth_refusals_total.
 package serve

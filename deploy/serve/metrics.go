@@ -16,6 +16,7 @@ type metrics struct {
 	queueDepth   *prometheus.GaugeVec     // model, version
 	loadFailures *prometheus.CounterVec   // model
 	loads        *prometheus.CounterVec   // model
+	authRefusals *prometheus.CounterVec   // reason
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -46,8 +47,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "maas", Subsystem: "serve", Name: "loads_total",
 			Help: "Model versions loaded.",
 		}, []string{"model"}),
+		authRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "maas", Subsystem: "serve", Name: "auth_refusals_total",
+			Help: "Requests refused for their bearer token (401), by reason: no_token, bad_token.",
+		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.batchSize, m.queueDepth, m.loadFailures, m.loads} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.batchSize, m.queueDepth, m.loadFailures, m.loads, m.authRefusals} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

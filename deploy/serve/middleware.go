@@ -2,10 +2,7 @@ package serve
 
 import (
 	"context"
-	"crypto/subtle"
-	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -66,37 +63,5 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			ce.Write(zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", status),
 				zap.Duration("duration", time.Since(start)), zap.String("model", ri.model), zap.String("version", ri.version))
 		}
-	})
-}
-
-// errUnauthorized is the 401 answer's error.
-var errUnauthorized = errors.New("serve: missing or wrong bearer token; send \"Authorization: Bearer TOKEN\"")
-
-// authenticate requires one of Config.Tokens on every path but
-// /v2/health/*.
-func (s *Server) authenticate(next http.Handler) http.Handler {
-	if len(s.cfg.Tokens) == 0 {
-		return next
-	}
-	tokens := make([][]byte, len(s.cfg.Tokens))
-	for i, t := range s.cfg.Tokens {
-		tokens[i] = []byte(t)
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/v2/health/") {
-			next.ServeHTTP(w, r)
-			return
-		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		match := 0
-		for _, t := range tokens {
-			match |= subtle.ConstantTimeCompare([]byte(got), t)
-		}
-		if !ok || match != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="maas"`)
-			writeJSON(w, http.StatusUnauthorized, ErrorResponse{Error: errUnauthorized.Error()})
-			return
-		}
-		next.ServeHTTP(w, r)
 	})
 }

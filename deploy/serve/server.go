@@ -96,8 +96,8 @@ func (s *Server) ListenAndServe() error {
 	return s.Serve(ln)
 }
 
-// Serve answers HTTP requests on ln until Shutdown, after which it returns
-// nil; it closes ln.
+// Serve answers HTTP requests (HTTPS with Config.TLS) on ln until
+// Shutdown, after which it returns nil; it closes ln.
 func (s *Server) Serve(ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.handler,
@@ -113,7 +113,14 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.servers = append(s.servers, hs)
 	s.mu.Unlock()
-	if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	var err error
+	if s.cfg.TLS != nil {
+		hs.TLSConfig = s.cfg.TLS.Clone()
+		err = hs.ServeTLS(ln, "", "")
+	} else {
+		err = hs.Serve(ln)
+	}
+	if !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

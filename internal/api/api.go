@@ -19,6 +19,13 @@
 // A follower that receives a call answers 307 to the leader's address; the
 // client follows it. With no leader (no quorum) calls fail with 503 and an
 // Error saying so.
+//
+// A coordinator started with API tokens (tokens.json) wants
+// "Authorization: Bearer TOKEN" on every call, with a token whose role is
+// the route's or above: read for every GET, submit to submit and cancel
+// jobs, admin for POST /v1/raft/join. It refuses others with 401 (no,
+// unknown or expired token; WWW-Authenticate: Bearer) or 403 (role too
+// low), and an Error whose Reason says which.
 package api
 
 import "time"
@@ -63,7 +70,22 @@ type Error struct {
 	Error string `json:"error"`
 	// Field names the job spec field at fault, when there is one.
 	Field string `json:"field,omitempty"`
+	// Reason says why a call was refused (401, 403): one of the Reason
+	// constants.
+	Reason string `json:"reason,omitempty"`
+	// Need is the role the call needs and Role the role of the token
+	// that was sent (403).
+	Need string `json:"need,omitempty"`
+	Role string `json:"role,omitempty"`
 }
+
+// Why a coordinator with API tokens refuses a call (Error.Reason).
+const (
+	ReasonNoToken      = "no_token"      // 401: no "Authorization: Bearer TOKEN"
+	ReasonUnknownToken = "unknown_token" // 401: not a token of the cluster
+	ReasonExpiredToken = "expired_token" // 401: past its expiry
+	ReasonForbidden    = "forbidden"     // 403: the token's role is too low
+)
 
 // JobStatus is a job as the coordinator knows it.
 type JobStatus struct {

@@ -3,10 +3,12 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -28,6 +30,17 @@ var (
 	ErrUnreachable = errors.New("api: coordinator unreachable")
 	// ErrTimeout: the coordinator did not answer within the client's timeout.
 	ErrTimeout = errors.New("api: coordinator timed out")
+	// ErrUnauthorized: the coordinator wants an API token and got none, an
+	// unknown one or an expired one (401); the StatusError's Reason says
+	// which.
+	ErrUnauthorized = errors.New("api: unauthorized")
+	// ErrForbidden: the token's role does not allow the call (403); the
+	// StatusError's Need and Role name the roles.
+	ErrForbidden = errors.New("api: forbidden")
+	// ErrTLS: no TLS session could be set up with the coordinator: its
+	// certificate is not one the client trusts, it wants a client
+	// certificate, or one side speaks TLS and the other does not.
+	ErrTLS = errors.New("api: TLS with the coordinator failed")
 )
 
 // DefaultTimeout bounds each call of a Client unless WithTimeout says
@@ -42,6 +55,10 @@ type StatusError struct {
 	Code  int
 	Msg   string
 	Field string
+	// Reason, Need and Role explain a 401 or 403 (see Error).
+	Reason, Need, Role string
+	// Server is the coordinator's address as the client was given it.
+	Server string
 }
 
 func (e *StatusError) Error() string {
@@ -52,11 +69,16 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("coordinator: %d: %s", e.Code, msg)
 }
 
-// Is matches ErrBadRequest (400), ErrNotFound (404) and ErrNoLeader (503).
+// Is matches ErrBadRequest (400), ErrUnauthorized (401), ErrForbidden
+// (403), ErrNotFound (404) and ErrNoLeader (503).
 func (e *StatusError) Is(target error) bool {
 	switch target {
 	case ErrBadRequest:
 		return e.Code == http.StatusBadRequest
+	case ErrUnauthorized:
+		return e.Code == http.StatusUnauthorized
+	case ErrForbidden:
+		return e.Code == http.StatusForbidden
 	case ErrNotFound:
 		return e.Code == http.StatusNotFound
 	case ErrNoLeader:
@@ -71,6 +93,7 @@ type Client struct {
 	hc      *http.Client
 	timeout time.Duration
 	token   string
+	tls     *tls.Config
 }
 
 // Option configures a Client.
@@ -110,6 +133,21 @@ func WithToken(token string) Option {
 	}
 }
 
+// WithTLSConfig makes the client check the coordinator's certificate, and
+// present its own if the coordinator asks for one, with cfg: for an
+// https:// server whose certificate the cluster's CA signed, cfg's RootCAs
+// hold that CA. It replaces the TLS configuration of the client's
+// transport, which must be an *http.Transport (the default one is).
+func WithTLSConfig(cfg *tls.Config) Option {
+	return func(c *Client) error {
+		if cfg == nil {
+			return errors.New("api: WithTLSConfig: nil *tls.Config")
+		}
+		c.tls = cfg
+		return nil
+	}
+}
+
 // NewClient returns a client for the coordinator at server, a URL such as
 // "http://127.0.0.1:7070" or a bare "host:port" (taken as http).
 func NewClient(server string, opts ...Option) (*Client, error) {
@@ -135,8 +173,32 @@ func NewClient(server string, opts ...Option) (*Client, error) {
 			return nil, err
 		}
 	}
+	if c.tls != nil {
+		hc, err := withTLS(c.hc, c.tls)
+		if err != nil {
+			return nil, err
+		}
+		c.hc = hc
+	}
 	c.hc = c.redirecting(c.hc)
 	return c, nil
+}
+
+// withTLS returns a copy of hc whose transport, a copy of hc's, uses cfg.
+func withTLS(hc *http.Client, cfg *tls.Config) (*http.Client, error) {
+	var t *http.Transport
+	switch rt := hc.Transport.(type) {
+	case nil:
+		t = http.DefaultTransport.(*http.Transport).Clone()
+	case *http.Transport:
+		t = rt.Clone()
+	default:
+		return nil, fmt.Errorf("api: WithTLSConfig: the http.Client's transport is a %T, not an *http.Transport", rt)
+	}
+	t.TLSClientConfig = cfg.Clone()
+	cp := *hc
+	cp.Transport = t
+	return &cp, nil
 }
 
 // redirecting returns a copy of hc that follows a follower's redirects to
@@ -365,7 +427,13 @@ func (c *Client) send(ctx context.Context, cl *call, method, path string, q url.
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	return nil, decodeStatusError(resp)
+	se := decodeStatusError(resp)
+	se.Server = c.base.String()
+	if se.Code == http.StatusBadRequest && resp.Request.URL.Scheme == "http" && strings.Contains(se.Msg, "HTTP request to an HTTPS server") {
+		return nil, fmt.Errorf("%w: the coordinator at %s serves HTTPS: use https://%s with the cluster's CA (maas login --server https://%s --ca ca.crt ...)",
+			ErrTLS, c.base, resp.Request.URL.Host, resp.Request.URL.Host)
+	}
+	return nil, se
 }
 
 // decodeStatusError reads an error answer's api.Error body.
@@ -374,7 +442,7 @@ func decodeStatusError(resp *http.Response) *StatusError {
 	se := &StatusError{Code: resp.StatusCode}
 	var e Error
 	if json.Unmarshal(b, &e) == nil && e.Error != "" {
-		se.Msg, se.Field = e.Error, e.Field
+		se.Msg, se.Field, se.Reason, se.Need, se.Role = e.Error, e.Field, e.Reason, e.Need, e.Role
 		return se
 	}
 	se.Msg = strings.TrimSpace(string(b))
@@ -397,16 +465,79 @@ func (c *Client) transportError(ctx context.Context, cl *call, method, path stri
 	if errors.Is(err, errRedirectLoop) {
 		return fmt.Errorf("api: %s %s: the coordinators redirect in a loop (%w); check that they agree on a leader with `maas cluster status`", method, path, err)
 	}
-	addr := c.base.String()
+	addr, target := c.base.String(), c.base
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" && u.Host != c.base.Host {
 			addr = fmt.Sprintf("%s://%s (where %s redirected)", u.Scheme, u.Host, c.base)
+			target = u
 		}
 		err = ue.Err
 	}
+	if terr := tlsError(addr, err); terr != nil {
+		return terr
+	}
+	if target.Scheme == "https" {
+		if terr := tlsError(addr, c.probeTLS(target.Host, err)); terr != nil {
+			return terr
+		}
+	}
 	return fmt.Errorf("%w: the coordinator at %s is unreachable (%w); start a local cluster with `maas local`, or point --server or MAAS_SERVER at a running coordinator",
 		ErrUnreachable, addr, err)
+}
+
+// tlsError explains a failed TLS handshake with the coordinator at addr,
+// or returns nil when err is not one.
+func tlsError(addr string, err error) error {
+	var (
+		verr *tls.CertificateVerificationError
+		rec  tls.RecordHeaderError
+		oerr *net.OpError
+	)
+	switch {
+	case errors.As(err, &verr):
+		return fmt.Errorf("%w: the certificate of the coordinator at %s is not one this client trusts (%w); give the CA of its cluster: maas login --ca ca.crt (from `maas cluster init`)",
+			ErrTLS, addr, err)
+	case errors.As(err, &oerr) && oerr.Op == "remote error" && strings.Contains(oerr.Err.Error(), "certificate"):
+		// The server's TLS alert: a certificate required, bad or of an
+		// unknown CA.
+		return fmt.Errorf("%w: the coordinator at %s refused this client's certificate (%w); it wants one signed by the cluster's CA: maas login --cert host-NAME.crt --key host-NAME.key",
+			ErrTLS, addr, err)
+	case errors.As(err, &rec), errors.Is(err, http.ErrSchemeMismatch):
+		return fmt.Errorf("%w: the coordinator at %s does not speak TLS (%w); use http:// for it", ErrTLS, addr, err)
+	}
+	return nil
+}
+
+// probeTLS looks for the reason a call to the https coordinator at host
+// failed with err, when the transport hid it: a TLS 1.3 server refuses a
+// client's certificate after the handshake, so the client may see only a
+// broken pipe or a failed HTTP/2 preface. It shakes hands again and
+// returns the server's alert, if it sends one within a second; nil
+// otherwise, or when err is a failed dial.
+func (c *Client) probeTLS(host string, err error) error {
+	var oerr *net.OpError
+	if errors.As(err, &oerr) && oerr.Op == "dial" {
+		return nil
+	}
+	cfg := &tls.Config{}
+	if c.tls != nil {
+		cfg = c.tls.Clone()
+	}
+	cfg.NextProtos = nil
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	conn, derr := (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", host)
+	if derr != nil {
+		return nil
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(time.Second))
+	_, rerr := conn.Read(make([]byte, 1))
+	if errors.As(rerr, &oerr) && oerr.Op == "remote error" {
+		return rerr
+	}
+	return nil
 }
 
 // errCallTimeout is the cause a call's context ends with when the

@@ -190,7 +190,7 @@ func maas(ctx context.Context, args ...string) (stdout, stderr string, err error
 	root := &cobra.Command{Use: "maas", SilenceUsage: true, SilenceErrors: true}
 	cluster := &cobra.Command{Use: "cluster"}
 	cluster.AddCommand(clusterStatusCmd(), clusterInitCmd())
-	root.AddCommand(jobCmd(), modelCmd(), cluster)
+	root.AddCommand(jobCmd(), modelCmd(), cluster, loginCmd())
 	var out, errb bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errb)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/maas-ml/maas/internal/api"
 )
@@ -21,6 +22,8 @@ import (
 type remote struct {
 	server string
 	output string
+	// serverFlag is --server, to tell whether it was given.
+	serverFlag *pflag.Flag
 }
 
 // addServerFlag adds --server to cmd (persistent: for its subcommands too).
@@ -33,7 +36,8 @@ func (r *remote) addServerFlag(cmd *cobra.Command, persistent bool) {
 	if persistent {
 		fs = cmd.PersistentFlags()
 	}
-	fs.StringVar(&r.server, "server", def, "coordinator address (default: $MAAS_SERVER, else the cluster of maas local)")
+	fs.StringVar(&r.server, "server", def, "coordinator address (default: $MAAS_SERVER, else the current context of `maas login`, else the cluster of maas local)")
+	r.serverFlag = fs.Lookup("server")
 }
 
 // addOutputFlag adds -o/--output to cmd (persistent: for its subcommands too).
@@ -45,12 +49,23 @@ func (r *remote) addOutputFlag(cmd *cobra.Command, persistent bool) {
 	fs.StringVarP(&r.output, "output", "o", "table", "output format: table or json")
 }
 
-// client checks the flags and returns a client for --server.
+// client checks the flags and returns a client for the coordinator:
+// --server or MAAS_SERVER if given, else the current context of `maas
+// login`, with the credentials of the context for that coordinator.
 func (r *remote) client() (*api.Client, error) {
 	if r.output != "" && r.output != "table" && r.output != "json" {
 		return nil, fmt.Errorf("--output %q: use table or json", r.output)
 	}
-	c, err := api.NewClient(r.server)
+	explicit := r.serverFlag != nil && r.serverFlag.Changed || os.Getenv("MAAS_SERVER") != ""
+	t, err := resolveTarget(r.server, explicit)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := t.ctx.options()
+	if err != nil {
+		return nil, err
+	}
+	c, err := api.NewClient(t.server, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("--server: %w", err)
 	}
@@ -60,8 +75,10 @@ func (r *remote) client() (*api.Client, error) {
 func (r *remote) json() bool { return r.output == "json" }
 
 // explain adds what to do to an error from the coordinator: notFound for
-// a 404, waiting for a leader for a 503.
+// a 404, waiting for a leader for a 503, logging in for a 401 or 403.
 func explain(err error, notFound string) error {
+	var se *api.StatusError
+	errors.As(err, &se)
 	switch {
 	case err == nil:
 		return nil
@@ -69,6 +86,18 @@ func explain(err error, notFound string) error {
 		return fmt.Errorf("%w; %s", err, notFound)
 	case errors.Is(err, api.ErrNoLeader):
 		return fmt.Errorf("%w; the coordinators have no leader: wait a few seconds for an election, or bring back enough coordinators for a quorum", err)
+	case errors.Is(err, api.ErrUnauthorized) && se != nil:
+		login := fmt.Sprintf("maas login --server %s --ca ca.crt --token-file read.token", se.Server)
+		switch se.Reason {
+		case api.ReasonExpiredToken:
+			return fmt.Errorf("%w\nthe token has expired: ask for a new one and run `%s` with it", err, login)
+		case api.ReasonUnknownToken:
+			return fmt.Errorf("%w\nthe server does not know this token (another cluster's, or replaced by a new `maas cluster init`): run `%s` with a token of this cluster", err, login)
+		}
+		return fmt.Errorf("%w\nthe server needs a token: run `%s` (the files of `maas cluster init`; submit.token to submit jobs)", err, login)
+	case errors.Is(err, api.ErrForbidden) && se != nil && se.Need != "":
+		return fmt.Errorf("%w\ntoken has role %s; this needs %s: log in with a token of that role: `maas login --server %s --token-file %s.token`",
+			err, se.Role, se.Need, se.Server, se.Need)
 	}
 	return err
 }

@@ -2,9 +2,11 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/maas-ml/maas/coordinator"
+	"github.com/maas-ml/maas/deploy/cluster"
 	"github.com/maas-ml/maas/internal/api"
 	"github.com/maas-ml/maas/internal/member"
 	"github.com/maas-ml/maas/internal/natsserver"
@@ -29,25 +32,41 @@ func signalContext(parent context.Context) (context.Context, context.CancelFunc)
 	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 }
 
-// connectNATS connects a role to NATS, reconnecting for ever.
-func connectNATS(url, name string, log *zap.Logger) (*nats.Conn, error) {
+// connectNATS connects a role to NATS, reconnecting for ever; creds are
+// the options of its credentials (natsCreds), if any.
+func connectNATS(url, name string, log *zap.Logger, creds ...nats.Option) (*nats.Conn, error) {
 	// RetryOnFailedConnect: a role may start before its NATS server; it
 	// keeps trying, as it does after losing the connection.
-	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
+	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("NATS disconnected", zap.Error(err))
 			}
 		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", zap.String("url", c.ConnectedUrl())) }))
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", zap.String("url", c.ConnectedUrl())) })}
+	if len(creds) > 0 {
+		// A secured server refuses quietly: say what it refused. After
+		// two refusals of the same credentials nats.go gives up.
+		opts = append(append(opts[:0:0], creds...), opts...)
+		opts = append(opts,
+			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+				log.Error("NATS refused an operation (is this the right --nats-seed for this process?)", zap.Error(err))
+			}),
+			nats.ClosedHandler(func(c *nats.Conn) {
+				if err := c.LastError(); err != nil {
+					log.Error("NATS connection closed; check --nats-seed, --nats-ca and the server's --auth and --tls-* files", zap.Error(err))
+				}
+			}))
+	}
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w (start one with `maas nats` or `maas local --no-job`)", url, err)
 	}
 	go func() {
 		time.Sleep(5 * time.Second)
 		if !nc.IsConnected() && !nc.IsClosed() {
-			log.Warn("still no NATS server; retrying (start one with `maas nats`)", zap.String("url", url))
+			log.Warn("still no NATS server; retrying (start one with `maas nats`)", zap.String("url", url), zap.NamedError("last_error", nc.LastError()))
 		}
 	}()
 	return nc, nil
@@ -59,7 +78,11 @@ func natsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "nats",
 		Short: "Run the embedded NATS server with JetStream (the cluster's bus)",
-		Args:  cobra.NoArgs,
+		Long: `nats runs the cluster's NATS server. It is open and plain unless given the files of
+` + "`maas cluster init`" + `: --auth nats-users.conf lets in only the cluster's processes, each with
+its role's permissions; --tls-cert and --tls-key make every client speak TLS, and
+--tls-ca makes each present a certificate of the cluster's CA (and secures routes).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger()
 			c.Routes = routes
@@ -67,7 +90,8 @@ func natsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log.Info("NATS ready", zap.String("url", s.ClientURL()), zap.String("store", c.StoreDir))
+			log.Info("NATS ready", zap.String("url", s.ClientURL()), zap.String("store", c.StoreDir),
+				zap.Bool("tls", c.TLSCert != ""), zap.Bool("mutual_tls", c.TLSCA != ""), zap.Bool("auth", c.AuthFile != ""))
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			<-ctx.Done()
@@ -84,16 +108,32 @@ func natsCmd() *cobra.Command {
 	f.StringVar(&c.ClusterName, "cluster-name", "maas", "cluster name for routes")
 	f.IntVar(&c.ClusterPort, "cluster-port", 0, "port for routes from other NATS servers (0: no cluster)")
 	f.StringSliceVar(&routes, "routes", nil, "routes to other NATS servers (nats://host:port)")
+	f.StringVar(&c.TLSCert, "tls-cert", "", "require TLS of every client, with this certificate (host-<name>.crt from `maas cluster init`)")
+	f.StringVar(&c.TLSKey, "tls-key", "", "key of --tls-cert (host-<name>.key)")
+	f.StringVar(&c.TLSCA, "tls-ca", "", "require client certificates signed by this CA (ca.crt), and check routes against it")
+	f.StringVar(&c.AuthFile, "auth", "", "let in only the users of this authorization file (nats-users.conf from `maas cluster init`)")
 	return cmd
 }
 
 func coordinatorCmd() *cobra.Command {
 	cfg := coordinator.DefaultConfig()
-	var natsURL, join string
+	var (
+		natsURL, join         string
+		tokensFile            string
+		joinCA, joinTokenFile string
+		apiTLS                serverTLSFlags
+		creds                 natsCreds
+	)
 	cmd := &cobra.Command{
 		Use:   "coordinator",
 		Short: "Run a coordinator node (Raft): the first bootstraps, the others --join it",
-		Args:  cobra.NoArgs,
+		Long: `coordinator runs a node of the control plane. Its API is plain HTTP and open unless
+given the files of ` + "`maas cluster init`" + `: --tls-cert and --tls-key serve it over HTTPS
+(--client-ca: mutual TLS), --tokens tokens.json wants a bearer token on every call
+(read to look, submit to submit and cancel jobs, admin to add coordinators), and
+--nats-seed/--nats-ca connect to a secured NATS. A node that --joins a secured
+cluster gives --join-token-file admin.token and --join-ca ca.crt.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger()
 			defer log.Sync()
@@ -101,7 +141,26 @@ func coordinatorCmd() *cobra.Command {
 			if join != "" {
 				cfg.Bootstrap = false
 			}
-			nc, err := connectNATS(natsURL, "coordinator "+cfg.ID, log)
+			var err error
+			if cfg.TLS, err = apiTLS.config(); err != nil {
+				return err
+			}
+			if tk, err := loadTokens(tokensFile); err != nil {
+				return err
+			} else if tk != nil {
+				cfg.Tokens = tk
+			}
+			var jc *api.Client
+			if join != "" {
+				if jc, err = joinClient(join, joinCA, joinTokenFile, apiTLS); err != nil {
+					return err
+				}
+			}
+			natsOpts, err := creds.options()
+			if err != nil {
+				return err
+			}
+			nc, err := connectNATS(natsURL, "coordinator "+cfg.ID, log, natsOpts...)
 			if err != nil {
 				return err
 			}
@@ -113,12 +172,13 @@ func coordinatorCmd() *cobra.Command {
 			defer n.Close()
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
-			if join != "" {
-				if err := joinCluster(ctx, join, api.JoinRequest{ID: cfg.ID, RaftAddr: cfg.RaftAddr, HTTPAddr: n.HTTPAddr()}); err != nil {
+			if jc != nil {
+				if err := joinCluster(ctx, jc, api.JoinRequest{ID: cfg.ID, RaftAddr: cfg.RaftAddr, HTTPAddr: n.HTTPAddr()}); err != nil {
 					return err
 				}
 			}
-			log.Info("coordinator up", zap.String("id", cfg.ID), zap.String("raft", cfg.RaftAddr), zap.String("api", n.HTTPAddr()))
+			log.Info("coordinator up", zap.String("id", cfg.ID), zap.String("raft", cfg.RaftAddr), zap.String("api", n.HTTPAddr()),
+				zap.Bool("tls", cfg.TLS != nil), zap.Bool("tokens", cfg.Tokens != nil))
 			<-ctx.Done()
 			return nil
 		},
@@ -132,24 +192,62 @@ func coordinatorCmd() *cobra.Command {
 	f.StringVar(&join, "join", "", "API address of a node of an existing cluster to join")
 	f.StringVar(&natsURL, "nats", DefaultNATS, "NATS URL")
 	f.DurationVar(&cfg.BarrierTimeout, "barrier-timeout", cfg.BarrierTimeout, "parameter servers' bound on a step's wait for its last gradient")
+	apiTLS.addFlags(f, "the API")
+	f.StringVar(&tokensFile, "tokens", "", "require an API token on every call: the cluster's tokens.json (from `maas cluster init`)")
+	f.StringVar(&joinCA, "join-ca", "", "with --join: the CA of the cluster's API certificates (ca.crt); --join then uses https (default: --client-ca)")
+	f.StringVar(&joinTokenFile, "join-token-file", "", "with --join: an admin API token file (admin.token), for a cluster started with --tokens")
+	creds.addFlags(f)
 	return cmd
 }
 
-// joinCluster asks the cluster at addr to add this node, retrying until its
-// leader answers (a follower redirects to it).
-func joinCluster(ctx context.Context, addr string, req api.JoinRequest) error {
-	c, err := api.NewClient(addr)
-	if err != nil {
-		return err
+// joinClient is the client a coordinator joins the cluster at addr with:
+// over HTTPS when it has a CA for the cluster's certificates (presenting
+// its own certificate, for a cluster with mutual TLS), with an admin
+// token when given one.
+func joinClient(addr, caFile, tokenFile string, own serverTLSFlags) (*api.Client, error) {
+	if caFile == "" {
+		caFile = own.clientCA
 	}
+	var opts []api.Option
+	if caFile != "" {
+		tc, err := cluster.ClientTLS(caFile, own.cert, own.key)
+		if err != nil {
+			return nil, fmt.Errorf("--join-ca: %w", err)
+		}
+		opts = append(opts, api.WithTLSConfig(tc))
+		if !strings.Contains(addr, "://") {
+			addr = "https://" + addr
+		}
+	}
+	if tokenFile != "" {
+		tok, err := readTokenFile("--join-token-file", tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, api.WithToken(tok))
+	}
+	c, err := api.NewClient(addr, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("--join: %w", err)
+	}
+	return c, nil
+}
+
+// joinCluster asks the cluster c talks to to add this node, retrying until
+// its leader answers (a follower redirects to it). A refusal for the
+// token or a TLS failure will not pass by retrying: it ends the wait.
+func joinCluster(ctx context.Context, c *api.Client, req api.JoinRequest) error {
 	for {
 		err := c.Join(ctx, req)
 		if err == nil {
 			return nil
 		}
+		if errors.Is(err, api.ErrUnauthorized) || errors.Is(err, api.ErrForbidden) || errors.Is(err, api.ErrTLS) {
+			return fmt.Errorf("join %s: %w (an admin token with --join-token-file, the cluster's CA with --join-ca)", c.Server(), err)
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("join %s: %w", addr, err)
+			return fmt.Errorf("join %s: %w", c.Server(), err)
 		case <-time.After(time.Second):
 		}
 	}
@@ -157,6 +255,7 @@ func joinCluster(ctx context.Context, addr string, req api.JoinRequest) error {
 
 func paramserverCmd() *cobra.Command {
 	var natsURL, id string
+	var creds natsCreds
 	sc := paramserver.DefaultConfig()
 	cmd := &cobra.Command{
 		Use:   "paramserver",
@@ -165,7 +264,11 @@ func paramserverCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger()
 			defer log.Sync()
-			nc, err := connectNATS(natsURL, "paramserver "+id, log)
+			natsOpts, err := creds.options()
+			if err != nil {
+				return err
+			}
+			nc, err := connectNATS(natsURL, "paramserver "+id, log, natsOpts...)
 			if err != nil {
 				return err
 			}
@@ -180,12 +283,14 @@ func paramserverCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&natsURL, "nats", DefaultNATS, "NATS URL")
 	cmd.Flags().StringVar(&id, "id", member.DefaultID("ps"), "member id")
+	creds.addFlags(cmd.Flags())
 	return cmd
 }
 
 func workerCmd() *cobra.Command {
 	var natsURL, id string
 	var threads int
+	var creds natsCreds
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run a worker: trains its slice of each batch of the jobs it is assigned",
@@ -198,7 +303,11 @@ func workerCmd() *cobra.Command {
 				return err
 			}
 			defer b.Close()
-			nc, err := connectNATS(natsURL, "worker "+id, log)
+			natsOpts, err := creds.options()
+			if err != nil {
+				return err
+			}
+			nc, err := connectNATS(natsURL, "worker "+id, log, natsOpts...)
 			if err != nil {
 				return err
 			}
@@ -215,5 +324,6 @@ func workerCmd() *cobra.Command {
 	cmd.Flags().StringVar(&natsURL, "nats", DefaultNATS, "NATS URL")
 	cmd.Flags().StringVar(&id, "id", member.DefaultID("worker"), "member id")
 	cmd.Flags().IntVar(&threads, "threads", 0, "cores to use (0: all)")
+	creds.addFlags(cmd.Flags())
 	return cmd
 }

@@ -18,8 +18,8 @@ func Root() *cobra.Command {
 		Version:       Version,
 	}
 	cluster := &cobra.Command{Use: "cluster", Short: "Set up and inspect a cluster"}
-	cluster.AddCommand(clusterStatusCmd(), clusterInitCmd())
+	cluster.AddCommand(withLaunchStatus(clusterStatusCmd()), clusterInitCmd(), clusterUpCmd(), clusterDownCmd(), clusterUpgradeCmd())
 	root.AddCommand(trainCmd(), evalCmd(), benchCmd(), localCmd(), jobCmd(), modelCmd(), cluster,
-		natsCmd(), coordinatorCmd(), paramserverCmd(), workerCmd(), serveCmd(), predictCmd(), generateCmd())
+		natsCmd(), coordinatorCmd(), paramserverCmd(), workerCmd(), serveCmd(), predictCmd(), generateCmd(), loginCmd())
 	return root
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/maas-ml/maas/deploy/cluster"
 	"github.com/maas-ml/maas/deploy/serve"
 	"github.com/maas-ml/maas/internal/api"
 	"github.com/maas-ml/maas/internal/jobspec"
@@ -36,6 +37,10 @@ func serveCmd() *cobra.Command {
 		server, natsURL, tokenFile string
 		threads, instances         int
 		noBatching                 bool
+		tokensFile                 string
+		serverCA, serverTokenFile  string
+		httpTLS                    serverTLSFlags
+		creds                      natsCreds
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [--model-dir DIR ...] [--server URL --nats URL]",
@@ -49,7 +54,13 @@ them; a name given twice counts versions up in order), from a cluster's model
 index (--server: the newest version of each model) and from the versions the
 cluster publishes while it runs (--nats). A new version replaces the old one
 without dropping a request; one that fails to load is logged and the old one
-keeps serving.`,
+keeps serving.
+
+Secured (files of ` + "`maas cluster init`" + `): --tls-cert and --tls-key serve HTTPS
+(--client-ca: mutual TLS); --tokens tokens.json wants a bearer token of the read
+role or above on every request but the health checks; --server-ca and
+--server-token-file reach a secured coordinator; --nats-seed and --nats-ca a
+secured NATS.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(modelDirs) == 0 && server == "" && natsURL == "" {
@@ -70,8 +81,30 @@ keeps serving.`,
 			b := tensor.NewGo(threads)
 			defer b.Close()
 			var err error
+			if tokenFile != "" && tokensFile != "" {
+				return errors.New("--token-file (a list of tokens) and --tokens (the cluster's tokens.json) do not go together: give one")
+			}
 			if tokenFile != "" {
 				if cfg.Tokens, err = readTokens(tokenFile); err != nil {
+					return err
+				}
+			}
+			if tk, err := loadTokens(tokensFile); err != nil {
+				return err
+			} else if tk != nil {
+				// Everything the endpoint serves needs the read role.
+				cfg.CheckToken = func(t string) error { return tk.Check(t, cluster.RoleRead) }
+			}
+			if cfg.TLS, err = httpTLS.config(); err != nil {
+				return err
+			}
+			natsOpts, err := creds.options()
+			if err != nil {
+				return err
+			}
+			var indexOpts []api.Option
+			if server != "" {
+				if indexOpts, err = coordinatorOptions(serverCA, serverTokenFile); err != nil {
 					return err
 				}
 			}
@@ -95,11 +128,15 @@ keeps serving.`,
 			}
 			served := make(chan error, 1)
 			go func() { served <- s.Serve(ln) }()
-			fmt.Fprintf(cmd.OutOrStdout(), "maas serve: listening on http://%s (POST /v2/models/NAME/infer; metrics on /metrics)\n", ln.Addr())
+			scheme := "http"
+			if cfg.TLS != nil {
+				scheme = "https"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "maas serve: listening on %s://%s (POST /v2/models/NAME/infer; metrics on /metrics)\n", scheme, ln.Addr())
 
 			var wg sync.WaitGroup
 			if natsURL != "" {
-				nc, err := connectNATS(natsURL, "serve", log)
+				nc, err := connectNATS(natsURL, "serve", log, natsOpts...)
 				if err != nil {
 					s.Shutdown(context.Background())
 					return err
@@ -114,7 +151,10 @@ keeps serving.`,
 				}()
 			}
 			if server != "" {
-				c, err := api.NewClient(server)
+				if serverCA != "" && !strings.Contains(server, "://") {
+					server = "https://" + server
+				}
+				c, err := api.NewClient(server, indexOpts...)
 				if err != nil {
 					s.Shutdown(context.Background())
 					return fmt.Errorf("--server: %w", err)
@@ -151,7 +191,34 @@ keeps serving.`,
 	f.BoolVar(&noBatching, "no-batching", false, "run each request alone instead of batching requests that arrive together")
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest request body accepted (larger: 413)")
 	f.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "longest wait for a result (longer: 503)")
+	httpTLS.addFlags(f, "the endpoint")
+	f.StringVar(&tokensFile, "tokens", "", "require an API token of the read role or above on every request but /v2/health/*: the cluster's tokens.json")
+	f.StringVar(&serverCA, "server-ca", "", "with --server: the CA of the coordinators' certificates (ca.crt); --server then uses https")
+	f.StringVar(&serverTokenFile, "server-token-file", "", "with --server: an API token file (read.token) for a coordinator started with --tokens")
+	creds.addFlags(f)
 	return cmd
+}
+
+// coordinatorOptions are the client options that reach a secured
+// coordinator: its CA (over HTTPS) and an API token, each from a file;
+// none when neither is given.
+func coordinatorOptions(caFile, tokenFile string) ([]api.Option, error) {
+	var opts []api.Option
+	if caFile != "" {
+		tc, err := cluster.ClientTLS(caFile, "", "")
+		if err != nil {
+			return nil, fmt.Errorf("--server-ca: %w", err)
+		}
+		opts = append(opts, api.WithTLSConfig(tc))
+	}
+	if tokenFile != "" {
+		tok, err := readTokenFile("--server-token-file", tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, api.WithToken(tok))
+	}
+	return opts, nil
 }
 
 // loadModelDirs loads each directory as the next version of the model its

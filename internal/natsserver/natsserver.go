@@ -1,9 +1,17 @@
 // Package natsserver runs the real NATS server (nats-server/v2) inside a
 // maas process, with JetStream for the Object Store buckets: the embedded
 // default (`maas local`) and the `maas nats` role.
+//
+// By default the server is open and plain, as `maas local` wants it on
+// loopback. A cluster's server is secured with the files of `maas cluster
+// init`: AuthFile (nats-users.conf) lets in only the users it lists, each
+// proving its nkey and held to its permissions; TLSCert and TLSKey make
+// every client speak TLS, and TLSCA makes each present a certificate of
+// the cluster's CA (and secures the routes between servers).
 package natsserver
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -30,6 +38,18 @@ type Config struct {
 	Routes      []string
 	// ReadyTimeout bounds the wait for the server to accept connections.
 	ReadyTimeout time.Duration
+
+	// TLSCert and TLSKey, when set, are the server's certificate and key
+	// (a host's from `maas cluster init`): clients must then speak TLS.
+	TLSCert, TLSKey string
+	// TLSCA, with TLSCert, is the CA whose certificates clients must
+	// present (mutual TLS) and routes are checked against; routes use
+	// TLS only with it.
+	TLSCA string
+	// AuthFile, when set, is a NATS configuration file holding an
+	// authorization block (nats-users.conf from `maas cluster init`):
+	// only its users may connect, each with its permissions.
+	AuthFile string
 }
 
 // DefaultConfig is a single server on loopback at NATS's usual port.
@@ -46,6 +66,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("natsserver: max payload %d must not be negative", c.MaxPayload)
 	case c.ClusterPort != 0 && (c.ClusterName == "" || c.ServerName == ""):
 		return errors.New("natsserver: a clustered server needs a cluster name and a server name")
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return fmt.Errorf("%w: TLS needs both a certificate and its key (host-<name>.crt and .key)", ErrTLS)
+	case c.TLSCA != "" && c.TLSCert == "":
+		return fmt.Errorf("%w: a CA to check clients needs the server's own certificate and key too", ErrTLS)
+	case c.TLSCert != "" && c.ClusterPort != 0 && c.TLSCA == "":
+		return fmt.Errorf("%w: routes over TLS need the CA that signed the other servers' certificates (the cluster's ca.crt)", ErrTLS)
 	}
 	for _, r := range c.Routes {
 		if _, err := url.Parse(r); err != nil {
@@ -54,6 +80,47 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// Errors of a secured server's configuration.
+var (
+	// ErrTLS: the TLS files cannot be used together or at all.
+	ErrTLS = errors.New("natsserver: unusable TLS configuration")
+	// ErrAuth: the authorization file cannot be read, or lets no one in.
+	ErrAuth = errors.New("natsserver: unusable authorization file")
+)
+
+// secure adds c's TLS and authorization to opts.
+func (c Config) secure(opts *server.Options) error {
+	if c.TLSCert != "" {
+		tc := &server.TLSConfigOpts{CertFile: c.TLSCert, KeyFile: c.TLSKey, CaFile: c.TLSCA, Verify: c.TLSCA != ""}
+		cfg, err := server.GenTLSConfig(tc)
+		if err != nil {
+			return fmt.Errorf("%w: %s, %s: %v", ErrTLS, c.TLSCert, c.TLSKey, err)
+		}
+		opts.TLSConfig, opts.TLS, opts.TLSVerify, opts.TLSTimeout = cfg, true, tc.Verify, tlsTimeout
+		if c.ClusterPort != 0 {
+			// A route is both a client and a server: it checks the other
+			// end's certificate either way.
+			rc := cfg.Clone()
+			rc.ClientAuth, rc.RootCAs = tls.RequireAndVerifyClientCert, cfg.ClientCAs
+			opts.Cluster.TLSConfig, opts.Cluster.TLSTimeout = rc, tlsTimeout
+		}
+	}
+	if c.AuthFile != "" {
+		fo, err := server.ProcessConfigFile(c.AuthFile)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrAuth, err)
+		}
+		if len(fo.Nkeys) == 0 && len(fo.Users) == 0 {
+			return fmt.Errorf("%w: %s lists no users; give the nats-users.conf of `maas cluster init`", ErrAuth, c.AuthFile)
+		}
+		opts.Nkeys, opts.Users = fo.Nkeys, fo.Users
+	}
+	return nil
+}
+
+// tlsTimeout is the seconds a client has to finish its TLS handshake.
+const tlsTimeout = 2
 
 // Start starts the server and waits until it accepts connections. Stop it
 // with Shutdown and WaitForShutdown.
@@ -82,6 +149,9 @@ func Start(c Config) (*server.Server, error) {
 			u, _ := url.Parse(r)
 			opts.Routes = append(opts.Routes, u)
 		}
+	}
+	if err := c.secure(opts); err != nil {
+		return nil, err
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

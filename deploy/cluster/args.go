@@ -1,0 +1,205 @@
+package cluster
+
+import (
+	"path"
+	"strconv"
+	"strings"
+)
+
+// Layout is where the launcher puts things under a host's data_dir:
+//
+//	<data_dir>/bin/maas          the binary
+//	<data_dir>/secrets/          the host's secrets (with --secrets)
+//	<data_dir>/<id>/run          the process's start script
+//	<data_dir>/<id>/log, pid     its output and process id
+//	<data_dir>/<id>/data/        its state (JetStream, the Raft log)
+type Layout struct {
+	DataDir string
+}
+
+// Bin is the path of the maas binary on the host.
+func (l Layout) Bin() string { return path.Join(l.DataDir, "bin", "maas") }
+
+// Secrets is the directory of the host's secrets.
+func (l Layout) Secrets() string { return path.Join(l.DataDir, "secrets") }
+
+// Dir is process id's directory.
+func (l Layout) Dir(id string) string { return path.Join(l.DataDir, id) }
+
+// Run is process id's start script.
+func (l Layout) Run(id string) string { return path.Join(l.Dir(id), "run") }
+
+// Log is process id's standard output and error.
+func (l Layout) Log(id string) string { return path.Join(l.Dir(id), "log") }
+
+// PID is the file holding process id's process id.
+func (l Layout) PID(id string) string { return path.Join(l.Dir(id), "pid") }
+
+// State is process id's state directory.
+func (l Layout) State(id string) string { return path.Join(l.Dir(id), "data") }
+
+// UnitName is the systemd unit of process id.
+func UnitName(id string) string { return "maas-" + id + ".service" }
+
+// UnitPath is where the unit file of process id is installed.
+func UnitPath(id string) string { return "/etc/systemd/system/" + UnitName(id) }
+
+// ProcessEnv names the environment variable that tells a launched process
+// by its id; the launcher recognizes its processes by it, so that a pid
+// file left over from a reused pid is not taken for a live process.
+const ProcessEnv = "MAAS_PROCESS"
+
+// Args is the command line of process p (after the binary's name): its
+// role's subcommand and flags, from the cluster file.
+//
+// Every process is told all the NATS servers (the client tries them in
+// turn); the NATS servers and serve listen on every interface, the
+// coordinators on the host's address, which is also where the other
+// coordinators reach them.
+func (f *File) Args(p Process) []string {
+	h := f.host(p.Host)
+	l := Layout{DataDir: h.DataDir}
+	natsURLs := strings.Join(f.NATSServers(), ",")
+	var a []string
+	switch p.Kind {
+	case KindNATS:
+		a = []string{"nats", "--host", "0.0.0.0", "--port", strconv.Itoa(p.Port(PortClient)),
+			"--store-dir", l.State(p.ID), "--name", p.ID}
+		var routes []string
+		own := "nats://" + p.Addr(PortRoute)
+		for _, r := range f.NATSRoutes() {
+			if r != own {
+				routes = append(routes, r)
+			}
+		}
+		if len(routes) > 0 {
+			a = append(a, "--cluster-name", f.Name, "--cluster-port", strconv.Itoa(p.Port(PortRoute)),
+				"--routes", strings.Join(routes, ","))
+		}
+	case KindCoordinator:
+		a = []string{"coordinator", "--id", p.ID, "--raft", p.Addr(PortRaft), "--api", p.Addr(PortHTTP),
+			"--data-dir", l.State(p.ID), "--nats", natsURLs}
+		if peers := f.RaftPeers(); len(peers) > 0 && peers[0].ID != p.ID {
+			a = append(a, "--bootstrap=false", "--join", peers[0].HTTPAddr)
+		}
+	case KindParamServer:
+		a = []string{"paramserver", "--id", p.ID, "--nats", natsURLs}
+	case KindWorker:
+		a = []string{"worker", "--id", p.ID, "--nats", natsURLs}
+		if p.Threads > 0 {
+			a = append(a, "--threads", strconv.Itoa(p.Threads))
+		}
+	case KindServe:
+		a = []string{"serve", "--addr", "0.0.0.0:" + strconv.Itoa(p.Port(PortHTTP)),
+			"--server", "http://" + f.coordinatorFor(h), "--nats", natsURLs}
+	}
+	return append(a, f.securityArgs(p, l)...)
+}
+
+// securityArgs are the flags that give process p its credentials from
+// the host's secrets directory (l.Secrets(): ca.crt, host-<host>.crt and
+// .key, <id>.nk, nats-users.conf, tokens.json).
+//
+// SECURITY FLAGS GO HERE: --tls-cert, --tls-key, --tokens, --nats-seed,
+// --nats-ca, --auth… Today's roles run plain, so there are none yet.
+func (f *File) securityArgs(p Process, l Layout) []string {
+	_, _ = p, l
+	return nil
+}
+
+// coordinatorFor is the API address serve on host h asks for the model
+// index: its own host's coordinator, else the first.
+func (f *File) coordinatorFor(h *Host) string {
+	peers := f.RaftPeers()
+	for _, c := range peers {
+		if c.ID == h.Name+"-"+string(KindCoordinator) {
+			return c.HTTPAddr
+		}
+	}
+	if len(peers) == 0 { // not a valid file; Validate requires one
+		return "127.0.0.1:" + strconv.Itoa(DefaultCoordHTTPPort)
+	}
+	return peers[0].HTTPAddr
+}
+
+// host is the host called name, or a zero host (never for a name
+// Processes returned).
+func (f *File) host(name string) *Host {
+	for i := range f.Hosts {
+		if f.Hosts[i].Name == name {
+			return &f.Hosts[i]
+		}
+	}
+	return &Host{Name: name, DataDir: DefaultDataDir}
+}
+
+// RunScript is the shell script that starts process p on its host: it
+// records its pid, marks the process with ProcessEnv and becomes the maas
+// binary with p's arguments.
+func (f *File) RunScript(p Process) string {
+	l := Layout{DataDir: f.host(p.Host).DataDir}
+	var b strings.Builder
+	b.WriteString("#!/bin/sh\n")
+	b.WriteString("# Written by maas cluster up: process " + p.ID + " of cluster " + f.Name + ".\n")
+	b.WriteString("cd " + shq(l.Dir(p.ID)) + " || exit 1\n")
+	b.WriteString("echo $$ >pid\n")
+	b.WriteString(ProcessEnv + "=" + shq(p.ID) + "; export " + ProcessEnv + "\n")
+	b.WriteString("exec " + shq(l.Bin()))
+	for _, a := range f.Args(p) {
+		b.WriteString(" " + shq(a))
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// Unit is the systemd unit file of process p: it runs p's start script,
+// restarts it when it fails, and appends its output to its log.
+func (f *File) Unit(p Process) string {
+	l := Layout{DataDir: f.host(p.Host).DataDir}
+	return "[Unit]\n" +
+		"Description=maas " + string(p.Kind) + " " + p.ID + " (cluster " + f.Name + ")\n" +
+		"After=network-online.target\n" +
+		"Wants=network-online.target\n" +
+		"\n[Service]\n" +
+		"Type=simple\n" +
+		"ExecStart=" + l.Run(p.ID) + "\n" +
+		"WorkingDirectory=" + l.Dir(p.ID) + "\n" +
+		"Restart=on-failure\n" +
+		"RestartSec=2\n" +
+		"KillSignal=SIGTERM\n" +
+		"TimeoutStopSec=10\n" +
+		"StandardOutput=append:" + l.Log(p.ID) + "\n" +
+		"StandardError=append:" + l.Log(p.ID) + "\n" +
+		"\n[Install]\n" +
+		"WantedBy=multi-user.target\n"
+}
+
+// Stage is a set of processes the launcher starts together, after the
+// stages before it are ready.
+type Stage struct {
+	Name      string
+	Processes []Process
+}
+
+// Stages are the cluster's processes in start order: the NATS servers, the
+// first coordinator (which bootstraps Raft), the other coordinators (which
+// join it), the parameter servers, the workers, and serve. Empty stages
+// are left out; down walks them backwards.
+func (f *File) Stages() []Stage {
+	coords := f.ProcessesOf(KindCoordinator)
+	all := []Stage{
+		{"nats", f.ProcessesOf(KindNATS)},
+		{"first coordinator", coords[:min(1, len(coords))]},
+		{"other coordinators", coords[min(1, len(coords)):]},
+		{"parameter servers", f.ProcessesOf(KindParamServer)},
+		{"workers", f.ProcessesOf(KindWorker)},
+		{"serve", f.ProcessesOf(KindServe)},
+	}
+	var stages []Stage
+	for _, s := range all {
+		if len(s.Processes) > 0 {
+			stages = append(stages, s)
+		}
+	}
+	return stages
+}

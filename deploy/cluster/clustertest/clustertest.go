@@ -1,0 +1,135 @@
+// Package clustertest makes real cluster secrets for tests: Init of
+// package deploy/cluster run on a one-host cluster file in a temporary
+// directory. Host h1, at 127.0.0.1, runs every role, so its certificate
+// is good for servers on loopback.
+package clustertest
+
+import (
+	"crypto/tls"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/maas-ml/maas/deploy/cluster"
+)
+
+// Host is the name of the test cluster's one host.
+const Host = "h1"
+
+// clusterYAML is the test cluster file.
+const clusterYAML = `name: test
+ssh: {agent: true}
+hosts:
+  - name: h1
+    address: 127.0.0.1
+    roles: [nats, coordinator, paramserver, worker, serve]
+`
+
+// Secrets are the secrets of a test cluster, in Dir.
+type Secrets struct {
+	Dir  string
+	File *cluster.File
+}
+
+// New writes the cluster file to a temporary directory, runs Init on it
+// and returns the secrets. Each call makes a new CA.
+func New(t testing.TB) *Secrets {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cluster.yaml")
+	if err := os.WriteFile(path, []byte(clusterYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := cluster.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Secrets{Dir: filepath.Join(dir, "secrets"), File: f}
+	if _, err := cluster.Init(f, s.Dir, cluster.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Path is the path of the secrets file name.
+func (s *Secrets) Path(name string) string { return filepath.Join(s.Dir, name) }
+
+// CA is the path of the CA's certificate.
+func (s *Secrets) CA() string { return s.Path(cluster.CACertFile) }
+
+// HostCert and HostKey are the paths of the host's certificate and key.
+func (s *Secrets) HostCert() string { return s.Path(cluster.HostCertFile(Host)) }
+func (s *Secrets) HostKey() string  { return s.Path(cluster.HostKeyFile(Host)) }
+
+// TokensFile is the path of tokens.json; NATSUsers of nats-users.conf.
+func (s *Secrets) TokensFile() string { return s.Path(cluster.TokensFile) }
+func (s *Secrets) NATSUsers() string  { return s.Path(cluster.NATSUsersFile) }
+
+// ID is the process id of the host's first process of kind k.
+func (s *Secrets) ID(t testing.TB, k cluster.Kind) string {
+	t.Helper()
+	ps := s.File.ProcessesOf(k)
+	if len(ps) == 0 {
+		t.Fatalf("clustertest: no %s process", k)
+	}
+	return ps[0].ID
+}
+
+// Seed is the path of the NATS seed of the first process of kind k.
+func (s *Secrets) Seed(t testing.TB, k cluster.Kind) string {
+	t.Helper()
+	return s.Path(cluster.SeedFile(s.ID(t, k)))
+}
+
+// TokenFile is the path of the API token file of role r.
+func (s *Secrets) TokenFile(r cluster.Role) string { return s.Path(cluster.TokenFile(r)) }
+
+// Token is the API token of role r.
+func (s *Secrets) Token(t testing.TB, r cluster.Role) string {
+	t.Helper()
+	b, err := os.ReadFile(s.TokenFile(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// Tokens loads tokens.json.
+func (s *Secrets) Tokens(t testing.TB) *cluster.Tokens {
+	t.Helper()
+	tk, err := cluster.LoadTokens(s.TokensFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+// ServerTLS is the host's server configuration; with mutual, clients must
+// present a certificate of the CA.
+func (s *Secrets) ServerTLS(t testing.TB, mutual bool) *tls.Config {
+	t.Helper()
+	ca := ""
+	if mutual {
+		ca = s.CA()
+	}
+	c, err := cluster.ServerTLS(s.HostCert(), s.HostKey(), ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// ClientTLS trusts the CA; withCert also presents the host's certificate.
+func (s *Secrets) ClientTLS(t testing.TB, withCert bool) *tls.Config {
+	t.Helper()
+	cert, key := "", ""
+	if withCert {
+		cert, key = s.HostCert(), s.HostKey()
+	}
+	c, err := cluster.ClientTLS(s.CA(), cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

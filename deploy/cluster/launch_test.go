@@ -1,0 +1,203 @@
+package cluster
+
+import (
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+func TestArgs(t *testing.T) {
+	f := loadTestdata(t)
+	nats := "nats://10.0.0.11:4222,nats://10.0.0.12:4222,nats://node3.lab.example.com:4222"
+	want := map[string]string{
+		"node1-nats": "nats --host 0.0.0.0 --port 4222 --store-dir /var/lib/maas/node1-nats/data --name node1-nats " +
+			"--cluster-name test-lab --cluster-port 6222 --routes nats://10.0.0.12:6222,nats://node3.lab.example.com:6222",
+		"node1-coordinator": "coordinator --id node1-coordinator --raft 10.0.0.11:7000 --api 10.0.0.11:7070 " +
+			"--data-dir /var/lib/maas/node1-coordinator/data --nats " + nats,
+		"node3-coordinator": "coordinator --id node3-coordinator --raft node3.lab.example.com:7000 --api node3.lab.example.com:7070 " +
+			"--data-dir /data/maas/node3-coordinator/data --nats " + nats + " --bootstrap=false --join 10.0.0.11:7070",
+		"node2-paramserver-2": "paramserver --id node2-paramserver-2 --nats " + nats,
+		"node1-worker-1":      "worker --id node1-worker-1 --nats " + nats + " --threads 14",
+		"node2-worker-1":      "worker --id node2-worker-1 --nats " + nats,
+		"node1-serve":         "serve --addr 0.0.0.0:8080 --server http://10.0.0.11:7070 --nats " + nats,
+	}
+	seen := 0
+	for _, p := range f.Processes() {
+		w, ok := want[p.ID]
+		if !ok {
+			continue
+		}
+		seen++
+		if got := strings.Join(f.Args(p), " "); got != w {
+			t.Errorf("Args(%s):\n got %s\nwant %s", p.ID, got, w)
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("checked %d processes, want %d", seen, len(want))
+	}
+}
+
+func TestArgsSingleNATS(t *testing.T) {
+	f, err := Parse([]byte(`
+name: one
+ssh: {key: ~/.ssh/id_ed25519}
+hosts:
+  - {name: a, address: 10.1.0.1, roles: [nats, coordinator, paramserver, worker]}
+  - {name: b, address: 10.1.0.2, roles: [serve]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range f.Processes() {
+		got := strings.Join(f.Args(p), " ")
+		switch p.Kind {
+		case KindNATS:
+			if strings.Contains(got, "--routes") || strings.Contains(got, "--cluster-port") {
+				t.Errorf("a single NATS server has no routes: %s", got)
+			}
+		case KindServe:
+			// b has no coordinator: serve asks a's.
+			if !strings.Contains(got, "--server http://10.1.0.1:7070") {
+				t.Errorf("serve on b: %s", got)
+			}
+		}
+	}
+}
+
+func TestRunScriptAndUnit(t *testing.T) {
+	f := loadTestdata(t)
+	var p Process
+	for _, q := range f.Processes() {
+		if q.ID == "node3-worker-2" {
+			p = q
+		}
+	}
+	script := f.RunScript(p)
+	for _, want := range []string{
+		"#!/bin/sh\n",
+		"cd '/data/maas/node3-worker-2' || exit 1\n",
+		"echo $$ >pid\n",
+		"MAAS_PROCESS='node3-worker-2'; export MAAS_PROCESS\n",
+		"exec '/data/maas/bin/maas' 'worker' '--id' 'node3-worker-2' '--nats' ",
+		" '--threads' '8'\n",
+	} {
+		if !strings.Contains(script, want) {
+			t.Errorf("run script lacks %q:\n%s", want, script)
+		}
+	}
+	unit := f.Unit(p)
+	for _, want := range []string{
+		"Description=maas worker node3-worker-2 (cluster test-lab)\n",
+		"ExecStart=/data/maas/node3-worker-2/run\n",
+		"WorkingDirectory=/data/maas/node3-worker-2\n",
+		"TimeoutStopSec=10\n",
+		"StandardOutput=append:/data/maas/node3-worker-2/log\n",
+		"[Install]\nWantedBy=multi-user.target\n",
+	} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("unit lacks %q:\n%s", want, unit)
+		}
+	}
+	if got := UnitPath(p.ID); got != "/etc/systemd/system/maas-node3-worker-2.service" {
+		t.Errorf("UnitPath = %s", got)
+	}
+}
+
+func TestStages(t *testing.T) {
+	f := loadTestdata(t)
+	var got []string
+	for _, s := range f.Stages() {
+		var ids []string
+		for _, p := range s.Processes {
+			ids = append(ids, p.ID)
+		}
+		got = append(got, s.Name+": "+strings.Join(ids, " "))
+	}
+	want := []string{
+		"nats: node1-nats node2-nats node3-nats",
+		"first coordinator: node1-coordinator",
+		"other coordinators: node2-coordinator node3-coordinator",
+		"parameter servers: node1-paramserver-1 node2-paramserver-1 node2-paramserver-2",
+		"workers: node1-worker-1 node2-worker-1 node3-worker-1 node3-worker-2",
+		"serve: node1-serve",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Stages():\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestHostSecrets(t *testing.T) {
+	f := loadTestdata(t)
+	got := strings.Join(f.hostSecrets(&f.Hosts[2]), " ")
+	want := "ca.crt host-node3.crt host-node3.key node3-coordinator.nk node3-worker-1.nk node3-worker-2.nk nats-users.conf tokens.json"
+	if got != want {
+		t.Errorf("hostSecrets(node3) = %s, want %s", got, want)
+	}
+	if strings.Contains(got, "ca.key") {
+		t.Error("the CA's key must never leave the admin machine")
+	}
+}
+
+func TestScriptsQuote(t *testing.T) {
+	l := Layout{DataDir: "/srv/it's"}
+	for name, s := range map[string]string{
+		"status": statusScript(l, []string{"a-nats"}),
+		"start":  startScript(l, []string{"a-nats"}, false),
+		"stop":   stopScript(l, []string{"a-nats"}, 10),
+		"purge":  purgeScript(l, []string{"a-nats"}),
+	} {
+		if !strings.Contains(s, `'/srv/it'\''s`) {
+			t.Errorf("%s script does not quote the data dir:\n%s", name, s)
+		}
+	}
+	if s := stopScript(l, []string{"x"}, 10); !strings.Contains(s, "-lt 100 ]") {
+		t.Errorf("stop script does not wait 10 s:\n%s", s)
+	}
+	if s := startScript(l, []string{"x"}, true); !strings.Contains(s, "systemctl enable --now 'maas-x.service'") {
+		t.Errorf("systemd start script:\n%s", s)
+	}
+}
+
+func TestParseStatus(t *testing.T) {
+	got := parseStatus("a-nats 123 running\na-worker-1 - stopped\n\ngarbage\n")
+	if got["a-nats"] != 123 || got["a-worker-1"] != 0 || len(got) != 2 {
+		t.Errorf("parseStatus = %v", got)
+	}
+}
+
+func TestPlatform(t *testing.T) {
+	for out, want := range map[string]string{
+		"Linux x86_64\n": "linux/amd64",
+		"Linux aarch64":  "linux/arm64",
+		"Darwin arm64":   "darwin/arm64",
+	} {
+		p, err := unamePlatform(out)
+		if err != nil || p.String() != want {
+			t.Errorf("unamePlatform(%q) = %v, %v; want %s", out, p, err, want)
+		}
+	}
+	if _, err := unamePlatform("Linux sparc64"); err == nil {
+		t.Error("unknown machine accepted")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := filePlatform(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Platform{runtime.GOOS, runtime.GOARCH}); p != want {
+		t.Errorf("filePlatform(test binary) = %v, want %v", p, want)
+	}
+}
+
+func TestExpandHome(t *testing.T) {
+	t.Setenv("HOME", "/home/me")
+	for in, want := range map[string]string{"~/.ssh/k": "/home/me/.ssh/k", "~": "/home/me", "/etc/k": "/etc/k", "~other/k": "~other/k"} {
+		if got, err := expandHome(in); err != nil || got != want {
+			t.Errorf("expandHome(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}

@@ -1,0 +1,378 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// sshdPath is the OpenSSH server the netns test runs in each namespace.
+const sshdPath = "/usr/sbin/sshd"
+
+// TestNetnsCluster launches a real three-host cluster with Up, checks it
+// with Status and ClusterStatus, and stops it with Down. Each host is a
+// network namespace on a bridge, running its own OpenSSH sshd; the
+// launcher logs in to them as root with a generated key and checks their
+// generated host keys.
+//
+// It needs root, `ip netns` and OpenSSH's sshd (apt-get install -y
+// openssh-server); without them it skips.
+func TestNetnsCluster(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: the netns cluster test needs root (network namespaces and sshd)")
+	}
+	if _, err := os.Stat(sshdPath); err != nil {
+		t.Skipf("skipping: no OpenSSH server at %s (apt-get install -y openssh-server)", sshdPath)
+	}
+	for _, tool := range []string{"ip", "ssh-keygen", "setsid", "nohup", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("skipping: the netns cluster test needs %s: %v", tool, err)
+		}
+	}
+	start := time.Now()
+	hosts := newNetns(t, 3)
+	dir := t.TempDir()
+	bin := buildMaas(t, dir)
+	clientKey := filepath.Join(dir, "id_ed25519")
+	sshKeygen(t, clientKey)
+	clientPub, err := os.ReadFile(clientKey + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var known bytes.Buffer
+	for _, h := range hosts {
+		hostPub := startSSHD(t, h, clientPub)
+		fmt.Fprintf(&known, "%s %s", h.addr, hostPub)
+	}
+	knownHosts := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(knownHosts, known.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(`name: nstest
+ssh: {user: root, key: %s, known_hosts: %s}
+hosts:
+  - {name: h1, address: %s, data_dir: %s, roles: [nats, coordinator, paramserver, worker, serve]}
+  - {name: h2, address: %s, data_dir: %s, roles: [nats, coordinator, worker]}
+  - {name: h3, address: %s, data_dir: %s, roles: [nats, coordinator]}
+`, clientKey, knownHosts,
+		hosts[0].addr, filepath.Join(dir, "h1"), hosts[1].addr, filepath.Join(dir, "h2"), hosts[2].addr, filepath.Join(dir, "h3"))
+	f, err := Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { killLeftovers(t, f) })
+	t.Logf("%d namespaces with sshd ready in %v", len(hosts), time.Since(start).Round(time.Millisecond))
+
+	secrets := filepath.Join(dir, "secrets")
+	if _, err := Init(f, secrets, InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	opts := LaunchOptions{Binary: bin, SecretsDir: secrets, Supervisor: SupervisorNohup, Progress: testLog{t}, ReadyTimeout: 45 * time.Second}
+	if err := Up(ctx, f, opts); err != nil {
+		dumpLogs(t, f)
+		t.Fatalf("Up: %v", err)
+	}
+	t.Logf("up in %v", time.Since(start).Round(time.Millisecond))
+
+	// Each host holds its own secrets only, private.
+	for _, h := range f.Hosts {
+		d := Layout{DataDir: h.DataDir}.Secrets()
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+			if st, err := os.Stat(filepath.Join(d, e.Name())); err != nil || st.Mode().Perm() != 0o600 {
+				t.Errorf("%s/%s: %v, want mode 0600", d, e.Name(), err)
+			}
+		}
+		if got, want := strings.Join(names, " "), strings.Join(sortedCopy(f.hostSecrets(&h)), " "); got != want {
+			t.Errorf("host %s has secrets %s, want %s", h.Name, got, want)
+		}
+	}
+
+	states, err := Status(ctx, f, opts)
+	if err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	pids := map[string]int{}
+	for _, s := range states {
+		if !s.Running() {
+			t.Errorf("process %s on %s is not running", s.ID, s.Host)
+		}
+		pids[s.ID] = s.PID
+	}
+	if len(states) != 10 {
+		t.Errorf("Status lists %d processes, want 10", len(states))
+	}
+	cs, err := ClusterStatus(ctx, f)
+	if err != nil {
+		t.Fatalf("ClusterStatus: %v", err)
+	}
+	if len(cs.Nodes) != 3 || cs.Leader == "" || len(cs.Servers) < 1 || len(cs.Workers) != 2 {
+		t.Errorf("coordinator API lists %d nodes (leader %q), %d servers, %d workers; want 3 with a leader, 1+, 2",
+			len(cs.Nodes), cs.Leader, len(cs.Servers), len(cs.Workers))
+	}
+
+	// Up again changes nothing: every process keeps running as it was.
+	if err := Up(ctx, f, opts); err != nil {
+		t.Fatalf("second Up: %v", err)
+	}
+	again, err := Status(ctx, f, opts)
+	if err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	for _, s := range again {
+		if s.PID != pids[s.ID] {
+			t.Errorf("second Up restarted %s: pid %d, was %d", s.ID, s.PID, pids[s.ID])
+		}
+	}
+
+	// Upgrade restarts every process, host by host, and the cluster
+	// comes back whole.
+	if err := Upgrade(ctx, f, opts); err != nil {
+		dumpLogs(t, f)
+		t.Fatalf("Upgrade: %v", err)
+	}
+	upgraded, err := Status(ctx, f, opts)
+	if err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	for _, s := range upgraded {
+		if !s.Running() || s.PID == pids[s.ID] {
+			t.Errorf("after Upgrade %s runs as pid %d (was %d)", s.ID, s.PID, pids[s.ID])
+		}
+		pids[s.ID+" before upgrade"] = pids[s.ID]
+		pids[s.ID] = s.PID
+	}
+	if cs, err := ClusterStatus(ctx, f); err != nil || len(cs.Nodes) != 3 || cs.Leader == "" {
+		t.Errorf("after Upgrade: %d coordinators, leader %q, %v", len(cs.Nodes), cs.Leader, err)
+	}
+	t.Logf("upgraded in %v", time.Since(start).Round(time.Millisecond))
+
+	if err := Down(ctx, f, opts, true); err != nil {
+		dumpLogs(t, f)
+		t.Fatalf("Down: %v", err)
+	}
+	for id, pid := range pids {
+		if processAlive(pid) {
+			t.Errorf("process %s (pid %d) still runs after Down", id, pid)
+		}
+	}
+	for _, h := range f.Hosts {
+		if _, err := os.Stat(Layout{DataDir: h.DataDir}.Bin()); !os.IsNotExist(err) {
+			t.Errorf("Down --purge left %s: %v", Layout{DataDir: h.DataDir}.Bin(), err)
+		}
+	}
+	t.Logf("up, status, up again, upgrade and down in %v", time.Since(start).Round(time.Millisecond))
+}
+
+// sortedCopy is ss sorted, as os.ReadDir lists names.
+func sortedCopy(ss []string) []string {
+	c := slices.Clone(ss)
+	slices.Sort(c)
+	return c
+}
+
+// testLog writes the launcher's progress to the test log.
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// nsHost is a network namespace standing for a host.
+type nsHost struct {
+	ns, addr string
+}
+
+// newNetns makes n network namespaces, each with a veth pair to a bridge
+// in the root namespace and an address of its own in a fresh 10.211.x.0/24;
+// the root namespace is .1 on the bridge. They are removed in t.Cleanup.
+func newNetns(t *testing.T, n int) []nsHost {
+	t.Helper()
+	var b [2]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	tag := hex.EncodeToString(b[:])
+	subnet := fmt.Sprintf("10.211.%d", 1+int(b[0])%250)
+	bridge := "mbr" + tag
+	if out, err := exec.Command("ip", "link", "add", bridge, "type", "bridge").CombinedOutput(); err != nil {
+		t.Skipf("skipping: cannot make a bridge (ip link add type bridge): %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
+	ipCmd(t, "addr", "add", subnet+".1/24", "dev", bridge)
+	ipCmd(t, "link", "set", bridge, "up")
+	var hosts []nsHost
+	for i := 1; i <= n; i++ {
+		ns := fmt.Sprintf("maas-%s-%d", tag, i)
+		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+			t.Skipf("skipping: ip netns add fails: %v: %s", err, out)
+		}
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		outer, inner := fmt.Sprintf("mv%s%d", tag, i), fmt.Sprintf("mp%s%d", tag, i)
+		addr := fmt.Sprintf("%s.%d", subnet, 10+i)
+		ipCmd(t, "link", "add", outer, "type", "veth", "peer", "name", inner)
+		ipCmd(t, "link", "set", inner, "netns", ns)
+		ipCmd(t, "link", "set", outer, "master", bridge, "up")
+		ipCmd(t, "-n", ns, "addr", "add", addr+"/24", "dev", inner)
+		ipCmd(t, "-n", ns, "link", "set", inner, "up")
+		ipCmd(t, "-n", ns, "link", "set", "lo", "up")
+		hosts = append(hosts, nsHost{ns: ns, addr: addr})
+	}
+	return hosts
+}
+
+func ipCmd(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// sshKeygen makes an ed25519 key pair without a passphrase at path.
+func sshKeygen(t *testing.T, path string) {
+	t.Helper()
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", path).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
+}
+
+// startSSHD runs sshd in h's namespace, with a new host key and the
+// client's key authorized, until the test ends. It returns the host's
+// public key line.
+func startSSHD(t *testing.T, h nsHost, clientPub []byte) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	hostKey := filepath.Join(dir, "host_key")
+	sshKeygen(t, hostKey)
+	hostPub, err := os.ReadFile(hostKey + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	authorized := filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(authorized, clientPub, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "sshd_config")
+	conf := fmt.Sprintf(`Port 22
+ListenAddress %s
+HostKey %s
+AuthorizedKeysFile %s
+PidFile %s
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PrintMotd no
+`, h.addr, hostKey, authorized, filepath.Join(dir, "sshd.pid"))
+	if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// sshd insists on its privilege separation directory.
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command("ip", "netns", "exec", h.ns, sshdPath, "-D", "-e", "-f", config)
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start sshd in %s: %v", h.ns, err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(h.addr, "22"), time.Second)
+		if err == nil {
+			c.Close()
+			return hostPub
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sshd in %s does not listen on %s:22: %v\n%s", h.ns, h.addr, err, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// buildMaas builds the maas binary (static) into dir.
+func buildMaas(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "maas")
+	cmd := exec.Command("go", "build", "-o", bin, "../../cmd/maas")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build maas: %v: %s", err, out)
+	}
+	return bin
+}
+
+// killLeftovers kills the processes the test's cluster may have left
+// running (when the test failed before Down): those whose pid file names a
+// live process marked with the process's id.
+func killLeftovers(t *testing.T, f *File) {
+	for _, p := range f.Processes() {
+		l := Layout{DataDir: f.host(p.Host).DataDir}
+		b, err := os.ReadFile(l.PID(p.ID))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || !processAlive(pid) {
+			continue
+		}
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if bytes.Contains(env, []byte(ProcessEnv+"="+p.ID+"\x00")) {
+			t.Logf("killing leftover %s (pid %d)", p.ID, pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// processAlive reports whether pid is a live process (not a zombie).
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// dumpLogs logs the end of every process's log, to tell why it failed.
+func dumpLogs(t *testing.T, f *File) {
+	for _, p := range f.Processes() {
+		b, err := os.ReadFile(Layout{DataDir: f.host(p.Host).DataDir}.Log(p.ID))
+		if err != nil {
+			continue
+		}
+		if len(b) > 2000 {
+			b = b[len(b)-2000:]
+		}
+		t.Logf("log of %s:\n%s", p.ID, b)
+	}
+}
