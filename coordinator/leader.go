@@ -908,7 +908,7 @@ func (n *Node) timeouts(j *JobRecord) (barrier, step time.Duration) {
 // workers; a member that does not take its assignment fails the job.
 func (n *Node) assign(ls *leaderState, j *JobRecord, ms *Membership) {
 	barrier, step := n.timeouts(j)
-	base := wire.Assignment{V: wire.Version, Job: j.ID, Spec: j.Spec, Epoch: ms.Epoch, Members: len(ms.Members),
+	base := wire.Assignment{V: wire.Version, Job: j.ID, Spec: j.Spec, Epoch: ms.Epoch, Members: len(ms.Members), MemberIDs: ms.Members,
 		Ranges: ms.Ranges, FromStep: ms.FromStep, TotalSteps: j.TotalSteps, StepsPerEpoch: j.StepsPerEpoch,
 		BarrierTimeoutMS: barrier.Milliseconds(), StepTimeoutMS: step.Milliseconds()}
 	send := func(id string, rank int) error {

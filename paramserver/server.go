@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,9 +35,12 @@ type Assignment struct {
 	ChunkFloats int
 	Epoch       uint64 // membership epoch
 	Members     int    // ranks 0..Members−1 push every step
-	FromStep    int64  // the first step of this epoch
-	Optimizer   nn.OptimizerSpec
-	Schedule    nn.ScheduleSpec
+	// MemberIDs, when set, are the ranks' worker ids: a push to
+	// GradSubject(job, server, id) is taken only for id's own rank.
+	MemberIDs []string
+	FromStep  int64 // the first step of this epoch
+	Optimizer nn.OptimizerSpec
+	Schedule  nn.ScheduleSpec
 	// StepsPerEpoch and TotalSteps feed the learning-rate schedule.
 	StepsPerEpoch, TotalSteps int
 	// MaxBadSteps is how many non-finite steps are skipped before the
@@ -182,7 +186,7 @@ func (s *Server) Serve(a Assignment, theta []float32, opt nn.Optimizer) error {
 	if _, dup := s.jobs[a.Job]; dup {
 		return fmt.Errorf("%w: job %s is already served here", ErrAssignment, a.Job)
 	}
-	gs, err := s.nc.Subscribe(wire.GradSubject(a.Job, a.Server), s.onGrad)
+	gs, err := s.nc.Subscribe(wire.GradSubjects(a.Job, a.Server), s.onGrad)
 	if err != nil {
 		return err
 	}
@@ -268,6 +272,14 @@ func (s *Server) Fence(job string, epoch uint64, hold time.Duration) (int64, err
 	return js.step, nil
 }
 
+// gradFor reports whether subject is a gradient push to js's range (from
+// any worker).
+func gradFor(subject string, js *jobState) bool {
+	prefix := wire.GradSubjects(js.a.Job, js.a.Server)
+	prefix = prefix[:len(prefix)-1] // without the final "*"
+	return strings.HasPrefix(subject, prefix) && !strings.Contains(subject[len(prefix):], ".") && len(subject) > len(prefix)
+}
+
 // unfenceLocked drops a fence (a new epoch came, or the job ends).
 func (js *jobState) unfenceLocked() {
 	if js.fence != nil {
@@ -323,7 +335,7 @@ func (s *Server) onGrad(m *nats.Msg) {
 	if err := wire.Decode(m.Data, &g); err != nil {
 		s.mu.Lock()
 		for _, js := range s.jobs { // count it against the job this subject belongs to
-			if m.Subject == wire.GradSubject(js.a.Job, js.a.Server) {
+			if gradFor(m.Subject, js) {
 				js.stats.Rejected++
 			}
 		}
@@ -339,9 +351,9 @@ func (s *Server) takeGrad(subject string, g *wire.GradChunk) (wire.AckCode, stri
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	js, ok := s.jobs[g.Job]
-	if !ok || subject != wire.GradSubject(js.a.Job, js.a.Server) {
+	if !ok || !gradFor(subject, js) {
 		for _, other := range s.jobs {
-			if subject == wire.GradSubject(other.a.Job, other.a.Server) {
+			if gradFor(subject, other) {
 				other.stats.Rejected++
 			}
 		}
@@ -364,6 +376,8 @@ func (s *Server) takeGrad(subject string, g *wire.GradChunk) (wire.AckCode, stri
 		return reject(wire.AckFuture, "step %d is ahead of the server's step %d", g.Step, js.step)
 	case g.Rank < 0 || g.Rank >= js.a.Members:
 		return reject(wire.AckRejected, "rank %d is not a member (0..%d)", g.Rank, js.a.Members-1)
+	case len(js.a.MemberIDs) == js.a.Members && subject != wire.GradSubject(js.a.Job, js.a.Server, js.a.MemberIDs[g.Rank]):
+		return reject(wire.AckRejected, "rank %d is worker %s's; this push came as %s", g.Rank, js.a.MemberIDs[g.Rank], subject[strings.LastIndexByte(subject, '.')+1:])
 	case g.Chunk < 0 || g.Chunk >= len(js.chunks):
 		return reject(wire.AckRejected, "chunk %d out of 0..%d", g.Chunk, len(js.chunks)-1)
 	case g.N < 0:

@@ -2,6 +2,7 @@ package paramserver_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -60,8 +61,14 @@ func newFixtureOpt(t *testing.T, barrier time.Duration, maxBad int, opt nn.Optim
 
 func (f *fixture) push(step int64, rank, n, chunk int, vals []float32, epoch uint64) wire.Ack {
 	f.t.Helper()
+	return f.pushAs(fmt.Sprintf("w%d", rank), step, rank, n, chunk, vals, epoch)
+}
+
+// pushAs pushes as worker id (the last token of the subject).
+func (f *fixture) pushAs(id string, step int64, rank, n, chunk int, vals []float32, epoch uint64) wire.Ack {
+	f.t.Helper()
 	b, _ := wire.Encode(&wire.GradChunk{V: wire.Version, Job: "j", Epoch: epoch, Step: step, Rank: rank, N: n, Chunk: chunk, Data: wire.AppendFloats(nil, vals)})
-	m, err := f.nc.Request(wire.GradSubject("j", 0), b, 2*time.Second)
+	m, err := f.nc.Request(wire.GradSubject("j", 0, id), b, 2*time.Second)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -151,7 +158,7 @@ func TestDuplicatesStaleFutureAndEpoch(t *testing.T) {
 		t.Fatalf("short chunk: %+v", ack)
 	}
 	b, _ := wire.Encode(&wire.GradChunk{V: 99, Job: "j"})
-	m, err := f.nc.Request(wire.GradSubject("j", 0), b, time.Second)
+	m, err := f.nc.Request(wire.GradSubject("j", 0, "w"), b, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,5 +399,26 @@ func TestFence(t *testing.T) {
 	f.collect(2)
 	if ack := f.push(2, 0, 1, 0, fill(4, 1), 2); !ack.Accepted() {
 		t.Fatalf("a push of the new epoch: %+v", ack)
+	}
+}
+
+// TestPushOnlyAsItsRank: with the ranks' worker ids known, a push is taken
+// only from the rank's own worker, the id that ends its subject.
+func TestPushOnlyAsItsRank(t *testing.T) {
+	f := newFixture(t, time.Minute, 3)
+	asg := paramserver.Assignment{Job: "j", Ranges: []wire.Range{{Lo: 0, Hi: 10}}, ChunkFloats: 4, Epoch: 2, Members: 2,
+		MemberIDs: []string{"w0", "w1"}, Optimizer: nn.OptimizerSpec{Type: "sgd", LR: 1}, StepsPerEpoch: 10, TotalSteps: 10, MaxBadSteps: 3}
+	if err := f.ps.Reconfigure(asg); err != nil {
+		t.Fatal(err)
+	}
+	if ack := f.pushAs("w1", 0, 0, 1, 0, fill(4, 1), 2); ack.Code != wire.AckRejected || !strings.Contains(ack.Reason, "worker w0") {
+		t.Fatalf("rank 0 pushed as w1: %+v, want a refusal naming w0", ack)
+	}
+	before, _ := f.ps.Stats("j")
+	if ack := f.pushAs("w0", 0, 0, 1, 0, fill(4, 1), 2); !ack.Accepted() {
+		t.Fatalf("rank 0 pushed as w0: %+v", ack)
+	}
+	if after, _ := f.ps.Stats("j"); after.Rejected != before.Rejected {
+		t.Fatalf("an accepted push counted as rejected: %+v", after)
 	}
 }

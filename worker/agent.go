@@ -94,7 +94,7 @@ func (a *Agent) Assign(as *wire.Assignment) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.job, a.epoch, a.cancel = as.Job, as.Epoch, cancel
-	asg := Assignment{Job: as.Job, Spec: spec, Epoch: as.Epoch, Rank: as.Rank, Members: as.Members, Ranges: as.Ranges,
+	asg := Assignment{Job: as.Job, ID: a.cfg.ID, Spec: spec, Epoch: as.Epoch, Rank: as.Rank, Members: as.Members, Ranges: as.Ranges,
 		ChunkFloats: as.ChunkFloats, FromStep: as.FromStep, TotalSteps: as.TotalSteps,
 		StepTimeout: time.Duration(as.StepTimeoutMS) * time.Millisecond}
 	a.wg.Add(1)

@@ -34,7 +34,10 @@ var (
 
 // Assignment is one member's share of a job during one membership epoch.
 type Assignment struct {
-	Job     string
+	Job string
+	// ID is this worker's id, the last token of its gradient subjects
+	// (default "rank-<Rank>").
+	ID      string
 	Spec    *jobspec.Spec
 	Epoch   uint64 // membership epoch
 	Rank    int
@@ -260,13 +263,17 @@ func order(spec *jobspec.Spec, n, epoch int, buf []int) []int {
 // retrying a chunk whose ack does not come.
 func (w *Worker) push(ctx context.Context, a Assignment, grads []float32, refs []chunkRef, t int64, n int) error {
 	errs := make(chan error, len(refs))
+	id := a.ID
+	if id == "" {
+		id = fmt.Sprintf("rank-%d", a.Rank)
+	}
 	for _, ref := range refs {
 		msg, err := wire.Encode(&wire.GradChunk{V: wire.Version, Job: a.Job, Epoch: a.Epoch, Step: t, Rank: a.Rank,
 			N: n, Chunk: ref.index, Data: wire.AppendFloats(nil, grads[ref.rng.Lo:ref.rng.Hi])})
 		if err != nil {
 			return err
 		}
-		go func() { errs <- w.pushOne(ctx, wire.GradSubject(a.Job, ref.server), msg, ref, t) }()
+		go func() { errs <- w.pushOne(ctx, wire.GradSubject(a.Job, ref.server, id), msg, ref, t) }()
 	}
 	var first error
 	for range refs {

@@ -67,7 +67,7 @@ func TestMatchSubject(t *testing.T) {
 
 func TestProcessPermissionsTable(t *testing.T) {
 	const w1, w2, ps, coord = "node1-worker-1", "node3-worker-1", "node1-paramserver-1", "node1-coordinator"
-	grad := func(id string) string { return wire.GradSubject("j", 0) + "." + id }
+	grad := func(id string) string { return wire.GradSubject("j", 0, id) }
 	type check struct {
 		subject string
 		want    bool
@@ -79,7 +79,7 @@ func TestProcessPermissionsTable(t *testing.T) {
 		subscribe []check
 	}{
 		{KindWorker, w1,
-			[]check{{grad(w1), true}, {grad(w2), false}, {wire.GradSubject("j", 0), false},
+			[]check{{grad(w1), true}, {grad(w2), false}, {"maas.grad.j.0", false},
 				{wire.ParamSubject("j"), false}, {wire.AssignSubject("j"), false},
 				{wire.MemberSubject(w2), false}, {wire.MemberSubject(w1), false},
 				{wire.PullSubject("j", 1), true}, {wire.SubjRegister, true}, {wire.SubjHeartbeat, true},
@@ -252,9 +252,9 @@ func TestPermissionsOnNATSServer(t *testing.T) {
 	}
 
 	t.Run("gradients", func(t *testing.T) {
-		worker.Publish(wire.GradSubject("j", 0)+"."+w1, []byte("g"))
+		worker.Publish(wire.GradSubject("j", 0, w1), []byte("g"))
 		receive(t, grads, "the worker's own gradient")
-		worker.Publish(wire.GradSubject("j", 0)+"."+w2, []byte("g"))
+		worker.Publish(wire.GradSubject("j", 0, w2), []byte("g"))
 		worker.denied(t, `Publish to "maas.grad.j.0.`+w2+`"`)
 	})
 	t.Run("parameters", func(t *testing.T) {

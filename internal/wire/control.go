@@ -54,13 +54,16 @@ type Assignment struct {
 	Spec  string `msgpack:"spec,omitempty"` // the job spec, YAML
 	Epoch uint64 `msgpack:"e"`
 	// Rank is the worker's rank, or the server's index in Ranges.
-	Rank          int     `msgpack:"rank"`
-	Members       int     `msgpack:"members"`
-	Ranges        []Range `msgpack:"ranges"`
-	ChunkFloats   int     `msgpack:"chunk,omitempty"`
-	FromStep      int64   `msgpack:"from"`
-	TotalSteps    int64   `msgpack:"total"`
-	StepsPerEpoch int64   `msgpack:"spe"`
+	Rank    int `msgpack:"rank"`
+	Members int `msgpack:"members"`
+	// MemberIDs (servers) are the workers' ids by rank: a push is taken
+	// only from the rank's own worker (its id ends the subject).
+	MemberIDs     []string `msgpack:"member_ids,omitempty"`
+	Ranges        []Range  `msgpack:"ranges"`
+	ChunkFloats   int      `msgpack:"chunk,omitempty"`
+	FromStep      int64    `msgpack:"from"`
+	TotalSteps    int64    `msgpack:"total"`
+	StepsPerEpoch int64    `msgpack:"spe"`
 	// BarrierTimeoutMS bounds a server's wait for a step's last push;
 	// StepTimeoutMS a worker's wait for θ_{t+1} and its push retries.
 	BarrierTimeoutMS int64 `msgpack:"barrier_ms,omitempty"`

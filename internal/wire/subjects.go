@@ -18,9 +18,17 @@ const (
 	SubjModelPublished = "maas.model.published"
 )
 
-// GradSubject is where workers push gradient chunks of job to parameter
-// server srv (request/reply: the server acknowledges each chunk).
-func GradSubject(job string, srv int) string { return fmt.Sprintf("maas.grad.%s.%d", job, srv) }
+// GradSubject is where worker pushes gradient chunks of job to parameter
+// server srv (request/reply: the server acknowledges each chunk). The
+// worker's id is the last token, so that a secured cluster's NATS
+// permissions let a worker push only as itself.
+func GradSubject(job string, srv int, worker string) string {
+	return fmt.Sprintf("maas.grad.%s.%d.%s", job, srv, worker)
+}
+
+// GradSubjects is what server srv of job subscribes to: every worker's
+// GradSubject.
+func GradSubjects(job string, srv int) string { return fmt.Sprintf("maas.grad.%s.%d.*", job, srv) }
 
 // ParamSubject is where parameter servers publish each new parameter chunk
 // of job once; NATS fans it out to every worker.
