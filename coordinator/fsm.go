@@ -331,33 +331,27 @@ func (f *FSM) execLocked(c *Command) (string, error) {
 		}
 		j.State, j.Reason, j.Finished = fj.State, fj.Reason, c.Time
 		return fj.Job, nil
-	case CmdPauseJob:
-		p := c.Pause
-		if p == nil || p.Reason == "" {
-			return "", fmt.Errorf("%w: pause_job needs a job and a reason", ErrBadCommand)
+	case CmdPauseJob, CmdResumeJob:
+		// pause: running → paused, with a reason; resume: paused → running.
+		p, pause := c.Pause, c.Type == CmdPauseJob
+		from, to := api.JobRunning, api.JobPaused
+		if !pause {
+			from, to = api.JobPaused, api.JobRunning
+		}
+		if p == nil || pause && p.Reason == "" {
+			return "", fmt.Errorf("%w: %s needs a job (and, to pause, a reason)", ErrBadCommand, c.Type)
 		}
 		j, ok := st.Jobs[p.Job]
 		if !ok {
 			return "", fmt.Errorf("%w: job %s", ErrNotFound, p.Job)
 		}
-		if j.State != api.JobRunning {
-			return "", fmt.Errorf("%w: job %s is %s, not running", ErrConflict, p.Job, j.State)
+		if j.State != from {
+			return "", fmt.Errorf("%w: job %s is %s, not %s", ErrConflict, p.Job, j.State, from)
 		}
-		j.State, j.Reason = api.JobPaused, p.Reason
-		return p.Job, nil
-	case CmdResumeJob:
-		p := c.Pause
-		if p == nil {
-			return "", fmt.Errorf("%w: resume_job needs a job", ErrBadCommand)
+		j.State, j.Reason = to, ""
+		if pause {
+			j.Reason = p.Reason
 		}
-		j, ok := st.Jobs[p.Job]
-		if !ok {
-			return "", fmt.Errorf("%w: job %s", ErrNotFound, p.Job)
-		}
-		if j.State != api.JobPaused {
-			return "", fmt.Errorf("%w: job %s is %s, not paused", ErrConflict, p.Job, j.State)
-		}
-		j.State, j.Reason = api.JobRunning, ""
 		return p.Job, nil
 	case CmdCheckpoint:
 		cp := c.Checkpoint

@@ -68,16 +68,22 @@ func clusterUpCmd() *cobra.Command {
 			if err := cluster.Up(cmd.Context(), f, o); err != nil {
 				return err
 			}
-			cs, err := cluster.ClusterStatus(cmd.Context(), f)
-			if err != nil {
-				return err
-			}
-			return printCluster(cmd.OutOrStdout(), cs, time.Now())
+			return printLaunched(cmd, f)
 		},
 	}
 	lf.add(cmd)
 	lf.addStart(cmd)
 	return cmd
+}
+
+// printLaunched prints the coordinators' view of the cluster of f, as
+// `maas cluster status` does, after up or upgrade.
+func printLaunched(cmd *cobra.Command, f *cluster.File) error {
+	cs, err := cluster.ClusterStatus(cmd.Context(), f)
+	if err != nil {
+		return err
+	}
+	return printCluster(cmd.OutOrStdout(), cs, time.Now())
 }
 
 // clusterDownCmd is `maas cluster down`.
@@ -126,11 +132,7 @@ func clusterUpgradeCmd() *cobra.Command {
 			if err := cluster.Upgrade(cmd.Context(), f, o); err != nil {
 				return err
 			}
-			cs, err := cluster.ClusterStatus(cmd.Context(), f)
-			if err != nil {
-				return err
-			}
-			return printCluster(cmd.OutOrStdout(), cs, time.Now())
+			return printLaunched(cmd, f)
 		},
 	}
 	lf.add(cmd)
