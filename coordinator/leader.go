@@ -526,6 +526,9 @@ func (n *Node) schedule(ls *leaderState) {
 					continue
 				}
 			}
+			ls.mu.Lock()
+			delivered := ls.assigned[j.ID] == cur.Epoch
+			ls.mu.Unlock()
 			if judge {
 				var lost, restarted []string
 				ls.mu.Lock()
@@ -567,6 +570,10 @@ func (n *Node) schedule(ls *leaderState) {
 						ls.forgetRestarts(lostServers)
 					}
 					continue
+				case !delivered:
+					// A worker change fences the servers in the current
+					// epoch, so they must hold it first: assign delivers
+					// it (and drops the workers that do not take it).
 				case len(lost) > 0:
 					if n.shrink(ls, j.ID, lost, why) {
 						ls.forgetRestarts(lost)
@@ -578,9 +585,6 @@ func (n *Node) schedule(ls *leaderState) {
 					}
 				}
 			}
-			ls.mu.Lock()
-			delivered := ls.assigned[j.ID] == cur.Epoch
-			ls.mu.Unlock()
 			if !delivered {
 				n.assign(ls, j, cur)
 			}
@@ -753,6 +757,7 @@ const (
 // workerLosses counts one worker's losses from one job.
 type workerLosses struct {
 	count int
+	at    time.Time // the last loss
 	until time.Time // not before then
 }
 
@@ -766,14 +771,16 @@ func (ls *leaderState) noteLoss(job, id string, now time.Time) {
 		ls.losses[job][id] = l
 	}
 	l.count++
-	l.until = now.Add(rejoinBackoff << (l.count - 1))
+	l.at, l.until = now, now.Add(rejoinBackoff<<(l.count-1))
 }
 
 // joinable reports whether worker id may join job now: not excluded after
-// maxLosses losses, and past its backoff.
+// maxLosses losses, past its backoff, and heard from since its last loss
+// (a worker that died keeps looking alive until its heartbeats are a
+// member timeout old, which can outlast the backoff).
 func (ls *leaderState) joinable(job, id string, now time.Time) bool {
 	l := ls.losses[job][id]
-	return l == nil || l.count < maxLosses && now.After(l.until)
+	return l == nil || l.count < maxLosses && now.After(l.until) && ls.lastSeen[id].After(l.at)
 }
 
 // grow adds idle workers to a running job that has fewer than it asked

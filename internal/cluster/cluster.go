@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"go.uber.org/zap"
 
 	"github.com/maas-ml/maas/coordinator"
 	"github.com/maas-ml/maas/internal/api"
@@ -96,8 +98,24 @@ func Start(t testing.TB, o Options) *Cluster {
 	return c
 }
 
+// testLogger is a development logger named for a process when
+// MAAS_TEST_LOG is set (to read what a failing cluster test did), else
+// none.
+func testLogger(name string) *zap.Logger {
+	if os.Getenv("MAAS_TEST_LOG") == "" {
+		return zap.NewNop()
+	}
+	l, err := zap.NewDevelopment()
+	if err != nil {
+		return zap.NewNop()
+	}
+	return l.Named(name)
+}
+
 func (c *Cluster) startNode(id string) {
-	n, err := coordinator.Open(c.cfgs[id], Connect(c.t, c.NATS))
+	cfg := c.cfgs[id]
+	cfg.Logger = testLogger(id)
+	n, err := coordinator.Open(cfg, Connect(c.t, c.NATS))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -166,7 +184,9 @@ func (c *Cluster) API() *api.Client {
 func (c *Cluster) StartServer(id string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	nc := Connect(c.t, c.NATS)
-	a := paramserver.NewAgent(nc, member.Config{ID: id, Host: "test"}, paramserver.DefaultConfig())
+	pc := paramserver.DefaultConfig()
+	pc.Logger = testLogger(id)
+	a := paramserver.NewAgent(nc, member.Config{ID: id, Host: "test", Logger: pc.Logger}, pc)
 	c.mu.Lock()
 	c.members[id] = cancel
 	c.mu.Unlock()
@@ -177,8 +197,8 @@ func (c *Cluster) StartServer(id string) {
 func (c *Cluster) StartWorker(id string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	wc := worker.DefaultConfig()
-	wc.Backend = c.backend
-	a := worker.NewAgent(Connect(c.t, c.NATS), member.Config{ID: id, Host: "test", Threads: c.backend.Threads()}, wc)
+	wc.Backend, wc.Logger = c.backend, testLogger(id)
+	a := worker.NewAgent(Connect(c.t, c.NATS), member.Config{ID: id, Host: "test", Threads: c.backend.Threads(), Logger: wc.Logger}, wc)
 	c.mu.Lock()
 	c.members[id] = cancel
 	c.mu.Unlock()
@@ -270,6 +290,7 @@ func (c *Cluster) job(id string) (api.JobStatus, bool) {
 func (c *Cluster) WaitForStep(id string, step int64, d time.Duration) api.JobStatus {
 	c.t.Helper()
 	var js api.JobStatus
+	defer c.logOnFailure(id)
 	c.WaitFor(fmt.Sprintf("job %s to reach step %d", id, step), d, func() bool {
 		var ok bool
 		js, ok = c.job(id)
@@ -282,12 +303,33 @@ func (c *Cluster) WaitForStep(id string, step int64, d time.Duration) api.JobSta
 func (c *Cluster) WaitJob(id string, d time.Duration) api.JobStatus {
 	c.t.Helper()
 	var js api.JobStatus
+	defer c.logOnFailure(id)
 	c.WaitFor(fmt.Sprintf("job %s to end", id), d, func() bool {
 		var ok bool
 		js, ok = c.job(id)
 		return ok && api.Terminal(js.State)
 	})
 	return js
+}
+
+// logOnFailure writes the job's log and status into the test output when
+// the test has failed (a wait timed out): what the coordinator saw is the
+// first thing to read.
+func (c *Cluster) logOnFailure(id string) {
+	if !c.t.Failed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	cl := c.API()
+	if page, err := cl.Logs(ctx, id, 0); err == nil {
+		for _, e := range page.Entries {
+			c.t.Logf("job log %s: %s", e.Time.Format("15:04:05.000"), e.Message)
+		}
+	}
+	if js, err := cl.Job(ctx, id); err == nil {
+		c.t.Logf("job %s: %s step %d epoch %d members %v servers %v: %q", id, js.State, js.Step, js.Epoch, js.Members, js.Servers, js.Reason)
+	}
 }
 
 func (c *Cluster) stop() {
