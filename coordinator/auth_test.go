@@ -17,7 +17,6 @@ import (
 	"github.com/maas-ml/maas/deploy/cluster"
 	"github.com/maas-ml/maas/deploy/cluster/clustertest"
 	"github.com/maas-ml/maas/internal/api"
-	"github.com/maas-ml/maas/internal/natsserver"
 )
 
 // securedNode starts a coordinator whose API speaks TLS with tc and
@@ -54,20 +53,6 @@ func securedNode(t *testing.T, s *clustertest.Secrets, url, id string, bootstrap
 	return n, cfg
 }
 
-// securedNATS starts a NATS server with the cluster's certificate and
-// users.
-func securedNATS(t *testing.T, s *clustertest.Secrets) string {
-	t.Helper()
-	c := natsserver.DefaultConfig()
-	c.Port, c.TLSCert, c.TLSKey, c.AuthFile = -1, s.HostCert(), s.HostKey(), s.NATSUsers()
-	srv, err := natsserver.Start(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return srv.ClientURL()
-}
-
 // call sends one request with token (none if "") and decodes an error
 // answer.
 func call(t *testing.T, hc *http.Client, method, url, token, body string) (*http.Response, api.Error) {
@@ -98,7 +83,7 @@ func TestAPITokens(t *testing.T) {
 	s := clustertest.New(t)
 	tokens := s.Tokens(t)
 	tokens.Add("expired-token", cluster.Token{Name: "old", Role: cluster.RoleAdmin, Expires: time.Now().Add(-time.Hour)})
-	n, _ := securedNode(t, s, securedNATS(t, s), "c1", true, s.ServerTLS(t, false), tokens)
+	n, _ := securedNode(t, s, s.StartNATS(t), "c1", true, s.ServerTLS(t, false), tokens)
 	base := "https://" + n.HTTPAddr()
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: s.ClientTLS(t, false)}}
 	read, submit, admin := s.Token(t, cluster.RoleRead), s.Token(t, cluster.RoleSubmit), s.Token(t, cluster.RoleAdmin)
@@ -154,7 +139,7 @@ func TestAPITokens(t *testing.T) {
 // all fail, with a TLS error that says what to do.
 func TestAPITLS(t *testing.T) {
 	s, other := clustertest.New(t), clustertest.New(t)
-	nurl := securedNATS(t, s)
+	nurl := s.StartNATS(t)
 	n, _ := securedNode(t, s, nurl, "c1", true, s.ServerTLS(t, false), nil)
 
 	plain, err := api.NewClient("http://" + n.HTTPAddr())
@@ -195,7 +180,7 @@ func TestAPITLS(t *testing.T) {
 // redirects to the leader over https, and the caller's token goes along.
 func TestFollowerRedirectSecured(t *testing.T) {
 	s := clustertest.New(t)
-	nurl := securedNATS(t, s)
+	nurl := s.StartNATS(t)
 	tokens := s.Tokens(t)
 	leader, _ := securedNode(t, s, nurl, "c1", true, s.ServerTLS(t, false), tokens)
 	follower, fcfg := securedNode(t, s, nurl, "c2", false, s.ServerTLS(t, false), tokens)

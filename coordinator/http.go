@@ -143,6 +143,10 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, field, "%v", err)
 		return
 	}
+	if err := checkDataPath(spec.Dataset.Path, n.cfg.DataRoots); err != nil {
+		writeErr(w, http.StatusBadRequest, "dataset.path", "%v", err)
+		return
+	}
 	if spec.Dataset.Kind == "text" {
 		writeErr(w, http.StatusBadRequest, "dataset.kind", "text datasets train with `maas train` for now; the cluster schedules image datasets")
 		return
@@ -170,7 +174,12 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "model", "%v", err)
 		return
 	}
-	spe := int64((jobspec.Kinds[spec.Dataset.Kind].Train + spec.BatchSize - 1) / spec.BatchSize)
+	train, field, code, err := n.trainSamples(r.Context(), spec)
+	if err != nil {
+		writeErr(w, code, field, "%v", err)
+		return
+	}
+	spe := int64((train + spec.BatchSize - 1) / spec.BatchSize)
 	if req.Workers > spec.BatchSize {
 		writeErr(w, http.StatusBadRequest, "workers", "%d workers cannot split a batch of %d", req.Workers, spec.BatchSize)
 		return

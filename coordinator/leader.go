@@ -76,12 +76,14 @@ func (n *Node) startLeading() {
 		logs: map[string][]api.LogEntry{}, assigned: map[string]uint64{}, assignedAt: map[string]time.Time{}, standbyWait: map[string]time.Time{}, serving: map[string]serving{}, boots: map[string]string{}, reborn: map[string]bool{}, losses: map[string]map[string]*workerLosses{}, ckpts: map[string]map[int64]map[int]string{}}
 	n.leader = ls
 	n.log.Info("leading", zap.String("node", n.cfg.ID))
+	// Every member sends on subjects ending in its own id (see
+	// wire.HeartbeatSubject): "*" hears them all.
 	for subj, h := range map[string]nats.MsgHandler{
-		wire.SubjRegister:  n.onRegister,
-		wire.SubjHeartbeat: n.onHeartbeat,
-		wire.SubjProgress:  n.onProgress,
-		wire.SubjReport:    n.onReport,
-		wire.SubjDone:      n.onDone,
+		wire.RegisterSubject("*"):  n.onRegister,
+		wire.HeartbeatSubject("*"): n.onHeartbeat,
+		wire.ProgressSubject("*"):  n.onProgress,
+		wire.ReportSubject("*"):    n.onReport,
+		wire.DoneSubject("*"):      n.onDone,
 	} {
 		sub, err := n.nc.Subscribe(subj, h)
 		if err != nil {
@@ -163,6 +165,10 @@ func (n *Node) onRegister(m *nats.Msg) {
 		n.reply(m, wire.AckRejected, fmt.Sprintf("member id %q (letters, digits, - and _) and kind %q (worker or paramserver)", r.ID, r.Kind))
 		return
 	}
+	if !n.fromMember(m, "register", r.ID) {
+		n.reply(m, wire.AckRejected, fmt.Sprintf("member %s registered on %s: a member registers only as itself", r.ID, m.Subject))
+		return
+	}
 	if _, err := n.Propose(Command{Type: CmdRegisterMember, RequestID: "member-" + r.ID + "-" + r.Host + fmt.Sprint(r.Threads),
 		Member: &MemberInfo{ID: r.ID, Kind: r.Kind, Host: r.Host, Threads: r.Threads}}); err != nil {
 		n.reply(m, wire.AckRejected, err.Error())
@@ -178,7 +184,7 @@ func (n *Node) onRegister(m *nats.Msg) {
 
 func (n *Node) onHeartbeat(m *nats.Msg) {
 	var h wire.Heartbeat
-	if wire.Decode(m.Data, &h) != nil {
+	if wire.Decode(m.Data, &h) != nil || !n.fromMember(m, "heartbeat", h.ID) {
 		return
 	}
 	if ls := n.leaderState(); ls != nil {
@@ -203,7 +209,7 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 func (n *Node) onProgress(m *nats.Msg) {
 	var p wire.Progress
 	ls := n.leaderState()
-	if ls == nil || wire.Decode(m.Data, &p) != nil {
+	if ls == nil || wire.Decode(m.Data, &p) != nil || !n.fromMember(m, "progress", p.ID) {
 		return
 	}
 	var members int
@@ -247,7 +253,7 @@ func (n *Node) onProgress(m *nats.Msg) {
 func (n *Node) onReport(m *nats.Msg) {
 	var r wire.Report
 	ls := n.leaderState()
-	if ls == nil || wire.Decode(m.Data, &r) != nil {
+	if ls == nil || wire.Decode(m.Data, &r) != nil || !n.fromMember(m, "report", r.ID) {
 		return
 	}
 	switch r.Kind {
@@ -360,6 +366,10 @@ func (n *Node) onDone(m *nats.Msg) {
 	var d wire.Done
 	if err := wire.Decode(m.Data, &d); err != nil {
 		n.reply(m, wire.AckRejected, err.Error())
+		return
+	}
+	if !n.fromMember(m, "done", d.ID) {
+		n.reply(m, wire.AckRejected, fmt.Sprintf("%s reported on %s: a member reports only for itself", d.ID, m.Subject))
 		return
 	}
 	ls := n.leaderState()

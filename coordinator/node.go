@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -57,10 +58,22 @@ type Config struct {
 	// and, with ClientCAs and ClientAuth set, mutual TLS (see
 	// cluster.ServerTLS). Nil serves plain HTTP.
 	TLS *tls.Config
+	// RaftTLS, when set, carries Raft between coordinators over mutual
+	// TLS (see cluster.PeerTLS: the host's certificate, the cluster's CA
+	// both ways); every coordinator of a cluster must use it or none.
+	// RaftAddr must then name the host by an address its certificate
+	// holds. Nil is plain TCP.
+	RaftTLS *tls.Config
 	// Tokens, when set, checks the bearer token of every API call against
 	// the role its route needs (the routes table in http.go). Nil leaves
 	// the API open.
 	Tokens TokenChecker
+	// DataRoots, when set, are the only directories (absolute paths) a
+	// job's dataset.path may lie in: a spec naming another is refused
+	// (see dataroots.go). Nil allows any path, empty (not nil) none.
+	DataRoots []string
+	// Registerer gets the node's metrics (nil: not exported).
+	Registerer prometheus.Registerer
 }
 
 // DefaultConfig returns the documented defaults.
@@ -80,6 +93,9 @@ func (c *Config) Validate() error {
 		return errors.New("coordinator: an HTTP address is required")
 	case c.TLS != nil && len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil:
 		return errors.New("coordinator: the API's TLS config has no certificate")
+	}
+	if err := validateDataRoots(c.DataRoots); err != nil {
+		return err
 	}
 	d := DefaultConfig()
 	if c.HeartbeatTimeout <= 0 {
@@ -114,6 +130,8 @@ type Node struct {
 	raft *raft.Raft
 	nc   *nats.Conn
 	log  *zap.Logger
+	// metrics are the node's counters.
+	metrics *metrics
 
 	httpSrv *http.Server
 	httpLn  net.Listener
@@ -128,7 +146,7 @@ type Node struct {
 
 // Open starts a node with its Raft state on disk under cfg.DataDir
 // (raft-boltdb for the log and stable store, file snapshots) and the Raft
-// TCP transport on cfg.RaftAddr.
+// TCP transport on cfg.RaftAddr (over mutual TLS with cfg.RaftTLS).
 func Open(cfg Config, nc *nats.Conn) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -150,7 +168,15 @@ func Open(cfg Config, nc *nats.Conn) (*Node, error) {
 	}
 	// The transport advertises the address it listens on (cfg.RaftAddr
 	// must name a host other nodes can reach, not 0.0.0.0).
-	trans, err := raft.NewTCPTransport(cfg.RaftAddr, nil, 3, 10*time.Second, cfg.RaftLogOutput)
+	var trans *raft.NetworkTransport
+	if cfg.RaftTLS != nil {
+		var stream *tlsStream
+		if stream, err = listenRaftTLS(cfg.RaftAddr, cfg.RaftTLS); err == nil {
+			trans = raft.NewNetworkTransport(stream, 3, 10*time.Second, cfg.RaftLogOutput)
+		}
+	} else {
+		trans, err = raft.NewTCPTransport(cfg.RaftAddr, nil, 3, 10*time.Second, cfg.RaftLogOutput)
+	}
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("coordinator: raft transport on %s: %w", cfg.RaftAddr, err)
@@ -195,7 +221,7 @@ func New(cfg Config, nc *nats.Conn, fsm *FSM, logs raft.LogStore, stable raft.St
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: raft: %w", err)
 	}
-	n := &Node{cfg: cfg, fsm: fsm, raft: r, nc: nc, log: cfg.Logger, done: make(chan struct{})}
+	n := &Node{cfg: cfg, fsm: fsm, raft: r, nc: nc, log: cfg.Logger, metrics: newMetrics(cfg.Registerer), done: make(chan struct{})}
 	if err := n.startHTTP(); err != nil {
 		r.Shutdown().Error()
 		return nil, err

@@ -28,6 +28,9 @@ type Agent struct {
 // NewAgent returns an agent serving on nc.
 func NewAgent(nc *nats.Conn, mc member.Config, sc Config) *Agent {
 	mc.Kind = wire.KindParamServer
+	if sc.ID == "" {
+		sc.ID = mc.ID
+	}
 	if sc.Checkpointer == nil {
 		sc.Checkpointer = ObjectStoreCheckpointer{NC: nc}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/maas-ml/maas/internal/natsconn"
 	"github.com/maas-ml/maas/internal/wire"
 	"github.com/maas-ml/maas/nn/safetensors"
 )
@@ -40,7 +41,8 @@ func (c ObjectStoreCheckpointer) Save(ctx context.Context, job string, step int6
 	if err != nil {
 		return "", "", err
 	}
-	store, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: CheckpointBucket, Description: "maas parameter-server checkpoints"})
+	store, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: CheckpointBucket, Description: "maas parameter-server checkpoints",
+		Replicas: natsconn.Replicas(c.NC)})
 	if err != nil {
 		return "", "", fmt.Errorf("checkpoint bucket: %w", err)
 	}
@@ -109,10 +111,10 @@ func (s *Server) checkpointLocked(js *jobState) {
 			s.cfg.Logger.Warn("checkpoint not stored", zap.String("job", job), zap.Int64("step", step), zap.Error(err))
 			return
 		}
-		b, err := wire.Encode(&wire.Report{V: wire.Version, Job: job, Server: server, Kind: "checkpoint", Step: step,
+		b, err := wire.Encode(&wire.Report{V: wire.Version, ID: s.cfg.ID, Job: job, Server: server, Kind: "checkpoint", Step: step,
 			Bucket: bucket, Object: object})
 		if err == nil {
-			s.nc.Publish(wire.SubjReport, b)
+			s.nc.Publish(wire.ReportSubject(s.cfg.ID), b)
 		}
 	}()
 }

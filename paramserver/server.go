@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/maas-ml/maas/internal/member"
@@ -90,6 +91,11 @@ type Config struct {
 	Logger         *zap.Logger
 	// Checkpointer stores checkpoints; nil disables them.
 	Checkpointer Checkpointer
+	// ID is the member id the server's reports to the coordinator go out
+	// as (default: member.DefaultID; NewAgent sets its own).
+	ID string
+	// Registerer gets the server's metrics (nil: not exported).
+	Registerer prometheus.Registerer
 }
 
 // DefaultConfig has a 30 s barrier timeout.
@@ -97,8 +103,9 @@ func DefaultConfig() Config { return Config{BarrierTimeout: 30 * time.Second, Lo
 
 // Server serves key ranges of jobs over NATS.
 type Server struct {
-	nc  *nats.Conn
-	cfg Config
+	nc      *nats.Conn
+	cfg     Config
+	metrics *metrics
 
 	mu   sync.Mutex // guards jobs and every jobState
 	jobs map[string]*jobState
@@ -158,7 +165,10 @@ func New(nc *nats.Conn, cfg Config) *Server {
 	if cfg.BarrierTimeout <= 0 {
 		cfg.BarrierTimeout = DefaultConfig().BarrierTimeout
 	}
-	return &Server{nc: nc, cfg: cfg, jobs: map[string]*jobState{}}
+	if cfg.ID == "" {
+		cfg.ID = member.DefaultID("ps")
+	}
+	return &Server{nc: nc, cfg: cfg, metrics: newMetrics(cfg.Registerer), jobs: map[string]*jobState{}}
 }
 
 // Serve starts serving a's range of job a.Job from theta (θ_FromStep for
@@ -340,6 +350,7 @@ func (s *Server) onGrad(m *nats.Msg) {
 			}
 		}
 		s.mu.Unlock()
+		s.metrics.refused.WithLabelValues(refusedMalformed).Inc()
 		s.respond(m, wire.AckRejected, err.Error())
 		return
 	}
@@ -357,31 +368,42 @@ func (s *Server) takeGrad(subject string, g *wire.GradChunk) (wire.AckCode, stri
 				other.stats.Rejected++
 			}
 		}
+		s.metrics.refused.WithLabelValues(refusedUnknownJob).Inc()
 		return wire.AckRejected, fmt.Sprintf("job %q is not served on this subject", g.Job)
 	}
-	reject := func(code wire.AckCode, format string, args ...any) (wire.AckCode, string) {
+	reject := func(why string, code wire.AckCode, format string, args ...any) (wire.AckCode, string) {
 		js.stats.Rejected++
+		s.metrics.refused.WithLabelValues(why).Inc()
 		return code, fmt.Sprintf(format, args...)
 	}
+	from := wire.MemberOf(subject)
 	switch {
 	case js.failed:
-		return reject(wire.AckRejected, "job failed")
+		return reject(refusedFailed, wire.AckRejected, "job failed")
 	case g.Epoch != js.a.Epoch:
-		return reject(wire.AckEpoch, "membership epoch %d, the server is in %d", g.Epoch, js.a.Epoch)
+		return reject(refusedEpoch, wire.AckEpoch, "membership epoch %d, the server is in %d", g.Epoch, js.a.Epoch)
+	case len(js.a.MemberIDs) == js.a.Members && !slices.Contains(js.a.MemberIDs, from):
+		// A push for the server's epoch from a worker outside it: a
+		// stranger, or another job's worker pushing under its own id.
+		s.cfg.Logger.Warn("refused a gradient push from a worker outside the job's membership epoch",
+			zap.String("job", js.a.Job), zap.String("worker", from), zap.Uint64("epoch", js.a.Epoch))
+		return reject(refusedNotMember, wire.AckRejected, "worker %s is not a member of job %s's membership epoch %d", from, js.a.Job, js.a.Epoch)
 	case js.fenced:
-		return reject(wire.AckEpoch, "membership epoch %d is being replaced", js.a.Epoch)
+		return reject(refusedEpoch, wire.AckEpoch, "membership epoch %d is being replaced", js.a.Epoch)
 	case g.Step < js.step:
-		return reject(wire.AckStale, "step %d is done; the server is at step %d", g.Step, js.step)
+		return reject(refusedStale, wire.AckStale, "step %d is done; the server is at step %d", g.Step, js.step)
 	case g.Step > js.step:
-		return reject(wire.AckFuture, "step %d is ahead of the server's step %d", g.Step, js.step)
+		return reject(refusedFuture, wire.AckFuture, "step %d is ahead of the server's step %d", g.Step, js.step)
 	case g.Rank < 0 || g.Rank >= js.a.Members:
-		return reject(wire.AckRejected, "rank %d is not a member (0..%d)", g.Rank, js.a.Members-1)
-	case len(js.a.MemberIDs) == js.a.Members && subject != wire.GradSubject(js.a.Job, js.a.Server, js.a.MemberIDs[g.Rank]):
-		return reject(wire.AckRejected, "rank %d is worker %s's; this push came as %s", g.Rank, js.a.MemberIDs[g.Rank], subject[strings.LastIndexByte(subject, '.')+1:])
+		return reject(refusedRank, wire.AckRejected, "rank %d is not a member (0..%d)", g.Rank, js.a.Members-1)
+	case len(js.a.MemberIDs) == js.a.Members && from != js.a.MemberIDs[g.Rank]:
+		s.cfg.Logger.Warn("refused a gradient push as another worker's rank",
+			zap.String("job", js.a.Job), zap.String("worker", from), zap.Int("rank", g.Rank), zap.String("rank_worker", js.a.MemberIDs[g.Rank]))
+		return reject(refusedOtherRank, wire.AckRejected, "rank %d is worker %s's; this push came as %s", g.Rank, js.a.MemberIDs[g.Rank], from)
 	case g.Chunk < 0 || g.Chunk >= len(js.chunks):
-		return reject(wire.AckRejected, "chunk %d out of 0..%d", g.Chunk, len(js.chunks)-1)
+		return reject(refusedRank, wire.AckRejected, "chunk %d out of 0..%d", g.Chunk, len(js.chunks)-1)
 	case g.N < 0:
-		return reject(wire.AckRejected, "negative sample count %d", g.N)
+		return reject(refusedRank, wire.AckRejected, "negative sample count %d", g.N)
 	}
 	if js.have[g.Rank][g.Chunk] {
 		js.stats.Duplicates++
@@ -390,10 +412,10 @@ func (s *Server) takeGrad(subject string, g *wire.GradChunk) (wire.AckCode, stri
 	c := js.chunks[g.Chunk]
 	dst := js.grads[g.Rank][c.Lo-js.rng.Lo : c.Hi-js.rng.Lo]
 	if err := wire.Floats(dst, g.Data); err != nil {
-		return reject(wire.AckRejected, "chunk %d: %v", g.Chunk, err)
+		return reject(refusedMalformed, wire.AckRejected, "chunk %d: %v", g.Chunk, err)
 	}
 	if js.count > 0 && js.ns[g.Rank] != g.N && js.rankStarted(g.Rank) {
-		return reject(wire.AckRejected, "rank %d sent %d samples in one chunk and %d in another", g.Rank, g.N, js.ns[g.Rank])
+		return reject(refusedRank, wire.AckRejected, "rank %d sent %d samples in one chunk and %d in another", g.Rank, g.N, js.ns[g.Rank])
 	}
 	js.ns[g.Rank] = g.N
 	js.have[g.Rank][g.Chunk] = true
@@ -655,9 +677,9 @@ func (s *Server) onPull(m *nats.Msg) {
 
 // report tells the coordinator what happened (a plain message).
 func (s *Server) report(js *jobState, kind string, missing []int, reason string) {
-	b, err := wire.Encode(&wire.Report{V: wire.Version, Job: js.a.Job, Server: js.a.Server, Kind: kind,
+	b, err := wire.Encode(&wire.Report{V: wire.Version, ID: s.cfg.ID, Job: js.a.Job, Server: js.a.Server, Kind: kind,
 		Step: js.step, Epoch: js.a.Epoch, Missing: missing, Reason: reason})
 	if err == nil {
-		s.nc.Publish(wire.SubjReport, b)
+		s.nc.Publish(wire.ReportSubject(s.cfg.ID), b)
 	}
 }

@@ -40,7 +40,7 @@ func newFixtureOpt(t *testing.T, barrier time.Duration, maxBad int, opt nn.Optim
 			f.params <- &pc
 		}
 	})
-	f.nc.Subscribe(wire.SubjReport, func(m *nats.Msg) {
+	f.nc.Subscribe(wire.ReportSubject("*"), func(m *nats.Msg) {
 		var r wire.Report
 		if wire.Decode(m.Data, &r) == nil {
 			f.reports <- &r

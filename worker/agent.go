@@ -15,6 +15,7 @@ import (
 	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/internal/member"
+	"github.com/maas-ml/maas/internal/natsconn"
 	"github.com/maas-ml/maas/internal/train"
 	"github.com/maas-ml/maas/internal/wire"
 	"github.com/maas-ml/maas/nn"
@@ -121,8 +122,12 @@ func (a *Agent) Assign(as *wire.Assignment) error {
 	return nil
 }
 
-// dataset returns the training (or test) split named by spec, read once.
+// dataset returns the training (or test) split named by spec, read once
+// (a pushed dataset: its manifest read each time, its shards once).
 func (a *Agent) dataset(spec *jobspec.Spec, split dataset.Split) (*dataset.Dataset, error) {
+	if spec.Dataset.Name != "" {
+		return a.pushedDataset(spec, split)
+	}
 	key := fmt.Sprintf("%s|%s|%d", spec.Dataset.Kind, spec.Dataset.Path, split)
 	a.mu.Lock()
 	d := a.data[key]
@@ -154,10 +159,10 @@ func (a *Agent) train(ctx context.Context, asg Assignment) error {
 		if user != nil {
 			user(s)
 		}
-		b, _ := wire.Encode(&wire.Progress{V: wire.Version, Job: asg.Job, Rank: asg.Rank, Step: s.Step,
+		b, _ := wire.Encode(&wire.Progress{V: wire.Version, ID: a.cfg.ID, Job: asg.Job, Rank: asg.Rank, Step: s.Step,
 			LossSum: float64(s.Loss) * float64(s.N), Correct: s.Correct, N: s.N,
 			ComputeUS: s.Compute.Microseconds(), PushUS: s.Push.Microseconds(), WaitUS: s.Wait.Microseconds()})
-		a.nc.Publish(wire.SubjProgress, b)
+		a.nc.Publish(wire.ProgressSubject(a.cfg.ID), b)
 	}
 	m, err := w.Run(ctx, asg, data)
 	if err != nil {
@@ -189,7 +194,8 @@ func (a *Agent) publish(ctx context.Context, asg Assignment, m *nn.Model) error 
 	}
 	pctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	store, err := js.CreateOrUpdateObjectStore(pctx, jetstream.ObjectStoreConfig{Bucket: ModelBucket, Description: "maas published models"})
+	store, err := js.CreateOrUpdateObjectStore(pctx, jetstream.ObjectStoreConfig{Bucket: ModelBucket, Description: "maas published models",
+		Replicas: natsconn.Replicas(a.nc)})
 	if err != nil {
 		return fmt.Errorf("model bucket: %w", err)
 	}
@@ -213,7 +219,7 @@ func (a *Agent) done(d *wire.Done) error {
 	}
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
-		reply, err := a.nc.Request(wire.SubjDone, b, 2*time.Second)
+		reply, err := a.nc.Request(wire.DoneSubject(d.ID), b, 2*time.Second)
 		if err == nil {
 			var ack wire.Ack
 			if wire.Decode(reply.Data, &ack) == nil && ack.Accepted() {

@@ -68,6 +68,9 @@ type Config struct {
 	// member.Deadline).
 	StepTimeout time.Duration
 	Logger      *zap.Logger
+	// CacheDir keeps the shards of pushed datasets (dataset.name) fetched
+	// from the Object Store; empty means datastore.DefaultCacheDir().
+	CacheDir string
 	// OnBatch, when set, sees the sample indices of every step this worker
 	// computes (a test hook).
 	OnBatch func(step int64, idx []int)

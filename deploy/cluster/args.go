@@ -50,13 +50,15 @@ func UnitPath(id string) string { return "/etc/systemd/system/" + UnitName(id) }
 const ProcessEnv = "MAAS_PROCESS"
 
 // Args is the command line of process p (after the binary's name): its
-// role's subcommand and flags, from the cluster file.
+// role's subcommand and flags, from the cluster file; secured adds the
+// flags that give it its credentials from the host's secrets (see
+// securityArgs).
 //
 // Every process is told all the NATS servers (the client tries them in
 // turn); the NATS servers and serve listen on every interface, the
 // coordinators on the host's address, which is also where the other
 // coordinators reach them.
-func (f *File) Args(p Process) []string {
+func (f *File) Args(p Process, secured bool) []string {
 	h := f.host(p.Host)
 	l := Layout{DataDir: h.DataDir}
 	natsURLs := strings.Join(f.NATSServers(), ",")
@@ -82,6 +84,7 @@ func (f *File) Args(p Process) []string {
 		if peers := f.RaftPeers(); len(peers) > 0 && peers[0].ID != p.ID {
 			a = append(a, "--bootstrap=false", "--join", peers[0].HTTPAddr)
 		}
+		a = append(a, f.DataRootsArgs()...)
 	case KindParamServer:
 		a = []string{"paramserver", "--id", p.ID, "--nats", natsURLs}
 	case KindWorker:
@@ -90,21 +93,45 @@ func (f *File) Args(p Process) []string {
 			a = append(a, "--threads", strconv.Itoa(p.Threads))
 		}
 	case KindServe:
+		scheme := "http://"
+		if secured {
+			scheme = "https://"
+		}
 		a = []string{"serve", "--addr", "0.0.0.0:" + strconv.Itoa(p.Port(PortHTTP)),
-			"--server", "http://" + f.coordinatorFor(h), "--nats", natsURLs}
+			"--server", scheme + f.coordinatorFor(h), "--nats", natsURLs}
 	}
-	return append(a, f.securityArgs(p, l)...)
+	if !secured {
+		return a
+	}
+	return append(a, securityArgs(p, l)...)
 }
 
 // securityArgs are the flags that give process p its credentials from
-// the host's secrets directory (l.Secrets(): ca.crt, host-<host>.crt and
-// .key, <id>.nk, nats-users.conf, tokens.json).
+// its host's secrets directory (l.Secrets(), see hostSecrets):
 //
-// SECURITY FLAGS GO HERE: --tls-cert, --tls-key, --tokens, --nats-seed,
-// --nats-ca, --auth… Today's roles run plain, so there are none yet.
-func (f *File) securityArgs(p Process, l Layout) []string {
-	_, _ = p, l
-	return nil
+//	nats         TLS with the host's certificate; routes over mutual TLS
+//	             (the cluster's CA); only the users of nats-users.conf
+//	every client its own NATS nkey seed (<id>.nk), TLS trusting ca.crt
+//	coordinator  API over HTTPS with tokens.json; Raft over mutual TLS;
+//	             joins over HTTPS with admin.token
+//	serve        HTTPS with tokens.json; reads the model index over HTTPS
+//	             with read.token
+func securityArgs(p Process, l Layout) []string {
+	sec := func(name string) string { return path.Join(l.Secrets(), name) }
+	cert, key, ca := sec(HostCertFile(p.Host)), sec(HostKeyFile(p.Host)), sec(CACertFile)
+	if p.Kind == KindNATS {
+		return []string{"--tls-cert", cert, "--tls-key", key, "--route-ca", ca, "--auth", sec(NATSUsersFile)}
+	}
+	a := []string{"--nats-seed", sec(SeedFile(p.ID)), "--nats-ca", ca}
+	switch p.Kind {
+	case KindCoordinator:
+		a = append(a, "--tls-cert", cert, "--tls-key", key, "--tokens", sec(TokensFile), "--raft-ca", ca,
+			"--join-ca", ca, "--join-token-file", sec(TokenFile(RoleAdmin)))
+	case KindServe:
+		a = append(a, "--tls-cert", cert, "--tls-key", key, "--tokens", sec(TokensFile),
+			"--server-ca", ca, "--server-token-file", sec(TokenFile(RoleRead)))
+	}
+	return a
 }
 
 // coordinatorFor is the API address serve on host h asks for the model
@@ -135,8 +162,8 @@ func (f *File) host(name string) *Host {
 
 // RunScript is the shell script that starts process p on its host: it
 // records its pid, marks the process with ProcessEnv and becomes the maas
-// binary with p's arguments.
-func (f *File) RunScript(p Process) string {
+// binary with p's arguments (secured: with its credentials).
+func (f *File) RunScript(p Process, secured bool) string {
 	l := Layout{DataDir: f.host(p.Host).DataDir}
 	var b strings.Builder
 	b.WriteString("#!/bin/sh\n")
@@ -145,7 +172,7 @@ func (f *File) RunScript(p Process) string {
 	b.WriteString("echo $$ >pid\n")
 	b.WriteString(ProcessEnv + "=" + shq(p.ID) + "; export " + ProcessEnv + "\n")
 	b.WriteString("exec " + shq(l.Bin()))
-	for _, a := range f.Args(p) {
+	for _, a := range f.Args(p, secured) {
 		b.WriteString(" " + shq(a))
 	}
 	b.WriteString("\n")

@@ -48,7 +48,8 @@ type File struct {
 	SecretsDir string `yaml:"secrets_dir,omitempty"`
 	// DataRoots are the directories, absolute paths on the hosts, that a
 	// job spec may read datasets from. Optional; none means no job may
-	// name a local dataset directory.
+	// name a local dataset directory (jobs name data pushed with `maas
+	// data push` instead).
 	DataRoots []string `yaml:"data_roots,omitempty"`
 	// SSH is how the launcher logs in to every host, unless a host
 	// overrides it.
@@ -270,6 +271,17 @@ func (f *File) SetDefaults() {
 			}
 		}
 	}
+}
+
+// DataRootsFlag is the coordinator flag that holds job specs to the
+// data roots: a spec whose dataset.path lies elsewhere is refused.
+const DataRootsFlag = "--data-roots"
+
+// DataRootsArgs are the coordinator arguments for the file's data roots,
+// `--data-roots /a,/b`; with none, `--data-roots ""`: no job may name a
+// dataset path on the hosts (it names pushed data instead).
+func (f *File) DataRootsArgs() []string {
+	return []string{DataRootsFlag, strings.Join(f.DataRoots, ",")}
 }
 
 // SSHFor returns the SSH settings for host h: the cluster's, overridden

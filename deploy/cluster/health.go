@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -18,11 +20,17 @@ const pollInterval = 250 * time.Millisecond
 const apiTimeout = 3 * time.Second
 
 // ClusterStatus asks the cluster's coordinators, in file order, for the
-// cluster's state (GET /v1/cluster) and returns the first answer.
-func ClusterStatus(ctx context.Context, f *File) (api.ClusterStatus, error) {
+// cluster's state (GET /v1/cluster) and returns the first answer. With
+// o.SecretsDir it asks over HTTPS, trusting the cluster's CA, with the
+// read token.
+func ClusterStatus(ctx context.Context, f *File, o LaunchOptions) (api.ClusterStatus, error) {
+	opts, scheme, err := apiOptions(o.SecretsDir)
+	if err != nil {
+		return api.ClusterStatus{}, err
+	}
 	var errs []error
 	for _, c := range f.RaftPeers() {
-		cs, err := peerStatus(ctx, c)
+		cs, err := peerStatus(ctx, c, scheme, opts)
 		if err == nil {
 			return cs, nil
 		}
@@ -31,9 +39,28 @@ func ClusterStatus(ctx context.Context, f *File) (api.ClusterStatus, error) {
 	return api.ClusterStatus{}, fmt.Errorf("%w: no coordinator answered: %w", ErrNotReady, errors.Join(errs...))
 }
 
+// apiOptions are the API client options and URL scheme of a cluster
+// whose secrets are in dir: HTTPS trusting its CA, with its read token;
+// plain HTTP without dir.
+func apiOptions(dir string) ([]api.Option, string, error) {
+	opts := []api.Option{api.WithTimeout(apiTimeout)}
+	if dir == "" {
+		return opts, "http://", nil
+	}
+	tc, err := ClientTLS(filepath.Join(dir, CACertFile), "", "")
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %w", ErrSecretsDir, err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, TokenFile(RoleRead)))
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: the read token: %w (run `maas cluster init` first)", ErrSecretsDir, err)
+	}
+	return append(opts, api.WithTLSConfig(tc), api.WithToken(strings.TrimSpace(string(b)))), "https://", nil
+}
+
 // peerStatus asks coordinator c's own API for the cluster's state.
-func peerStatus(ctx context.Context, c RaftPeer) (api.ClusterStatus, error) {
-	cl, err := api.NewClient(c.HTTPAddr, api.WithTimeout(apiTimeout))
+func peerStatus(ctx context.Context, c RaftPeer, scheme string, opts []api.Option) (api.ClusterStatus, error) {
+	cl, err := api.NewClient(scheme+c.HTTPAddr, opts...)
 	if err != nil {
 		return api.ClusterStatus{}, fmt.Errorf("cluster: coordinator %s: %w", c.ID, err)
 	}
@@ -107,7 +134,7 @@ func (l *launcher) waitReady(ctx context.Context, st Stage) error {
 		}
 	case KindCoordinator:
 		check = func(ctx context.Context) error {
-			cs, err := ClusterStatus(ctx, l.f)
+			cs, err := ClusterStatus(ctx, l.f, l.o)
 			if err != nil {
 				return err
 			}
@@ -124,7 +151,7 @@ func (l *launcher) waitReady(ctx context.Context, st Stage) error {
 		}
 	case KindParamServer, KindWorker:
 		check = func(ctx context.Context) error {
-			cs, err := ClusterStatus(ctx, l.f)
+			cs, err := ClusterStatus(ctx, l.f, l.o)
 			if err != nil {
 				return err
 			}

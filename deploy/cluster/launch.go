@@ -297,8 +297,10 @@ func (l *launcher) installBinary(ctx context.Context, c *sshHost) error {
 
 // hostSecrets are the names of the files of the secrets directory host h
 // is given: the CA's certificate, its own certificate and key, its
-// processes' NATS seeds, and the NATS users or the token hashes when it
-// runs nats or a coordinator. Never the CA's key.
+// processes' NATS seeds, the NATS users when it runs nats, the token
+// hashes when it runs a coordinator or serve, the admin token a
+// coordinator joins with, and the read token serve reads the model index
+// with. Never the CA's key or the operator's seed.
 func (f *File) hostSecrets(h *Host) []string {
 	names := []string{CACertFile, HostCertFile(h.Name), HostKeyFile(h.Name)}
 	for _, p := range hostProcesses(h) {
@@ -309,8 +311,14 @@ func (f *File) hostSecrets(h *Host) []string {
 	if h.Has(KindNATS) {
 		names = append(names, NATSUsersFile)
 	}
-	if h.Has(KindCoordinator) {
+	if h.Has(KindCoordinator) || h.Has(KindServe) {
 		names = append(names, TokensFile)
+	}
+	if h.Has(KindCoordinator) {
+		names = append(names, TokenFile(RoleAdmin))
+	}
+	if h.Has(KindServe) {
+		names = append(names, TokenFile(RoleRead))
 	}
 	return names
 }
@@ -356,7 +364,7 @@ func (l *launcher) start(ctx context.Context, ps []Process) error {
 		lay := Layout{DataDir: h.DataDir}
 		var scripts []remoteFile
 		for _, id := range groups[h] {
-			scripts = append(scripts, remoteFile{Name: id + "/run", Data: []byte(l.f.RunScript(procs[id])), Mode: 0o755})
+			scripts = append(scripts, remoteFile{Name: id + "/run", Data: []byte(l.f.RunScript(procs[id], l.o.SecretsDir != "")), Mode: 0o755})
 		}
 		if err := c.writeFiles(ctx, h.DataDir, scripts); err != nil {
 			return fmt.Errorf("start scripts of %s: %w", strings.Join(groups[h], ", "), err)

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"os"
+	"path"
 	"runtime"
 	"strings"
 	"testing"
@@ -14,9 +15,9 @@ func TestArgs(t *testing.T) {
 		"node1-nats": "nats --host 0.0.0.0 --port 4222 --store-dir /var/lib/maas/node1-nats/data --name node1-nats " +
 			"--cluster-name test-lab --cluster-port 6222 --routes nats://10.0.0.12:6222,nats://node3.lab.example.com:6222",
 		"node1-coordinator": "coordinator --id node1-coordinator --raft 10.0.0.11:7000 --api 10.0.0.11:7070 " +
-			"--data-dir /var/lib/maas/node1-coordinator/data --nats " + nats,
+			"--data-dir /var/lib/maas/node1-coordinator/data --nats " + nats + " --data-roots /srv/datasets,/data/shared",
 		"node3-coordinator": "coordinator --id node3-coordinator --raft node3.lab.example.com:7000 --api node3.lab.example.com:7070 " +
-			"--data-dir /data/maas/node3-coordinator/data --nats " + nats + " --bootstrap=false --join 10.0.0.11:7070",
+			"--data-dir /data/maas/node3-coordinator/data --nats " + nats + " --bootstrap=false --join 10.0.0.11:7070 --data-roots /srv/datasets,/data/shared",
 		"node2-paramserver-2": "paramserver --id node2-paramserver-2 --nats " + nats,
 		"node1-worker-1":      "worker --id node1-worker-1 --nats " + nats + " --threads 14",
 		"node2-worker-1":      "worker --id node2-worker-1 --nats " + nats,
@@ -29,8 +30,49 @@ func TestArgs(t *testing.T) {
 			continue
 		}
 		seen++
-		if got := strings.Join(f.Args(p), " "); got != w {
+		if got := strings.Join(f.Args(p, false), " "); got != w {
 			t.Errorf("Args(%s):\n got %s\nwant %s", p.ID, got, w)
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("checked %d processes, want %d", seen, len(want))
+	}
+}
+
+// TestArgsSecured: a secured process gets its own credentials from its
+// host's secrets directory, and nothing of another process's.
+func TestArgsSecured(t *testing.T) {
+	f := loadTestdata(t)
+	sec := "/var/lib/maas/secrets/"
+	want := map[string]string{
+		"node1-nats": "--tls-cert " + sec + "host-node1.crt --tls-key " + sec + "host-node1.key --route-ca " + sec + "ca.crt --auth " + sec + "nats-users.conf",
+		"node1-coordinator": "--nats-seed " + sec + "node1-coordinator.nk --nats-ca " + sec + "ca.crt --tls-cert " + sec + "host-node1.crt --tls-key " + sec + "host-node1.key " +
+			"--tokens " + sec + "tokens.json --raft-ca " + sec + "ca.crt --join-ca " + sec + "ca.crt --join-token-file " + sec + "admin.token",
+		"node1-worker-1": "--nats-seed " + sec + "node1-worker-1.nk --nats-ca " + sec + "ca.crt",
+		"node1-serve": "--nats-seed " + sec + "node1-serve.nk --nats-ca " + sec + "ca.crt --tls-cert " + sec + "host-node1.crt --tls-key " + sec + "host-node1.key " +
+			"--tokens " + sec + "tokens.json --server-ca " + sec + "ca.crt --server-token-file " + sec + "read.token",
+	}
+	seen := 0
+	for _, p := range f.Processes() {
+		plain, secured := strings.Join(f.Args(p, false), " "), strings.Join(f.Args(p, true), " ")
+		if p.Kind == KindServe {
+			plain = strings.Replace(plain, "--server http://", "--server https://", 1)
+		}
+		extra, ok := strings.CutPrefix(secured, plain+" ")
+		if !ok {
+			t.Errorf("Args(%s, true) = %s, want the plain arguments and then the credentials", p.ID, secured)
+			continue
+		}
+		if w, ok := want[p.ID]; ok {
+			seen++
+			if extra != w {
+				t.Errorf("credentials of %s:\n got %s\nwant %s", p.ID, extra, w)
+			}
+		}
+		for _, name := range strings.Fields(extra) {
+			if strings.HasSuffix(name, ".nk") && path.Base(name) != SeedFile(p.ID) {
+				t.Errorf("%s is given another process's seed %s", p.ID, name)
+			}
 		}
 	}
 	if seen != len(want) {
@@ -50,7 +92,7 @@ hosts:
 		t.Fatal(err)
 	}
 	for _, p := range f.Processes() {
-		got := strings.Join(f.Args(p), " ")
+		got := strings.Join(f.Args(p, false), " ")
 		switch p.Kind {
 		case KindNATS:
 			if strings.Contains(got, "--routes") || strings.Contains(got, "--cluster-port") {
@@ -73,7 +115,7 @@ func TestRunScriptAndUnit(t *testing.T) {
 			p = q
 		}
 	}
-	script := f.RunScript(p)
+	script := f.RunScript(p, false)
 	for _, want := range []string{
 		"#!/bin/sh\n",
 		"cd '/data/maas/node3-worker-2' || exit 1\n",
@@ -130,12 +172,17 @@ func TestStages(t *testing.T) {
 func TestHostSecrets(t *testing.T) {
 	f := loadTestdata(t)
 	got := strings.Join(f.hostSecrets(&f.Hosts[2]), " ")
-	want := "ca.crt host-node3.crt host-node3.key node3-coordinator.nk node3-worker-1.nk node3-worker-2.nk nats-users.conf tokens.json"
+	want := "ca.crt host-node3.crt host-node3.key node3-coordinator.nk node3-worker-1.nk node3-worker-2.nk nats-users.conf tokens.json admin.token"
 	if got != want {
 		t.Errorf("hostSecrets(node3) = %s, want %s", got, want)
 	}
-	if strings.Contains(got, "ca.key") {
-		t.Error("the CA's key must never leave the admin machine")
+	// node1 runs serve: the token hashes and the read token.
+	got = strings.Join(f.hostSecrets(&f.Hosts[0]), " ")
+	if !strings.HasSuffix(got, " tokens.json admin.token read.token") {
+		t.Errorf("hostSecrets(node1) = %s, want the token hashes, the admin token and serve's read token last", got)
+	}
+	if strings.Contains(got, "ca.key") || strings.Contains(got, OperatorSeedFile) {
+		t.Error("the CA's key and the operator's seed must never leave the admin machine")
 	}
 }
 

@@ -16,16 +16,22 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/maas-ml/maas/internal/dataset"
 )
 
 // sshdPath is the OpenSSH server the netns test runs in each namespace.
 const sshdPath = "/usr/sbin/sshd"
 
-// TestNetnsCluster launches a real three-host cluster with Up, checks it
-// with Status and ClusterStatus, and stops it with Down. Each host is a
-// network namespace on a bridge, running its own OpenSSH sshd; the
-// launcher logs in to them as root with a generated key and checks their
-// generated host keys.
+// TestNetnsCluster launches a real, secured cluster of three hosts with
+// Up and runs it end to end: 3 NATS servers, 3 coordinators, 2 parameter
+// servers, 3 workers and serve; the secured endpoints refuse clients
+// without credentials; a dataset pushed with `maas data push` trains a
+// job across the hosts, and Upgrade restarts every process host by host
+// while it trains, without failing it; the model is served over HTTPS;
+// Down leaves nothing running. Each host is a network namespace on a
+// bridge, running its own OpenSSH sshd; the launcher logs in to them as
+// root with a generated key and checks their generated host keys.
 //
 // It needs root, `ip netns` and OpenSSH's sshd (apt-get install -y
 // openssh-server); without them it skips.
@@ -40,6 +46,10 @@ func TestNetnsCluster(t *testing.T) {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("skipping: the netns cluster test needs %s: %v", tool, err)
 		}
+	}
+	mnist, err := dataset.DefaultMNISTDir()
+	if err != nil {
+		t.Skipf("skipping: no MNIST to train on: %v", err)
 	}
 	start := time.Now()
 	hosts := newNetns(t, 3)
@@ -64,8 +74,8 @@ func TestNetnsCluster(t *testing.T) {
 ssh: {user: root, key: %s, known_hosts: %s}
 hosts:
   - {name: h1, address: %s, data_dir: %s, roles: [nats, coordinator, paramserver, worker, serve]}
-  - {name: h2, address: %s, data_dir: %s, roles: [nats, coordinator, worker]}
-  - {name: h3, address: %s, data_dir: %s, roles: [nats, coordinator]}
+  - {name: h2, address: %s, data_dir: %s, roles: [nats, coordinator, paramserver, worker]}
+  - {name: h3, address: %s, data_dir: %s, roles: [nats, coordinator, worker]}
 `, clientKey, knownHosts,
 		hosts[0].addr, filepath.Join(dir, "h1"), hosts[1].addr, filepath.Join(dir, "h2"), hosts[2].addr, filepath.Join(dir, "h3"))
 	f, err := Parse([]byte(yaml))
@@ -80,9 +90,9 @@ hosts:
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	opts := LaunchOptions{Binary: bin, SecretsDir: secrets, Supervisor: SupervisorNohup, Progress: testLog{t}, ReadyTimeout: 45 * time.Second}
+	opts := LaunchOptions{Binary: bin, SecretsDir: secrets, Supervisor: SupervisorNohup, Progress: testLog{t}, ReadyTimeout: 60 * time.Second}
 	if err := Up(ctx, f, opts); err != nil {
 		dumpLogs(t, f)
 		t.Fatalf("Up: %v", err)
@@ -119,17 +129,18 @@ hosts:
 		}
 		pids[s.ID] = s.PID
 	}
-	if len(states) != 10 {
-		t.Errorf("Status lists %d processes, want 10", len(states))
+	if len(states) != 12 {
+		t.Errorf("Status lists %d processes, want 12", len(states))
 	}
-	cs, err := ClusterStatus(ctx, f)
+	cs, err := ClusterStatus(ctx, f, opts)
 	if err != nil {
 		t.Fatalf("ClusterStatus: %v", err)
 	}
-	if len(cs.Nodes) != 3 || cs.Leader == "" || len(cs.Servers) < 1 || len(cs.Workers) != 2 {
-		t.Errorf("coordinator API lists %d nodes (leader %q), %d servers, %d workers; want 3 with a leader, 1+, 2",
+	if len(cs.Nodes) != 3 || cs.Leader == "" || len(cs.Servers) != 2 || len(cs.Workers) != 3 {
+		t.Errorf("coordinator API lists %d nodes (leader %q), %d servers, %d workers; want 3 with a leader, 2, 3",
 			len(cs.Nodes), cs.Leader, len(cs.Servers), len(cs.Workers))
 	}
+	probeSecured(t, f, secrets)
 
 	// Up again changes nothing: every process keeps running as it was.
 	if err := Up(ctx, f, opts); err != nil {
@@ -145,8 +156,13 @@ hosts:
 		}
 	}
 
-	// Upgrade restarts every process, host by host, and the cluster
-	// comes back whole.
+	// A dataset pushed from this machine trains a job on the hosts; the
+	// whole cluster is upgraded, host by host, while it runs.
+	e := newE2E(t, f, bin, secrets)
+	e.pushData(mnist)
+	id := e.submit()
+	e.waitStep(id, 5, 2*time.Minute)
+	t.Logf("job %s training across the hosts (%v)", id, time.Since(start).Round(time.Millisecond))
 	if err := Upgrade(ctx, f, opts); err != nil {
 		dumpLogs(t, f)
 		t.Fatalf("Upgrade: %v", err)
@@ -162,10 +178,13 @@ hosts:
 		pids[s.ID+" before upgrade"] = pids[s.ID]
 		pids[s.ID] = s.PID
 	}
-	if cs, err := ClusterStatus(ctx, f); err != nil || len(cs.Nodes) != 3 || cs.Leader == "" {
+	if cs, err := ClusterStatus(ctx, f, opts); err != nil || len(cs.Nodes) != 3 || cs.Leader == "" {
 		t.Errorf("after Upgrade: %d coordinators, leader %q, %v", len(cs.Nodes), cs.Leader, err)
 	}
 	t.Logf("upgraded in %v", time.Since(start).Round(time.Millisecond))
+	js := e.waitJob(id, 4*time.Minute)
+	t.Logf("job %s %s in membership epoch %d: test accuracy %.4f (%v)", id, js.State, js.Epoch, js.Model.Metrics["test_accuracy"], time.Since(start).Round(time.Millisecond))
+	e.infer(mnist, js.Model.Name)
 
 	if err := Down(ctx, f, opts, true); err != nil {
 		dumpLogs(t, f)
@@ -181,7 +200,7 @@ hosts:
 			t.Errorf("Down --purge left %s: %v", Layout{DataDir: h.DataDir}.Bin(), err)
 		}
 	}
-	t.Logf("up, status, up again, upgrade and down in %v", time.Since(start).Round(time.Millisecond))
+	t.Logf("up, status, up again, push, train, upgrade, serve and down in %v", time.Since(start).Round(time.Millisecond))
 }
 
 // sortedCopy is ss sorted, as os.ReadDir lists names.

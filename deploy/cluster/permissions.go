@@ -9,11 +9,24 @@ import (
 )
 
 // The JetStream Object Store buckets maas uses (the same names as
-// worker.ModelBucket, serve.ModelBucket and paramserver.CheckpointBucket).
+// worker.ModelBucket, serve.ModelBucket, paramserver.CheckpointBucket and
+// datastore.Bucket).
 const (
 	ModelBucket      = "maas-models"
 	CheckpointBucket = "maas-checkpoints"
+	DataBucket       = "maas-data"
 )
+
+// OperatorSeedFile is the NATS user nkey seed of the operator: the person
+// who runs `maas data push`, `ls` and `rm`. It stays in the secrets
+// directory; no host is given it.
+const OperatorSeedFile = "operator.nk"
+
+// OperatorPermissions are what the operator's NATS user may do: write the
+// data bucket (push and remove datasets) and read the model bucket.
+func OperatorPermissions() Permissions {
+	return Permissions{Publish: join(bucketWrite(DataBucket), bucketRead(ModelBucket)), Subscribe: []string{inboxes}}
+}
 
 // inboxes is where NATS delivers the replies to a client's requests.
 const inboxes = "_INBOX.>"
@@ -34,20 +47,31 @@ type Permissions struct {
 // process id (Process.ID). `*` matches one subject token, `>` one or more.
 //
 //	role         publishes                              subscribes to
-//	coordinator  maas.ctl.member.* (assignments, stops) maas.ctl.register, maas.ctl.heartbeat,
-//	             maas.assign.* (membership epochs)      maas.ctl.progress, maas.ctl.report,
-//	             maas.model.published                   maas.ctl.done, _INBOX.>
+//	coordinator  maas.ctl.member.* (assignments, stops) maas.ctl.register.*, maas.ctl.heartbeat.*,
+//	             maas.assign.* (membership epochs)      maas.ctl.progress.*, maas.ctl.report.*,
+//	             maas.model.published                   maas.ctl.done.*, _INBOX.>
 //	             models, checkpoints: read, write
-//	paramserver  maas.ctl.register, maas.ctl.heartbeat, maas.ctl.member.<id>, maas.grad.>,
-//	             maas.ctl.report                        maas.pull.*.*, maas.assign.*, _INBOX.>
+//	             data: read
+//	paramserver  maas.ctl.register.<id>,                maas.ctl.member.<id>, maas.grad.>,
+//	             maas.ctl.heartbeat.<id>,               maas.pull.*.*, maas.assign.*, _INBOX.>
+//	             maas.ctl.report.<id>
 //	             maas.param.* (new parameters)
 //	             checkpoints: read, write
-//	worker       maas.ctl.register, maas.ctl.heartbeat, maas.ctl.member.<id>, maas.param.*,
-//	             maas.ctl.progress, maas.ctl.done       maas.assign.*, _INBOX.>
+//	worker       maas.ctl.register.<id>,                maas.ctl.member.<id>, maas.param.*,
+//	             maas.ctl.heartbeat.<id>,               maas.assign.*, _INBOX.>
+//	             maas.ctl.progress.<id>,
+//	             maas.ctl.done.<id>
 //	             maas.grad.*.*.<id> (its own gradients)
 //	             maas.pull.*.* (parameter requests)
 //	             models: read, write (rank 0 uploads)
+//	             data: read (pushed datasets)
 //	serve        models: read                           maas.model.published, _INBOX.>
+//	(operator)   data: read, write; models: read        _INBOX.>
+//
+// A member's control subjects end in its id, so it speaks to the
+// coordinator only as itself: a process started with another member's
+// --id cannot register, heartbeat or report for it (and member.Run exits,
+// refused its own subjects).
 //
 // Coordinators, parameter servers and workers answer the requests they
 // receive (AllowResponses: the registration and done acknowledgements,
@@ -59,22 +83,24 @@ type Permissions struct {
 //
 // Read and write on a bucket are the JetStream API and Object Store
 // subjects of that bucket alone (bucketRead, bucketWrite); deleting an
-// object is a write. No one may delete a bucket.
+// object is a write. No one may delete a bucket. The operator, who pushes
+// datasets, is no process: OperatorPermissions.
 func ProcessPermissions(kind Kind, id string) (p Permissions, ok bool) {
 	member := wire.MemberSubject(id)
 	switch kind {
 	case KindCoordinator:
 		p.Publish = join([]string{wire.MemberSubject("*"), wire.AssignSubject("*"), wire.SubjModelPublished},
-			bucketWrite(ModelBucket), bucketWrite(CheckpointBucket))
-		p.Subscribe = []string{wire.SubjRegister, wire.SubjHeartbeat, wire.SubjProgress, wire.SubjReport, wire.SubjDone, inboxes}
+			bucketWrite(ModelBucket), bucketWrite(CheckpointBucket), bucketRead(DataBucket))
+		p.Subscribe = []string{wire.RegisterSubject("*"), wire.HeartbeatSubject("*"), wire.ProgressSubject("*"),
+			wire.ReportSubject("*"), wire.DoneSubject("*"), inboxes}
 	case KindParamServer:
-		p.Publish = join([]string{wire.SubjRegister, wire.SubjHeartbeat, wire.SubjReport, wire.ParamSubject("*")},
+		p.Publish = join([]string{wire.RegisterSubject(id), wire.HeartbeatSubject(id), wire.ReportSubject(id), wire.ParamSubject("*")},
 			bucketWrite(CheckpointBucket))
 		p.Subscribe = []string{member, "maas.grad.>", "maas.pull.*.*", wire.AssignSubject("*"), inboxes}
 	case KindWorker:
-		p.Publish = join([]string{wire.SubjRegister, wire.SubjHeartbeat, wire.SubjProgress, wire.SubjDone,
+		p.Publish = join([]string{wire.RegisterSubject(id), wire.HeartbeatSubject(id), wire.ProgressSubject(id), wire.DoneSubject(id),
 			"maas.grad.*.*." + id, "maas.pull.*.*"},
-			bucketWrite(ModelBucket))
+			bucketWrite(ModelBucket), bucketRead(DataBucket))
 		p.Subscribe = []string{member, wire.ParamSubject("*"), wire.AssignSubject("*"), inboxes}
 	case KindServe:
 		p.Publish = bucketRead(ModelBucket)
@@ -128,10 +154,13 @@ func join(lists ...[]string) []string {
 	return all
 }
 
-// natsUser is one process's NATS identity.
+// natsUser is one process's NATS identity, or the operator's.
 type natsUser struct {
 	Process   Process
 	PublicKey string
+	// Operator marks the operator's user (OperatorPermissions); Process
+	// is then empty.
+	Operator bool
 }
 
 // writeNATSUsers writes the NATS server authorization block that lets
@@ -144,10 +173,14 @@ func writeNATSUsers(w io.Writer, cluster string, users []natsUser) error {
 	fmt.Fprintf(&b, "authorization {\n  users = [\n")
 	for _, u := range users {
 		perms, ok := ProcessPermissions(u.Process.Kind, u.Process.ID)
+		about := fmt.Sprintf("%s: %s on %s", u.Process.ID, u.Process.Kind, u.Process.Host)
+		if u.Operator {
+			perms, ok, about = OperatorPermissions(), true, "operator: maas data push, ls and rm ("+OperatorSeedFile+")"
+		}
 		if !ok {
 			continue
 		}
-		fmt.Fprintf(&b, "    # %s: %s on %s\n", u.Process.ID, u.Process.Kind, u.Process.Host)
+		fmt.Fprintf(&b, "    # %s\n", about)
 		fmt.Fprintf(&b, "    {\n      nkey: %s\n      permissions: {\n", quote(u.PublicKey))
 		fmt.Fprintf(&b, "        publish: { allow: %s }\n", quoteList(perms.Publish, "        "))
 		fmt.Fprintf(&b, "        subscribe: { allow: %s }\n", quoteList(perms.Subscribe, "        "))

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/maas-ml/maas/deploy/serve"
+	"github.com/maas-ml/maas/internal/datastore"
 	"github.com/maas-ml/maas/internal/wire"
 	"github.com/maas-ml/maas/paramserver"
 	"github.com/maas-ml/maas/worker"
@@ -57,7 +58,8 @@ func TestMatchSubject(t *testing.T) {
 		{"maas.grad.>", "maas.grad", false},
 		{"maas.grad.*.*.w1", "maas.grad.j.0.w1", true},
 		{"maas.grad.*.*.w1", "maas.grad.j.0.w2", false},
-		{"maas.ctl.done", "maas.ctl.done", true},
+		{"maas.ctl.done.*", "maas.ctl.done.w1", true},
+		{"maas.ctl.done.w1", "maas.ctl.done.w2", false},
 	} {
 		if got := matchSubject(c.pattern, c.subject); got != c.want {
 			t.Errorf("matchSubject(%q, %q) = %v", c.pattern, c.subject, got)
@@ -82,28 +84,38 @@ func TestProcessPermissionsTable(t *testing.T) {
 			[]check{{grad(w1), true}, {grad(w2), false}, {"maas.grad.j.0", false},
 				{wire.ParamSubject("j"), false}, {wire.AssignSubject("j"), false},
 				{wire.MemberSubject(w2), false}, {wire.MemberSubject(w1), false},
-				{wire.PullSubject("j", 1), true}, {wire.SubjRegister, true}, {wire.SubjHeartbeat, true},
-				{wire.SubjProgress, true}, {wire.SubjDone, true}, {wire.SubjReport, false},
+				{wire.PullSubject("j", 1), true}, {wire.RegisterSubject(w1), true}, {wire.HeartbeatSubject(w1), true},
+				{wire.ProgressSubject(w1), true}, {wire.DoneSubject(w1), true}, {wire.ReportSubject(w1), false},
+				{wire.RegisterSubject(w2), false}, {wire.HeartbeatSubject(w2), false}, {wire.ProgressSubject(w2), false},
+				{wire.DoneSubject(w2), false}, {wire.HeartbeatSubject("*"), false}, {"maas.ctl.heartbeat", false},
 				{wire.SubjModelPublished, false}, {"_INBOX.abc", false},
 				{"$O.maas-models.C.x", true}, {"$O.maas-checkpoints.C.x", false},
-				{"$JS.API.STREAM.DELETE.OBJ_maas-models", false}},
+				{"$JS.API.STREAM.DELETE.OBJ_maas-models", false},
+				{"$JS.API.STREAM.INFO.OBJ_maas-data", true}, {"$JS.API.CONSUMER.CREATE.OBJ_maas-data", true},
+				{"$O.maas-data.C.x", false}, {"$JS.API.STREAM.CREATE.OBJ_maas-data", false}},
 			[]check{{wire.MemberSubject(w1), true}, {wire.MemberSubject(w2), false}, {wire.ParamSubject("j"), true},
-				{wire.AssignSubject("j"), true}, {grad(w2), false}, {wire.SubjRegister, false}, {"_INBOX.x.y", true}}},
+				{wire.AssignSubject("j"), true}, {grad(w2), false}, {wire.RegisterSubject(w1), false},
+				{wire.HeartbeatSubject(w2), false}, {"_INBOX.x.y", true}}},
 		{KindParamServer, ps,
-			[]check{{wire.ParamSubject("j"), true}, {wire.SubjReport, true}, {wire.SubjRegister, true},
+			[]check{{wire.ParamSubject("j"), true}, {wire.ReportSubject(ps), true}, {wire.RegisterSubject(ps), true},
+				{wire.HeartbeatSubject(ps), true}, {wire.ReportSubject(w1), false}, {wire.HeartbeatSubject(w1), false},
+				{wire.ProgressSubject(ps), false},
 				{wire.AssignSubject("j"), false}, {wire.MemberSubject(w1), false}, {grad(ps), false},
-				{"$O.maas-checkpoints.C.x", true}, {"$O.maas-models.C.x", false}},
+				{"$O.maas-checkpoints.C.x", true}, {"$O.maas-models.C.x", false},
+				{"$JS.API.STREAM.INFO.OBJ_maas-data", false}},
 			[]check{{grad(w1), true}, {wire.PullSubject("j", 0), true}, {wire.MemberSubject(ps), true},
 				{wire.MemberSubject(w1), false}, {wire.ParamSubject("j"), false}}},
 		{KindCoordinator, coord,
 			[]check{{wire.MemberSubject(w1), true}, {wire.AssignSubject("j"), true}, {wire.SubjModelPublished, true},
 				{wire.ParamSubject("j"), false}, {grad(w1), false},
-				{"$JS.API.STREAM.PURGE.OBJ_maas-checkpoints", true}, {"$JS.API.STREAM.INFO.OBJ_maas-models", true}},
-			[]check{{wire.SubjRegister, true}, {wire.SubjHeartbeat, true}, {wire.SubjProgress, true},
-				{wire.SubjReport, true}, {wire.SubjDone, true}, {grad(w1), false}, {wire.ParamSubject("j"), false}}},
+				{"$JS.API.STREAM.PURGE.OBJ_maas-checkpoints", true}, {"$JS.API.STREAM.INFO.OBJ_maas-models", true},
+				{"$JS.API.DIRECT.GET.OBJ_maas-data.x", true}, {"$O.maas-data.M.x", false}},
+			[]check{{wire.RegisterSubject(w1), true}, {wire.HeartbeatSubject(ps), true}, {wire.ProgressSubject(w1), true},
+				{wire.ReportSubject(ps), true}, {wire.DoneSubject(w1), true}, {grad(w1), false}, {wire.ParamSubject("j"), false}}},
 		{KindServe, "node1-serve",
 			[]check{{"$JS.API.STREAM.INFO.OBJ_maas-models", true}, {"$O.maas-models.C.x", false},
-				{wire.SubjRegister, false}, {wire.SubjModelPublished, false}},
+				{wire.RegisterSubject("node1-serve"), false}, {wire.SubjModelPublished, false},
+				{"$JS.API.STREAM.INFO.OBJ_maas-data", false}},
 			[]check{{wire.SubjModelPublished, true}, {wire.ParamSubject("j"), false}}},
 	} {
 		p, ok := ProcessPermissions(c.kind, c.id)
@@ -134,6 +146,7 @@ func TestBucketNames(t *testing.T) {
 		{ModelBucket, worker.ModelBucket, "worker.ModelBucket"},
 		{ModelBucket, serve.ModelBucket, "serve.ModelBucket"},
 		{CheckpointBucket, paramserver.CheckpointBucket, "paramserver.CheckpointBucket"},
+		{DataBucket, datastore.Bucket, "datastore.Bucket"},
 	} {
 		if c.ours != c.theirs {
 			t.Errorf("bucket %s, but %s is %s", c.ours, c.where, c.theirs)
@@ -276,25 +289,30 @@ func TestPermissionsOnNATSServer(t *testing.T) {
 	t.Run("requests and replies", func(t *testing.T) {
 		worker.Subscribe(wire.MemberSubject(w1), func(m *nats.Msg) { m.Respond([]byte("ack")) })
 		ps.Subscribe("maas.pull.*.*", func(m *nats.Msg) { m.Respond([]byte("chunk")) })
-		coord.Subscribe(wire.SubjRegister, func(m *nats.Msg) { m.Respond([]byte("ok")) })
+		coord.Subscribe(wire.RegisterSubject("*"), func(m *nats.Msg) { m.Respond([]byte("ok")) })
 		worker.Flush()
 		ps.Flush()
 		coord.Flush()
 		for _, r := range []struct {
 			from *natsUserConn
 			subj string
-		}{{coord, wire.MemberSubject(w1)}, {worker, wire.PullSubject("j", 0)}, {worker, wire.SubjRegister}} {
+		}{{coord, wire.MemberSubject(w1)}, {worker, wire.PullSubject("j", 0)}, {worker, wire.RegisterSubject(w1)}} {
 			if _, err := r.from.Request(r.subj, nil, 5*time.Second); err != nil {
 				t.Errorf("%s: request on %s: %v", r.from.Opts.Name, r.subj, err)
 			}
 		}
 		worker.Publish("_INBOX.forged", nil)
 		worker.denied(t, `Publish to "_INBOX.forged"`)
-		srv.Publish(wire.SubjRegister, nil)
-		srv.denied(t, `Publish to "maas.ctl.register"`)
+		srv.Publish(wire.RegisterSubject("node1-serve"), nil)
+		srv.denied(t, `Publish to "maas.ctl.register.node1-serve"`)
+		worker.Publish(wire.HeartbeatSubject(w2), nil)
+		worker.denied(t, `Publish to "maas.ctl.heartbeat.`+w2+`"`)
 	})
 	t.Run("object store", func(t *testing.T) {
 		objectStorePermissions(t, worker, ps, coord, srv)
+	})
+	t.Run("data bucket", func(t *testing.T) {
+		dataPermissions(t, connectAs(t, url, dir, "operator"), worker, coord, srv)
 	})
 }
 

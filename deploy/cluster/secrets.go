@@ -72,7 +72,8 @@ type secret struct {
 
 // Init makes the secrets of cluster f and writes them to dir: the CA's
 // certificate and key, a certificate and key per host, a NATS user seed
-// per process with nats-users.conf (the users' public keys and
+// per process and one for the operator (operator.nk, who pushes
+// datasets) with nats-users.conf (the users' public keys and
 // permissions), and one API token per role with tokens.json (their
 // hashes). dir ends up mode 0700 and every file 0600.
 //
@@ -138,6 +139,12 @@ func makeSecrets(f *File, now time.Time) ([]secret, error) {
 		users = append(users, natsUser{Process: p, PublicKey: public})
 		files = append(files, secret{SeedFile(p.ID), fmt.Sprintf("NATS user seed of %s (%s)", p.ID, p.Kind), seed})
 	}
+	seed, public, err := newUserKey()
+	if err != nil {
+		return nil, fmt.Errorf("cluster: NATS key of the operator: %w", err)
+	}
+	users = append(users, natsUser{PublicKey: public, Operator: true})
+	files = append(files, secret{OperatorSeedFile, "NATS user seed of the operator, for maas data push/ls/rm (--nats-seed): keep it off the hosts", seed})
 	var conf bytes.Buffer
 	if err := writeNATSUsers(&conf, f.Name, users); err != nil {
 		return nil, err

@@ -32,7 +32,7 @@ func initSecrets(t *testing.T) (*File, string) {
 
 // wantFiles are the files Init writes for cluster f.
 func wantFiles(f *File) []string {
-	names := []string{CACertFile, CAKeyFile, NATSUsersFile, TokensFile}
+	names := []string{CACertFile, CAKeyFile, NATSUsersFile, TokensFile, OperatorSeedFile}
 	for _, h := range f.Hosts {
 		names = append(names, HostCertFile(h.Name), HostKeyFile(h.Name))
 	}
@@ -211,11 +211,15 @@ func TestSeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
+	seeds := []string{OperatorSeedFile}
 	for _, p := range f.Processes() {
-		if p.Kind == KindNATS {
-			continue
+		if p.Kind != KindNATS {
+			seeds = append(seeds, SeedFile(p.ID))
 		}
-		seed, err := os.ReadFile(filepath.Join(dir, SeedFile(p.ID)))
+	}
+	for _, file := range seeds {
+		p := Process{ID: strings.TrimSuffix(file, ".nk")}
+		seed, err := os.ReadFile(filepath.Join(dir, file))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -92,3 +92,19 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	}
 	return cert, nil
 }
+
+// PeerTLS is the TLS configuration of a link between two processes of the
+// cluster where each side proves itself (the coordinators' Raft
+// connections): it presents the host's certificate, trusts only the
+// certificates caFile signed, and requires one from the other side.
+func PeerTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	if caFile == "" || certFile == "" || keyFile == "" {
+		return nil, fmt.Errorf("%w: a mutual TLS link needs the cluster's CA certificate and a host's certificate and key (ca.crt, host-<name>.crt and .key from `maas cluster init`)", ErrTLSFiles)
+	}
+	c, err := ClientTLS(caFile, certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	c.ClientCAs, c.ClientAuth = c.RootCAs, tls.RequireAndVerifyClientCert
+	return c, nil
+}

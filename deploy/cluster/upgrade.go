@@ -68,8 +68,12 @@ func Upgrade(ctx context.Context, f *File, o LaunchOptions) error {
 // knows a leader.
 func (l *launcher) waitCoordinator(ctx context.Context, p Process) error {
 	peer := RaftPeer{ID: p.ID, RaftAddr: p.Addr(PortRaft), HTTPAddr: p.Addr(PortHTTP)}
-	err := waitFor(ctx, l.o.ReadyTimeout, "coordinator "+p.ID, func(ctx context.Context) error {
-		cs, err := peerStatus(ctx, peer)
+	opts, scheme, err := apiOptions(l.o.SecretsDir)
+	if err != nil {
+		return err
+	}
+	err = waitFor(ctx, l.o.ReadyTimeout, "coordinator "+p.ID, func(ctx context.Context) error {
+		cs, err := peerStatus(ctx, peer, scheme, opts)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -12,27 +14,56 @@ import (
 	"github.com/maas-ml/maas/internal/api"
 )
 
-// launchFlags are the flags of up, down and upgrade.
+// launchFlags are the flags of up, down, upgrade and status -f.
 type launchFlags struct {
 	file       string
 	supervisor string
+	insecure   bool
 	opts       cluster.LaunchOptions
 }
 
 func (lf *launchFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVarP(&lf.file, "file", "f", "cluster.yaml", "cluster file")
+	f := cmd.Flags()
+	f.StringVarP(&lf.file, "file", "f", "cluster.yaml", "cluster file")
+	f.StringVar(&lf.opts.SecretsDir, "secrets", "", "secrets `DIR` from maas cluster init (default: the file's secrets_dir, else ./<name>-secrets)")
+	f.BoolVar(&lf.insecure, "insecure", false, "run the cluster without TLS, credentials or tokens (a trusted network only)")
 }
 
 func (lf *launchFlags) addStart(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&lf.opts.Binary, "binary", "", "maas executable to install on the hosts (default: this one)")
-	f.StringVar(&lf.opts.SecretsDir, "secrets", "", "secrets `DIR` from maas cluster init; each host gets its own part of it")
 	f.StringVar(&lf.supervisor, "supervisor", "auto", "how to run the processes: auto (systemd where it runs and the ssh user is root), systemd or nohup")
 	f.DurationVar(&lf.opts.ReadyTimeout, "timeout", 90*time.Second, "longest wait for each stage to be ready")
 }
 
-// load reads the cluster file and completes the options.
-func (lf *launchFlags) load(cmd *cobra.Command) (*cluster.File, cluster.LaunchOptions, error) {
+// secrets settles the secrets directory: none with --insecure; else
+// --secrets or the file's default, which must hold the secrets of
+// `maas cluster init` when need is set (a cluster is secured by default);
+// without need, a missing directory means a cluster started --insecure.
+func (lf *launchFlags) secrets(f *cluster.File, need bool) (string, error) {
+	if lf.insecure {
+		if lf.opts.SecretsDir != "" {
+			return "", fmt.Errorf("--insecure and --secrets %s: choose one", lf.opts.SecretsDir)
+		}
+		return "", nil
+	}
+	dir := lf.opts.SecretsDir
+	if dir == "" {
+		dir = cluster.DefaultSecretsDir(f)
+	}
+	if _, err := os.Stat(filepath.Join(dir, cluster.CACertFile)); err != nil {
+		if !need && lf.opts.SecretsDir == "" {
+			return "", nil
+		}
+		return "", fmt.Errorf("cluster %s is secured by default, but %s holds no secrets (%v): run `maas cluster init -f %s` first, "+
+			"give --secrets DIR, or pass --insecure for a cluster without TLS and credentials", f.Name, dir, err, lf.file)
+	}
+	return dir, nil
+}
+
+// load reads the cluster file and completes the options; needSecrets as
+// for secrets.
+func (lf *launchFlags) load(cmd *cobra.Command, needSecrets bool) (*cluster.File, cluster.LaunchOptions, error) {
 	f, err := cluster.Load(lf.file)
 	if err != nil {
 		return nil, lf.opts, err
@@ -43,6 +74,9 @@ func (lf *launchFlags) load(cmd *cobra.Command) (*cluster.File, cluster.LaunchOp
 		o.Supervisor = s
 	default:
 		return nil, o, fmt.Errorf("--supervisor %q: use auto, systemd or nohup", lf.supervisor)
+	}
+	if o.SecretsDir, err = lf.secrets(f, needSecrets); err != nil {
+		return nil, o, err
 	}
 	o.Progress = cmd.ErrOrStderr()
 	return f, o, nil
@@ -61,14 +95,14 @@ func clusterUpCmd() *cobra.Command {
 			"running are left alone. See docs/deploy.md.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, o, err := lf.load(cmd)
+			f, o, err := lf.load(cmd, true)
 			if err != nil {
 				return err
 			}
 			if err := cluster.Up(cmd.Context(), f, o); err != nil {
 				return err
 			}
-			return printLaunched(cmd, f)
+			return printLaunched(cmd, f, o)
 		},
 	}
 	lf.add(cmd)
@@ -78,8 +112,8 @@ func clusterUpCmd() *cobra.Command {
 
 // printLaunched prints the coordinators' view of the cluster of f, as
 // `maas cluster status` does, after up or upgrade.
-func printLaunched(cmd *cobra.Command, f *cluster.File) error {
-	cs, err := cluster.ClusterStatus(cmd.Context(), f)
+func printLaunched(cmd *cobra.Command, f *cluster.File, o cluster.LaunchOptions) error {
+	cs, err := cluster.ClusterStatus(cmd.Context(), f, o)
 	if err != nil {
 		return err
 	}
@@ -98,7 +132,7 @@ func clusterDownCmd() *cobra.Command {
 			"which removes what up put under each data_dir: the binary, secrets, logs and state.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, o, err := lf.load(cmd)
+			f, o, err := lf.load(cmd, false)
 			if err != nil {
 				return err
 			}
@@ -125,14 +159,14 @@ func clusterUpgradeCmd() *cobra.Command {
 			"until they answer again with a leader, so the Raft cluster keeps its quorum. See docs/deploy.md.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, o, err := lf.load(cmd)
+			f, o, err := lf.load(cmd, true)
 			if err != nil {
 				return err
 			}
 			if err := cluster.Upgrade(cmd.Context(), f, o); err != nil {
 				return err
 			}
-			return printLaunched(cmd, f)
+			return printLaunched(cmd, f, o)
 		},
 	}
 	lf.add(cmd)
@@ -144,20 +178,20 @@ func clusterUpgradeCmd() *cobra.Command {
 // it shows each process (host, role, id, pid) as seen over SSH, then the
 // coordinators' view; without, the command is unchanged.
 func withLaunchStatus(cmd *cobra.Command) *cobra.Command {
-	var file string
+	var lf launchFlags
 	coordinatorView := cmd.RunE
 	cmd.Use = "status [-f cluster.yaml | --server URL]"
 	cmd.Short = "Show a cluster's coordinators, parameter servers and workers; with -f, its processes over SSH too"
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if file == "" {
+		if lf.file == "" {
 			return coordinatorView(cmd, args)
 		}
-		f, err := cluster.Load(file)
+		f, o, err := lf.load(cmd, false)
 		if err != nil {
 			return err
 		}
-		states, sshErr := cluster.Status(cmd.Context(), f, cluster.LaunchOptions{})
-		cs, apiErr := cluster.ClusterStatus(cmd.Context(), f)
+		states, sshErr := cluster.Status(cmd.Context(), f, o)
+		cs, apiErr := cluster.ClusterStatus(cmd.Context(), f, o)
 		if out, _ := cmd.Flags().GetString("output"); out == "json" {
 			return printJSON(cmd.OutOrStdout(), launchStatusJSON(states, cs, apiErr))
 		}
@@ -172,7 +206,10 @@ func withLaunchStatus(cmd *cobra.Command) *cobra.Command {
 		}
 		return sshErr
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "cluster file: show its processes over SSH as well")
+	f := cmd.Flags()
+	f.StringVarP(&lf.file, "file", "f", "", "cluster file: show its processes over SSH as well")
+	f.StringVar(&lf.opts.SecretsDir, "secrets", "", "with -f: secrets `DIR` from maas cluster init (default: the file's, when it exists)")
+	f.BoolVar(&lf.insecure, "insecure", false, "with -f: a cluster started --insecure")
 	return cmd
 }
 

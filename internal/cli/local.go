@@ -16,6 +16,7 @@ import (
 	"github.com/maas-ml/maas/internal/api"
 	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/internal/member"
+	"github.com/maas-ml/maas/internal/natsconn"
 	"github.com/maas-ml/maas/internal/natsserver"
 	"github.com/maas-ml/maas/paramserver"
 	"github.com/maas-ml/maas/tensor"
@@ -79,7 +80,7 @@ default --server is this cluster's API).`,
 
 			cc := coordinator.DefaultConfig()
 			cc.ID, cc.RaftAddr, cc.HTTPAddr, cc.DataDir, cc.Bootstrap, cc.Logger = "local", raftAddr, apiAddr, filepath.Join(dataDir, "raft"), true, log
-			cconn, err := connectNATS(url, "coordinator", log)
+			cconn, err := connectNATS(url, "coordinator", log, natsconn.Options{})
 			if err != nil {
 				return err
 			}
@@ -104,7 +105,7 @@ default --server is this cluster's API).`,
 					<-done
 				}
 			}()
-			pconn, err := connectNATS(url, "paramserver", log)
+			pconn, err := connectNATS(url, "paramserver", log, natsconn.Options{})
 			if err != nil {
 				return err
 			}
@@ -115,7 +116,7 @@ default --server is this cluster's API).`,
 			go func() { ps.Run(members, pconn); done <- struct{}{} }()
 			var wconns []*nats.Conn
 			for i := range workers {
-				wconn, err := connectNATS(url, fmt.Sprintf("worker %d", i+1), log)
+				wconn, err := connectNATS(url, fmt.Sprintf("worker %d", i+1), log, natsconn.Options{})
 				if err != nil {
 					done <- struct{}{}
 					continue

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/maas-ml/maas/deploy/cluster"
 	"github.com/maas-ml/maas/internal/api"
 	"github.com/maas-ml/maas/internal/member"
+	"github.com/maas-ml/maas/internal/natsconn"
 	"github.com/maas-ml/maas/internal/natsserver"
 	"github.com/maas-ml/maas/paramserver"
 	"github.com/maas-ml/maas/worker"
@@ -32,44 +34,13 @@ func signalContext(parent context.Context) (context.Context, context.CancelFunc)
 	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 }
 
-// connectNATS connects a role to NATS, reconnecting for ever; creds are
-// the options of its credentials (natsCreds), if any.
-func connectNATS(url, name string, log *zap.Logger, creds ...nats.Option) (*nats.Conn, error) {
-	// RetryOnFailedConnect: a role may start before its NATS server; it
-	// keeps trying, as it does after losing the connection.
-	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
-		nats.RetryOnFailedConnect(true),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("NATS disconnected", zap.Error(err))
-			}
-		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", zap.String("url", c.ConnectedUrl())) })}
-	if len(creds) > 0 {
-		// A secured server refuses quietly: say what it refused. After
-		// two refusals of the same credentials nats.go gives up.
-		opts = append(append(opts[:0:0], creds...), opts...)
-		opts = append(opts,
-			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-				log.Error("NATS refused an operation (is this the right --nats-seed for this process?)", zap.Error(err))
-			}),
-			nats.ClosedHandler(func(c *nats.Conn) {
-				if err := c.LastError(); err != nil {
-					log.Error("NATS connection closed; check --nats-seed, --nats-ca and the server's --auth and --tls-* files", zap.Error(err))
-				}
-			}))
-	}
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w (start one with `maas nats` or `maas local --no-job`)", url, err)
-	}
-	go func() {
-		time.Sleep(5 * time.Second)
-		if !nc.IsConnected() && !nc.IsClosed() {
-			log.Warn("still no NATS server; retrying (start one with `maas nats`)", zap.String("url", url), zap.NamedError("last_error", nc.LastError()))
-		}
-	}()
-	return nc, nil
+// connectNATS connects a role to NATS, reconnecting for ever (see
+// natsconn.Connect); o holds its credentials (natsCreds.connOptions), if
+// any. A server that refuses them fails it at once, saying which flag to
+// give.
+func connectNATS(url, name string, log *zap.Logger, o natsconn.Options) (*nats.Conn, error) {
+	o.Name, o.Logger = name, log
+	return natsconn.Connect(url, o)
 }
 
 func natsCmd() *cobra.Command {
@@ -111,6 +82,7 @@ its role's permissions; --tls-cert and --tls-key make every client speak TLS, an
 	f.StringVar(&c.TLSCert, "tls-cert", "", "require TLS of every client, with this certificate (host-<name>.crt from `maas cluster init`)")
 	f.StringVar(&c.TLSKey, "tls-key", "", "key of --tls-cert (host-<name>.key)")
 	f.StringVar(&c.TLSCA, "tls-ca", "", "require client certificates signed by this CA (ca.crt), and check routes against it")
+	f.StringVar(&c.RouteCA, "route-ca", "", "check the routes to the other NATS servers against this CA (ca.crt; mutual TLS) without asking clients for certificates")
 	f.StringVar(&c.AuthFile, "auth", "", "let in only the users of this authorization file (nats-users.conf from `maas cluster init`)")
 	return cmd
 }
@@ -123,6 +95,7 @@ func coordinatorCmd() *cobra.Command {
 		joinCA, joinTokenFile string
 		apiTLS                serverTLSFlags
 		creds                 natsCreds
+		raftCA                string
 	)
 	cmd := &cobra.Command{
 		Use:   "coordinator",
@@ -131,19 +104,30 @@ func coordinatorCmd() *cobra.Command {
 given the files of ` + "`maas cluster init`" + `: --tls-cert and --tls-key serve it over HTTPS
 (--client-ca: mutual TLS), --tokens tokens.json wants a bearer token on every call
 (read to look, submit to submit and cancel jobs, admin to add coordinators), and
---nats-seed/--nats-ca connect to a secured NATS. A node that --joins a secured
+--nats-seed/--nats-ca connect to a secured NATS, and --raft-ca ca.crt carries Raft
+over mutual TLS with the same certificate. A node that --joins a secured
 cluster gives --join-token-file admin.token and --join-ca ca.crt.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger()
 			defer log.Sync()
-			cfg.Logger = log
+			// The process's counters (NATS permissions violations, dropped
+			// control messages) go to the default registry.
+			cfg.Logger, cfg.Registerer = log, prometheus.DefaultRegisterer
 			if join != "" {
 				cfg.Bootstrap = false
 			}
 			var err error
 			if cfg.TLS, err = apiTLS.config(); err != nil {
 				return err
+			}
+			if cmd.Flags().Changed(strings.TrimPrefix(cluster.DataRootsFlag, "--")) && len(cfg.DataRoots) == 0 {
+				cfg.DataRoots = []string{} // given empty: no dataset paths at all
+			}
+			if raftCA != "" {
+				if cfg.RaftTLS, err = cluster.PeerTLS(raftCA, apiTLS.cert, apiTLS.key); err != nil {
+					return fmt.Errorf("--raft-ca (with --tls-cert and --tls-key): %w", err)
+				}
 			}
 			if tk, err := loadTokens(tokensFile); err != nil {
 				return err
@@ -156,11 +140,11 @@ cluster gives --join-token-file admin.token and --join-ca ca.crt.`,
 					return err
 				}
 			}
-			natsOpts, err := creds.options()
+			natsOpts, err := creds.connOptions()
 			if err != nil {
 				return err
 			}
-			nc, err := connectNATS(natsURL, "coordinator "+cfg.ID, log, natsOpts...)
+			nc, err := connectNATS(natsURL, "coordinator "+cfg.ID, log, natsOpts)
 			if err != nil {
 				return err
 			}
@@ -178,7 +162,7 @@ cluster gives --join-token-file admin.token and --join-ca ca.crt.`,
 				}
 			}
 			log.Info("coordinator up", zap.String("id", cfg.ID), zap.String("raft", cfg.RaftAddr), zap.String("api", n.HTTPAddr()),
-				zap.Bool("tls", cfg.TLS != nil), zap.Bool("tokens", cfg.Tokens != nil))
+				zap.Bool("tls", cfg.TLS != nil), zap.Bool("raft_tls", cfg.RaftTLS != nil), zap.Bool("tokens", cfg.Tokens != nil), zap.Strings("data_roots", cfg.DataRoots))
 			<-ctx.Done()
 			return nil
 		},
@@ -192,7 +176,10 @@ cluster gives --join-token-file admin.token and --join-ca ca.crt.`,
 	f.StringVar(&join, "join", "", "API address of a node of an existing cluster to join")
 	f.StringVar(&natsURL, "nats", DefaultNATS, "NATS URL")
 	f.DurationVar(&cfg.BarrierTimeout, "barrier-timeout", cfg.BarrierTimeout, "parameter servers' bound on a step's wait for its last gradient")
+	f.StringSliceVar(&cfg.DataRoots, strings.TrimPrefix(cluster.DataRootsFlag, "--"), nil,
+		"refuse jobs whose dataset.path is not inside one of these absolute directories (comma-separated; default: any path; \"\": no path, only pushed datasets)")
 	apiTLS.addFlags(f, "the API")
+	f.StringVar(&raftCA, "raft-ca", "", "carry Raft over mutual TLS: present --tls-cert and accept only coordinators whose certificates this CA signed (ca.crt); every coordinator must use it")
 	f.StringVar(&tokensFile, "tokens", "", "require an API token on every call: the cluster's tokens.json (from `maas cluster init`)")
 	f.StringVar(&joinCA, "join-ca", "", "with --join: the CA of the cluster's API certificates (ca.crt); --join then uses https (default: --client-ca)")
 	f.StringVar(&joinTokenFile, "join-token-file", "", "with --join: an admin API token file (admin.token), for a cluster started with --tokens")
@@ -264,17 +251,17 @@ func paramserverCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger()
 			defer log.Sync()
-			natsOpts, err := creds.options()
+			natsOpts, err := creds.connOptions()
 			if err != nil {
 				return err
 			}
-			nc, err := connectNATS(natsURL, "paramserver "+id, log, natsOpts...)
+			nc, err := connectNATS(natsURL, "paramserver "+id, log, natsOpts)
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
 			host, _ := os.Hostname()
-			sc.Logger = log
+			sc.Logger, sc.Registerer = log, prometheus.DefaultRegisterer
 			a := paramserver.NewAgent(nc, member.Config{ID: id, Host: host, Logger: log}, sc)
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
@@ -288,7 +275,7 @@ func paramserverCmd() *cobra.Command {
 }
 
 func workerCmd() *cobra.Command {
-	var natsURL, id string
+	var natsURL, id, cacheDir string
 	var threads int
 	var creds natsCreds
 	cmd := &cobra.Command{
@@ -303,18 +290,18 @@ func workerCmd() *cobra.Command {
 				return err
 			}
 			defer b.Close()
-			natsOpts, err := creds.options()
+			natsOpts, err := creds.connOptions()
 			if err != nil {
 				return err
 			}
-			nc, err := connectNATS(natsURL, "worker "+id, log, natsOpts...)
+			nc, err := connectNATS(natsURL, "worker "+id, log, natsOpts)
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
 			host, _ := os.Hostname()
 			wc := worker.DefaultConfig()
-			wc.Backend, wc.Logger = b, log
+			wc.Backend, wc.Logger, wc.CacheDir = b, log, cacheDir
 			a := worker.NewAgent(nc, member.Config{ID: id, Host: host, Threads: b.Threads(), Logger: log}, wc)
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
@@ -324,6 +311,7 @@ func workerCmd() *cobra.Command {
 	cmd.Flags().StringVar(&natsURL, "nats", DefaultNATS, "NATS URL")
 	cmd.Flags().StringVar(&id, "id", member.DefaultID("worker"), "member id")
 	cmd.Flags().IntVar(&threads, "threads", 0, "cores to use (0: all)")
+	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "where to keep the shards of pushed datasets (`maas data push`) fetched from the Object Store (default: <user cache dir>/maas/data)")
 	creds.addFlags(cmd.Flags())
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/maas-ml/maas/deploy/cluster"
+	"github.com/maas-ml/maas/internal/natsconn"
 )
 
 // natsCreds are the flags that give a role its NATS credentials, from the
@@ -25,6 +26,16 @@ func (c *natsCreds) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.ca, "nats-ca", "", "connect to NATS over TLS, trusting the servers this CA signed (ca.crt)")
 	fs.StringVar(&c.cert, "nats-cert", "", "client certificate for NATS servers that ask for one (host-<name>.crt; with --nats-ca)")
 	fs.StringVar(&c.key, "nats-key", "", "key of --nats-cert (host-<name>.key)")
+}
+
+// connOptions are the connection options of the credentials; none when
+// no flag was given.
+func (c *natsCreds) connOptions() (natsconn.Options, error) {
+	opts, err := c.options()
+	if err != nil {
+		return natsconn.Options{}, err
+	}
+	return natsconn.Options{Credentials: opts, Seed: c.seed, CA: c.ca, Cert: c.cert}, nil
 }
 
 // options are the nats.Connect options of the credentials; none when no

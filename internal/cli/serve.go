@@ -22,6 +22,7 @@ import (
 	"github.com/maas-ml/maas/deploy/serve"
 	"github.com/maas-ml/maas/internal/api"
 	"github.com/maas-ml/maas/internal/jobspec"
+	"github.com/maas-ml/maas/internal/natsconn"
 	"github.com/maas-ml/maas/internal/train"
 	"github.com/maas-ml/maas/tensor"
 )
@@ -98,7 +99,7 @@ secured NATS.`,
 			if cfg.TLS, err = httpTLS.config(); err != nil {
 				return err
 			}
-			natsOpts, err := creds.options()
+			natsOpts, err := creds.connOptions()
 			if err != nil {
 				return err
 			}
@@ -136,7 +137,8 @@ secured NATS.`,
 
 			var wg sync.WaitGroup
 			if natsURL != "" {
-				nc, err := connectNATS(natsURL, "serve", log, natsOpts...)
+				natsOpts.Metrics = natsconn.NewMetrics(reg)
+				nc, err := connectNATS(natsURL, "serve", log, natsOpts)
 				if err != nil {
 					s.Shutdown(context.Background())
 					return err
@@ -311,7 +313,7 @@ func startServing(ctx context.Context, addr, natsURL, apiURL string, threads int
 	if err != nil {
 		return fail(fmt.Errorf("serving endpoint %s: %w", addr, err))
 	}
-	nc, err := connectNATS(natsURL, "serve", log)
+	nc, err := connectNATS(natsURL, "serve", log, natsconn.Options{})
 	if err != nil {
 		ln.Close()
 		return fail(err)

@@ -32,6 +32,13 @@ func (d *Dataset) Batch(idx []int, norm Normalization, x []float32, y []int32) e
 			return fmt.Errorf("%w: idx[%d] = %d, want 0 <= idx < %d (dataset %q)", ErrIndex, i, j, d.N, d.Name)
 		}
 	}
+	if d.shards != nil {
+		if err := d.ensure(idx); err != nil {
+			return err
+		}
+		d.batchSharded(idx, norm, x, y)
+		return nil
+	}
 	plane := d.H * d.W
 	var lut [256]float32
 	for c := 0; c < d.C; c++ {

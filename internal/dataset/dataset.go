@@ -12,6 +12,9 @@ type Dataset struct {
 	Classes int
 	Pixels  []uint8
 	Labels  []uint8
+	// shards, when set, holds the samples instead of Pixels and Labels
+	// (NewSharded).
+	shards *shardSet
 }
 
 // SampleSize returns C*H*W, the number of bytes (and of floats in a batch)
@@ -23,6 +26,24 @@ func (d *Dataset) SampleSize() int {
 // check reports whether d's fields are consistent enough for Batch to index
 // into it without going out of bounds. It does not allocate on success.
 func (d *Dataset) check() error {
+	if err := d.checkShape(); err != nil || d.shards != nil {
+		return err
+	}
+	ss := d.SampleSize()
+	if len(d.Pixels) < d.N*ss {
+		return fmt.Errorf("%w: dataset %q has %d pixel bytes, want N*C*H*W = %d",
+			ErrArgument, d.Name, len(d.Pixels), d.N*ss)
+	}
+	if len(d.Labels) < d.N {
+		return fmt.Errorf("%w: dataset %q has %d labels, want N = %d",
+			ErrArgument, d.Name, len(d.Labels), d.N)
+	}
+	return nil
+}
+
+// checkShape reports a nil d or a shape that is not positive or whose
+// N*C*H*W overflows int.
+func (d *Dataset) checkShape() error {
 	if d == nil {
 		return fmt.Errorf("%w: nil *Dataset", ErrArgument)
 	}
@@ -34,14 +55,6 @@ func (d *Dataset) check() error {
 	if ss/d.C/d.H != d.W || (d.N > 0 && ss > maxInt/d.N) {
 		return fmt.Errorf("%w: dataset %q shape N=%d C=%d H=%d W=%d overflows int",
 			ErrArgument, d.Name, d.N, d.C, d.H, d.W)
-	}
-	if len(d.Pixels) < d.N*ss {
-		return fmt.Errorf("%w: dataset %q has %d pixel bytes, want N*C*H*W = %d",
-			ErrArgument, d.Name, len(d.Pixels), d.N*ss)
-	}
-	if len(d.Labels) < d.N {
-		return fmt.Errorf("%w: dataset %q has %d labels, want N = %d",
-			ErrArgument, d.Name, len(d.Labels), d.N)
 	}
 	return nil
 }

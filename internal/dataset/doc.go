@@ -11,6 +11,9 @@
 //   - [ReadCIFAR10]: the CIFAR-10 binary batches.
 //   - [Synthetic]: a deterministic random set for tests and benchmarks.
 //   - [Open]: picks one of the above by name ("mnist", "cifar10").
+//   - [NewSharded]: a dataset whose samples are stored in shards elsewhere
+//     (a cluster's Object Store, see internal/datastore), each loaded by a
+//     [ShardLoader] the first time Batch needs one of its samples.
 //
 // The low-level parsers [ReadIDXImages], [ReadIDXLabels] and
 // [ReadCIFAR10Batch] work on any io.Reader. They validate headers before

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/maas-ml/maas/internal/dataset"
+	"github.com/maas-ml/maas/internal/datastore"
 	"github.com/maas-ml/maas/nn"
 )
 
@@ -134,13 +135,19 @@ func (s *Spec) BadSteps() int {
 	return DefaultMaxBadSteps
 }
 
-// Dataset names the training data.
+// Dataset names the training data: files at a path present on every
+// host, or a dataset pushed to the cluster with `maas data push`.
 type Dataset struct {
-	// Kind is mnist, cifar10 or text.
-	Kind string `yaml:"kind" json:"kind"`
+	// Kind is mnist, cifar10 or text. With Name it may be left out (the
+	// pushed dataset's manifest says it); given, it must match.
+	Kind string `yaml:"kind,omitempty" json:"kind,omitempty"`
 	// Path is the directory holding the files; empty for mnist means the
 	// copy shipped in the GoMNIST Go module. For text it is one UTF-8 file.
 	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// Name is a dataset pushed with `maas data push NAME PATH`, which
+	// cluster workers fetch from the Object Store (mutually exclusive with
+	// Path).
+	Name string `yaml:"name,omitempty" json:"name,omitempty"`
 	// SeqLen is a text sample's length in characters (its targets are the
 	// next character of each).
 	SeqLen int `yaml:"seq_len,omitempty" json:"seq_len,omitempty"`
@@ -288,6 +295,20 @@ func (s *Spec) Validate() error {
 			}
 		}
 	}
+	if d := s.Dataset; d.Name != "" {
+		if d.Path != "" {
+			return fieldErr("dataset.path", "%q and dataset.name %q are mutually exclusive: name a dataset pushed with `maas data push`, or give a path present on every host", d.Path, d.Name)
+		}
+		if err := datastore.ValidName(d.Name); err != nil {
+			return fieldErr("dataset.name", "%v", err)
+		}
+		if d.Kind == "text" {
+			return fieldErr("dataset.kind", "text datasets cannot be pushed; give dataset.path")
+		}
+		if d.Kind == "" {
+			return nil // checked again when the coordinator fills in the manifest's kind
+		}
+	}
 	if s.Dataset.Kind == "text" {
 		return s.validateText()
 	}
@@ -295,7 +316,7 @@ func (s *Spec) Validate() error {
 	if !ok {
 		return fieldErr("dataset.kind", "unknown dataset kind %q; one of mnist, cifar10, text", s.Dataset.Kind)
 	}
-	if s.Dataset.Kind == "cifar10" && s.Dataset.Path == "" {
+	if s.Dataset.Kind == "cifar10" && s.Dataset.Path == "" && s.Dataset.Name == "" {
 		return fieldErr("dataset.path", "cifar10 needs the directory holding data_batch_1.bin … test_batch.bin")
 	}
 	// The input may reshape a sample (row-major), e.g. [28, 28] reads an
@@ -359,6 +380,9 @@ func (s *Spec) validateText() error {
 // CheckData verifies that the dataset's files can be found, so a missing
 // file is reported before training starts.
 func (s *Spec) CheckData() error {
+	if s.Dataset.Name != "" {
+		return fieldErr("dataset.name", "%q is a dataset pushed to a cluster: only its workers read it (`maas job submit`); `maas train` reads dataset.path", s.Dataset.Name)
+	}
 	if s.Dataset.Kind == "text" {
 		if st, err := os.Stat(s.Dataset.Path); err != nil || st.IsDir() {
 			return fieldErr("dataset.path", "%q is not a readable file", s.Dataset.Path)

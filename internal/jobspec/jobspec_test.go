@@ -200,3 +200,40 @@ func TestTimeouts(t *testing.T) {
 		t.Fatalf("defaults: barrier %v step %v", d.Barrier(30*time.Second), d.Step())
 	}
 }
+
+// TestNamedDataset: a spec names a pushed dataset instead of a path; the
+// kind may be left to the manifest, and name and path together are
+// refused naming the field.
+func TestNamedDataset(t *testing.T) {
+	named := strings.Replace(good, "dataset: {kind: mnist}", "dataset: {name: mnist-full}", 1)
+	s, err := Parse([]byte(named))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckData(); err == nil || !strings.Contains(err.Error(), "dataset.name") || !strings.Contains(err.Error(), "maas job submit") {
+		t.Errorf("CheckData of a named dataset: %v", err)
+	}
+	s.Dataset.Kind = "mnist" // as the coordinator fills it in from the manifest
+	if err := s.Validate(); err != nil {
+		t.Fatalf("with the manifest's kind: %v", err)
+	}
+	s.Dataset.Kind = "cifar10"
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "model.input") {
+		t.Fatalf("a cifar10 dataset for an MNIST model: %v", err)
+	}
+	y, _ := s.Marshal()
+	if !strings.Contains(string(y), "name: mnist-full") || strings.Contains(string(y), "path:") {
+		t.Errorf("marshalled dataset:\n%s", y)
+	}
+	for field, ds := range map[string]string{
+		"dataset.path": "{name: mnist-full, path: /data/mnist}",
+		"dataset.name": "{name: 'a/b'}",
+		"dataset.kind": "{name: corpus, kind: text}",
+	} {
+		_, err := Parse([]byte(strings.Replace(good, "dataset: {kind: mnist}", "dataset: "+ds, 1)))
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != field {
+			t.Errorf("dataset %s: %v; want a %s error", ds, err, field)
+		}
+	}
+}

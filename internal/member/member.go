@@ -57,7 +57,9 @@ type Fencer interface {
 }
 
 // Run registers the member, then heartbeats and takes assignments until
-// ctx ends.
+// ctx ends. It fails with ErrCredential when NATS refuses the member its
+// own subjects (its assignments, registration or heartbeats): the
+// process's credential is another member's.
 func Run(ctx context.Context, nc *nats.Conn, cfg Config, h Handler) error {
 	if !wire.ValidJobID(cfg.ID) {
 		return fmt.Errorf("member: id %q: use letters, digits, '-' and '_'", cfg.ID)
@@ -94,11 +96,20 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config, h Handler) error {
 		return err
 	}
 	defer sub.Unsubscribe()
+	own := []string{op("Subscription", sub.Subject), op("Publish", wire.RegisterSubject(cfg.ID)), op("Publish", wire.HeartbeatSubject(cfg.ID))}
+	if err := refusal(nc, true, own...); err != nil {
+		return credentialErr(cfg.ID, err)
+	}
 	reg, _ := wire.Encode(&wire.Register{V: wire.Version, ID: cfg.ID, Kind: cfg.Kind, Host: cfg.Host, Threads: cfg.Threads})
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		reply, err := nc.RequestWithContext(rctx, wire.SubjRegister, reg)
+		reply, err := nc.RequestWithContext(rctx, wire.RegisterSubject(cfg.ID), reg)
 		cancel()
+		// A refused registration is dropped by the server: the request
+		// times out, and the violation came meanwhile.
+		if err := refusal(nc, false, own...); err != nil {
+			return credentialErr(cfg.ID, err)
+		}
 		if err == nil {
 			var ack wire.Ack
 			if err := wire.Decode(reply.Data, &ack); err == nil && ack.Accepted() {
@@ -121,11 +132,16 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config, h Handler) error {
 	tick := time.NewTicker(cfg.HeartbeatEvery)
 	defer tick.Stop()
 	boot := fmt.Sprintf("%016x", rand.Uint64())
-	for {
+	for first := true; ; first = false {
 		job := h.Job()
 		beat := wire.Heartbeat{V: wire.Version, ID: cfg.ID, Kind: cfg.Kind, Job: job, Boot: boot}
 		hb, _ := wire.Encode(&beat)
-		nc.Publish(wire.SubjHeartbeat, hb)
+		nc.Publish(wire.HeartbeatSubject(cfg.ID), hb)
+		if first {
+			if err := refusal(nc, true, own[2]); err != nil {
+				return credentialErr(cfg.ID, err)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -169,8 +170,9 @@ func TestSecuredConfigErrors(t *testing.T) {
 		edit func(*natsserver.Config)
 		want error
 	}{
-		"cert without key": {func(c *natsserver.Config) { c.TLSCert = s.HostCert() }, natsserver.ErrTLS},
-		"CA without cert":  {func(c *natsserver.Config) { c.TLSCA = s.CA() }, natsserver.ErrTLS},
+		"cert without key":      {func(c *natsserver.Config) { c.TLSCert = s.HostCert() }, natsserver.ErrTLS},
+		"CA without cert":       {func(c *natsserver.Config) { c.TLSCA = s.CA() }, natsserver.ErrTLS},
+		"route CA without cert": {func(c *natsserver.Config) { c.RouteCA = s.CA() }, natsserver.ErrTLS},
 		"TLS routes, no CA": {func(c *natsserver.Config) {
 			c.TLSCert, c.TLSKey, c.ClusterPort, c.ServerName, c.ClusterName = s.HostCert(), s.HostKey(), 6222, "a", "maas"
 		}, natsserver.ErrTLS},
@@ -188,6 +190,74 @@ func TestSecuredConfigErrors(t *testing.T) {
 		}
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+}
+
+// TestRoutesOverTLS: servers with RouteCA route to each other over mutual
+// TLS while their clients connect by nkey over server-only TLS; a server
+// whose certificate another CA signed forms no route with them.
+func TestRoutesOverTLS(t *testing.T) {
+	s, other := clustertest.New(t), clustertest.New(t)
+	port := func() int {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().(*net.TCPAddr).Port
+	}
+	start := func(sec *clustertest.Secrets, name string, clusterPort int, routes ...string) *server.Server {
+		c := natsserver.DefaultConfig()
+		c.Port, c.ServerName, c.ClusterName, c.ClusterPort, c.Routes = -1, name, "maas", clusterPort, routes
+		c.TLSCert, c.TLSKey, c.RouteCA, c.AuthFile = sec.HostCert(), sec.HostKey(), sec.CA(), sec.NATSUsers()
+		srv, err := natsserver.Start(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+		return srv
+	}
+	pa := port()
+	route := "nats://127.0.0.1:" + strconv.Itoa(pa)
+	a := start(s, "a", pa)
+	b := start(s, "b", port(), route)
+	x := start(other, "x", port(), route)
+	deadline := time.Now().Add(10 * time.Second)
+	for a.NumRoutes() == 0 || b.NumRoutes() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the servers of one CA formed no route over TLS")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // x has tried by now
+	if x.NumRoutes() != 0 {
+		t.Errorf("a server of another CA routed: it has %d routes", x.NumRoutes())
+	}
+	// Clients need no certificate: TLS to the server, their nkey for who.
+	na, err := connect(t, a, s, cluster.KindWorker, s.ClientTLS(t, false))
+	if err != nil {
+		t.Fatalf("a worker without a client certificate: %v", err)
+	}
+	nb, err := connect(t, b, s, cluster.KindCoordinator, s.ClientTLS(t, false))
+	if err != nil {
+		t.Fatalf("a coordinator without a client certificate: %v", err)
+	}
+	sub, err := na.SubscribeSync("maas.assign.j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	na.Flush()
+	for {
+		nb.Publish("maas.assign.j1", []byte("hi"))
+		if m, err := sub.NextMsg(200 * time.Millisecond); err == nil {
+			if string(m.Data) != "hi" {
+				t.Fatalf("got %q", m.Data)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an assignment published on b never reached a subscriber on a over the TLS route")
 		}
 	}
 }

@@ -7,7 +7,8 @@
 // init`: AuthFile (nats-users.conf) lets in only the users it lists, each
 // proving its nkey and held to its permissions; TLSCert and TLSKey make
 // every client speak TLS, and TLSCA makes each present a certificate of
-// the cluster's CA (and secures the routes between servers).
+// the cluster's CA (and secures the routes between servers); RouteCA
+// secures the routes alone.
 package natsserver
 
 import (
@@ -46,6 +47,10 @@ type Config struct {
 	// present (mutual TLS) and routes are checked against; routes use
 	// TLS only with it.
 	TLSCA string
+	// RouteCA, with TLSCert, checks the routes between servers against
+	// this CA (mutual TLS) without asking clients for certificates: they
+	// prove themselves by their nkeys (AuthFile). Ignored with TLSCA.
+	RouteCA string
 	// AuthFile, when set, is a NATS configuration file holding an
 	// authorization block (nats-users.conf from `maas cluster init`):
 	// only its users may connect, each with its permissions.
@@ -70,7 +75,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: TLS needs both a certificate and its key (host-<name>.crt and .key)", ErrTLS)
 	case c.TLSCA != "" && c.TLSCert == "":
 		return fmt.Errorf("%w: a CA to check clients needs the server's own certificate and key too", ErrTLS)
-	case c.TLSCert != "" && c.ClusterPort != 0 && c.TLSCA == "":
+	case c.RouteCA != "" && c.TLSCert == "":
+		return fmt.Errorf("%w: a CA to check routes needs the server's own certificate and key too", ErrTLS)
+	case c.TLSCert != "" && c.ClusterPort != 0 && c.TLSCA == "" && c.RouteCA == "":
 		return fmt.Errorf("%w: routes over TLS need the CA that signed the other servers' certificates (the cluster's ca.crt)", ErrTLS)
 	}
 	for _, r := range c.Routes {
@@ -101,8 +108,15 @@ func (c Config) secure(opts *server.Options) error {
 		if c.ClusterPort != 0 {
 			// A route is both a client and a server: it checks the other
 			// end's certificate either way.
-			rc := cfg.Clone()
-			rc.ClientAuth, rc.RootCAs = tls.RequireAndVerifyClientCert, cfg.ClientCAs
+			ca := c.TLSCA
+			if ca == "" {
+				ca = c.RouteCA
+			}
+			rc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: c.TLSCert, KeyFile: c.TLSKey, CaFile: ca, Verify: true})
+			if err != nil {
+				return fmt.Errorf("%w: routes: %s, %s, %s: %v", ErrTLS, c.TLSCert, c.TLSKey, ca, err)
+			}
+			rc.ClientAuth, rc.RootCAs = tls.RequireAndVerifyClientCert, rc.ClientCAs
 			opts.Cluster.TLSConfig, opts.Cluster.TLSTimeout = rc, tlsTimeout
 		}
 	}

@@ -3,14 +3,6 @@ package wire
 // Control-plane subjects and messages between the coordinator leader and
 // the members (workers and parameter servers).
 
-const (
-	// SubjProgress: workers publish each finished step's figures (publish).
-	SubjProgress = "maas.ctl.progress"
-	// SubjDone: a member reports that its part of a job ended, with the
-	// model artifact (worker rank 0) or the reason it failed (request/reply).
-	SubjDone = "maas.ctl.done"
-)
-
 // MemberSubject is where the coordinator sends member id its assignments
 // and stop orders (request/reply).
 func MemberSubject(id string) string { return "maas.ctl.member." + id }
@@ -87,6 +79,7 @@ func (m *Assignment) version() int { return m.V }
 // Progress is one worker's figures for one step.
 type Progress struct {
 	V       int     `msgpack:"v"`
+	ID      string  `msgpack:"id,omitempty"` // the worker's
 	Job     string  `msgpack:"job"`
 	Rank    int     `msgpack:"rank"`
 	Step    int64   `msgpack:"t"`

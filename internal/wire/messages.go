@@ -115,6 +115,7 @@ const HeaderAck = "Maas-Ack"
 // Report is a parameter server's note to the coordinator.
 type Report struct {
 	V      int    `msgpack:"v"`
+	ID     string `msgpack:"id,omitempty"` // the server's member id
 	Job    string `msgpack:"job"`
 	Server int    `msgpack:"s"`
 	Kind   string `msgpack:"kind"` // "step", "missing", "bad_step", "failed", "checkpoint"

@@ -1,22 +1,45 @@
 package wire
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Every NATS subject maas uses. Job-scoped subjects are
 // maas.<area>.<job>[.<server>]; job ids are restricted to characters that
 // are valid in a subject token (see ValidJobID).
 const (
-	// SubjRegister: workers and parameter servers register with the
-	// coordinator leader (request/reply).
-	SubjRegister = "maas.ctl.register"
-	// SubjHeartbeat: workers and servers announce they are alive (publish).
-	SubjHeartbeat = "maas.ctl.heartbeat"
-	// SubjReport: parameter servers report finished steps, missing members
-	// and checkpoints to the coordinator leader (publish).
-	SubjReport = "maas.ctl.report"
 	// SubjModelPublished: a new model version is in the model index (publish).
 	SubjModelPublished = "maas.model.published"
 )
+
+// The control subjects a member sends on to the coordinator leader end in
+// the member's id, so that a secured cluster's NATS permissions let a
+// member speak only as itself; the coordinator subscribes to each with
+// the id "*" and drops a message whose id is not its subject's (see
+// MemberOf). Member ids are, like job ids, valid subject tokens.
+
+// RegisterSubject: a worker or parameter server registers with the
+// coordinator leader (request/reply).
+func RegisterSubject(id string) string { return "maas.ctl.register." + id }
+
+// HeartbeatSubject: a member announces it is alive (publish).
+func HeartbeatSubject(id string) string { return "maas.ctl.heartbeat." + id }
+
+// ReportSubject: a parameter server reports finished steps, missing
+// members and checkpoints to the coordinator leader (publish).
+func ReportSubject(id string) string { return "maas.ctl.report." + id }
+
+// ProgressSubject: a worker publishes each finished step's figures
+// (publish).
+func ProgressSubject(id string) string { return "maas.ctl.progress." + id }
+
+// DoneSubject: a member reports that its part of a job ended, with the
+// model artifact (worker rank 0) or the reason it failed (request/reply).
+func DoneSubject(id string) string { return "maas.ctl.done." + id }
+
+// MemberOf is the member id a per-member subject names: its last token.
+func MemberOf(subject string) string { return subject[strings.LastIndexByte(subject, '.')+1:] }
 
 // GradSubject is where worker pushes gradient chunks of job to parameter
 // server srv (request/reply: the server acknowledges each chunk). The

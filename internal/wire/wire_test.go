@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -86,5 +87,20 @@ func TestJobIDs(t *testing.T) {
 		if ValidJobID(id) != ok {
 			t.Errorf("ValidJobID(%q) = %v", id, !ok)
 		}
+	}
+}
+
+// TestMemberSubjects: every control subject a member sends on ends in
+// its id, which MemberOf reads back, and is matched by the coordinator's
+// subscription with the id "*".
+func TestMemberSubjects(t *testing.T) {
+	for _, subject := range []func(string) string{RegisterSubject, HeartbeatSubject, ReportSubject, ProgressSubject, DoneSubject} {
+		s, all := subject("w-1"), subject("*")
+		if MemberOf(s) != "w-1" || !strings.HasSuffix(all, ".*") || s[:len(s)-len("w-1")] != all[:len(all)-1] {
+			t.Errorf("%s (all: %s): member %q", s, all, MemberOf(s))
+		}
+	}
+	if got := MemberOf(GradSubject("j", 0, "w-2")); got != "w-2" {
+		t.Errorf("MemberOf of a gradient subject: %q", got)
 	}
 }

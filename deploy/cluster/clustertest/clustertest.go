@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/maas-ml/maas/deploy/cluster"
+	"github.com/maas-ml/maas/internal/natsserver"
 )
 
 // Host is the name of the test cluster's one host.
@@ -36,9 +37,21 @@ type Secrets struct {
 // and returns the secrets. Each call makes a new CA.
 func New(t testing.TB) *Secrets {
 	t.Helper()
+	return NewFromYAML(t, clusterYAML)
+}
+
+// TwoWorkers is a cluster file like New's whose host runs two workers,
+// h1-worker-1 and h1-worker-2.
+const TwoWorkers = clusterYAML + `    worker: {count: 2}
+`
+
+// NewFromYAML is New for the cluster file text (whose hosts are on
+// loopback, like New's).
+func NewFromYAML(t testing.TB, text string) *Secrets {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "cluster.yaml")
-	if err := os.WriteFile(path, []byte(clusterYAML), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f, err := cluster.Load(path)
@@ -132,4 +145,30 @@ func (s *Secrets) ClientTLS(t testing.TB, withCert bool) *tls.Config {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// PeerTLS is the host's mutual TLS configuration for links between
+// cluster processes (the coordinators' Raft).
+func (s *Secrets) PeerTLS(t testing.TB) *tls.Config {
+	t.Helper()
+	c, err := cluster.PeerTLS(s.CA(), s.HostCert(), s.HostKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// StartNATS starts an embedded NATS server secured with the host's
+// certificate (server-side TLS) and nats-users.conf, stopped when the test
+// ends, and returns its client URL.
+func (s *Secrets) StartNATS(t testing.TB) string {
+	t.Helper()
+	c := natsserver.DefaultConfig()
+	c.Port, c.TLSCert, c.TLSKey, c.AuthFile = -1, s.HostCert(), s.HostKey(), s.NATSUsers()
+	srv, err := natsserver.Start(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	return srv.ClientURL()
 }
