@@ -106,6 +106,8 @@ func TestAPITokens(t *testing.T) {
 		{"submit submits", "POST", "/v1/jobs", submit, 400, "", "", ""}, // the empty spec, past the token check
 		{"submit joins", "POST", "/v1/raft/join", submit, 403, api.ReasonForbidden, "admin", "submit"},
 		{"admin joins", "POST", "/v1/raft/join", admin, 400, "", "", ""}, // the empty join, past the token check
+		{"submit removes a coordinator", "POST", "/v1/raft/remove", submit, 403, api.ReasonForbidden, "admin", "submit"},
+		{"admin removes a coordinator", "POST", "/v1/raft/remove", admin, 400, "", "", ""}, // no id, past the token check
 		{"admin reads", "GET", "/v1/models", admin, 200, "", "", ""},
 	} {
 		resp, e := call(t, hc, tc.method, base+tc.path, tc.token, "{}")

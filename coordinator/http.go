@@ -52,6 +52,7 @@ var routes = []route{
 	{"GET /v1/cluster", cluster.RoleRead, false, (*Node).handleCluster},      // any node answers
 	{"GET /v1/raft/state", cluster.RoleRead, false, (*Node).handleRaftState}, // this node's own state
 	{"POST /v1/raft/join", cluster.RoleAdmin, true, (*Node).handleJoin},
+	{"POST /v1/raft/remove", cluster.RoleAdmin, true, (*Node).handleRemove},
 }
 
 func (n *Node) startHTTP() error {
@@ -505,4 +506,17 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"joined": req.ID})
+}
+
+func (n *Node) handleRemove(w http.ResponseWriter, r *http.Request) {
+	var req api.RemoveRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil || req.ID == "" {
+		writeErr(w, http.StatusBadRequest, "id", "a removal needs the id of the coordinator to remove")
+		return
+	}
+	if err := n.Remove(req.ID); err != nil {
+		n.writeProposeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"removed": req.ID})
 }

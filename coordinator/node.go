@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -332,6 +333,28 @@ func (n *Node) Join(id, raftAddr, httpAddr string) error {
 	}
 	_, err := n.Propose(Command{Type: CmdRegisterNode, RequestID: "node-" + id + "-" + httpAddr, Node: &NodeInfo{ID: id, HTTPAddr: httpAddr}})
 	return err
+}
+
+// Remove takes coordinator id out of the Raft configuration: its votes
+// no longer count towards a quorum. Removing the leader itself makes it
+// step down once the change commits. An id not in the configuration is
+// ErrNotFound.
+func (n *Node) Remove(id string) error {
+	if n.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool { return s.ID == raft.ServerID(id) }) {
+		return fmt.Errorf("%w: coordinator %s is not in the Raft configuration", ErrNotFound, id)
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("coordinator: remove %s: %w", id, err)
+	}
+	n.log.Info("coordinator removed from the Raft configuration", zap.String("id", id))
+	return nil
 }
 
 // leaderHTTP returns the leader's HTTP address, or "" when there is none.

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -165,4 +167,25 @@ func TestThreeNodesFollowerRestart(t *testing.T) {
 			t.Fatalf("FSM digests differ at the same index: %s vs %s", got, want)
 		}
 	}
+
+	// c3's host is gone for good: removed through a follower (the call
+	// goes to the leader), the other two commit on their own.
+	c, err := api.NewClient("http://" + nodes[1].node.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RemoveNode(t.Context(), "c9"); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("removing a coordinator not in the configuration: %v, want 404", err)
+	}
+	if err := c.RemoveNode(t.Context(), "c3"); err != nil {
+		t.Fatalf("remove c3: %v", err)
+	}
+	nodes[2].node.Close()
+	nodes[2].node = nil
+	cs, err := c.Cluster(t.Context())
+	if err != nil || len(cs.Nodes) != 2 || slices.ContainsFunc(cs.Nodes, func(n api.Node) bool { return n.ID == "c3" }) {
+		t.Fatalf("after removing c3 the cluster lists %+v (%v), want c1 and c2", cs.Nodes, err)
+	}
+	submit(6)
+	waitFor(t, "c2 to apply a job committed without c3", 5*time.Second, func() bool { return jobCount(nodes[1].node) == 6 })
 }

@@ -194,3 +194,9 @@ type JoinRequest struct {
 	RaftAddr string `json:"raft_addr"`
 	HTTPAddr string `json:"http_addr"`
 }
+
+// RemoveRequest asks the leader to take a coordinator out of the Raft
+// configuration (POST /v1/raft/remove).
+type RemoveRequest struct {
+	ID string `json:"id"`
+}

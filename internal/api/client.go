@@ -339,6 +339,12 @@ func (c *Client) Join(ctx context.Context, req JoinRequest) error {
 	return c.callJSON(ctx, http.MethodPost, "/v1/raft/join", nil, req, nil)
 }
 
+// RemoveNode takes coordinator id out of the Raft configuration (an
+// admin call): for a coordinator whose host is gone for good.
+func (c *Client) RemoveNode(ctx context.Context, id string) error {
+	return c.callJSON(ctx, http.MethodPost, "/v1/raft/remove", nil, RemoveRequest{ID: id}, nil)
+}
+
 func jobPath(id, suffix string) (string, error) {
 	if id == "" {
 		return "", errors.New("api: empty job id")

@@ -80,3 +80,30 @@ func printCluster(w io.Writer, cs api.ClusterStatus, now time.Time) error {
 	}
 	return nil
 }
+
+// clusterRemoveNodeCmd is `maas cluster remove-node ID`: it takes a
+// coordinator out of the Raft configuration (an admin token's call).
+func clusterRemoveNodeCmd() *cobra.Command {
+	r := &remote{}
+	cmd := &cobra.Command{
+		Use:   "remove-node ID",
+		Short: "Take a coordinator out of the Raft configuration (one whose host is gone for good)",
+		Long: "remove-node asks the leader to remove coordinator ID from the Raft configuration, so that its vote no\n" +
+			"longer counts towards a quorum. Use it for a coordinator that will not come back; one restarted on the\n" +
+			"same host rejoins by itself. A secured cluster needs an admin token. See docs/deploy.md, Operations.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			if err := c.RemoveNode(cmd.Context(), args[0]); err != nil {
+				return explain(err, "")
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "coordinator %s removed\n", args[0])
+			return nil
+		},
+	}
+	r.addServerFlag(cmd, false)
+	return cmd
+}

@@ -18,7 +18,7 @@ func Root() *cobra.Command {
 		Version:       Version,
 	}
 	cluster := &cobra.Command{Use: "cluster", Short: "Set up and inspect a cluster"}
-	cluster.AddCommand(withLaunchStatus(clusterStatusCmd()), clusterInitCmd(), clusterUpCmd(), clusterDownCmd(), clusterUpgradeCmd())
+	cluster.AddCommand(withLaunchStatus(clusterStatusCmd()), clusterInitCmd(), clusterUpCmd(), clusterDownCmd(), clusterUpgradeCmd(), clusterRemoveNodeCmd())
 	root.AddCommand(trainCmd(), evalCmd(), benchCmd(), localCmd(), jobCmd(), modelCmd(), cluster,
 		natsCmd(), coordinatorCmd(), paramserverCmd(), workerCmd(), serveCmd(), predictCmd(), generateCmd(), loginCmd(), dataCmd())
 	return root
