@@ -138,3 +138,69 @@ pthalf:
 ptdone:
 	VZEROUPPER
 	RET
+
+// func packA6(dst, src *float32, ld, blocks int)
+//
+// dst[p·6 + i] = src[i·ld + p] for i < 6, p < 8·blocks: a six-row panel
+// of A for the 6x16 kernel, eight columns at a time as an 8x8 transpose
+// in registers with two zero rows. Each column's six values are stored
+// with one 32-byte store, in order, so each store's two extra floats are
+// overwritten by the next; the last block's spill two floats past
+// dst[48·blocks], which the caller must own (the next column's slot).
+TEXT ·packA6(SB), NOSPLIT, $0-32
+	MOVQ   dst+0(FP), DI
+	MOVQ   src+8(FP), SI
+	MOVQ   ld+16(FP), R9
+	SHLQ   $2, R9
+	MOVQ   blocks+24(FP), CX
+	TESTQ  CX, CX
+	JEQ    padone
+	LEAQ   (R9)(R9*2), R10
+	VXORPS Y15, Y15, Y15
+
+pablock:
+	LEAQ       (SI)(R9*4), R12
+	VMOVUPS    (SI), Y0
+	VMOVUPS    (SI)(R9*1), Y1
+	VMOVUPS    (SI)(R9*2), Y2
+	VMOVUPS    (SI)(R10*1), Y3
+	VMOVUPS    (R12), Y4
+	VMOVUPS    (R12)(R9*1), Y5
+	VUNPCKLPS  Y1, Y0, Y6
+	VUNPCKHPS  Y1, Y0, Y7
+	VUNPCKLPS  Y3, Y2, Y8
+	VUNPCKHPS  Y3, Y2, Y9
+	VUNPCKLPS  Y5, Y4, Y10
+	VUNPCKHPS  Y5, Y4, Y11
+	VSHUFPS    $0x44, Y8, Y6, Y0
+	VSHUFPS    $0xEE, Y8, Y6, Y1
+	VSHUFPS    $0x44, Y9, Y7, Y2
+	VSHUFPS    $0xEE, Y9, Y7, Y3
+	VSHUFPS    $0x44, Y15, Y10, Y4
+	VSHUFPS    $0xEE, Y15, Y10, Y5
+	VSHUFPS    $0x44, Y15, Y11, Y6
+	VSHUFPS    $0xEE, Y15, Y11, Y7
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x31, Y7, Y3, Y0
+	VMOVUPS    Y8, (DI)
+	VMOVUPS    Y9, 24(DI)
+	VMOVUPS    Y10, 48(DI)
+	VMOVUPS    Y11, 72(DI)
+	VMOVUPS    Y12, 96(DI)
+	VMOVUPS    Y13, 120(DI)
+	VMOVUPS    Y14, 144(DI)
+	VMOVUPS    Y0, 168(DI)
+	ADDQ       $32, SI
+	ADDQ       $192, DI
+	DECQ       CX
+	JNZ        pablock
+
+padone:
+	VZEROUPPER
+	RET

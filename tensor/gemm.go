@@ -236,12 +236,23 @@ func packA(mr int, trans bool, a []float32, lda, ic, pc, mb, kb int, dst []float
 		}
 		if rows == 6 && mr == 6 { // six rows at once: the panel written in order
 			i := (ic+q)*lda + pc
+			p0 := 0
+			if hasAVX2FMA && kb > 8 {
+				// Eight columns at a time in registers; each block's
+				// stores spill into the next column's slot, so at least
+				// one column is left to the loop below.
+				blocks := (kb - 1) / 8
+				_ = a[i+5*lda+8*blocks-1] // packA6 does not check
+				packA6(&panel[0], &a[i], lda, blocks)
+				p0 = 8 * blocks
+			}
 			r0 := a[i : i+kb]
 			r1, r2 := a[i+lda:i+lda+kb], a[i+2*lda:i+2*lda+kb]
 			r3, r4, r5 := a[i+3*lda:i+3*lda+kb], a[i+4*lda:i+4*lda+kb], a[i+5*lda:i+5*lda+kb]
 			r1, r2, r3, r4, r5 = r1[:len(r0)], r2[:len(r0)], r3[:len(r0)], r4[:len(r0)], r5[:len(r0)]
 			panel = panel[:6*len(r0)]
-			for p, v := range r0 {
+			for p := p0; p < len(r0); p++ {
+				v := r0[p]
 				d := panel[p*6 : p*6+6 : p*6+6]
 				d[0], d[1], d[2], d[3], d[4], d[5] = v, r1[p], r2[p], r3[p], r4[p], r5[p]
 			}

@@ -75,6 +75,13 @@ func maxPool2x2IdxAVX(y *float32, idx *int32, r0, r1 *float32, n int, base, w in
 //go:noescape
 func pack16(dst, src *float32, ld, kb int)
 
+// packA6 packs a six-row panel of a row-major A: dst[p·6+i] =
+// src[i·ld+p] for i < 6, p < 8·blocks, writing two floats past
+// dst[48·blocks]; in gather_amd64.s.
+//
+//go:noescape
+func packA6(dst, src *float32, ld, blocks int)
+
 // packT16 packs a 16-column panel of a B stored transposed: dst[p·16+j] =
 // src[j·ld+p] for p < 8·blocks, j < 16; in gather_amd64.s.
 //

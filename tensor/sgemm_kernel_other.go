@@ -24,6 +24,8 @@ func pack16(dst, src *float32, ld, kb int) { panic("unreachable") }
 
 func packT16(dst, src *float32, ld, blocks int) { panic("unreachable") }
 
+func packA6(dst, src *float32, ld, blocks int) { panic("unreachable") }
+
 func addAVX(dst, src *float32, n int, mask *int32) { panic("unreachable") }
 
 var tailMask [16]int32
