@@ -87,11 +87,13 @@ func (f *File) Args(p Process, secured bool) []string {
 		a = append(a, f.DataRootsArgs()...)
 	case KindParamServer:
 		a = []string{"paramserver", "--id", p.ID, "--nats", natsURLs}
+		a = append(a, metricsArgs(p)...)
 	case KindWorker:
 		a = []string{"worker", "--id", p.ID, "--nats", natsURLs}
 		if p.Threads > 0 {
 			a = append(a, "--threads", strconv.Itoa(p.Threads))
 		}
+		a = append(a, metricsArgs(p)...)
 	case KindServe:
 		scheme := "http://"
 		if secured {
@@ -104,6 +106,15 @@ func (f *File) Args(p Process, secured bool) []string {
 		return a
 	}
 	return append(a, securityArgs(p, l)...)
+}
+
+// metricsArgs serve p's Prometheus metrics on the host's address at its
+// metrics port, when the cluster file gives it one.
+func metricsArgs(p Process) []string {
+	if p.Port(PortMetrics) == 0 {
+		return nil
+	}
+	return []string{"--metrics-addr", p.Addr(PortMetrics)}
 }
 
 // securityArgs are the flags that give process p its credentials from

@@ -19,7 +19,7 @@ func TestArgs(t *testing.T) {
 		"node3-coordinator": "coordinator --id node3-coordinator --raft node3.lab.example.com:7000 --api node3.lab.example.com:7070 " +
 			"--data-dir /data/maas/node3-coordinator/data --nats " + nats + " --bootstrap=false --join 10.0.0.11:7070 --data-roots /srv/datasets,/data/shared",
 		"node2-paramserver-2": "paramserver --id node2-paramserver-2 --nats " + nats,
-		"node1-worker-1":      "worker --id node1-worker-1 --nats " + nats + " --threads 14",
+		"node1-worker-1":      "worker --id node1-worker-1 --nats " + nats + " --threads 14 --metrics-addr 10.0.0.11:9200",
 		"node2-worker-1":      "worker --id node2-worker-1 --nats " + nats,
 		"node1-serve":         "serve --addr 0.0.0.0:8080 --server http://10.0.0.11:7070 --nats " + nats,
 	}

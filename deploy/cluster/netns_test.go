@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,7 +75,7 @@ func TestNetnsCluster(t *testing.T) {
 	yaml := fmt.Sprintf(`name: nstest
 ssh: {user: root, key: %s, known_hosts: %s}
 hosts:
-  - {name: h1, address: %s, data_dir: %s, roles: [nats, coordinator, paramserver, worker, serve]}
+  - {name: h1, address: %s, data_dir: %s, roles: [nats, coordinator, paramserver, worker, serve], worker: {metrics_port: 9300}}
   - {name: h2, address: %s, data_dir: %s, roles: [nats, coordinator, paramserver, worker]}
   - {name: h3, address: %s, data_dir: %s, roles: [nats, coordinator, worker]}
 `, clientKey, knownHosts,
@@ -141,6 +143,16 @@ hosts:
 			len(cs.Nodes), cs.Leader, len(cs.Servers), len(cs.Workers))
 	}
 	probeSecured(t, f, secrets)
+	// h1's worker serves its metrics where the file says.
+	if resp, err := http.Get("http://" + hosts[0].addr + ":9300/metrics"); err != nil {
+		t.Errorf("h1's worker metrics: %v", err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !bytes.Contains(b, []byte("go_goroutines")) {
+			t.Errorf("h1's worker metrics: %d %.200s", resp.StatusCode, b)
+		}
+	}
 
 	// Up again changes nothing: every process keeps running as it was.
 	if err := Up(ctx, f, opts); err != nil {

@@ -96,6 +96,7 @@ func coordinatorCmd() *cobra.Command {
 		apiTLS                serverTLSFlags
 		creds                 natsCreds
 		raftCA                string
+		metricsAddr           string
 	)
 	cmd := &cobra.Command{
 		Use:   "coordinator",
@@ -156,6 +157,9 @@ cluster gives --join-token-file admin.token and --join-ca ca.crt.`,
 			defer n.Close()
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
+			if err := serveMetrics(ctx, metricsAddr, log); err != nil {
+				return err
+			}
 			if jc != nil {
 				if err := joinCluster(ctx, jc, api.JoinRequest{ID: cfg.ID, RaftAddr: cfg.RaftAddr, HTTPAddr: n.HTTPAddr()}); err != nil {
 					return err
@@ -179,6 +183,7 @@ cluster gives --join-token-file admin.token and --join-ca ca.crt.`,
 	f.StringSliceVar(&cfg.DataRoots, strings.TrimPrefix(cluster.DataRootsFlag, "--"), nil,
 		"refuse jobs whose dataset.path is not inside one of these absolute directories (comma-separated; default: any path; \"\": no path, only pushed datasets)")
 	apiTLS.addFlags(f, "the API")
+	f.StringVar(&metricsAddr, "metrics-addr", "", metricsFlagUsage)
 	f.StringVar(&raftCA, "raft-ca", "", "carry Raft over mutual TLS: present --tls-cert and accept only coordinators whose certificates this CA signed (ca.crt); every coordinator must use it")
 	f.StringVar(&tokensFile, "tokens", "", "require an API token on every call: the cluster's tokens.json (from `maas cluster init`)")
 	f.StringVar(&joinCA, "join-ca", "", "with --join: the CA of the cluster's API certificates (ca.crt); --join then uses https (default: --client-ca)")
@@ -241,7 +246,7 @@ func joinCluster(ctx context.Context, c *api.Client, req api.JoinRequest) error 
 }
 
 func paramserverCmd() *cobra.Command {
-	var natsURL, id string
+	var natsURL, id, metricsAddr string
 	var creds natsCreds
 	sc := paramserver.DefaultConfig()
 	cmd := &cobra.Command{
@@ -265,17 +270,21 @@ func paramserverCmd() *cobra.Command {
 			a := paramserver.NewAgent(nc, member.Config{ID: id, Host: host, Logger: log}, sc)
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
+			if err := serveMetrics(ctx, metricsAddr, log); err != nil {
+				return err
+			}
 			return a.Run(ctx, nc)
 		},
 	}
 	cmd.Flags().StringVar(&natsURL, "nats", DefaultNATS, "NATS URL")
 	cmd.Flags().StringVar(&id, "id", member.DefaultID("ps"), "member id")
+	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", metricsFlagUsage)
 	creds.addFlags(cmd.Flags())
 	return cmd
 }
 
 func workerCmd() *cobra.Command {
-	var natsURL, id, cacheDir string
+	var natsURL, id, cacheDir, metricsAddr string
 	var threads int
 	var creds natsCreds
 	cmd := &cobra.Command{
@@ -305,11 +314,15 @@ func workerCmd() *cobra.Command {
 			a := worker.NewAgent(nc, member.Config{ID: id, Host: host, Threads: b.Threads(), Logger: log}, wc)
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
+			if err := serveMetrics(ctx, metricsAddr, log); err != nil {
+				return err
+			}
 			return a.Run(ctx)
 		},
 	}
 	cmd.Flags().StringVar(&natsURL, "nats", DefaultNATS, "NATS URL")
 	cmd.Flags().StringVar(&id, "id", member.DefaultID("worker"), "member id")
+	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", metricsFlagUsage)
 	cmd.Flags().IntVar(&threads, "threads", 0, "cores to use (0: all)")
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "where to keep the shards of pushed datasets (`maas data push`) fetched from the Object Store (default: <user cache dir>/maas/data)")
 	creds.addFlags(cmd.Flags())
