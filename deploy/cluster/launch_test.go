@@ -122,7 +122,7 @@ func TestRunScriptAndUnit(t *testing.T) {
 		"echo $$ >pid\n",
 		"MAAS_PROCESS='node3-worker-2'; export MAAS_PROCESS\n",
 		"exec '/data/maas/bin/maas' 'worker' '--id' 'node3-worker-2' '--nats' ",
-		" '--threads' '8'\n",
+		" '--threads' '8' '--metrics-addr' 'node3.lab.example.com:9201'\n", // the second worker: metrics_port + 1
 	} {
 		if !strings.Contains(script, want) {
 			t.Errorf("run script lacks %q:\n%s", want, script)
