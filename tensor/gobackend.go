@@ -102,25 +102,39 @@ func im2colRows(g ConvGeom, n int, x, col []float32, lo, hi int) {
 		x0, x1 := validRange(ow, g.SW, kw-g.PW, g.W)
 		for i := 0; i < n; i++ {
 			plane := x[(i*g.C+c)*g.H*g.W : (i*g.C+c+1)*g.H*g.W]
+			// Rows are short (7 to 28 values in the seed CNNs): plain loops,
+			// not copy and clear, whose calls cost more than the moves.
 			for y := 0; y < oh; y++ {
 				d := dst[(i*oh+y)*ow : (i*oh+y+1)*ow]
 				ih := y*g.SH + kh - g.PH
 				if ih < 0 || ih >= g.H {
-					clear(d)
+					zero(d)
 					continue
 				}
 				src := plane[ih*g.W : (ih+1)*g.W]
-				clear(d[:x0])
+				zero(d[:x0])
 				if g.SW == 1 {
-					copy(d[x0:x1], src[x0+kw-g.PW:])
+					s, dd := src[x0+kw-g.PW:x1+kw-g.PW], d[x0:x1]
+					s = s[:len(dd)]
+					for k, v := range s {
+						dd[k] = v
+					}
 				} else {
 					for ox := x0; ox < x1; ox++ {
 						d[ox] = src[ox*g.SW+kw-g.PW]
 					}
 				}
-				clear(d[x1:])
+				zero(d[x1:])
 			}
 		}
+	}
+}
+
+// zero sets the few values of s to 0 with a loop (clear calls memclr,
+// which costs more than a short row).
+func zero(s []float32) {
+	for k := 0; k < len(s); k++ {
+		s[k] = 0
 	}
 }
 
@@ -145,8 +159,15 @@ func col2imPlanes(g ConvGeom, n int, col, x []float32, lo, hi int) {
 					s := src[y*ow : (y+1)*ow]
 					d := plane[ih*g.W : (ih+1)*g.W]
 					if g.SW == 1 {
-						if x1 > x0 {
+						switch n := x1 - x0; {
+						case n >= 16:
 							addTo(d[x0+kw-g.PW:x1+kw-g.PW], s[x0:x1])
+						case n > 0: // a short row: a loop costs less than the call
+							dd, ss := d[x0+kw-g.PW:x1+kw-g.PW], s[x0:x1]
+							ss = ss[:len(dd)]
+							for k, v := range ss {
+								dd[k] += v
+							}
 						}
 						continue
 					}
