@@ -12,6 +12,10 @@ type MaxPool2D struct {
 	idx   []int32
 	// idxValid: the last Forward was a training one and recorded idx.
 	idxValid bool
+	// maskPositive: the layer before is a ReLU whose backward mask this
+	// layer applies, to dy where its output is positive (see fuseLayers).
+	maskPositive bool
+	dym          []float32 // dy masked
 }
 
 func newMaxPool2D(name string, in []int, k, stride int, b tensor.Backend) (*MaxPool2D, error) {
@@ -43,6 +47,11 @@ func (l *MaxPool2D) Backward(dy []float32, n int) []float32 {
 		panic("nn: MaxPool2D.Backward after a Forward with train=false")
 	}
 	l.dx = grow(l.dx, n*prod(l.in))
+	if l.maskPositive {
+		l.dym = grow(l.dym, len(l.y))
+		l.be.ReluBackward(dy[:len(l.y)], l.y, l.dym)
+		dy = l.dym
+	}
 	l.be.MaxPoolBackward(l.g, n*l.in[0], dy, l.idx, l.dx)
 	return l.dx
 }

@@ -140,13 +140,21 @@ func newLayer(p layerPlan, b tensor.Backend) (Layer, error) {
 }
 
 // fuseLayers lets a convolution apply the ReLU that follows it while its
-// output is in cache. The results are bit-identical to the separate layers.
+// output is in cache, and a max-pool apply the backward mask of the ReLU
+// before it to its own, 4x smaller, output gradient (the pooled maximum
+// is the ReLU output at the position the gradient goes to, so the masks
+// agree). The results are bit-identical to the separate layers.
 func fuseLayers(layers []Layer) {
 	for i := 0; i+1 < len(layers); i++ {
-		c, ok1 := layers[i].(*Conv2D)
-		r, ok2 := layers[i+1].(*ReLU)
-		if ok1 && ok2 {
-			c.relu, r.fused = true, true
+		if c, ok := layers[i].(*Conv2D); ok {
+			if r, ok := layers[i+1].(*ReLU); ok {
+				c.relu, r.fused = true, true
+			}
+		}
+		if r, ok := layers[i].(*ReLU); ok {
+			if p, ok := layers[i+1].(*MaxPool2D); ok {
+				p.maskPositive, r.passBack = true, true
+			}
 		}
 	}
 }

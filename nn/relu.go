@@ -8,7 +8,10 @@ type ReLU struct {
 	// fused: the layer before already applied max(·, 0), so Forward passes
 	// its input through (and Backward masks with it as usual).
 	fused bool
-	y, dx []float32
+	// passBack: the max-pool after it masked the gradient already (see
+	// fuseLayers), so Backward passes dy through.
+	passBack bool
+	y, dx    []float32
 }
 
 func newReLU(name string, in []int, b tensor.Backend) *ReLU {
@@ -28,6 +31,9 @@ func (l *ReLU) Forward(x []float32, n int, train bool) []float32 {
 func (l *ReLU) Backward(dy []float32, n int) []float32 {
 	if !l.needInputGrad {
 		return nil
+	}
+	if l.passBack {
+		return dy[:n*prod(l.in)]
 	}
 	l.dx = grow(l.dx, n*prod(l.in))
 	l.be.ReluBackward(dy[:len(l.dx)], l.y, l.dx)
