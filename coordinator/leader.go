@@ -177,6 +177,11 @@ func (n *Node) onRegister(m *nats.Msg) {
 	if ls := n.leaderState(); ls != nil {
 		ls.mu.Lock()
 		ls.lastSeen[r.ID] = time.Now()
+		if r.Kind == wire.KindParamServer {
+			// A member registers when its process starts: whatever it
+			// served before is gone (see assign).
+			ls.serving[r.ID] = serving{since: time.Now()}
+		}
 		ls.mu.Unlock()
 	}
 	n.reply(m, wire.AckOK, "")
@@ -596,7 +601,7 @@ func (n *Node) schedule(ls *leaderState) {
 				}
 			}
 			if !delivered {
-				n.assign(ls, j, cur)
+				n.assign(ls, j, cur, false)
 			}
 		}
 		ls.mu.Lock()
@@ -622,7 +627,7 @@ func (n *Node) schedule(ls *leaderState) {
 				busy[id] = true
 			}
 			ls.logf(j.ID, "started on workers %v and parameter servers %v", ms.Members, ms.Servers)
-			n.assign(ls, j, &ms)
+			n.assign(ls, j, &ms, true)
 		}
 	}
 }
@@ -921,9 +926,23 @@ func (n *Node) timeouts(j *JobRecord) (barrier, step time.Duration) {
 	return spec.Barrier(n.cfg.BarrierTimeout), spec.Step()
 }
 
+// errNoAnswer: a member did not answer its assignment (not running, or
+// restarting); one that answers with a refusal is another matter.
+var errNoAnswer = errors.New("no answer")
+
 // assign delivers a membership epoch's assignments: servers first, then
-// workers; a member that does not take its assignment fails the job.
-func (n *Node) assign(ls *leaderState, j *JobRecord, ms *Membership) {
+// workers. A server that refuses its assignment fails the job; one that
+// does not answer is tried again on the next tick (and replaced if it
+// stays away, see schedule); a worker that does not take its assignment
+// leaves the job in the next epoch.
+//
+// Only a job's first start (fresh) or an epoch that resets the ranges
+// from a checkpoint may go to a server that holds nothing of the job: a
+// server restarted (or not heard from by a new leader) taking an epoch
+// that goes on from where the others are would start its range afresh.
+// Such a server is waited for, and replaced once it has served nothing of
+// the job for a member timeout (see schedule).
+func (n *Node) assign(ls *leaderState, j *JobRecord, ms *Membership, fresh bool) {
 	barrier, step := n.timeouts(j)
 	base := wire.Assignment{V: wire.Version, Job: j.ID, Spec: j.Spec, Epoch: ms.Epoch, Members: len(ms.Members), MemberIDs: ms.Members,
 		Ranges: ms.Ranges, FromStep: ms.FromStep, TotalSteps: j.TotalSteps, StepsPerEpoch: j.StepsPerEpoch,
@@ -960,10 +979,26 @@ func (n *Node) assign(ls *leaderState, j *JobRecord, ms *Membership) {
 			}
 			return nil
 		}
-		return fmt.Errorf("%s did not take its assignment: %v", id, last)
+		return fmt.Errorf("%w: %s did not take its assignment: %v", errNoAnswer, id, last)
 	}
 	for i, id := range ms.Servers {
+		if !fresh && !ms.Reset {
+			ls.mu.Lock()
+			holds := ls.serving[id].job == j.ID
+			ls.mu.Unlock()
+			if !holds {
+				n.log.Debug("assignment held back: the server holds nothing of the job", zap.String("job", j.ID), zap.String("server", id))
+				return
+			}
+		}
 		if err := send(id, i); err != nil {
+			if errors.Is(err, errNoAnswer) {
+				// Down or restarting (a rolling upgrade): delivery is tried
+				// again next tick, and a server that stays away is judged
+				// lost and replaced like any other.
+				n.log.Debug("assignment not delivered", zap.String("job", j.ID), zap.Error(err))
+				return
+			}
 			n.finish(j.ID, api.JobFailed, err.Error())
 			return
 		}
