@@ -3,6 +3,7 @@ package paramserver
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -53,21 +54,37 @@ func (c ObjectStoreCheckpointer) Save(ctx context.Context, job string, step int6
 	return CheckpointBucket, name, nil
 }
 
-// Load implements Checkpointer.
+// Load implements Checkpointer. JetStream can be briefly without a stream
+// leader (a NATS server restarting in a rolling upgrade): a load that
+// fails otherwise than by a missing bucket or object is retried until ctx
+// ends.
 func (c ObjectStoreCheckpointer) Load(ctx context.Context, bucket, object string) ([]byte, error) {
 	js, err := jetstream.New(c.NC)
 	if err != nil {
 		return nil, err
 	}
-	store, err := js.ObjectStore(ctx, bucket)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint bucket %s: %w", bucket, err)
+	load := func() ([]byte, error) {
+		store, err := js.ObjectStore(ctx, bucket)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint bucket %s: %w", bucket, err)
+		}
+		b, err := store.GetBytes(ctx, object)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint %s: %w", object, err)
+		}
+		return b, nil
 	}
-	b, err := store.GetBytes(ctx, object)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w", object, err)
+	for {
+		b, err := load()
+		if err == nil || errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrObjectNotFound) {
+			return b, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
-	return b, nil
 }
 
 // encodeCheckpoint serialises a range's θ and optimizer state (with its step

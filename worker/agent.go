@@ -194,16 +194,34 @@ func (a *Agent) publish(ctx context.Context, asg Assignment, m *nn.Model) error 
 	}
 	pctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	store, err := js.CreateOrUpdateObjectStore(pctx, jetstream.ObjectStoreConfig{Bucket: ModelBucket, Description: "maas published models",
-		Replicas: natsconn.Replicas(a.nc)})
-	if err != nil {
-		return fmt.Errorf("model bucket: %w", err)
-	}
 	prefix := asg.Job + "/"
 	files := []string{train.WeightsFile, train.SpecFile}
-	for i, b := range [][]byte{weights, specYAML} {
-		if _, err := store.Put(pctx, jetstream.ObjectMeta{Name: prefix + files[i]}, bytes.NewReader(b)); err != nil {
-			return fmt.Errorf("store %s: %w", files[i], err)
+	upload := func() error {
+		store, err := js.CreateOrUpdateObjectStore(pctx, jetstream.ObjectStoreConfig{Bucket: ModelBucket, Description: "maas published models",
+			Replicas: natsconn.Replicas(a.nc)})
+		if err != nil {
+			return fmt.Errorf("model bucket: %w", err)
+		}
+		for i, b := range [][]byte{weights, specYAML} {
+			if _, err := store.Put(pctx, jetstream.ObjectMeta{Name: prefix + files[i]}, bytes.NewReader(b)); err != nil {
+				return fmt.Errorf("store %s: %w", files[i], err)
+			}
+		}
+		return nil
+	}
+	// JetStream can be briefly without a stream leader (a NATS server
+	// restarting in a rolling upgrade answers "no responders"): retry, the
+	// same names replacing any part already stored, for up to a minute.
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err := upload()
+		if err == nil {
+			break
+		}
+		a.log.Warn("model upload failed; retrying", zap.String("job", asg.Job), zap.Error(err))
+		select {
+		case <-pctx.Done():
+			return err
+		case <-time.After(wait):
 		}
 	}
 	return a.done(&wire.Done{V: wire.Version, Job: asg.Job, ID: a.cfg.ID, Rank: 0, Bucket: ModelBucket, Prefix: prefix,
