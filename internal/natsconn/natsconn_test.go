@@ -24,14 +24,11 @@ import (
 // else open and plain.
 func start(t *testing.T, s *clustertest.Secrets, mutual bool) *server.Server {
 	t.Helper()
+	if s != nil {
+		return s.NATSServer(t, mutual)
+	}
 	c := natsserver.DefaultConfig()
 	c.Port, c.StoreDir = -1, ""
-	if s != nil {
-		c.TLSCert, c.TLSKey, c.AuthFile = s.HostCert(), s.HostKey(), s.NATSUsers()
-		if mutual {
-			c.TLSCA = s.CA()
-		}
-	}
 	srv, err := natsserver.Start(c)
 	if err != nil {
 		t.Fatal(err)

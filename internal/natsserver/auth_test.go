@@ -26,18 +26,7 @@ import (
 // nats-users.conf; mutual also makes clients present a certificate.
 func startSecured(t *testing.T, s *clustertest.Secrets, mutual bool) *server.Server {
 	t.Helper()
-	c := natsserver.DefaultConfig()
-	c.Port = -1
-	c.TLSCert, c.TLSKey, c.AuthFile = s.HostCert(), s.HostKey(), s.NATSUsers()
-	if mutual {
-		c.TLSCA = s.CA()
-	}
-	srv, err := natsserver.Start(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return srv
+	return s.NATSServer(t, mutual)
 }
 
 // connect connects to srv as the process of kind (none: no nkey) over TLS

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/maas-ml/maas/deploy/cluster"
 	"github.com/maas-ml/maas/internal/natsserver"
 )
@@ -163,12 +165,23 @@ func (s *Secrets) PeerTLS(t testing.TB) *tls.Config {
 // ends, and returns its client URL.
 func (s *Secrets) StartNATS(t testing.TB) string {
 	t.Helper()
+	return s.NATSServer(t, false).ClientURL()
+}
+
+// NATSServer starts an embedded NATS server with the host's certificate
+// and nats-users.conf (mutual: clients must also present a certificate of
+// the CA), stopped when the test ends.
+func (s *Secrets) NATSServer(t testing.TB, mutual bool) *server.Server {
+	t.Helper()
 	c := natsserver.DefaultConfig()
 	c.Port, c.TLSCert, c.TLSKey, c.AuthFile = -1, s.HostCert(), s.HostKey(), s.NATSUsers()
+	if mutual {
+		c.TLSCA = s.CA()
+	}
 	srv, err := natsserver.Start(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return srv.ClientURL()
+	return srv
 }
