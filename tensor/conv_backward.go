@@ -53,7 +53,7 @@ func (a *convBwdArgs) run(part int) {
 			// dcol_i (rows, P) = Wᵀ (rows, OC) · dy_i (OC, P), folded into dx_i
 			clear(col)
 			gemmAcc(a.kern, a.wt, operand{m: dyi, ld: p}, rows, p, a.oc, 1, col, p, buf)
-			col2imPlanes(g, 1, col, a.dx[i*size:(i+1)*size], 0, g.C)
+			col2imPlanes(g, 1, col, a.dx[i*size:(i+1)*size], 0, g.C, true)
 		}
 	}
 }

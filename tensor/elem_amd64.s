@@ -168,6 +168,66 @@ pidone:
 	VZEROUPPER
 	RET
 
+// func maxPool2x2GatherAVX(y *float32, idx *int32, x *float32, off *int32, n int, base, w int32)
+//
+// For j < n (a multiple of 8), with o = base + off[j]: y[j] is the maximum
+// of x[o], x[o+1], x[o+w], x[o+w+1], the first in that order on ties, and
+// idx[j] its index into x. The windows are gathered, so they may lie
+// anywhere: rows of any width, planes of any height.
+TEXT ·maxPool2x2GatherAVX(SB), NOSPLIT, $0-48
+	MOVQ         y+0(FP), DI
+	MOVQ         idx+8(FP), R8
+	MOVQ         x+16(FP), SI
+	MOVQ         off+24(FP), DX
+	MOVQ         n+32(FP), CX
+	SHRQ         $3, CX
+	JEQ          pgdone
+	MOVL         base+40(FP), AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15 // base
+	MOVL         w+44(FP), AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14 // one row down
+	MOVL         $1, AX
+	VMOVD        AX, X13
+	VPBROADCASTD X13, Y13 // one column right
+
+pgloop:
+	VPADDD     (DX), Y15, Y6 // ia
+	VPADDD     Y13, Y6, Y7   // ib
+	VPADDD     Y14, Y6, Y9   // ic
+	VPADDD     Y13, Y9, Y10  // id
+	VPCMPEQD   Y11, Y11, Y11
+	VGATHERDPS Y11, (SI)(Y6*4), Y2 // a
+	VPCMPEQD   Y11, Y11, Y11
+	VGATHERDPS Y11, (SI)(Y7*4), Y3 // b
+	VPCMPEQD   Y11, Y11, Y11
+	VGATHERDPS Y11, (SI)(Y9*4), Y4 // c
+	VPCMPEQD   Y11, Y11, Y11
+	VGATHERDPS Y11, (SI)(Y10*4), Y5 // d
+
+	// m = a, im = ia; then b, c, d replace it where strictly larger.
+	VCMPPS    $0x1E, Y2, Y3, Y8 // b > m
+	VBLENDVPS Y8, Y3, Y2, Y2
+	VBLENDVPS Y8, Y7, Y6, Y6
+	VCMPPS    $0x1E, Y2, Y4, Y8 // c > m
+	VBLENDVPS Y8, Y4, Y2, Y2
+	VBLENDVPS Y8, Y9, Y6, Y6
+	VCMPPS    $0x1E, Y2, Y5, Y8 // d > m
+	VBLENDVPS Y8, Y5, Y2, Y2
+	VBLENDVPS Y8, Y10, Y6, Y6
+	VMOVUPS   Y2, (DI)
+	VMOVDQU   Y6, (R8)
+	ADDQ      $32, DX
+	ADDQ      $32, DI
+	ADDQ      $32, R8
+	DECQ      CX
+	JNZ       pgloop
+
+pgdone:
+	VZEROUPPER
+	RET
+
 // func addAVX(dst, src *float32, n int, mask *int32)
 //
 // dst[i] += src[i] for i < n: eight at a time, then the last n mod 8 under

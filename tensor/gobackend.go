@@ -65,7 +65,7 @@ type convArgs struct {
 func (a *convArgs) run(part int) {
 	if a.inverse {
 		lo, hi := split(a.n*a.geom.C, a.parts, 1, part)
-		col2imPlanes(a.geom, a.n, a.col, a.x, lo, hi)
+		col2imPlanes(a.geom, a.n, a.col, a.x, lo, hi, false)
 		return
 	}
 	lo, hi := split(a.geom.Rows(), a.parts, 1, part)
@@ -95,9 +95,17 @@ func (g *GoBackend) Col2Im(geom ConvGeom, n int, col, x []float32) { g.conv(geom
 func im2colRows(g ConvGeom, n int, x, col []float32, lo, hi int) {
 	oh, ow := g.OH(), g.OW()
 	ld := n * oh * ow
+	shift := flatShift(g)
 	for row := lo; row < hi; row++ {
 		c, kh, kw := row/(g.KH*g.KW), row/g.KW%g.KH, row%g.KW
 		dst := col[row*ld : (row+1)*ld]
+		if shift {
+			for i := 0; i < n; i++ {
+				plane := x[(i*g.C+c)*g.H*g.W : (i*g.C+c+1)*g.H*g.W]
+				im2colShift(g, plane, dst[i*oh*ow:(i+1)*oh*ow], kh, kw)
+			}
+			continue
+		}
 		// Output columns ox whose input column iw = ox·SW + kw − PW is inside [0, W).
 		x0, x1 := validRange(ow, g.SW, kw-g.PW, g.W)
 		for i := 0; i < n; i++ {
@@ -138,14 +146,26 @@ func zero(s []float32) {
 	}
 }
 
-// col2imPlanes writes the (image, channel) planes [lo, hi) of x.
-func col2imPlanes(g ConvGeom, n int, col, x []float32, lo, hi int) {
+// col2imPlanes writes the (image, channel) planes [lo, hi) of x. With
+// clobber set it may overwrite the col entries that fall in the padding
+// (see col2imShift).
+func col2imPlanes(g ConvGeom, n int, col, x []float32, lo, hi int, clobber bool) {
 	oh, ow := g.OH(), g.OW()
 	ld := n * oh * ow
+	shift := clobber && flatShift(g)
 	for pl := lo; pl < hi; pl++ {
 		i, c := pl/g.C, pl%g.C
 		plane := x[pl*g.H*g.W : (pl+1)*g.H*g.W]
 		clear(plane)
+		if shift {
+			for kh := 0; kh < g.KH; kh++ {
+				for kw := 0; kw < g.KW; kw++ {
+					row := (c*g.KH+kh)*g.KW + kw
+					col2imShift(g, col[row*ld+i*oh*ow:row*ld+(i+1)*oh*ow], plane, kh, kw)
+				}
+			}
+			continue
+		}
 		for kh := 0; kh < g.KH; kh++ {
 			for kw := 0; kw < g.KW; kw++ {
 				row := (c*g.KH+kh)*g.KW + kw
@@ -177,6 +197,78 @@ func col2imPlanes(g ConvGeom, n int, col, x []float32, lo, hi int) {
 				}
 			}
 		}
+	}
+}
+
+// flatShift reports whether g is a stride-1 convolution whose output rows
+// are as wide as its input rows (OW = W, "same" padding across). Then an
+// im2col row (c, kh, kw) of one image is its input plane read at the
+// constant flat shift s = (kh−PH)·W + kw−PW,
+//
+//	Im2Col[(c, kh, kw), p] = x[c][p + s]
+//
+// except in the output rows that read the padding above or below the image
+// and in the |kw−PW| columns of every row that read the padding beside it:
+// one long move and a few zeros per row, not a move per output row.
+func flatShift(g ConvGeom) bool { return g.SH == 1 && g.SW == 1 && g.OW() == g.W }
+
+// shiftRange returns, for the im2col row (kh, kw) of a flatShift geometry,
+// the shift s, the output rows [y0, y1) inside the image vertically, and the
+// flat positions [j0, j1) ⊆ [y0·W, y1·W) whose reads x[j + s] stay inside
+// the plane; the positions of [y0·W, y1·W) outside [j0, j1) are all in the
+// padding columns.
+func shiftRange(g ConvGeom, kh, kw int) (s, y0, y1, j0, j1 int) {
+	s = (kh-g.PH)*g.W + kw - g.PW
+	y0, y1 = max(0, g.PH-kh), min(g.OH(), g.H+g.PH-kh)
+	if y1 < y0 {
+		y1 = y0
+	}
+	j0, j1 = max(y0*g.W, -s), min(y1*g.W, g.H*g.W-s)
+	if j1 < j0 {
+		j1 = j0
+	}
+	return s, y0, y1, j0, j1
+}
+
+// padColumns calls f(lo, hi) for each output row y in [y0, y1) with the
+// columns [lo, hi) of that row, as flat positions, that read the padding
+// beside the image for kernel column kw.
+func padColumns(g ConvGeom, kw, y0, y1 int, f func(lo, hi int)) {
+	w := g.W
+	switch {
+	case kw < g.PW:
+		k := min(g.PW-kw, w)
+		for y := y0; y < y1; y++ {
+			f(y*w, y*w+k)
+		}
+	case kw > g.PW:
+		k := min(kw-g.PW, w)
+		for y := y0; y < y1; y++ {
+			f((y+1)*w-k, (y+1)*w)
+		}
+	}
+}
+
+// im2colShift writes one image's im2col row (kh, kw) d (OH·W) from its
+// input plane (H·W) for a flatShift geometry.
+func im2colShift(g ConvGeom, plane, d []float32, kh, kw int) {
+	s, y0, y1, j0, j1 := shiftRange(g, kh, kw)
+	w := g.W
+	zero(d[:y0*w])
+	zero(d[y1*w:])
+	copy(d[j0:j1], plane[j0+s:j1+s])
+	padColumns(g, kw, y0, y1, func(lo, hi int) { zero(d[lo:hi]) })
+}
+
+// col2imShift adds one image's im2col row (kh, kw) src (OH·W) into its
+// plane (H·W), the adjoint of im2colShift: the entries of src that read the
+// padding beside the image are set to 0 first (src is scratch), so that the
+// rest goes in with one long add.
+func col2imShift(g ConvGeom, src, plane []float32, kh, kw int) {
+	s, y0, y1, j0, j1 := shiftRange(g, kh, kw)
+	padColumns(g, kw, y0, y1, func(lo, hi int) { zero(src[lo:hi]) })
+	if j1 > j0 {
+		addTo(plane[j0+s:j1+s], src[j0:j1])
 	}
 }
 
@@ -239,8 +331,15 @@ func (g *GoBackend) ReluBackward(dy, y, dx []float32) {
 }
 
 func (g *GoBackend) MaxPool(geom PoolGeom, planes int, x, y []float32, idx []int32) {
+	var off []int32
+	if idx != nil && gatherPool(geom) {
+		s := g.pool.scratch.get()
+		defer g.pool.scratch.put(s)
+		off = s.takeIdx(poolGroup(geom) * geom.OH() * geom.OW())
+		poolOffsets(geom, off)
+	}
 	g.elem(planes*geom.H*geom.W, planes, func(e *elemArgs) {
-		e.op, e.a, e.b, e.idx, e.d0, e.pool = opMaxPool, x, y, idx, planes, geom
+		e.op, e.a, e.b, e.idx, e.d0, e.pool, e.off = opMaxPool, x, y, idx, planes, geom, off
 	})
 }
 

@@ -23,7 +23,8 @@ type elemArgs struct {
 	op      int
 	a, b, c []float32
 	idx     []int32
-	d0, d1  int // Transpose021: a, b (c is d2); pools: planes
+	off     []int32 // MaxPool: window offsets for maxPoolGather, or nil
+	d0, d1  int     // Transpose021: a, b (c is d2); pools: planes
 	d2      int
 	pool    PoolGeom
 	parts   int
@@ -43,6 +44,9 @@ func (e *elemArgs) run(part int) {
 		transpose021(e.a, e.b, e.d0, e.d1, e.d2, lo, hi)
 	case opMaxPool:
 		lo, hi := split(e.d0, e.parts, 1, part)
+		if e.off != nil {
+			lo = maxPoolGather(e.pool, e.a, e.b, e.idx, e.off, lo, hi)
+		}
 		maxPool(e.pool, e.a, e.b, e.idx, lo, hi)
 	case opMaxPoolBackward:
 		lo, hi := split(e.d0, e.parts, 1, part)
@@ -61,7 +65,7 @@ func (g *GoBackend) elem(work, units int, fill func(a *elemArgs)) {
 		a.parts = max(1, min(g.pool.threads, units))
 	}
 	g.pool.run(a, a.parts, &a.wg)
-	a.a, a.b, a.c, a.idx = nil, nil, nil, nil
+	a.a, a.b, a.c, a.idx, a.off = nil, nil, nil, nil, nil
 	g.pool.elemArgs.put(a)
 }
 
@@ -206,6 +210,53 @@ func maxPool(g PoolGeom, x, y []float32, idx []int32, lo, hi int) {
 			}
 		}
 	}
+}
+
+// gatherPool reports whether MaxPool with indices takes maxPoolGather for
+// g: 2×2 windows of stride 2 whose output rows are not a multiple of 8
+// wide, where the row kernel would leave a tail on every row.
+func gatherPool(g PoolGeom) bool {
+	return hasAVX2FMA && g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.OW()%8 != 0
+}
+
+// poolGroup returns how many planes maxPoolGather takes at once: the
+// fewest whose outputs are a multiple of 8.
+func poolGroup(g PoolGeom) int {
+	ohw := g.OH() * g.OW()
+	k := 8
+	for ohw%2 == 0 && k > 1 {
+		ohw, k = ohw/2, k/2
+	}
+	return k
+}
+
+// poolOffsets fills off (poolGroup(g)·OH·OW) with the flat offset, from the
+// first plane of a group, of each output's window.
+func poolOffsets(g PoolGeom, off []int32) {
+	hw, oh, ow := g.H*g.W, g.OH(), g.OW()
+	k := 0
+	for q := 0; q < len(off)/(oh*ow); q++ {
+		for i := 0; i < oh; i++ {
+			for j := 0; j < ow; j++ {
+				off[k] = int32(q*hw + i*g.SH*g.W + j*g.SW)
+				k++
+			}
+		}
+	}
+}
+
+// maxPoolGather pools the planes [lo, hi) that fill whole groups of
+// poolGroup(g) planes with the gathering kernel and returns where it
+// stopped; off is poolOffsets's table.
+func maxPoolGather(g PoolGeom, x, y []float32, idx []int32, off []int32, lo, hi int) int {
+	hw := g.H * g.W
+	ohw := g.OH() * g.OW()
+	k := len(off) / ohw
+	for ; lo+k <= hi; lo += k {
+		_, _, _ = x[(lo+k)*hw-1], y[(lo+k)*ohw-1], idx[(lo+k)*ohw-1]
+		maxPool2x2GatherAVX(&y[lo*ohw], &idx[lo*ohw], &x[0], &off[0], len(off), int32(lo*hw), int32(g.W))
+	}
+	return lo
 }
 
 // maxPoolBackward writes planes [lo, hi) of dx. Windows never cross planes,

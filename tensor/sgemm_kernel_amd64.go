@@ -69,6 +69,13 @@ func reluBackwardAVX(dy, y, dx *float32, n int)
 //go:noescape
 func maxPool2x2IdxAVX(y *float32, idx *int32, r0, r1 *float32, n int, base, w int32)
 
+// maxPool2x2GatherAVX is maxPool2x2IdxAVX for windows anywhere in x: for
+// j < n, n a multiple of 8, the window of y[j] starts at base + off[j], its
+// second row w further on; in elem_amd64.s.
+//
+//go:noescape
+func maxPool2x2GatherAVX(y *float32, idx *int32, x *float32, off *int32, n int, base, w int32)
+
 // pack16 copies a 16-column panel of a row-major matrix: dst[p·16+j] =
 // src[p·ld+j] for p < kb, j < 16; in gather_amd64.s.
 //

@@ -20,6 +20,10 @@ func maxPool2x2IdxAVX(y *float32, idx *int32, r0, r1 *float32, n int, base, w in
 	panic("unreachable")
 }
 
+func maxPool2x2GatherAVX(y *float32, idx *int32, x *float32, off *int32, n int, base, w int32) {
+	panic("unreachable")
+}
+
 func pack16(dst, src *float32, ld, kb int) { panic("unreachable") }
 
 func packT16(dst, src *float32, ld, blocks int) { panic("unreachable") }

@@ -203,6 +203,15 @@ var convGeoms = []tensor.ConvGeom{
 	{C: 2, H: 3, W: 3, KH: 3, KW: 3, SH: 1, SW: 1, PH: 2, PW: 2},
 	{C: 5, H: 14, W: 14, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1},
 	{C: 1, H: 1, W: 1, KH: 1, KW: 1, SH: 1, SW: 1},
+	// Stride 1 with output rows as wide as the input's (the shifted-plane
+	// paths): kernels wider than the image, padding wider than a row, output
+	// rows that read only padding, more or fewer output rows than input rows.
+	{C: 2, H: 6, W: 4, KH: 1, KW: 3, SH: 1, SW: 1, PH: 0, PW: 1},
+	{C: 1, H: 2, W: 1, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1},
+	{C: 1, H: 4, W: 2, KH: 5, KW: 5, SH: 1, SW: 1, PH: 2, PW: 2},
+	{C: 1, H: 3, W: 7, KH: 3, KW: 7, SH: 1, SW: 1, PH: 0, PW: 3},
+	{C: 2, H: 5, W: 6, KH: 4, KW: 3, SH: 1, SW: 1, PH: 0, PW: 1},
+	{C: 1, H: 3, W: 3, KH: 1, KW: 3, SH: 1, SW: 1, PH: 2, PW: 1},
 }
 
 func testConv(t *testing.T, b tensor.Backend) {
@@ -501,14 +510,15 @@ func testMaxPool(t *testing.T, b tensor.Backend) {
 	r := rand.New(rand.NewPCG(13, 14))
 	geoms := []tensor.PoolGeom{
 		{H: 4, W: 4, KH: 2, KW: 2, SH: 2, SW: 2},
-		{H: 7, W: 7, KH: 2, KW: 2, SH: 2, SW: 2},  // odd: last row/column dropped
-		{H: 6, W: 37, KH: 2, KW: 2, SH: 2, SW: 2}, // 18 outputs a row: vector and scalar parts
+		{H: 7, W: 7, KH: 2, KW: 2, SH: 2, SW: 2},   // odd: last row/column dropped
+		{H: 14, W: 14, KH: 2, KW: 2, SH: 2, SW: 2}, // 49 outputs a plane: groups of 8 planes
+		{H: 6, W: 37, KH: 2, KW: 2, SH: 2, SW: 2},  // 18 outputs a row: vector and scalar parts
 		{H: 5, W: 6, KH: 3, KW: 2, SH: 1, SW: 2},
 		{H: 9, W: 9, KH: 3, KW: 3, SH: 2, SW: 2}, // overlapping windows
 		{H: 1, W: 1, KH: 1, KW: 1, SH: 1, SW: 1},
 	}
 	for _, g := range geoms {
-		for _, planes := range []int{1, 3, 10} {
+		for _, planes := range []int{1, 3, 10, 171} { // 171: split across cores
 			name := fmt.Sprintf("MaxPool %+v planes=%d", g, planes)
 			x := randSlice(r, planes*g.H*g.W)
 			if len(x) > 3 {
