@@ -95,14 +95,19 @@ func (g *GoBackend) Col2Im(geom ConvGeom, n int, col, x []float32) { g.conv(geom
 func im2colRows(g ConvGeom, n int, x, col []float32, lo, hi int) {
 	oh, ow := g.OH(), g.OW()
 	ld := n * oh * ow
-	shift := flatShift(g)
+	var tab [maxShiftTaps]shiftRow
+	var shifts []shiftRow
+	if flatShift(g) {
+		shifts = shiftTable(g, &tab)
+	}
 	for row := lo; row < hi; row++ {
 		c, kh, kw := row/(g.KH*g.KW), row/g.KW%g.KH, row%g.KW
 		dst := col[row*ld : (row+1)*ld]
-		if shift {
+		if shifts != nil {
+			sr := &shifts[row%len(shifts)]
 			for i := 0; i < n; i++ {
 				plane := x[(i*g.C+c)*g.H*g.W : (i*g.C+c+1)*g.H*g.W]
-				im2colShift(g, plane, dst[i*oh*ow:(i+1)*oh*ow], kh, kw)
+				sr.im2col(plane, dst[i*oh*ow:(i+1)*oh*ow])
 			}
 			continue
 		}
@@ -148,21 +153,23 @@ func zero(s []float32) {
 
 // col2imPlanes writes the (image, channel) planes [lo, hi) of x. With
 // clobber set it may overwrite the col entries that fall in the padding
-// (see col2imShift).
+// (see shiftRow.col2im).
 func col2imPlanes(g ConvGeom, n int, col, x []float32, lo, hi int, clobber bool) {
 	oh, ow := g.OH(), g.OW()
 	ld := n * oh * ow
-	shift := clobber && flatShift(g)
+	var tab [maxShiftTaps]shiftRow
+	var shifts []shiftRow
+	if clobber && flatShift(g) {
+		shifts = shiftTable(g, &tab)
+	}
 	for pl := lo; pl < hi; pl++ {
 		i, c := pl/g.C, pl%g.C
 		plane := x[pl*g.H*g.W : (pl+1)*g.H*g.W]
 		clear(plane)
-		if shift {
-			for kh := 0; kh < g.KH; kh++ {
-				for kw := 0; kw < g.KW; kw++ {
-					row := (c*g.KH+kh)*g.KW + kw
-					col2imShift(g, col[row*ld+i*oh*ow:row*ld+(i+1)*oh*ow], plane, kh, kw)
-				}
+		if shifts != nil {
+			for t := range shifts {
+				row := c*len(shifts) + t
+				shifts[t].col2im(col[row*ld+i*oh*ow:row*ld+(i+1)*oh*ow], plane)
 			}
 			continue
 		}
@@ -201,74 +208,84 @@ func col2imPlanes(g ConvGeom, n int, col, x []float32, lo, hi int, clobber bool)
 }
 
 // flatShift reports whether g is a stride-1 convolution whose output rows
-// are as wide as its input rows (OW = W, "same" padding across). Then an
-// im2col row (c, kh, kw) of one image is its input plane read at the
-// constant flat shift s = (kh−PH)·W + kw−PW,
+// are as wide as its input rows (OW = W, "same" padding across) and whose
+// kernel has at most maxShiftTaps taps. Then an im2col row (c, kh, kw) of
+// one image is its input plane read at the constant flat shift
+// s = (kh−PH)·W + kw−PW,
 //
 //	Im2Col[(c, kh, kw), p] = x[c][p + s]
 //
 // except in the output rows that read the padding above or below the image
 // and in the |kw−PW| columns of every row that read the padding beside it:
 // one long move and a few zeros per row, not a move per output row.
-func flatShift(g ConvGeom) bool { return g.SH == 1 && g.SW == 1 && g.OW() == g.W }
-
-// shiftRange returns, for the im2col row (kh, kw) of a flatShift geometry,
-// the shift s, the output rows [y0, y1) inside the image vertically, and the
-// flat positions [j0, j1) ⊆ [y0·W, y1·W) whose reads x[j + s] stay inside
-// the plane; the positions of [y0·W, y1·W) outside [j0, j1) are all in the
-// padding columns.
-func shiftRange(g ConvGeom, kh, kw int) (s, y0, y1, j0, j1 int) {
-	s = (kh-g.PH)*g.W + kw - g.PW
-	y0, y1 = max(0, g.PH-kh), min(g.OH(), g.H+g.PH-kh)
-	if y1 < y0 {
-		y1 = y0
-	}
-	j0, j1 = max(y0*g.W, -s), min(y1*g.W, g.H*g.W-s)
-	if j1 < j0 {
-		j1 = j0
-	}
-	return s, y0, y1, j0, j1
+func flatShift(g ConvGeom) bool {
+	return g.SH == 1 && g.SW == 1 && g.OW() == g.W && g.KH*g.KW <= maxShiftTaps
 }
 
-// padColumns calls f(lo, hi) for each output row y in [y0, y1) with the
-// columns [lo, hi) of that row, as flat positions, that read the padding
-// beside the image for kernel column kw.
-func padColumns(g ConvGeom, kw, y0, y1 int, f func(lo, hi int)) {
-	w := g.W
-	switch {
-	case kw < g.PW:
-		k := min(g.PW-kw, w)
-		for y := y0; y < y1; y++ {
-			f(y*w, y*w+k)
+// maxShiftTaps bounds the kernels that take the shifted-plane path (7×7),
+// so that their shiftRow table fits on the stack.
+const maxShiftTaps = 49
+
+// shiftRow is the shifted-plane form of one kernel tap (kh, kw) of a
+// flatShift geometry: im2col row (c, kh, kw) at flat output position j is
+// x[c][j + s] for the output rows [y0, y1) inside the image vertically,
+// except in the columns [zlo, zlo+zn) of each such row, which read the
+// padding beside it; [j0, j1) ⊆ [y0·W, y1·W) are the positions whose reads
+// stay inside the plane (the rest of [y0·W, y1·W) lies in those columns).
+type shiftRow struct {
+	s, w, y0, y1, j0, j1, zlo, zn int
+}
+
+// shiftTable fills tab[kh·KW + kw] for every tap of g, a flatShift
+// geometry, and returns the filled part.
+func shiftTable(g ConvGeom, tab *[maxShiftTaps]shiftRow) []shiftRow {
+	oh := g.OH()
+	for kh := 0; kh < g.KH; kh++ {
+		for kw := 0; kw < g.KW; kw++ {
+			r := shiftRow{s: (kh-g.PH)*g.W + kw - g.PW, w: g.W}
+			r.y0, r.y1 = max(0, g.PH-kh), min(oh, g.H+g.PH-kh)
+			r.y1 = max(r.y1, r.y0)
+			r.j0, r.j1 = max(r.y0*g.W, -r.s), min(r.y1*g.W, g.H*g.W-r.s)
+			r.j1 = max(r.j1, r.j0)
+			switch {
+			case kw < g.PW:
+				r.zlo, r.zn = 0, min(g.PW-kw, g.W)
+			case kw > g.PW:
+				r.zn = min(kw-g.PW, g.W)
+				r.zlo = g.W - r.zn
+			}
+			tab[kh*g.KW+kw] = r
 		}
-	case kw > g.PW:
-		k := min(kw-g.PW, w)
-		for y := y0; y < y1; y++ {
-			f((y+1)*w-k, (y+1)*w)
-		}
+	}
+	return tab[:g.KH*g.KW]
+}
+
+// zeroPad zeroes the padding columns of d's rows [y0, y1).
+func (r *shiftRow) zeroPad(d []float32) {
+	if r.zn == 0 {
+		return
+	}
+	for y := r.y0; y < r.y1; y++ {
+		zero(d[y*r.w+r.zlo : y*r.w+r.zlo+r.zn])
 	}
 }
 
-// im2colShift writes one image's im2col row (kh, kw) d (OH·W) from its
-// input plane (H·W) for a flatShift geometry.
-func im2colShift(g ConvGeom, plane, d []float32, kh, kw int) {
-	s, y0, y1, j0, j1 := shiftRange(g, kh, kw)
-	w := g.W
-	zero(d[:y0*w])
-	zero(d[y1*w:])
-	copy(d[j0:j1], plane[j0+s:j1+s])
-	padColumns(g, kw, y0, y1, func(lo, hi int) { zero(d[lo:hi]) })
+// im2col writes one image's im2col row d (OH·W) from its input plane (H·W).
+func (r *shiftRow) im2col(plane, d []float32) {
+	zero(d[:r.y0*r.w])
+	zero(d[r.y1*r.w:])
+	copy(d[r.j0:r.j1], plane[r.j0+r.s:r.j1+r.s])
+	r.zeroPad(d)
 }
 
-// col2imShift adds one image's im2col row (kh, kw) src (OH·W) into its
-// plane (H·W), the adjoint of im2colShift: the entries of src that read the
-// padding beside the image are set to 0 first (src is scratch), so that the
-// rest goes in with one long add.
-func col2imShift(g ConvGeom, src, plane []float32, kh, kw int) {
-	s, y0, y1, j0, j1 := shiftRange(g, kh, kw)
-	padColumns(g, kw, y0, y1, func(lo, hi int) { zero(src[lo:hi]) })
-	if j1 > j0 {
-		addTo(plane[j0+s:j1+s], src[j0:j1])
+// col2im adds one image's im2col row src (OH·W) into its plane (H·W), the
+// adjoint of im2col: the entries of src that read the padding beside the
+// image are set to 0 first (src is scratch), so that the rest goes in with
+// one long add.
+func (r *shiftRow) col2im(src, plane []float32) {
+	r.zeroPad(src)
+	if r.j1 > r.j0 {
+		addTo(plane[r.j0+r.s:r.j1+r.s], src[r.j0:r.j1])
 	}
 }
 
