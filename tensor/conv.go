@@ -103,8 +103,9 @@ func (s *convScratch) take(n int) []float32 {
 }
 
 // convFwdArgs carries one Conv2D call across the pool. Its work is
-// n·chunks units: image i, column chunk c of that image's P outputs.
-// y_i = W · col_i, with W (oc, rows) packed.
+// n·chunks units: image i, column chunk c of that image's P outputs,
+// y_i = W · col_i, with W (oc, rows) packed; or, with group > 1, runs of
+// group images side by side in one GEMM (see convGroup).
 type convFwdArgs struct {
 	geom          ConvGeom
 	n, oc         int
@@ -115,6 +116,7 @@ type convFwdArgs struct {
 	rowOff        []int32   // implicitCol offsets
 	colOff        []int32
 	chunks, parts int
+	group         int // images a GEMM takes side by side
 	kern          *microKernel
 	bufs          freeList[gemmBuffers]
 	scratch       freeList[convScratch]
@@ -122,6 +124,10 @@ type convFwdArgs struct {
 }
 
 func (a *convFwdArgs) run(part int) {
+	if a.group > 1 {
+		a.runGroups(part)
+		return
+	}
 	g := a.geom
 	p, rows := g.OH()*g.OW(), g.Rows()
 	lo, hi := split(a.n*a.chunks, a.parts, 1, part)
@@ -180,6 +186,87 @@ func (a *convFwdArgs) run(part int) {
 	}
 }
 
+// convGroup returns how many images one forward GEMM should take side by
+// side. The micro-kernel works on panels of nr output columns, so an image
+// with few outputs leaves part of its last panel idle: 49 outputs (the
+// seed CNN's 7×7 layer) fill 4 panels of 16 to 77%; four images side by
+// side, 196 columns, fill 13 panels to 94%. It is the fewest images (at
+// most 512 columns, and enough runs for every core) whose panels are at
+// least 93% full, or 1.
+func convGroup(p, nr, n, threads int) int {
+	full := func(cols int) bool { return 100*cols >= 93*roundUp(cols, nr) }
+	if full(p) {
+		return 1
+	}
+	for g := 2; g*p <= 512 && g*threads <= n; g++ {
+		if full(g * p) {
+			return g
+		}
+	}
+	return 1
+}
+
+// runGroups is run for group > 1: unit u is the images [u·group,
+// (u+1)·group), whose implicit im2col matrices lie side by side (colOff
+// holds group images' columns), computed into a scratch C (oc, group·P)
+// that starts as the bias and is copied out image by image, through the
+// ReLU.
+func (a *convFwdArgs) runGroups(part int) {
+	g := a.geom
+	p, rows := g.OH()*g.OW(), g.Rows()
+	lo, hi := split((a.n+a.group-1)/a.group, a.parts, 1, part)
+	if lo == hi {
+		return
+	}
+	buf := a.bufs.get()
+	defer a.bufs.put(buf)
+	s := a.scratch.get()
+	defer a.scratch.put(s)
+	imageSize, paddedSize := g.C*g.H*g.W, g.C*(g.H+2*g.PH)*(g.W+2*g.PW)
+	padded := g.PH > 0 || g.PW > 0
+	cols := a.group * p
+	need := a.oc * cols
+	if padded {
+		need += a.group * paddedSize
+	}
+	t := s.take(need)
+	c, xp := t[:a.oc*cols], t[a.oc*cols:]
+	for u := lo; u < hi; u++ {
+		i0 := u * a.group
+		gs := min(a.group, a.n-i0)
+		w := gs * p
+		if padded {
+			for k := range gs {
+				padImage(g, a.x[(i0+k)*imageSize:(i0+k+1)*imageSize], xp[k*paddedSize:(k+1)*paddedSize])
+			}
+			buf.ic = implicitCol{xp: xp[:gs*paddedSize], rowOff: a.rowOff, colOff: a.colOff[:w]}
+		} else {
+			buf.ic = implicitCol{xp: a.x[i0*imageSize : (i0+gs)*imageSize], rowOff: a.rowOff, colOff: a.colOff[:w]}
+		}
+		for o := 0; o < a.oc; o++ {
+			bv := float32(0)
+			if a.bias != nil {
+				bv = a.bias[o]
+			}
+			row := c[o*w : (o+1)*w]
+			for j := range row {
+				row[j] = bv
+			}
+		}
+		gemmAcc(a.kern, a.w, operand{implicit: &buf.ic}, a.oc, w, rows, 1, c, w, buf)
+		for k := range gs {
+			yi := a.y[(i0+k)*a.oc*p : (i0+k+1)*a.oc*p]
+			for o := 0; o < a.oc; o++ {
+				dst := yi[o*p : (o+1)*p]
+				copy(dst, c[o*w+k*p:o*w+(k+1)*p])
+				if a.relu {
+					relu(dst, dst)
+				}
+			}
+		}
+	}
+}
+
 func (g *GoBackend) Conv2D(geom ConvGeom, n int, x []float32, w *Packed, bias []float32, relu bool, y []float32) {
 	oc := w.Rows
 	if n <= 0 || oc <= 0 {
@@ -196,17 +283,31 @@ func (g *GoBackend) Conv2D(geom ConvGeom, n int, x []float32, w *Packed, bias []
 	if 2*n*oc*p*rows < gemmMinParallel {
 		threads = 1
 	}
-	a.chunks = 1
+	a.chunks, a.group = 1, convGroup(p, kern.nr, n, threads)
 	if n < threads {
 		a.chunks = min((threads+n-1)/n, (p+kern.nr-1)/kern.nr)
 	}
 	a.parts = min(threads, n*a.chunks)
+	if a.group > 1 {
+		a.parts = min(threads, (n+a.group-1)/a.group)
+	}
 	// The GEMM reads the images in place (implicitCol); when cores share an
 	// image it is padded here, once.
 	shared := g.pool.scratch.get()
-	offs := shared.takeIdx(rows + p)
+	offs := shared.takeIdx(rows + a.group*p)
 	a.rowOff, a.colOff = offs[:rows], offs[rows:]
-	implicitOffsets(geom, a.rowOff, a.colOff)
+	implicitOffsets(geom, a.rowOff, a.colOff[:p])
+	if a.group > 1 { // the next images' columns, one image (padded or not) further on
+		stride := geom.C * geom.H * geom.W
+		if geom.PH > 0 || geom.PW > 0 {
+			stride = geom.C * (geom.H + 2*geom.PH) * (geom.W + 2*geom.PW)
+		}
+		for k := 1; k < a.group; k++ {
+			for j, o := range a.colOff[:p] {
+				a.colOff[k*p+j] = o + int32(k*stride)
+			}
+		}
+	}
 	if a.chunks > 1 && (geom.PH > 0 || geom.PW > 0) {
 		size := geom.C * (geom.H + 2*geom.PH) * (geom.W + 2*geom.PW)
 		a.padded = shared.take(n * size)
