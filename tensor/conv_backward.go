@@ -3,21 +3,24 @@ package tensor
 import "sync"
 
 // The convolution backward pass works image by image, as the forward
-// pass. With dy_i (OC, P) contiguous, the weight gradient is a sum of
-// per-image GEMMs, dw += dy_i · col_iᵀ, with col_i = Im2Col(x_i) unfolded
-// by the core that uses it, into a buffer that stays in its cache (the
-// batch's im2col is never written: the forward pass reads the images in
-// place). The same buffer then takes dcol_i = Wᵀ · dy_i, folded back by
-// Col2Im while it is in cache. (Packing col_iᵀ straight from the image
-// with gathers, as the forward pass packs col_i, was measured slower: the
-// 16 values of a transposed panel row lie in as many image rows.) Each
-// core takes a run of images with its own dw and db accumulators, summed at
-// the end; nothing is transposed.
+// pass, or on runs of a few images side by side where one image's outputs
+// would fill the micro-kernel's panels poorly (convGroup; the run's dy is
+// rearranged to (OC, images·P) first). With dy (OC, P) contiguous, the
+// weight gradient is a sum of GEMMs, dw += dy · colᵀ, with col = Im2Col(x)
+// unfolded by the core that uses it, into a buffer that stays in its cache
+// (the batch's im2col is never written: the forward pass reads the images
+// in place). The same buffer then takes dcol = Wᵀ · dy, folded back by
+// Col2Im while it is in cache. (Packing colᵀ straight from the image with
+// gathers, as the forward pass packs col, was measured slower: the 16
+// values of a transposed panel row lie in as many image rows.) Each core
+// takes a run of images with its own dw and db accumulators, summed at the
+// end.
 
 // convBwdArgs carries one Conv2DBackward call across the pool.
 type convBwdArgs struct {
 	geom         ConvGeom
 	n, oc, parts int
+	group        int // images taken side by side (see convGroup)
 	x, dy, dx    []float32
 	wt           operand     // Wᵀ (rows, OC), packed once
 	partial      [][]float32 // per part: its dw then db accumulators
@@ -30,30 +33,43 @@ type convBwdArgs struct {
 func (a *convBwdArgs) run(part int) {
 	g := a.geom
 	p, rows := g.OH()*g.OW(), g.Rows()
-	lo, hi := split(a.n, a.parts, 1, part)
+	lo, hi := split((a.n+a.group-1)/a.group, a.parts, 1, part)
 	buf := a.bufs.get()
 	defer a.bufs.put(buf)
-	dwLen := a.oc * rows
-	s := a.scratches[part].take(dwLen + a.oc + rows*p)
+	dwLen, cols := a.oc*rows, a.group*p
+	need := dwLen + a.oc + rows*cols
+	if a.group > 1 {
+		need += a.oc * cols
+	}
+	s := a.scratches[part].take(need)
 	clear(s[:dwLen+a.oc])
 	dw, db := s[:dwLen], s[dwLen:dwLen+a.oc]
-	col := s[dwLen+a.oc:] // col_i, then dcol_i
+	col := s[dwLen+a.oc : dwLen+a.oc+rows*cols] // col, then dcol, of a run of images
+	dyt := s[dwLen+a.oc+rows*cols:]             // the run's dy as (OC, images·P)
 	a.partial[part] = s[:dwLen+a.oc]
 	size := g.C * g.H * g.W
-	for i := lo; i < hi; i++ {
-		dyi := a.dy[i*a.oc*p : (i+1)*a.oc*p]
-		// dw (OC, rows) += dy_i (OC, P) · col_iᵀ (P, rows), col_i unfolded
-		// here, into this core's cache
-		im2colRows(g, 1, a.x[i*size:(i+1)*size], col, 0, rows)
-		gemmAcc(a.kern, operand{m: dyi, ld: p}, operand{m: col, ld: p, trans: true}, a.oc, rows, p, 1, dw, rows, buf)
+	for u := lo; u < hi; u++ {
+		i0 := u * a.group
+		gs := min(a.group, a.n-i0)
+		w := gs * p
+		dyg := a.dy[i0*a.oc*p : (i0+gs)*a.oc*p]
+		if gs > 1 {
+			transpose021(dyg, dyt, gs, a.oc, p, 0, gs)
+			dyg = dyt[:a.oc*w]
+		}
+		xg := a.x[i0*size : (i0+gs)*size]
+		// dw (OC, rows) += dy (OC, w) · colᵀ (w, rows), col unfolded here,
+		// into this core's cache
+		im2colRows(g, gs, xg, col, 0, rows)
+		gemmAcc(a.kern, operand{m: dyg, ld: w}, operand{m: col, ld: w, trans: true}, a.oc, rows, w, 1, dw, rows, buf)
 		for o := range a.oc {
-			db[o] += sum32(dyi[o*p : (o+1)*p])
+			db[o] += sum32(dyg[o*w : (o+1)*w])
 		}
 		if a.dx != nil {
-			// dcol_i (rows, P) = Wᵀ (rows, OC) · dy_i (OC, P), folded into dx_i
-			clear(col)
-			gemmAcc(a.kern, a.wt, operand{m: dyi, ld: p}, rows, p, a.oc, 1, col, p, buf)
-			col2imPlanes(g, 1, col, a.dx[i*size:(i+1)*size], 0, g.C, true)
+			// dcol (rows, w) = Wᵀ (rows, OC) · dy (OC, w), folded into dx
+			clear(col[:rows*w])
+			gemmAcc(a.kern, a.wt, operand{m: dyg, ld: w}, rows, w, a.oc, 1, col, w, buf)
+			col2imPlanes(g, gs, col, a.dx[i0*size:(i0+gs)*size], 0, gs*g.C, true)
 		}
 	}
 }
@@ -69,10 +85,12 @@ func (g *GoBackend) Conv2DBackward(geom ConvGeom, n int, x, w, dy, dw, db, dx []
 	a := g.pool.convBwd.get()
 	partial, scratches := a.partial[:0], a.scratches[:0] // kept from an earlier call
 	*a = convBwdArgs{geom: geom, n: n, oc: oc, x: x, dy: dy, dx: dx, kern: kern, bufs: g.pool.gemmBufs}
-	a.parts = min(g.pool.threads, n)
+	threads := g.pool.threads
 	if 2*n*oc*p*rows < gemmMinParallel {
-		a.parts = 1
+		threads = 1
 	}
+	a.group = convGroup(p, kern.nr, n, threads)
+	a.parts = min(threads, (n+a.group-1)/a.group)
 	shared := g.pool.scratch.get()
 	if dx != nil {
 		packed := shared.take(roundUp(rows, kern.mr) * oc)
