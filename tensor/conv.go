@@ -31,9 +31,16 @@ func (s *convScratch) takeIdx(n int) []int32 {
 //
 // so the GEMM packs its panels straight from the image, and no im2col
 // matrix is written or read.
+//
+// A shifted-plane convolution (flatShift, see shiftPanels) is read another
+// way: masks is set, xp is the image itself (not padded), and
+//
+//	Im2Col[r, j] = masks[j/16·taps·16 + rowMask[r] + j%16] ? xp[rowOff[r] + j] : 0
 type implicitCol struct {
 	xp             []float32
 	rowOff, colOff []int32
+	rowMask, masks []int32
+	taps           int
 }
 
 // implicitOffsets fills rowOff (Rows) and colOff (OH·OW) for g.
@@ -46,6 +53,40 @@ func implicitOffsets(g ConvGeom, rowOff, colOff []int32) {
 	ow := g.OW()
 	for j := range colOff {
 		colOff[j] = int32(j/ow*g.SH*wp + j%ow*g.SW)
+	}
+}
+
+// shiftPanels sets up the shifted-plane reading of implicitCol for a
+// flatShift geometry: rowOff[r] = c·H·W + s for row r = (c, tap) and tap
+// shift s, rowMask[r] = tap·16, and masks (panels of 16 output columns ×
+// taps × 16) marking the columns of each panel that each tap reads inside
+// the image (the rest, and the columns past the last output, are 0). A
+// panel row is then two masked vector loads, where the gathers of the
+// padded image took sixteen separate reads.
+func shiftPanels(g ConvGeom, rowOff, rowMask, masks []int32) {
+	var tab [maxShiftTaps]shiftRow
+	shifts := shiftTable(g, &tab)
+	taps, hw := len(shifts), g.H*g.W
+	for r := range rowOff {
+		t := r % taps
+		rowOff[r] = int32(r/taps*hw + shifts[t].s)
+		rowMask[r] = int32(t * 16)
+	}
+	p, panels := g.OH()*g.OW(), len(masks)/(taps*16)
+	for t := range shifts {
+		sr := &shifts[t]
+		y, x := 0, 0 // of output column j
+		for j := 0; j < panels*16; j++ {
+			in := j < p && y >= sr.y0 && y < sr.y1 && (x < sr.zlo || x >= sr.zlo+sr.zn)
+			k := (j/16*taps+t)*16 + j%16
+			masks[k] = 0
+			if in {
+				masks[k] = -1
+			}
+			if x++; x == g.W {
+				x, y = 0, y+1
+			}
+		}
 	}
 }
 
@@ -70,6 +111,15 @@ func padImage(g ConvGeom, x, xp []float32) {
 func packBImplicit(nr int, ic *implicitCol, pc, jc, kb, nb int, dst []float32) {
 	rowOff := ic.rowOff[pc : pc+kb]
 	if kb == 0 {
+		return
+	}
+	if ic.masks != nil { // nr is 16, jc a multiple of 16
+		rowMask := ic.rowMask[pc : pc+kb]
+		for q := 0; q < nb; q += nr {
+			m := ic.masks[(jc+q)/16*ic.taps*16:]
+			_ = m[ic.taps*16-1]
+			packShift16(&dst[q*kb], &ic.xp[0], &rowOff[0], &rowMask[0], &m[0], kb, jc+q)
+		}
 		return
 	}
 	// Every offset must stay inside the padded image: gather16 does not
@@ -115,6 +165,8 @@ type convFwdArgs struct {
 	padded        []float32 // with chunks > 1: every image padded
 	rowOff        []int32   // implicitCol offsets
 	colOff        []int32
+	rowMask       []int32 // with masks: the shifted-plane reading (shiftPanels)
+	masks         []int32
 	chunks, parts int
 	group         int // images a GEMM takes side by side
 	kern          *microKernel
@@ -137,7 +189,7 @@ func (a *convFwdArgs) run(part int) {
 	buf := a.bufs.get()
 	defer a.bufs.put(buf)
 	var own *convScratch
-	if a.padded == nil && (g.PH > 0 || g.PW > 0) {
+	if a.padded == nil && a.masks == nil && (g.PH > 0 || g.PW > 0) {
 		own = a.scratch.get()
 		defer a.scratch.put(own)
 	}
@@ -150,6 +202,11 @@ func (a *convFwdArgs) run(part int) {
 		}
 		b := operand{}
 		switch {
+		case a.masks != nil: // the image as it is, read at shifts
+			buf.ic = implicitCol{xp: a.x[i*imageSize : (i+1)*imageSize], rowOff: a.rowOff, rowMask: a.rowMask,
+				masks: a.masks, taps: g.KH * g.KW}
+			b.implicit = &buf.ic
+			b.off = c0
 		case a.padded != nil: // padded up front, shared by the chunks
 			buf.ic = implicitCol{xp: a.padded[i*paddedSize : (i+1)*paddedSize], rowOff: a.rowOff, colOff: a.colOff}
 			b.implicit = &buf.ic
@@ -294,9 +351,16 @@ func (g *GoBackend) Conv2D(geom ConvGeom, n int, x []float32, w *Packed, bias []
 	// The GEMM reads the images in place (implicitCol); when cores share an
 	// image it is padded here, once.
 	shared := g.pool.scratch.get()
-	offs := shared.takeIdx(rows + a.group*p)
-	a.rowOff, a.colOff = offs[:rows], offs[rows:]
-	implicitOffsets(geom, a.rowOff, a.colOff[:p])
+	if a.group == 1 && flatShift(geom) && hasGather16 && kern.nr == 16 {
+		taps := geom.KH * geom.KW
+		offs := shared.takeIdx(2*rows + (p+15)/16*taps*16)
+		a.rowOff, a.rowMask, a.masks = offs[:rows], offs[rows:2*rows], offs[2*rows:]
+		shiftPanels(geom, a.rowOff, a.rowMask, a.masks)
+	} else {
+		offs := shared.takeIdx(rows + a.group*p)
+		a.rowOff, a.colOff = offs[:rows], offs[rows:]
+		implicitOffsets(geom, a.rowOff, a.colOff[:p])
+	}
 	if a.group > 1 { // the next images' columns, one image (padded or not) further on
 		stride := geom.C * geom.H * geom.W
 		if geom.PH > 0 || geom.PW > 0 {
@@ -308,7 +372,7 @@ func (g *GoBackend) Conv2D(geom ConvGeom, n int, x []float32, w *Packed, bias []
 			}
 		}
 	}
-	if a.chunks > 1 && (geom.PH > 0 || geom.PW > 0) {
+	if a.chunks > 1 && a.masks == nil && (geom.PH > 0 || geom.PW > 0) {
 		size := geom.C * (geom.H + 2*geom.PH) * (geom.W + 2*geom.PW)
 		a.padded = shared.take(n * size)
 		for i := 0; i < n; i++ {

@@ -35,6 +35,46 @@ done:
 	VZEROUPPER
 	RET
 
+// func packShift16(dst, src *float32, rowOff, rowMask *int32, masks *int32, kb, col int)
+//
+// For p < kb, j < 16, with m = masks[rowMask[p] + j]:
+// dst[p·16 + j] = m ? src[rowOff[p] + col + j] : 0. One panel of the im2col
+// matrix of a shifted-plane convolution (see shiftPanels): two masked
+// 8-lane loads per row, which read nothing, and so cannot fault, where the
+// mask is off (the padding, which may lie outside the image).
+TEXT ·packShift16(SB), NOSPLIT, $0-56
+	MOVQ  dst+0(FP), DI
+	MOVQ  src+8(FP), SI
+	MOVQ  rowOff+16(FP), R8
+	MOVQ  rowMask+24(FP), R9
+	MOVQ  masks+32(FP), R11
+	MOVQ  kb+40(FP), CX
+	MOVQ  col+48(FP), DX
+	TESTQ CX, CX
+	JEQ   psdone
+
+psloop:
+	MOVLQSX    (R8), AX
+	ADDQ       DX, AX
+	MOVLQSX    (R9), BX
+	LEAQ       (SI)(AX*4), R10
+	LEAQ       (R11)(BX*4), R12
+	VMOVDQU    (R12), Y0
+	VMOVDQU    32(R12), Y1
+	VMASKMOVPS (R10), Y0, Y2
+	VMASKMOVPS 32(R10), Y1, Y3
+	VMOVUPS    Y2, (DI)
+	VMOVUPS    Y3, 32(DI)
+	ADDQ       $4, R8
+	ADDQ       $4, R9
+	ADDQ       $64, DI
+	DECQ       CX
+	JNZ        psloop
+
+psdone:
+	VZEROUPPER
+	RET
+
 // func pack16(dst, src *float32, ld, kb int)
 //
 // dst[p·16 + j] = src[p·ld + j] for p < kb, j < 16: one 16-column panel of

@@ -57,3 +57,47 @@ func BenchmarkGemm(b *testing.B) {
 		be.Close()
 	}
 }
+
+// BenchmarkConv2D is the forward convolution of each seed CNN layer at
+// batch 64 (bias and ReLU fused), GFLOP/s counting 2·OC·C·KH·KW·OH·OW per
+// image.
+func BenchmarkConv2D(b *testing.B) {
+	layers := []struct {
+		name string
+		oc   int
+		g    tensor.ConvGeom
+	}{
+		{"1x28/conv1", 32, tensor.ConvGeom{C: 1, H: 28, W: 28, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1}},
+		{"1x28/conv2", 64, tensor.ConvGeom{C: 32, H: 14, W: 14, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1}},
+		{"1x28/conv3", 128, tensor.ConvGeom{C: 64, H: 7, W: 7, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1}},
+		{"3x32/conv1", 32, tensor.ConvGeom{C: 3, H: 32, W: 32, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1}},
+		{"3x32/conv2", 64, tensor.ConvGeom{C: 32, H: 16, W: 16, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1}},
+		{"3x32/conv3", 128, tensor.ConvGeom{C: 64, H: 8, W: 8, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1}},
+	}
+	const n = 64
+	for _, threads := range []int{1, 2} {
+		be := tensor.NewGo(threads)
+		for _, l := range layers {
+			g := l.g
+			x := make([]float32, n*g.C*g.H*g.W)
+			for i := range x {
+				x[i] = float32(i%7) - 3
+			}
+			w := &tensor.Packed{W: make([]float32, l.oc*g.Rows()), Rows: l.oc, K: g.Rows(), Left: true}
+			for i := range w.W {
+				w.W[i] = float32(i%5) * 0.1
+			}
+			be.Pack(w)
+			bias := make([]float32, l.oc)
+			y := make([]float32, n*l.oc*g.OH()*g.OW())
+			b.Run(fmt.Sprintf("%s/threads=%d", l.name, threads), func(b *testing.B) {
+				flops := 2 * float64(n*l.oc*g.Rows()*g.OH()*g.OW())
+				for b.Loop() {
+					be.Conv2D(g, n, x, w, bias, true, y)
+				}
+				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+		be.Close()
+	}
+}

@@ -41,6 +41,16 @@ var simdKernel = &microKernel{name: "avx2", mr: 6, nr: 16, fn: kernel6x16}
 //go:noescape
 func gather16(dst, src *float32, rowOff *int32, kb int, colOff *int32)
 
+// packShift16 packs one 16-column panel of a shifted-plane im2col matrix,
+// in gather_amd64.s:
+//
+//	for p < kb, j < 16: dst[p·16+j] = masks[rowMask[p]+j] != 0 ? src[rowOff[p]+col+j] : 0
+//
+// The reads where the mask is 0 are not made (they may lie outside src).
+//
+//go:noescape
+func packShift16(dst, src *float32, rowOff, rowMask *int32, masks *int32, kb, col int)
+
 // hasGather16 reports whether gather16 may be used (it needs AVX2).
 var hasGather16 = hasAVX2FMA
 

@@ -24,6 +24,10 @@ func maxPool2x2GatherAVX(y *float32, idx *int32, x *float32, off *int32, n int, 
 	panic("unreachable")
 }
 
+func packShift16(dst, src *float32, rowOff, rowMask *int32, masks *int32, kb, col int) {
+	panic("unreachable")
+}
+
 func pack16(dst, src *float32, ld, kb int) { panic("unreachable") }
 
 func packT16(dst, src *float32, ld, blocks int) { panic("unreachable") }
