@@ -6,7 +6,7 @@ OUT       ?= out/mnist-cnn
 SPEC      ?= examples/mnist-cnn.yaml
 FUZZTIME  ?= 10000x
 
-.PHONY: all build mnist run run-single test vet unit race noasm fuzz bench chaos clean
+.PHONY: all build mnist run run-single test vet unit race noasm fuzz bench chaos clean ptx ptx-check
 
 all: build
 
@@ -29,7 +29,7 @@ run-single: build mnist
 	$(BIN) train -f $(SPEC) -o $(OUT)-single
 	$(BIN) eval $(OUT)-single --data mnist-test
 
-test: vet unit race noasm fuzz
+test: vet ptx-check unit race noasm fuzz
 
 vet:
 	$(GO) vet ./...
@@ -38,6 +38,29 @@ vet:
 
 unit: mnist
 	$(GO) test -count=1 ./...
+
+# The CUDA kernels' PTX, tensor/cuda/ptx/*.ptx, compiled from
+# tensor/cuda/kernels/*.cu by clang-14 (no CUDA toolkit needed; the same
+# as `go generate ./tensor/cuda`). Commit the result.
+CLANG ?= clang-14
+ptx:
+	CLANG=$(CLANG) sh tensor/cuda/gen-ptx.sh ptx
+
+# Fails when the committed PTX is not what the sources compile to. Without
+# clang-14 it skips with a message, except in CI (CI=true), where it fails.
+ptx-check:
+	@if ! command -v $(CLANG) >/dev/null 2>&1; then \
+	  if [ "$$CI" = true ]; then echo "ptx-check: $(CLANG) not found: CI must install it (apt-get install clang-14)"; exit 1; fi; \
+	  echo "ptx-check: skipped, $(CLANG) not found (apt-get install clang-14 to check tensor/cuda/ptx)"; exit 0; \
+	fi; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	CLANG=$(CLANG) sh tensor/cuda/gen-ptx.sh "$$tmp" || exit 1; \
+	if ! diff -r -q tensor/cuda/ptx "$$tmp" >/dev/null; then \
+	  diff -r -u tensor/cuda/ptx "$$tmp" | head -40; \
+	  echo "ptx-check: tensor/cuda/ptx is not what tensor/cuda/kernels/*.cu compile to with $$($(CLANG) --version | head -1): run make ptx and commit the result"; \
+	  exit 1; \
+	fi; \
+	echo "ptx-check: tensor/cuda/ptx is up to date"
 
 # The concurrent packages, under the race detector.
 race:

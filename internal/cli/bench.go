@@ -17,6 +17,7 @@ func benchCmd() *cobra.Command {
 	var (
 		specPath                      string
 		threads, steps, warmup, batch int
+		dev                           deviceFlags
 	)
 	tr := &cobra.Command{
 		Use:   "train -f JOB.yaml",
@@ -33,11 +34,11 @@ func benchCmd() *cobra.Command {
 			if batch > 0 {
 				spec.BatchSize = batch
 			}
-			b, err := newBackend(threads)
+			b, closeBackend, err := dev.backend(threads)
 			if err != nil {
 				return err
 			}
-			defer b.Close()
+			defer closeBackend()
 			kind, ok := jobspec.Kinds[spec.Dataset.Kind]
 			if !ok {
 				return fmt.Errorf("bench train measures image datasets (mnist, cifar10), not %s", spec.Dataset.Kind)
@@ -66,7 +67,7 @@ func benchCmd() *cobra.Command {
 				return err
 			}
 			return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{
-				"impl": "maas", "backend": b.Name(), "threads": b.Threads(), "batch": spec.BatchSize,
+				"impl": "maas", "backend": b.Name(), "device": dev.device, "threads": b.Threads(), "batch": spec.BatchSize,
 				"steps": steps, "spec": spec.Name,
 				"samples_per_sec": float64(steps*spec.BatchSize) / d.Seconds(),
 			})
@@ -74,6 +75,7 @@ func benchCmd() *cobra.Command {
 	}
 	tr.Flags().StringVarP(&specPath, "file", "f", "", "job spec (YAML)")
 	tr.Flags().IntVar(&threads, "threads", 0, "cores to use (0: all)")
+	dev.add(tr.Flags())
 	tr.Flags().IntVar(&steps, "steps", 30, "timed steps")
 	tr.Flags().IntVar(&warmup, "warmup", 5, "untimed steps first")
 	tr.Flags().IntVar(&batch, "batch", 0, "batch size (default: the spec's)")

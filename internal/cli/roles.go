@@ -287,6 +287,7 @@ func workerCmd() *cobra.Command {
 	var natsURL, id, cacheDir, metricsAddr string
 	var threads int
 	var creds natsCreds
+	var dev deviceFlags
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run a worker: trains its slice of each batch of the jobs it is assigned",
@@ -294,11 +295,11 @@ func workerCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger()
 			defer log.Sync()
-			b, err := newBackend(threads)
+			b, closeBackend, err := dev.backend(threads)
 			if err != nil {
 				return err
 			}
-			defer b.Close()
+			defer closeBackend()
 			natsOpts, err := creds.connOptions()
 			if err != nil {
 				return err
@@ -324,6 +325,7 @@ func workerCmd() *cobra.Command {
 	cmd.Flags().StringVar(&id, "id", member.DefaultID("worker"), "member id")
 	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", metricsFlagUsage)
 	cmd.Flags().IntVar(&threads, "threads", 0, "cores to use (0: all)")
+	dev.add(cmd.Flags())
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "where to keep the shards of pushed datasets (`maas data push`) fetched from the Object Store (default: <user cache dir>/maas/data)")
 	creds.addFlags(cmd.Flags())
 	return cmd

@@ -23,6 +23,7 @@ func trainCmd() *cobra.Command {
 	var (
 		specPath, out, initPath, evalData string
 		epochs, maxSteps, threads         int
+		dev                               deviceFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "train -f JOB.yaml -o DIR",
@@ -47,11 +48,11 @@ func trainCmd() *cobra.Command {
 			if out == "" {
 				out = filepath.Join("out", spec.Name)
 			}
-			b, err := newBackend(threads)
+			b, closeBackend, err := dev.backend(threads)
 			if err != nil {
 				return err
 			}
-			defer b.Close()
+			defer closeBackend()
 			data, evalSet, meta, err := openTraining(spec, evalData)
 			if err != nil {
 				return err
@@ -114,6 +115,7 @@ func trainCmd() *cobra.Command {
 	cmd.Flags().IntVar(&maxSteps, "max-steps", 0, "stop after this many steps in all")
 	cmd.Flags().StringVar(&initPath, "init", "", "start from these weights (safetensors) instead of the seed's initialisation")
 	cmd.Flags().IntVar(&threads, "threads", 0, "cores to use (0: all)")
+	dev.add(cmd.Flags())
 	cmd.Flags().StringVar(&evalData, "eval", "", "evaluate on this dataset after each epoch (e.g. mnist-test)")
 	cmd.MarkFlagRequired("file")
 	return cmd

@@ -1,0 +1,191 @@
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+)
+
+// hostEngine is a real, in-memory engine for tests: the kernels of
+// kernels/*.cu compiled for the CPU by clang-14 into a shared object, run
+// one emulated thread at a time (see maas_cuda.h), on "device memory"
+// that is Go memory. GEMMs run the plain maas_gemm kernel in cuBLAS's
+// place. It checks the kernels' index math and the Backend's code on
+// machines without a GPU; graphs are not emulated.
+type hostEngine struct {
+	fns  [numKernels]func(gx, gy, gz, bx, by, bz uint32, params unsafe.Pointer)
+	mu   sync.Mutex           // guards mem
+	mem  map[uintptr][]uint64 // live allocations, kept reachable
+	args launchArgs           // for gemm's launches; used under the Backend's mutex
+}
+
+var _ engine = (*hostEngine)(nil)
+
+var (
+	hostLibOnce sync.Once
+	hostLib     uintptr
+	hostLibErr  error
+)
+
+// buildHostKernels compiles kernels/*.cu for the host and loads the result
+// (once per test binary). It returns errNoClang when clang-14 is missing.
+func buildHostKernels() (uintptr, error) {
+	hostLibOnce.Do(func() {
+		clang := os.Getenv("CLANG")
+		if clang == "" {
+			clang = "clang-14"
+		}
+		if _, err := exec.LookPath(clang); err != nil {
+			hostLibErr = fmt.Errorf("%w (%s not on PATH: apt-get install clang-14)", errNoClang, clang)
+			return
+		}
+		dir, err := os.MkdirTemp("", "maas-cuda-host-")
+		if err != nil {
+			hostLibErr = err
+			return
+		}
+		srcs, _ := filepath.Glob("kernels/*.cu")
+		so := filepath.Join(dir, "kernels.so")
+		args := append([]string{"-x", "c++", "-std=c++17", "-O2", "-fPIC", "-shared", "-ffp-contract=off", "-DMAAS_HOST", "-Wall", "-Werror"}, srcs...)
+		args = append(args, "kernels/host_launch.cc", "-lm", "-o", so)
+		if out, err := exec.Command(clang, args...).CombinedOutput(); err != nil {
+			hostLibErr = fmt.Errorf("compiling the kernels for the host: %v\n%s", err, out)
+			return
+		}
+		hostLib, hostLibErr = purego.Dlopen(so, purego.RTLD_NOW|purego.RTLD_LOCAL)
+		os.RemoveAll(dir) // the loaded object stays mapped
+	})
+	return hostLib, hostLibErr
+}
+
+var errNoClang = errors.New("cuda: host emulation needs clang-14")
+
+// newHostBackend returns a Backend on the host engine, or skips t without
+// clang-14 (CI installs it; see .ci/run).
+func newHostBackend(t testing.TB) *Backend {
+	t.Helper()
+	lib, err := buildHostKernels()
+	if errors.Is(err, errNoClang) {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("cuda: %v", err)
+		}
+		t.Skipf("cuda: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &hostEngine{mem: map[uintptr][]uint64{}}
+	for k, kd := range kernels {
+		purego.RegisterLibFunc(&e.fns[k], lib, kd.symbol+"_host")
+	}
+	b := newBackend(e)
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Error(err)
+		}
+		if n := len(e.mem); n != 0 {
+			t.Errorf("host engine: %d allocations not freed by Close", n)
+		}
+	})
+	return b
+}
+
+func (e *hostEngine) name() string         { return "host emulation" }
+func (e *hostEngine) enter() error         { return nil }
+func (e *hostEngine) leave()               {}
+func (e *hostEngine) sync() error          { return nil }
+func (e *hostEngine) close() error         { return nil }
+func (e *hostEngine) free(p uintptr) error { return e.release(p) }
+
+func (e *hostEngine) alloc(bytes int) (uintptr, error) {
+	p := e.allocGo(bytes)
+	return uintptr(p), nil
+}
+
+// allocGo returns 8-byte aligned Go memory, like device memory,
+// filled with NaNs so that reads of unwritten memory show.
+func (e *hostEngine) allocGo(bytes int) unsafe.Pointer {
+	m := make([]uint64, (bytes+7)/8)
+	for i := range m {
+		m[i] = 0x7fc00000_7fc00000
+	}
+	p := unsafe.Pointer(&m[0])
+	e.mu.Lock()
+	e.mem[uintptr(p)] = m
+	e.mu.Unlock()
+	return p
+}
+
+func (e *hostEngine) release(p uintptr) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.mem[p]; !ok {
+		return fmt.Errorf("host engine: free of %#x, not allocated", p)
+	}
+	delete(e.mem, p)
+	return nil
+}
+
+func (e *hostEngine) allocHost(bytes int) (unsafe.Pointer, error) {
+	return e.allocGo(bytes), nil
+}
+
+func (e *hostEngine) freeHost(p unsafe.Pointer) error { return e.release(uintptr(p)) }
+
+// memory returns the allocation holding [p, p+bytes), or an error: the
+// emulation checks every copy's bounds.
+func (e *hostEngine) memory(p uintptr, bytes int) ([]byte, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for base, m := range e.mem {
+		if p >= base && p+uintptr(bytes) <= base+uintptr(8*len(m)) {
+			return unsafe.Slice((*byte)(unsafe.Pointer(&m[0])), 8*len(m))[p-base:][:bytes], nil
+		}
+	}
+	return nil, fmt.Errorf("host engine: copy of %d bytes at %#x outside every allocation", bytes, p)
+}
+
+func (e *hostEngine) upload(dst uintptr, src unsafe.Pointer, bytes int) error {
+	d, err := e.memory(dst, bytes)
+	if err != nil {
+		return err
+	}
+	copy(d, unsafe.Slice((*byte)(src), bytes))
+	return nil
+}
+
+func (e *hostEngine) download(dst unsafe.Pointer, src uintptr, bytes int) error {
+	s, err := e.memory(src, bytes)
+	if err != nil {
+		return err
+	}
+	copy(unsafe.Slice((*byte)(dst), bytes), s)
+	return nil
+}
+
+func (e *hostEngine) launch(k kernel, grid, block uint32, params unsafe.Pointer) error {
+	e.fns[k](grid, 1, 1, block, 1, 1, params)
+	return nil
+}
+
+func (e *hostEngine) gemm(transA, transB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc int) error {
+	vals := []uint64{flag(transA), flag(transB), i32(m), i32(n), i32(k), f32(alpha), ptr(a), i32(lda), ptr(b), i32(ldb), f32(beta), ptr(c), i32(ldc)}
+	for i, v := range vals {
+		e.args.vals[i] = v
+		e.args.ptrs[i] = unsafe.Pointer(&e.args.vals[i])
+	}
+	return e.launch(kGemm, gridFor(m*n), blockSize, unsafe.Pointer(&e.args.ptrs[0]))
+}
+
+func (e *hostEngine) beginCapture() error                  { return ErrUnsupported }
+func (e *hostEngine) endCapture() (uintptr, error)         { return 0, ErrUnsupported }
+func (e *hostEngine) instantiate(uintptr) (uintptr, error) { return 0, ErrUnsupported }
+func (e *hostEngine) launchGraph(uintptr) error            { return ErrUnsupported }
+func (e *hostEngine) destroyGraph(uintptr, uintptr) error  { return ErrUnsupported }
