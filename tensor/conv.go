@@ -90,6 +90,18 @@ func shiftPanels(g ConvGeom, rowOff, rowMask, masks []int32) {
 	}
 }
 
+// fill sets every value of s to v.
+func fill(s []float32, v float32) {
+	if hasAVX2FMA && len(s) >= 8 {
+		n := len(s) &^ 7
+		fillAVX(&s[0], n, v)
+		s = s[n:]
+	}
+	for i := range s {
+		s[i] = v
+	}
+}
+
 // padImage writes x (C, H, W) into xp (C, H+2·PH, W+2·PW) with a zero border.
 func padImage(g ConvGeom, x, xp []float32) {
 	hp, wp := g.H+2*g.PH, g.W+2*g.PW
@@ -224,14 +236,11 @@ func (a *convFwdArgs) run(part int) {
 		}
 		yi := a.y[i*a.oc*p:]
 		for o := 0; o < a.oc; o++ {
-			row := yi[o*p+c0 : o*p+c1]
 			bv := float32(0)
 			if a.bias != nil {
 				bv = a.bias[o]
 			}
-			for j := range row {
-				row[j] = bv
-			}
+			fill(yi[o*p+c0:o*p+c1], bv)
 		}
 		gemmAcc(a.kern, a.w, b, a.oc, c1-c0, rows, 1, yi[c0:], p, buf)
 		if a.relu {
@@ -305,10 +314,7 @@ func (a *convFwdArgs) runGroups(part int) {
 			if a.bias != nil {
 				bv = a.bias[o]
 			}
-			row := c[o*w : (o+1)*w]
-			for j := range row {
-				row[j] = bv
-			}
+			fill(c[o*w:(o+1)*w], bv)
 		}
 		gemmAcc(a.kern, a.w, operand{implicit: &buf.ic}, a.oc, w, rows, 1, c, w, buf)
 		for k := range gs {

@@ -228,6 +228,26 @@ pgdone:
 	VZEROUPPER
 	RET
 
+// func fillAVX(x *float32, n int, v float32)
+//
+// x[i] = v for i < n, n a multiple of 8.
+TEXT ·fillAVX(SB), NOSPLIT, $0-20
+	MOVQ         x+0(FP), DI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS v+16(FP), Y0
+	SHRQ         $3, CX
+	JEQ          filldone
+
+fillloop:
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     fillloop
+
+filldone:
+	VZEROUPPER
+	RET
+
 // func addAVX(dst, src *float32, n int, mask *int32)
 //
 // dst[i] += src[i] for i < n: eight at a time, then the last n mod 8 under

@@ -86,6 +86,11 @@ func maxPool2x2IdxAVX(y *float32, idx *int32, r0, r1 *float32, n int, base, w in
 //go:noescape
 func maxPool2x2GatherAVX(y *float32, idx *int32, x *float32, off *int32, n int, base, w int32)
 
+// fillAVX sets x[i] = v for i < n, n a multiple of 8, in elem_amd64.s.
+//
+//go:noescape
+func fillAVX(x *float32, n int, v float32)
+
 // pack16 copies a 16-column panel of a row-major matrix: dst[p·16+j] =
 // src[p·ld+j] for p < kb, j < 16; in gather_amd64.s.
 //
