@@ -20,7 +20,8 @@ import "sync"
 type convBwdArgs struct {
 	geom         ConvGeom
 	n, oc, parts int
-	group        int // images taken side by side (see convGroup)
+	group        int  // images taken side by side (see convGroup)
+	dwT          bool // the weight gradient is computed transposed (see tileUse)
 	x, dy, dx    []float32
 	wt           operand     // Wᵀ (rows, OC), packed once
 	partial      [][]float32 // per part: its dw then db accumulators
@@ -61,7 +62,11 @@ func (a *convBwdArgs) run(part int) {
 		// dw (OC, rows) += dy (OC, w) · colᵀ (w, rows), col unfolded here,
 		// into this core's cache
 		im2colRows(g, gs, xg, col, 0, rows)
-		gemmAcc(a.kern, operand{m: dyg, ld: w}, operand{m: col, ld: w, trans: true}, a.oc, rows, w, 1, dw, rows, buf)
+		if a.dwT { // dwᵀ (rows, OC) += col (rows, w) · dyᵀ (w, OC)
+			gemmAcc(a.kern, operand{m: col, ld: w}, operand{m: dyg, ld: w, trans: true}, rows, a.oc, w, 1, dw, a.oc, buf)
+		} else {
+			gemmAcc(a.kern, operand{m: dyg, ld: w}, operand{m: col, ld: w, trans: true}, a.oc, rows, w, 1, dw, rows, buf)
+		}
 		for o := range a.oc {
 			db[o] += sum32(dyg[o*w : (o+1)*w])
 		}
@@ -90,6 +95,7 @@ func (g *GoBackend) Conv2DBackward(geom ConvGeom, n int, x, w, dy, dw, db, dx []
 		threads = 1
 	}
 	a.group = convGroup(p, kern.nr, n, threads)
+	a.dwT = tileUse(kern, rows, oc) > 1.1*tileUse(kern, oc, rows)
 	a.parts = min(threads, (n+a.group-1)/a.group)
 	shared := g.pool.scratch.get()
 	if dx != nil {
@@ -103,7 +109,15 @@ func (g *GoBackend) Conv2DBackward(geom ConvGeom, n int, x, w, dy, dw, db, dx []
 	a.partial, a.scratches = partial, scratches
 	g.pool.run(a, a.parts, &a.wg)
 	for part, s := range a.partial {
-		addTo(dw, s[:oc*rows])
+		if a.dwT {
+			for r := range rows {
+				for o, v := range s[r*oc : (r+1)*oc] {
+					dw[o*rows+r] += v
+				}
+			}
+		} else {
+			addTo(dw, s[:oc*rows])
+		}
 		addTo(db, s[oc*rows:])
 		g.pool.scratch.put(a.scratches[part])
 		a.partial[part], a.scratches[part] = nil, nil
@@ -112,6 +126,14 @@ func (g *GoBackend) Conv2DBackward(geom ConvGeom, n int, x, w, dy, dw, db, dx []
 	partial, scratches = a.partial, a.scratches
 	*a = convBwdArgs{partial: partial, scratches: scratches}
 	g.pool.convBwd.put(a)
+}
+
+// tileUse is the fraction of the micro-kernel's tiles that an m×n product
+// fills. A first layer's weight gradient, OC × C·KH·KW, is wide and short
+// (32 × 9 for one input channel: 9 of each tile's 16 columns); its
+// transpose, 9 × 32, fills 3/4 of the tiles.
+func tileUse(kern *microKernel, m, n int) float64 {
+	return float64(m*n) / float64(roundUp(m, kern.mr)*roundUp(n, kern.nr))
 }
 
 // addTo adds src to dst element-wise:
