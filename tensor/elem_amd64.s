@@ -97,20 +97,24 @@ DATA evenOffsets<>+24(SB)/4, $12
 DATA evenOffsets<>+28(SB)/4, $14
 GLOBL evenOffsets<>(SB), RODATA|NOPTR, $32
 
-// func maxPool2x2IdxAVX(y *float32, idx *int32, r0, r1 *float32, n int, base, w int32)
+// func maxPool2x2IdxAVX(y *float32, idx *int32, r0, r1 *float32, n int, base, w int32, masks *int32)
 //
-// For j < n (a multiple of 8): y[j] is the maximum of r0[2j], r0[2j+1],
-// r1[2j], r1[2j+1], the first in that order on ties (later ones win only
-// when strictly larger, so NaNs never do), and idx[j] its flat index:
-// base + 2j (+1 for the odd column) (+w for the second row).
-TEXT ·maxPool2x2IdxAVX(SB), NOSPLIT, $0-48
+// For j < n: y[j] is the maximum of r0[2j], r0[2j+1], r1[2j], r1[2j+1],
+// the first in that order on ties (later ones win only when strictly
+// larger, so NaNs never do), and idx[j] its flat index: base + 2j (+1 for
+// the odd column) (+w for the second row). Eight at a time, then the last
+// t = n mod 8 under masks: masks points at three 8-lane masks, of the
+// first 2t, the first max(2t − 8, 0) and the first t lanes (masked lanes
+// are neither read nor written).
+TEXT ·maxPool2x2IdxAVX(SB), NOSPLIT, $0-56
 	MOVQ         y+0(FP), DI
 	MOVQ         idx+8(FP), R8
 	MOVQ         r0+16(FP), SI
 	MOVQ         r1+24(FP), DX
 	MOVQ         n+32(FP), CX
+	MOVQ         CX, BX
+	ANDQ         $7, BX
 	SHRQ         $3, CX
-	JEQ          pidone
 	MOVL         base+40(FP), AX
 	VMOVD        AX, X15
 	VPBROADCASTD X15, Y15
@@ -124,6 +128,9 @@ TEXT ·maxPool2x2IdxAVX(SB), NOSPLIT, $0-48
 	MOVL         $16, AX
 	VMOVD        AX, X12
 	VPBROADCASTD X12, Y12                     // the next 8 windows
+
+	TESTQ CX, CX
+	JEQ   pitail
 
 piloop:
 	// Even and odd columns of each row, in order: a b (row 0), c d (row 1).
@@ -163,6 +170,41 @@ piloop:
 	ADDQ      $32, R8
 	DECQ      CX
 	JNZ       piloop
+
+pitail:
+	TESTQ      BX, BX
+	JEQ        pidone
+	MOVQ       masks+48(FP), R9
+	VMOVDQU    (R9), Y9
+	VMOVDQU    32(R9), Y10
+	VMASKMOVPS (SI), Y9, Y0
+	VMASKMOVPS 32(SI), Y10, Y1
+	VSHUFPS    $0x88, Y1, Y0, Y2
+	VSHUFPS    $0xDD, Y1, Y0, Y3
+	VPERMPD    $0xD8, Y2, Y2
+	VPERMPD    $0xD8, Y3, Y3
+	VMASKMOVPS (DX), Y9, Y0
+	VMASKMOVPS 32(DX), Y10, Y1
+	VSHUFPS    $0xDD, Y1, Y0, Y5
+	VSHUFPS    $0x88, Y1, Y0, Y4
+	VPERMPD    $0xD8, Y4, Y4
+	VPERMPD    $0xD8, Y5, Y5
+	VMOVDQU    Y15, Y6
+	VPADDD     Y13, Y15, Y7
+	VCMPPS     $0x1E, Y2, Y3, Y8
+	VBLENDVPS  Y8, Y3, Y2, Y2
+	VBLENDVPS  Y8, Y7, Y6, Y6
+	VPADDD     Y14, Y15, Y7
+	VCMPPS     $0x1E, Y2, Y4, Y8
+	VBLENDVPS  Y8, Y4, Y2, Y2
+	VBLENDVPS  Y8, Y7, Y6, Y6
+	VPADDD     Y13, Y7, Y7
+	VCMPPS     $0x1E, Y2, Y5, Y8
+	VBLENDVPS  Y8, Y5, Y2, Y2
+	VBLENDVPS  Y8, Y7, Y6, Y6
+	VMOVDQU    64(R9), Y11
+	VMASKMOVPS Y2, Y11, (DI)
+	VPMASKMOVD Y6, Y11, (R8)
 
 pidone:
 	VZEROUPPER

@@ -146,28 +146,9 @@ func maxPool(g PoolGeom, x, y []float32, idx []int32, lo, hi int) {
 				o := (p*oh + i) * ow
 				yo, io := y[o:o+ow], idx[o:o+ow]
 				j0 := 0
-				if hasAVX2FMA && ow >= 8 {
-					j0 = ow &^ 7
-					_, _ = r0[2*j0-1], r1[2*j0-1]
-					maxPool2x2IdxAVX(&yo[0], &io[0], &r0[0], &r1[0], j0, int32(base+2*i*g.W), int32(g.W))
-				}
-				if hasAVX2FMA && j0 < ow {
-					// The last ow−j0 < 8 outputs: their inputs copied into
-					// 16-wide rows padded with −∞ (never the first maximum),
-					// so that the vector kernel takes them too instead of a
-					// branchy scalar loop.
-					var t0, t1 [16]float32
-					var ty [8]float32
-					var ti [8]int32
-					n := 2 * (ow - j0)
-					copy(t0[:], r0[2*j0:2*j0+n])
-					copy(t1[:], r1[2*j0:2*j0+n])
-					for k := n; k < 16; k++ {
-						t0[k], t1[k] = negInf, negInf
-					}
-					maxPool2x2IdxAVX(&ty[0], &ti[0], &t0[0], &t1[0], 8, int32(base+2*i*g.W+2*j0), int32(g.W))
-					copy(yo[j0:], ty[:ow-j0])
-					copy(io[j0:], ti[:ow-j0])
+				if hasAVX2FMA {
+					_, _ = r0[2*ow-1], r1[2*ow-1]
+					maxPool2x2IdxAVX(&yo[0], &io[0], &r0[0], &r1[0], ow, int32(base+2*i*g.W), int32(g.W), &poolTailMasks[ow%8][0])
 					j0 = ow
 				}
 				for j := j0; j < len(yo); j++ {
@@ -213,10 +194,10 @@ func maxPool(g PoolGeom, x, y []float32, idx []int32, lo, hi int) {
 }
 
 // gatherPool reports whether MaxPool with indices takes maxPoolGather for
-// g: 2×2 windows of stride 2 whose output rows are not a multiple of 8
-// wide, where the row kernel would leave a tail on every row.
+// g: 2×2 windows of stride 2 whose output rows are under 8 wide, where the
+// row kernel would run one masked group per row.
 func gatherPool(g PoolGeom) bool {
-	return hasAVX2FMA && g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.OW()%8 != 0
+	return hasAVX2FMA && g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.OW() < 8
 }
 
 // poolGroup returns how many planes maxPoolGather takes at once: the

@@ -74,10 +74,30 @@ func reluBackwardAVX(dy, y, dx *float32, n int)
 
 // maxPool2x2IdxAVX is maxPool2x2AVX that also records, in idx, the flat
 // index of each maximum (the first on ties): base + 2j, +1 for the odd
-// column, +w for the second row; in elem_amd64.s.
+// column, +w for the second row; n need not be a multiple of 8: masks is
+// &poolTailMasks[n%8][0]. In elem_amd64.s.
 //
 //go:noescape
-func maxPool2x2IdxAVX(y *float32, idx *int32, r0, r1 *float32, n int, base, w int32)
+func maxPool2x2IdxAVX(y *float32, idx *int32, r0, r1 *float32, n int, base, w int32, masks *int32)
+
+// poolTailMasks[t] holds maxPool2x2IdxAVX's masks for a last group of t
+// outputs: the first 2t lanes of 8, the first 2t − 8, the first t.
+var poolTailMasks = func() (m [8][24]int32) {
+	for t := range m {
+		for l := range 8 {
+			if l < 2*t {
+				m[t][l] = -1
+			}
+			if l < 2*t-8 {
+				m[t][8+l] = -1
+			}
+			if l < t {
+				m[t][16+l] = -1
+			}
+		}
+	}
+	return m
+}()
 
 // maxPool2x2GatherAVX is maxPool2x2IdxAVX for windows anywhere in x: for
 // j < n, n a multiple of 8, the window of y[j] starts at base + off[j], its

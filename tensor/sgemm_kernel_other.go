@@ -16,7 +16,9 @@ func maxPool2x2AVX(y, r0, r1 *float32, n int) { panic("unreachable") }
 
 func reluBackwardAVX(dy, y, dx *float32, n int) { panic("unreachable") }
 
-func maxPool2x2IdxAVX(y *float32, idx *int32, r0, r1 *float32, n int, base, w int32) {
+var poolTailMasks [8][24]int32
+
+func maxPool2x2IdxAVX(y *float32, idx *int32, r0, r1 *float32, n int, base, w int32, masks *int32) {
 	panic("unreachable")
 }
 

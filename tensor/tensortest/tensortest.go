@@ -512,6 +512,8 @@ func testMaxPool(t *testing.T, b tensor.Backend) {
 		{H: 4, W: 4, KH: 2, KW: 2, SH: 2, SW: 2},
 		{H: 7, W: 7, KH: 2, KW: 2, SH: 2, SW: 2},   // odd: last row/column dropped
 		{H: 14, W: 14, KH: 2, KW: 2, SH: 2, SW: 2}, // 49 outputs a plane: groups of 8 planes
+		{H: 4, W: 28, KH: 2, KW: 2, SH: 2, SW: 2},  // rows of 14: 8, then 6 under a mask
+		{H: 5, W: 23, KH: 2, KW: 2, SH: 2, SW: 2},  // rows of 11, last row and column dropped
 		{H: 6, W: 37, KH: 2, KW: 2, SH: 2, SW: 2},  // 18 outputs a row: vector and scalar parts
 		{H: 5, W: 6, KH: 3, KW: 2, SH: 1, SW: 2},
 		{H: 9, W: 9, KH: 3, KW: 3, SH: 2, SW: 2}, // overlapping windows
