@@ -71,7 +71,8 @@ type Backend interface {
 	// (the first one on ties). idx may be nil when no backward pass follows.
 	MaxPool(g PoolGeom, planes int, x, y []float32, idx []int32)
 	// MaxPoolBackward overwrites dx (planes, H, W) with zeros, then adds each
-	// dy[o] at dx[idx[o]].
+	// dy[o] at dx[idx[o]], for idx as MaxPool recorded it (each index in
+	// its own window).
 	MaxPoolBackward(g PoolGeom, planes int, dy []float32, idx []int32, dx []float32)
 
 	// Softmax writes y = softmax(x) row by row for x (rows, cols); y may be x.

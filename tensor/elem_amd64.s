@@ -210,6 +210,110 @@ pidone:
 	VZEROUPPER
 	RET
 
+// func maxPoolBackward2x2AVX(dx0, dx1 *float32, dy *float32, idx *int32, n int, base, w int32, masks *int32)
+//
+// The backward pass of maxPool2x2IdxAVX over one row of windows: for j < n
+// it writes the window's four pixels, dx0[2j], dx0[2j+1] (the first row)
+// and dx1[2j], dx1[2j+1] (the second), with dy[j] at the one whose flat
+// index base + 2j (+1) (+w) is idx[j] and 0 at the others. Eight at a
+// time, then the last n mod 8 under masks (as maxPool2x2IdxAVX's).
+TEXT ·maxPoolBackward2x2AVX(SB), NOSPLIT, $0-56
+	MOVQ         dx0+0(FP), DI
+	MOVQ         dx1+8(FP), R10
+	MOVQ         dy+16(FP), SI
+	MOVQ         idx+24(FP), R8
+	MOVQ         n+32(FP), CX
+	MOVQ         CX, BX
+	ANDQ         $7, BX
+	SHRQ         $3, CX
+	MOVL         base+40(FP), AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	VPADDD       evenOffsets<>(SB), Y15, Y15 // indices of the windows' first elements
+	MOVL         w+44(FP), AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14                     // one row down
+	MOVL         $1, AX
+	VMOVD        AX, X13
+	VPBROADCASTD X13, Y13                     // one column right
+	MOVL         $16, AX
+	VMOVD        AX, X12
+	VPBROADCASTD X12, Y12                     // the next 8 windows
+	TESTQ        CX, CX
+	JEQ          pbtail
+
+pbloop:
+	VMOVUPS    (SI), Y0  // dy
+	VMOVDQU    (R8), Y1  // idx
+	VPCMPEQD   Y15, Y1, Y2
+	VANDPS     Y0, Y2, Y2 // a
+	VPADDD     Y13, Y15, Y6
+	VPCMPEQD   Y6, Y1, Y3
+	VANDPS     Y0, Y3, Y3 // b
+	VPADDD     Y14, Y15, Y6
+	VPCMPEQD   Y6, Y1, Y4
+	VANDPS     Y0, Y4, Y4 // c
+	VPADDD     Y13, Y6, Y6
+	VPCMPEQD   Y6, Y1, Y5
+	VANDPS     Y0, Y5, Y5 // d
+	// a b interleaved into the first row, c d into the second.
+	VUNPCKLPS  Y3, Y2, Y6
+	VUNPCKHPS  Y3, Y2, Y7
+	VPERM2F128 $0x20, Y7, Y6, Y8
+	VPERM2F128 $0x31, Y7, Y6, Y9
+	VMOVUPS    Y8, (DI)
+	VMOVUPS    Y9, 32(DI)
+	VUNPCKLPS  Y5, Y4, Y6
+	VUNPCKHPS  Y5, Y4, Y7
+	VPERM2F128 $0x20, Y7, Y6, Y8
+	VPERM2F128 $0x31, Y7, Y6, Y9
+	VMOVUPS    Y8, (R10)
+	VMOVUPS    Y9, 32(R10)
+	VPADDD     Y12, Y15, Y15
+	ADDQ       $32, SI
+	ADDQ       $32, R8
+	ADDQ       $64, DI
+	ADDQ       $64, R10
+	DECQ       CX
+	JNZ        pbloop
+
+pbtail:
+	TESTQ      BX, BX
+	JEQ        pbdone
+	MOVQ       masks+48(FP), R9
+	VMOVDQU    64(R9), Y11
+	VMASKMOVPS (SI), Y11, Y0
+	VPMASKMOVD (R8), Y11, Y1
+	VPCMPEQD   Y15, Y1, Y2
+	VANDPS     Y0, Y2, Y2
+	VPADDD     Y13, Y15, Y6
+	VPCMPEQD   Y6, Y1, Y3
+	VANDPS     Y0, Y3, Y3
+	VPADDD     Y14, Y15, Y6
+	VPCMPEQD   Y6, Y1, Y4
+	VANDPS     Y0, Y4, Y4
+	VPADDD     Y13, Y6, Y6
+	VPCMPEQD   Y6, Y1, Y5
+	VANDPS     Y0, Y5, Y5
+	VMOVDQU    (R9), Y10
+	VMOVDQU    32(R9), Y11
+	VUNPCKLPS  Y3, Y2, Y6
+	VUNPCKHPS  Y3, Y2, Y7
+	VPERM2F128 $0x20, Y7, Y6, Y8
+	VPERM2F128 $0x31, Y7, Y6, Y9
+	VMASKMOVPS Y8, Y10, (DI)
+	VMASKMOVPS Y9, Y11, 32(DI)
+	VUNPCKLPS  Y5, Y4, Y6
+	VUNPCKHPS  Y5, Y4, Y7
+	VPERM2F128 $0x20, Y7, Y6, Y8
+	VPERM2F128 $0x31, Y7, Y6, Y9
+	VMASKMOVPS Y8, Y10, (R10)
+	VMASKMOVPS Y9, Y11, 32(R10)
+
+pbdone:
+	VZEROUPPER
+	RET
+
 // func maxPool2x2GatherAVX(y *float32, idx *int32, x *float32, off *int32, n int, base, w int32)
 //
 // For j < n (a multiple of 8), with o = base + off[j]: y[j] is the maximum

@@ -244,6 +244,37 @@ func maxPoolGather(g PoolGeom, x, y []float32, idx []int32, off []int32, lo, hi 
 // so parts write disjoint planes.
 func maxPoolBackward(g PoolGeom, dy []float32, idx []int32, dx []float32, lo, hi int) {
 	hw, ohw := g.H*g.W, g.OH()*g.OW()
+	if hasAVX2FMA && g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.OW() >= 8 {
+		// Each pixel is in at most one window: every window's four pixels
+		// are written, dy at its maximum, then the row and column that no
+		// window covers (odd H, odd W) are zeroed. No clearing pass. (Rows
+		// under 8 windows are left to the loop below: a row's masked
+		// stores cost more than clearing.)
+		oh, ow := g.OH(), g.OW()
+		n := ow &^ 7
+		for p := lo; p < hi; p++ {
+			base := p * hw
+			for i := 0; i < oh; i++ {
+				r0 := dx[base+2*i*g.W : base+(2*i+1)*g.W]
+				r1 := dx[base+(2*i+1)*g.W : base+(2*i+2)*g.W]
+				o := (p*oh + i) * ow
+				_, _, _, _ = r0[2*ow-1], r1[2*ow-1], dy[o+ow-1], idx[o+ow-1]
+				maxPoolBackward2x2AVX(&r0[0], &r1[0], &dy[o], &idx[o], n, int32(base+2*i*g.W), int32(g.W), &poolTailMasks[0][0])
+				// The last ow − n windows: masked stores would cost more.
+				for j := n; j < ow; j++ {
+					r0[2*j], r0[2*j+1], r1[2*j], r1[2*j+1] = 0, 0, 0, 0
+					dx[idx[o+j]] = dy[o+j]
+				}
+				if 2*ow < g.W {
+					r0[g.W-1], r1[g.W-1] = 0, 0
+				}
+			}
+			if 2*oh < g.H {
+				clear(dx[base+(g.H-1)*g.W : base+hw])
+			}
+		}
+		return
+	}
 	clear(dx[lo*hw : hi*hw])
 	for o := lo * ohw; o < hi*ohw; o++ {
 		dx[idx[o]] += dy[o]

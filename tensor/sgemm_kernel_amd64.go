@@ -80,6 +80,15 @@ func reluBackwardAVX(dy, y, dx *float32, n int)
 //go:noescape
 func maxPool2x2IdxAVX(y *float32, idx *int32, r0, r1 *float32, n int, base, w int32, masks *int32)
 
+// maxPoolBackward2x2AVX writes one row of 2×2 windows of dx from dy and
+// maxPool2x2IdxAVX's idx: for j < n, dx0[2j], dx0[2j+1], dx1[2j], dx1[2j+1]
+// are dy[j] at the pixel whose flat index (base + 2j, +1 for the odd
+// column, +w for dx1) is idx[j], else 0; masks is &poolTailMasks[n%8][0].
+// In elem_amd64.s.
+//
+//go:noescape
+func maxPoolBackward2x2AVX(dx0, dx1 *float32, dy *float32, idx *int32, n int, base, w int32, masks *int32)
+
 // poolTailMasks[t] holds maxPool2x2IdxAVX's masks for a last group of t
 // outputs: the first 2t lanes of 8, the first 2t − 8, the first t.
 var poolTailMasks = func() (m [8][24]int32) {

@@ -18,6 +18,10 @@ func reluBackwardAVX(dy, y, dx *float32, n int) { panic("unreachable") }
 
 var poolTailMasks [8][24]int32
 
+func maxPoolBackward2x2AVX(dx0, dx1 *float32, dy *float32, idx *int32, n int, base, w int32, masks *int32) {
+	panic("unreachable")
+}
+
 func maxPool2x2IdxAVX(y *float32, idx *int32, r0, r1 *float32, n int, base, w int32, masks *int32) {
 	panic("unreachable")
 }
