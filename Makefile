@@ -67,9 +67,12 @@ race:
 	$(GO) test -count=1 -race ./tensor/... ./internal/train/... ./internal/wire/... ./internal/api/... ./internal/cli/... ./paramserver/... ./worker/... ./coordinator/... ./deploy/...
 	$(GO) test -count=1 -race -run 'Once' ./internal/cluster/
 
-# The pure-Go fallback everywhere (no assembly).
+# The pure-Go fallback everywhere (no assembly), and the build without CUDA
+# (a fully static binary).
 noasm:
 	$(GO) test -count=1 -tags noasm ./tensor/... ./nn/...
+	$(GO) test -count=1 -tags nocuda -run NoCUDA ./internal/cli
+	CGO_ENABLED=0 $(GO) build -tags nocuda -o /dev/null ./cmd/maas
 
 # Each fuzz target briefly, beyond its seed corpus (which `unit` runs): a
 # count of inputs rather than a duration, so a busy machine does not turn the

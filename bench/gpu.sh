@@ -51,9 +51,9 @@ run() {
 	[[ -x "$OUT/maas" && -x "$OUT/cuda.test" ]] || { echo "gpu.sh: no binaries in $OUT: run bench/gpu.sh build first" >&2; exit 1; }
 	command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 
-	echo "== CUDA tests (tensortest suite and graph replay on the GPU)"
+	echo "== CUDA tests (tensortest suite, graph replay, the device-resident Trainer against nn on the GPU)"
 	(cd tensor/cuda && timeout 150 "../../$OUT/cuda.test" -test.run 'TestGPU' -test.v -test.count=1 2>&1 |
-		grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|cuda_test.go|running on' | grep -v '=== RUN' | head -60) || echo "CUDA tests: FAILED"
+		grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|cuda_test.go|trainer_test.go|running on' | grep -v '=== RUN' | head -60) || echo "CUDA tests: FAILED"
 
 	echo "== kernel benchmarks (host slices in and out, so transfers included)"
 	(cd tensor/cuda && timeout 90 "../../$OUT/cuda.test" -test.run '^$' -test.bench 'GPU' -test.benchtime 20x 2>&1 | grep -E 'Benchmark|ok|FAIL|skip') || echo "benchmarks: FAILED"
@@ -98,11 +98,17 @@ for line in open(sys.argv[1]):
         rows.append(case)
     if d["col"] not in cols:
         cols.append(d["col"])
-    cell[case, d["col"]] = r.get("samples_per_sec")
+    v = r.get("samples_per_sec")
+    # maas on a GPU runs the device-resident Trainer; a * marks a model
+    # that trained through the backend's per-call copies instead.
+    star = "cuda" in d["col"] and r.get("device_resident") is False
+    cell[case, d["col"]] = "%.0f%s" % (v, "*" if star else "") if v else None
 print("%-22s %6s" % ("samples/s", "batch") + "".join("%16s" % c for c in cols))
 for case in rows:
-    vals = ["%16s" % ("%.0f" % cell[case, c] if cell.get((case, c)) else "-") for c in cols]
+    vals = ["%16s" % (cell.get((case, c)) or "-") for c in cols]
     print("%-22s %6s" % case + "".join(vals))
+if any(str(v).endswith("*") for v in cell.values()):
+    print("* per-call copies: the model has a layer the device-resident Trainer does not run")
 PY
 }
 

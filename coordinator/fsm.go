@@ -68,6 +68,7 @@ type MemberInfo struct {
 	Kind    string `json:"kind"` // "worker" or "paramserver"
 	Host    string `json:"host"`
 	Threads int    `json:"threads"`
+	Device  string `json:"device,omitempty"` // what it computes on; "" from older members
 }
 
 // Membership is one membership epoch of a job: its workers in rank order,

@@ -472,7 +472,7 @@ func (n *Node) handleCluster(w http.ResponseWriter, r *http.Request) {
 	slices.Sort(ids)
 	for _, id := range ids {
 		m := members[id]
-		am := api.Member{ID: id, Kind: m.Kind, Host: m.Host, Threads: m.Threads, State: "unknown", Job: busy[id]}
+		am := api.Member{ID: id, Kind: m.Kind, Host: m.Host, Threads: m.Threads, Device: m.Device, State: "unknown", Job: busy[id]}
 		if ls != nil {
 			ls.mu.Lock()
 			am.LastSeen = ls.lastSeen[id]

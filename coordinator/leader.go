@@ -169,8 +169,8 @@ func (n *Node) onRegister(m *nats.Msg) {
 		n.reply(m, wire.AckRejected, fmt.Sprintf("member %s registered on %s: a member registers only as itself", r.ID, m.Subject))
 		return
 	}
-	if _, err := n.Propose(Command{Type: CmdRegisterMember, RequestID: "member-" + r.ID + "-" + r.Host + fmt.Sprint(r.Threads),
-		Member: &MemberInfo{ID: r.ID, Kind: r.Kind, Host: r.Host, Threads: r.Threads}}); err != nil {
+	if _, err := n.Propose(Command{Type: CmdRegisterMember, RequestID: "member-" + r.ID + "-" + r.Host + fmt.Sprint(r.Threads) + "-" + r.Device,
+		Member: &MemberInfo{ID: r.ID, Kind: r.Kind, Host: r.Host, Threads: r.Threads, Device: r.Device}}); err != nil {
 		n.reply(m, wire.AckRejected, err.Error())
 		return
 	}

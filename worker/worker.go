@@ -77,6 +77,27 @@ type Config struct {
 	// OnStep, when set, is called after every step with its loss and
 	// accuracy on this worker's slice.
 	OnStep func(StepInfo)
+	// NewDeviceTrainer, when set, makes the DeviceTrainer that computes
+	// the steps of a job's model for slices of up to batch samples, in
+	// place of the model's Forward and Backward on Backend. It may return
+	// nil (and no error) for a model the device does not run; the steps
+	// then run on Backend.
+	NewDeviceTrainer func(spec nn.ModelSpec, batch int) (DeviceTrainer, error)
+}
+
+// DeviceTrainer computes a step's gradients on an accelerator that holds
+// the model in its own memory (tensor/cuda's Trainer, built without an
+// optimizer: the parameter servers update θ).
+type DeviceTrainer interface {
+	// SetParams copies θ to the device.
+	SetParams(params []float32) error
+	// Step computes the loss, the rows classified right and the gradients
+	// of a batch of n samples.
+	Step(x []float32, y []int32, n int) (loss float32, correct int, err error)
+	// Grads copies the last Step's gradients into dst.
+	Grads(dst []float32) error
+	// Close frees the device memory.
+	Close() error
 }
 
 // StepInfo describes one finished step on one worker.
@@ -198,6 +219,15 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data *dataset.Dataset) (
 	}
 	loss := nn.NewSoftmaxCrossEntropy(w.cfg.Backend, m.OutShape()[0])
 	B := spec.BatchSize
+	var dev DeviceTrainer
+	if w.cfg.NewDeviceTrainer != nil {
+		if dev, err = w.cfg.NewDeviceTrainer(spec.Model, B/a.Members+1); err != nil {
+			return nil, err
+		}
+		if dev != nil {
+			defer dev.Close()
+		}
+	}
 	spe := (data.N + B - 1) / B
 	x := make([]float32, (B/a.Members+1)*data.SampleSize())
 	y := make([]int32, B/a.Members+1)
@@ -226,9 +256,15 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data *dataset.Dataset) (
 			if err := data.Batch(idx, norm, x, y); err != nil {
 				return nil, err
 			}
-			info.Loss = loss.Forward(m.Forward(x[:n*data.SampleSize()], n, true), y[:n], n)
-			info.Correct = loss.Correct()
-			m.Backward(loss.Backward(), n)
+			if dev != nil {
+				if info.Loss, info.Correct, err = deviceStep(dev, m, x[:n*data.SampleSize()], y[:n], n); err != nil {
+					return nil, err
+				}
+			} else {
+				info.Loss = loss.Forward(m.Forward(x[:n*data.SampleSize()], n, true), y[:n], n)
+				info.Correct = loss.Correct()
+				m.Backward(loss.Backward(), n)
+			}
 		}
 		info.Compute = time.Since(start)
 		start = time.Now()
@@ -246,6 +282,19 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data *dataset.Dataset) (
 		}
 	}
 	return m, nil
+}
+
+// deviceStep computes a step on dev: θ_t (m.Params) up, the step, the
+// gradients down into m.Grads for the push.
+func deviceStep(dev DeviceTrainer, m *nn.Model, x []float32, y []int32, n int) (float32, int, error) {
+	if err := dev.SetParams(m.Params); err != nil {
+		return 0, 0, err
+	}
+	l, correct, err := dev.Step(x, y, n)
+	if err != nil {
+		return 0, 0, err
+	}
+	return l, correct, dev.Grads(m.Grads)
 }
 
 // order is the sample order of an epoch, as in single-process training.

@@ -183,7 +183,8 @@ type Member struct {
 	Kind     string    `json:"kind"` // "worker" or "paramserver"
 	Host     string    `json:"host"`
 	Threads  int       `json:"threads,omitempty"`
-	State    string    `json:"state"` // "idle", "busy" or "dead"
+	Device   string    `json:"device,omitempty"` // e.g. "cpu (go+avx2, 8 threads)", "NVIDIA H200 (cuda:0)"
+	State    string    `json:"state"`            // "idle", "busy" or "dead"
 	Job      string    `json:"job,omitempty"`
 	LastSeen time.Time `json:"last_seen"`
 }

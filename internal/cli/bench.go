@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
 	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/jobspec"
@@ -49,6 +50,20 @@ func benchCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			resident := false
+			if !dev.onCPU() {
+				dt, err := newDeviceTrainer(b, spec.Model, spec.BatchSize, &spec.Optimizer, zap.NewNop())
+				if err != nil {
+					return err
+				}
+				if dt != nil {
+					defer dt.Close()
+					if err := t.UseDevice(dt); err != nil {
+						return err
+					}
+					resident = true
+				}
+			}
 			order := t.Order(0)
 			run := func(from, n int) (time.Duration, error) {
 				start := time.Now()
@@ -68,7 +83,7 @@ func benchCmd() *cobra.Command {
 			}
 			return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{
 				"impl": "maas", "backend": b.Name(), "device": dev.device, "threads": b.Threads(), "batch": spec.BatchSize,
-				"steps": steps, "spec": spec.Name,
+				"steps": steps, "spec": spec.Name, "device_resident": resident,
 				"samples_per_sec": float64(steps*spec.BatchSize) / d.Seconds(),
 			})
 		},

@@ -62,7 +62,7 @@ func printCluster(w io.Writer, cs api.ClusterStatus, now time.Time) error {
 			fmt.Fprintln(w, "(none registered)")
 			continue
 		}
-		t := newTable(w, "ID", "HOST", "THREADS", "STATE", "JOB", "LAST SEEN")
+		t := newTable(w, "ID", "HOST", "THREADS", "DEVICE", "STATE", "JOB", "LAST SEEN")
 		for _, m := range sec.members {
 			threads := ""
 			if m.Threads > 0 {
@@ -72,7 +72,7 @@ func printCluster(w io.Writer, cs api.ClusterStatus, now time.Time) error {
 			if seen != "" {
 				seen += " ago"
 			}
-			t.row(m.ID, m.Host, threads, m.State, m.Job, seen)
+			t.row(m.ID, m.Host, threads, m.Device, m.State, m.Job, seen)
 		}
 		if err := t.flush(); err != nil {
 			return err

@@ -11,8 +11,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/maas-ml/maas/internal/dataset"
+	"github.com/maas-ml/maas/internal/train"
 	"github.com/maas-ml/maas/tensor"
-	"github.com/maas-ml/maas/tensor/cuda"
 )
 
 // newLogger returns the CLI's logger: human-readable lines on stderr.
@@ -46,21 +46,38 @@ func (d *deviceFlags) add(fs *pflag.FlagSet) {
 	fs.BoolVar(&d.tf32, "allow-tf32", false, "with --device cuda: let cuBLAS use TF32 tensor cores for GEMMs (faster, about 3 digits per product)")
 }
 
+// onCPU reports whether --device is the CPU.
+func (d deviceFlags) onCPU() bool { return d.device == "" || d.device == "cpu" }
+
 // backend returns the compute backend for --device (and --threads on the
 // CPU), and the function that releases it.
 func (d deviceFlags) backend(threads int) (tensor.Backend, func(), error) {
-	if d.device == "" || d.device == "cpu" {
+	if d.onCPU() {
 		b, err := newBackend(threads)
 		if err != nil {
 			return nil, nil, err
 		}
 		return b, b.Close, nil
 	}
-	b, err := cuda.Open(d.device, cuda.Options{AllowTF32: d.tf32})
-	if err != nil {
-		return nil, nil, fmt.Errorf("--device %s: %w", d.device, err)
+	return openCUDA(d.device, d.tf32) // device_cuda.go, or device_nocuda.go with -tags nocuda
+}
+
+// deviceTrainer is a training step resident on a GPU (tensor/cuda's
+// Trainer): train.Device for `maas train` and `maas bench train`,
+// worker.DeviceTrainer for workers.
+type deviceTrainer interface {
+	train.Device
+	Grads(dst []float32) error
+	Close() error
+}
+
+// describeDevice says what b computes on, for logs and the cluster's
+// member table: the GPU's name, or "cpu (go+avx2, 8 threads)".
+func describeDevice(b tensor.Backend) string {
+	if d, ok := b.(interface{ Device() string }); ok {
+		return d.Device()
 	}
-	return b, func() { _ = b.Close() }, nil
+	return fmt.Sprintf("cpu (%s, %d threads)", b.Name(), b.Threads())
 }
 
 // isTerminal reports whether f is a terminal (progress bars go there; logs

@@ -153,7 +153,7 @@ func newFakeCoordinator(t *testing.T) *fakeCoordinator {
 			Nodes: []api.Node{{ID: "c1", RaftAddr: "10.0.0.1:7000", HTTPAddr: "10.0.0.1:7070", Leader: true, Voter: true},
 				{ID: "c2", RaftAddr: "10.0.0.2:7000", HTTPAddr: "10.0.0.2:7070", Voter: true}},
 			Servers: []api.Member{{ID: "ps1", Kind: "paramserver", Host: "h1", State: "busy", Job: "j1", LastSeen: time.Now()}},
-			Workers: []api.Member{{ID: "w1", Kind: "worker", Host: "h2", Threads: 8, State: "idle", LastSeen: time.Now()}}})
+			Workers: []api.Member{{ID: "w1", Kind: "worker", Host: "h2", Threads: 8, Device: "NVIDIA H200 (cuda:0)", State: "idle", LastSeen: time.Now()}}})
 	})
 	f.Server = httptest.NewServer(mux)
 	t.Cleanup(f.Close)
@@ -494,7 +494,7 @@ func TestClusterStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"COORDINATORS", "PARAMETER SERVERS", "WORKERS", "LAST SEEN"} {
+	for _, s := range []string{"COORDINATORS", "PARAMETER SERVERS", "WORKERS", "DEVICE", "LAST SEEN"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("status lacks %q:\n%s", s, out)
 		}
@@ -508,8 +508,8 @@ func TestClusterStatus(t *testing.T) {
 	for id, want := range map[string]string{
 		"c1":  "c1 10.0.0.1:7000 10.0.0.1:7070 leader",
 		"c2":  "c2 10.0.0.2:7000 10.0.0.2:7070 follower",
-		"ps1": "ps1 h1 - busy j1 0s ago",
-		"w1":  "w1 h2 8 idle - 0s ago",
+		"ps1": "ps1 h1 - - busy j1 0s ago",
+		"w1":  "w1 h2 8 NVIDIA H200 (cuda:0) idle - 0s ago",
 	} {
 		if rows[id] != want {
 			t.Errorf("row %q, want %q", rows[id], want)

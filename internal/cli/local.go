@@ -127,7 +127,7 @@ default --server is this cluster's API).`,
 				defer b.Close()
 				wc := worker.DefaultConfig()
 				wc.Backend, wc.Logger = b, log
-				w := worker.NewAgent(wconn, member.Config{ID: fmt.Sprintf("local-worker-%d", i+1), Host: "localhost", Threads: threads, Logger: log}, wc)
+				w := worker.NewAgent(wconn, member.Config{ID: fmt.Sprintf("local-worker-%d", i+1), Host: "localhost", Threads: threads, Device: describeDevice(b), Logger: log}, wc)
 				go func() { w.Run(members); done <- struct{}{} }()
 			}
 			apiURL := "http://" + node.HTTPAddr()

@@ -21,6 +21,7 @@ import (
 	"github.com/maas-ml/maas/internal/member"
 	"github.com/maas-ml/maas/internal/natsconn"
 	"github.com/maas-ml/maas/internal/natsserver"
+	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/paramserver"
 	"github.com/maas-ml/maas/worker"
 )
@@ -312,7 +313,16 @@ func workerCmd() *cobra.Command {
 			host, _ := os.Hostname()
 			wc := worker.DefaultConfig()
 			wc.Backend, wc.Logger, wc.CacheDir = b, log, cacheDir
-			a := worker.NewAgent(nc, member.Config{ID: id, Host: host, Threads: b.Threads(), Logger: log}, wc)
+			if !dev.onCPU() {
+				wc.NewDeviceTrainer = func(spec nn.ModelSpec, batch int) (worker.DeviceTrainer, error) {
+					dt, err := newDeviceTrainer(b, spec, batch, nil, log) // the servers update θ
+					if dt == nil {
+						return nil, err
+					}
+					return dt, nil
+				}
+			}
+			a := worker.NewAgent(nc, member.Config{ID: id, Host: host, Threads: b.Threads(), Device: describeDevice(b), Logger: log}, wc)
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			if err := serveMetrics(ctx, metricsAddr, log); err != nil {

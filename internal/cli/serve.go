@@ -42,6 +42,7 @@ func serveCmd() *cobra.Command {
 		serverCA, serverTokenFile  string
 		httpTLS                    serverTLSFlags
 		creds                      natsCreds
+		dev                        deviceFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [--model-dir DIR ...] [--server URL --nats URL]",
@@ -72,15 +73,30 @@ secured NATS.`,
 			if instances < 0 || threads < 0 {
 				return fmt.Errorf("--instances and --threads must be 0 (automatic) or positive, got %d and %d", instances, threads)
 			}
-			if instances == 0 {
-				instances = runtime.GOMAXPROCS(0)
-			}
-			if threads == 0 {
-				threads = max(1, runtime.GOMAXPROCS(0)/instances)
+			var b tensor.Backend
+			if dev.onCPU() {
+				if instances == 0 {
+					instances = runtime.GOMAXPROCS(0)
+				}
+				if threads == 0 {
+					threads = max(1, runtime.GOMAXPROCS(0)/instances)
+				}
+				gb := tensor.NewGo(threads)
+				defer gb.Close()
+				b = gb
+			} else {
+				// The GPU runs one call at a time: one instance by default,
+				// with the requests that arrive together batched.
+				instances = max(instances, 1)
+				gb, closeGPU, err := openCUDA(dev.device, dev.tf32)
+				if err != nil {
+					return err
+				}
+				defer closeGPU()
+				b = gb
+				log.Info("serving on the GPU", zap.String("device", describeDevice(b)))
 			}
 			cfg.Instances = instances
-			b := tensor.NewGo(threads)
-			defer b.Close()
 			var err error
 			if tokenFile != "" && tokensFile != "" {
 				return errors.New("--token-file (a list of tokens) and --tokens (the cluster's tokens.json) do not go together: give one")
@@ -188,8 +204,9 @@ secured NATS.`,
 	f.StringVar(&server, "server", "", "coordinator API: serve the newest version of every model in its index")
 	f.StringVar(&natsURL, "nats", "", "NATS URL of the cluster: serve each new version as it is published")
 	f.StringVar(&tokenFile, "token-file", "", "file of bearer tokens, one a line: every request but /v2/health/* must carry one")
-	f.IntVar(&instances, "instances", 0, "copies of each model computing at once, each on its own batch (0: one per core)")
+	f.IntVar(&instances, "instances", 0, "copies of each model computing at once, each on its own batch (0: one per core; one with --device cuda)")
 	f.IntVar(&threads, "threads", 0, "cores each forward pass may use (0: cores / instances)")
+	dev.add(f)
 	f.BoolVar(&noBatching, "no-batching", false, "run each request alone instead of batching requests that arrive together")
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest request body accepted (larger: 413)")
 	f.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "longest wait for a result (longer: 503)")

@@ -66,10 +66,24 @@ func trainCmd() *cobra.Command {
 					return fmt.Errorf("--init: %w", err)
 				}
 			}
-			log.Info("training", zap.String("model", spec.Name), zap.String("dataset", data.Name()),
+			fields := []zap.Field{zap.String("model", spec.Name), zap.String("dataset", data.Name()),
 				zap.Int("samples", data.Len()), zap.Int("params", len(t.Model.Params)),
 				zap.Int("epochs", spec.Epochs), zap.Int("batch", spec.BatchSize),
-				zap.String("backend", b.Name()), zap.Int("threads", b.Threads()))
+				zap.String("backend", b.Name()), zap.Int("threads", b.Threads())}
+			if !dev.onCPU() {
+				dt, err := newDeviceTrainer(b, spec.Model, spec.BatchSize, &spec.Optimizer, log)
+				if err != nil {
+					return err
+				}
+				if dt != nil {
+					defer dt.Close()
+					if err := t.UseDevice(dt); err != nil {
+						return err
+					}
+				}
+				fields = append(fields, zap.String("device", describeDevice(b)), zap.Bool("device_resident", dt != nil))
+			}
+			log.Info("training", fields...)
 
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 			defer stop()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/maas-ml/maas/coordinator"
 	"github.com/maas-ml/maas/internal/api"
 	"github.com/maas-ml/maas/internal/member"
+	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/paramserver"
 	"github.com/maas-ml/maas/tensor"
 	"github.com/maas-ml/maas/worker"
@@ -77,10 +79,17 @@ func TestCoordinatorRunsJob(t *testing.T) {
 	defer b.Close()
 	ps := paramserver.NewAgent(Connect(t, s), member.Config{ID: "ps-1"}, paramserver.DefaultConfig())
 	go ps.Run(ctx, Connect(t, s))
+	device := fmt.Sprintf("cpu (%s, %d threads)", b.Name(), b.Threads())
+	var devSteps atomic.Int64
 	for i := range 2 {
 		wc := worker.DefaultConfig()
 		wc.Backend = b
-		w := worker.NewAgent(Connect(t, s), member.Config{ID: fmt.Sprintf("w-%d", i), Threads: 1}, wc)
+		if i == 1 { // its steps go through a DeviceTrainer, as on a GPU
+			wc.NewDeviceTrainer = func(spec nn.ModelSpec, batch int) (worker.DeviceTrainer, error) {
+				return newHostDeviceTrainer(spec, b, &devSteps)
+			}
+		}
+		w := worker.NewAgent(Connect(t, s), member.Config{ID: fmt.Sprintf("w-%d", i), Threads: 1, Device: device}, wc)
 		go w.Run(ctx)
 	}
 
@@ -125,6 +134,14 @@ func TestCoordinatorRunsJob(t *testing.T) {
 	httpJSON(t, "GET", base+"/v1/cluster", nil, &cs)
 	if cs.Leader != "c1" || len(cs.Workers) != 2 || len(cs.Servers) != 1 {
 		t.Fatalf("cluster status %+v", cs)
+	}
+	if devSteps.Load() == 0 {
+		t.Fatal("the worker with a DeviceTrainer computed no step on it")
+	}
+	for _, w := range cs.Workers { // as registered; a server that sends none shows none
+		if w.Device != device || cs.Servers[0].Device != "" {
+			t.Fatalf("cluster status lists worker %s on %q and the server on %q, want %q and none", w.ID, w.Device, cs.Servers[0].Device, device)
+		}
 	}
 
 	// Checkpoints every 30 steps: 30, 60, 90 stored; the coordinator keeps
@@ -177,4 +194,36 @@ func TestCoordinatorRunsJob(t *testing.T) {
 	if st.State != api.JobFailed || !strings.Contains(st.Reason, "/nonexistent/mnist") {
 		t.Fatalf("job with unreadable data ended %s: %q", st.State, st.Reason)
 	}
+}
+
+// hostDeviceTrainer is a real, in-memory worker.DeviceTrainer for tests:
+// its own copy of the model, stepped on a CPU backend, as a GPU keeps it
+// in its memory.
+type hostDeviceTrainer struct {
+	m     *nn.Model
+	loss  *nn.SoftmaxCrossEntropy
+	steps *atomic.Int64
+}
+
+var _ worker.DeviceTrainer = (*hostDeviceTrainer)(nil)
+
+func newHostDeviceTrainer(spec nn.ModelSpec, b tensor.Backend, steps *atomic.Int64) (*hostDeviceTrainer, error) {
+	m, err := nn.Build(spec, b)
+	if err != nil {
+		return nil, err
+	}
+	out := m.OutShape()
+	return &hostDeviceTrainer{m: m, loss: nn.NewSoftmaxCrossEntropy(b, out[len(out)-1]), steps: steps}, nil
+}
+
+func (d *hostDeviceTrainer) SetParams(p []float32) error { copy(d.m.Params, p); return nil }
+func (d *hostDeviceTrainer) Grads(g []float32) error     { copy(g, d.m.Grads); return nil }
+func (d *hostDeviceTrainer) Close() error                { return nil }
+
+func (d *hostDeviceTrainer) Step(x []float32, y []int32, n int) (float32, int, error) {
+	d.steps.Add(1)
+	d.m.ZeroGrad()
+	l := d.loss.Forward(d.m.Forward(x, n, true), y, n)
+	d.m.Backward(d.loss.Backward(), n)
+	return l, d.loss.Correct(), nil
 }

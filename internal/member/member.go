@@ -24,6 +24,9 @@ type Config struct {
 	Kind    string // wire.KindWorker or wire.KindParamServer
 	Host    string
 	Threads int
+	// Device is what the member computes on, shown by `maas cluster
+	// status` (e.g. "cpu (go+avx2, 8 threads)", "NVIDIA H200 (cuda:0)").
+	Device string
 	// HeartbeatEvery is the heartbeat period (default 1 s).
 	HeartbeatEvery time.Duration
 	Logger         *zap.Logger
@@ -100,7 +103,7 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config, h Handler) error {
 	if err := refusal(nc, true, own...); err != nil {
 		return credentialErr(cfg.ID, err)
 	}
-	reg, _ := wire.Encode(&wire.Register{V: wire.Version, ID: cfg.ID, Kind: cfg.Kind, Host: cfg.Host, Threads: cfg.Threads})
+	reg, _ := wire.Encode(&wire.Register{V: wire.Version, ID: cfg.ID, Kind: cfg.Kind, Host: cfg.Host, Threads: cfg.Threads, Device: cfg.Device})
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		reply, err := nc.RequestWithContext(rctx, wire.RegisterSubject(cfg.ID), reg)

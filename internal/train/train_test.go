@@ -339,3 +339,95 @@ seed: 3
 		t.Fatal("a model with one output per sample was accepted for text")
 	}
 }
+
+// hostDevice is a real, in-memory Device for tests: its own copy of the
+// model, optimizer and loss, stepped on a CPU backend, as a GPU keeps them
+// in its memory.
+type hostDevice struct {
+	m       *nn.Model
+	opt     nn.Optimizer
+	loss    *nn.SoftmaxCrossEntropy
+	clip    float64
+	updates int
+}
+
+var _ Device = (*hostDevice)(nil)
+
+func newHostDevice(t *testing.T, spec *jobspec.Spec, b tensor.Backend) *hostDevice {
+	m, err := nn.Build(spec.Model, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Init(spec.Seed) // the dropout generators, as the Trainer's model has them
+	opt, err := nn.NewOptimizer(spec.Optimizer, len(m.Params))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := m.OutShape()
+	return &hostDevice{m: m, opt: opt, loss: nn.NewSoftmaxCrossEntropy(b, out[len(out)-1]), clip: spec.Optimizer.ClipNorm}
+}
+
+func (d *hostDevice) SetParams(p []float32) error { copy(d.m.Params, p); return nil }
+func (d *hostDevice) Params(p []float32) error    { copy(p, d.m.Params); return nil }
+
+func (d *hostDevice) Step(x []float32, y []int32, n int) (float32, int, error) {
+	l := d.loss.Forward(d.m.Forward(x, n, true), y, len(y))
+	d.m.ZeroGrad()
+	d.m.Backward(d.loss.Backward(), n)
+	return l, d.loss.Correct(), nil
+}
+
+func (d *hostDevice) Update(lr float64) error {
+	if d.clip > 0 {
+		nn.ClipGradNorm(d.m.Grads, d.clip)
+	}
+	d.opt.Step(d.m.Params, d.m.Grads, lr)
+	d.updates++
+	return nil
+}
+
+// TestUseDevice: steps run on a Device train the model as steps on the
+// backend do, and Run brings the device's parameters back before each
+// OnEpoch and at its end.
+func TestUseDevice(t *testing.T) {
+	b := tensor.NewGo(2)
+	defer b.Close()
+	data := dataset.Synthetic("d", 100, 1, 28, 28, 10, 2)
+	plain, err := New(tinySpec(t), b, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Run(context.Background(), Options{MaxSteps: 9}); err != nil {
+		t.Fatal(err)
+	}
+
+	spec := tinySpec(t)
+	tr, err := New(spec, b, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := newHostDevice(t, spec, b)
+	if err := tr.UseDevice(dev); err != nil {
+		t.Fatal(err)
+	}
+	epochs := 0
+	res, err := tr.Run(context.Background(), Options{MaxSteps: 9, OnEpoch: func(int, Progress) {
+		epochs++
+		for i, v := range dev.m.Params {
+			if tr.Model.Params[i] != v {
+				t.Fatalf("OnEpoch: Model.Params[%d] = %g, the device has %g", i, tr.Model.Params[i], v)
+			}
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Steps != 9 || dev.updates != 9 || epochs != 1 {
+		t.Fatalf("%d steps, %d device updates, %d epochs ended, want 9, 9 and 1", res.Steps, dev.updates, epochs)
+	}
+	for i, v := range plain.Model.Params {
+		if tr.Model.Params[i] != v {
+			t.Fatalf("param %d: %g after device steps, %g after backend steps", i, tr.Model.Params[i], v)
+		}
+	}
+}

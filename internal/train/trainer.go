@@ -29,6 +29,51 @@ type Trainer struct {
 	x      []float32 // the batch being trained on (B, sample...)
 	y      []int32   // its targets (B·labels)
 	step   int       // steps taken over the whole run
+
+	dev      Device // runs the steps when set (see UseDevice)
+	devAhead bool   // dev's parameters are newer than Model.Params
+}
+
+// Device runs whole training steps on an accelerator that keeps the model,
+// its gradients and the optimizer state in its own memory (tensor/cuda's
+// Trainer): the batch goes in, the loss comes out, and the parameters come
+// back only when asked for.
+type Device interface {
+	// SetParams copies θ to the device.
+	SetParams(params []float32) error
+	// Params copies θ from the device.
+	Params(dst []float32) error
+	// Step computes the loss, the rows classified right and the gradients
+	// of a batch of n samples.
+	Step(x []float32, y []int32, n int) (loss float32, correct int, err error)
+	// Update applies the optimizer of the spec (clipping as the spec says)
+	// to the last Step's gradients at learning rate lr.
+	Update(lr float64) error
+}
+
+// UseDevice makes d run the steps from now on, starting from the model's
+// current parameters; SyncParams brings them back into Model.Params (Run
+// does before each OnEpoch and at its end). d's optimizer starts afresh.
+func (t *Trainer) UseDevice(d Device) error {
+	if err := d.SetParams(t.Model.Params); err != nil {
+		return err
+	}
+	t.dev, t.devAhead = d, false
+	return nil
+}
+
+// SyncParams copies the device's parameters into Model.Params when steps
+// ran on a device since the last copy.
+func (t *Trainer) SyncParams() error {
+	if t.dev == nil || !t.devAhead {
+		return nil
+	}
+	if err := t.dev.Params(t.Model.Params); err != nil {
+		return err
+	}
+	t.Model.WeightsChanged()
+	t.devAhead = false
+	return nil
 }
 
 // New builds the model of spec on backend b, initialised from the spec's
@@ -116,6 +161,9 @@ func (t *Trainer) Step(idx []int, lr float64) (StepResult, error) {
 	if err := t.data.Batch(idx, t.x, t.y); err != nil {
 		return StepResult{}, err
 	}
+	if t.dev != nil {
+		return t.deviceStep(n, rows, lr)
+	}
 	logits := t.Model.Forward(t.x[:n*t.data.SampleSize()], n, true)
 	loss := t.Loss.Forward(logits, t.y[:rows], rows)
 	t.Model.ZeroGrad()
@@ -129,6 +177,24 @@ func (t *Trainer) Step(idx []int, lr float64) (StepResult, error) {
 		return StepResult{Loss: loss, N: n, Targets: rows}, fmt.Errorf("%w at step %d (loss %g); lower optimizer.lr or set optimizer.clip_norm", ErrDiverged, t.step, loss)
 	}
 	return StepResult{Loss: loss, Correct: t.Loss.Correct(), N: n, Targets: rows, LR: lr}, nil
+}
+
+// deviceStep is Step on the device: the same batch, loss, update and
+// divergence check.
+func (t *Trainer) deviceStep(n, rows int, lr float64) (StepResult, error) {
+	loss, correct, err := t.dev.Step(t.x[:n*t.data.SampleSize()], t.y[:rows], n)
+	if err != nil {
+		return StepResult{}, err
+	}
+	if err := t.dev.Update(lr); err != nil {
+		return StepResult{}, err
+	}
+	t.devAhead = true
+	t.step++
+	if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
+		return StepResult{Loss: loss, N: n, Targets: rows}, fmt.Errorf("%w at step %d (loss %g); lower optimizer.lr or set optimizer.clip_norm", ErrDiverged, t.step, loss)
+	}
+	return StepResult{Loss: loss, Correct: correct, N: n, Targets: rows, LR: lr}, nil
 }
 
 // Progress reports training progress after each step.
@@ -208,11 +274,14 @@ func (t *Trainer) Run(ctx context.Context, opts Options) (Result, error) {
 		}
 		res.Epochs, res.Loss, res.Accuracy = epoch+1, p.Loss, p.Accuracy
 		if opts.OnEpoch != nil && p.Step == spe {
+			if err := t.SyncParams(); err != nil {
+				return res, err
+			}
 			opts.OnEpoch(epoch+1, p)
 		}
 	}
 	res.Steps, res.Duration = t.step, time.Since(start)
-	return res, nil
+	return res, t.SyncParams()
 }
 
 // Metrics is a model's loss and accuracy on a dataset.

@@ -20,6 +20,9 @@ type Register struct {
 	Kind    string `msgpack:"kind"`
 	Host    string `msgpack:"host"`
 	Threads int    `msgpack:"threads"`
+	// Device is what the member computes on, e.g. "cpu (go+avx2, 8
+	// threads)" or "NVIDIA H200 (cuda:0)"; "" from older members.
+	Device string `msgpack:"device,omitempty"`
 }
 
 func (m *Register) version() int { return m.V }

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 func TestFloatsRoundTrip(t *testing.T) {
@@ -54,6 +56,35 @@ func TestMessagesRoundTripAndVersion(t *testing.T) {
 	}
 	if err := Decode([]byte{0xc1, 0x00}, &out); !errors.Is(err, ErrDecode) {
 		t.Fatalf("garbage: %v", err)
+	}
+}
+
+// TestRegisterDevice: a registration carries the member's device, and one
+// from a member that predates the field decodes with no device.
+func TestRegisterDevice(t *testing.T) {
+	b, err := Encode(&Register{V: Version, ID: "w-1", Kind: KindWorker, Host: "h", Threads: 2, Device: "NVIDIA H200 (cuda:0)"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Register
+	if err := Decode(b, &r); err != nil || r.Device != "NVIDIA H200 (cuda:0)" || r.Threads != 2 {
+		t.Fatalf("round trip: %+v, %v", r, err)
+	}
+	// The message as members sent it before: the same fields, no device.
+	type oldRegister struct {
+		V       int    `msgpack:"v"`
+		ID      string `msgpack:"id"`
+		Kind    string `msgpack:"kind"`
+		Host    string `msgpack:"host"`
+		Threads int    `msgpack:"threads"`
+	}
+	old, err := msgpack.Marshal(&oldRegister{V: Version, ID: "w-2", Kind: KindWorker, Host: "h", Threads: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = Register{}
+	if err := Decode(old, &r); err != nil || r.ID != "w-2" || r.Threads != 4 || r.Device != "" {
+		t.Fatalf("an older registration: %+v, %v", r, err)
 	}
 }
 

@@ -16,9 +16,15 @@
 // The Backend's methods take host slices like every tensor.Backend: each
 // call copies its inputs to device buffers (allocated once and grown, never
 // freed per call, with pinned host mirrors for the transfers), runs its
-// kernels on the backend's one stream and copies the outputs back. Buffer,
-// the launch helper and Graph (CUDA graph capture and replay) are the
-// pieces a device-resident training step builds on.
+// kernels on the backend's one stream and copies the outputs back.
+//
+// Trainer is the device-resident training step built on the same kernels:
+// a model's parameters, gradients, activations and optimizer state in one
+// device allocation made once, a step queued on the one stream without a
+// host round trip inside it, captured as a CUDA graph (Graph) when its
+// batch size repeats and replayed after. Its layers are package nn's
+// (conv2d, relu, maxpool2d, flatten, dense, lstm, gru), and the tests run
+// it on the host emulation against nn (trainer_test.go).
 //
 // tensor.Backend's methods return no error: a CUDA failure inside one
 // (out of device memory, a lost device) panics with the *Error or

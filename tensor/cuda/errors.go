@@ -18,8 +18,7 @@ var (
 	ErrBadDevice = errors.New("cuda: bad device name")
 	// ErrClosed: the Backend or Buffer was used after Close.
 	ErrClosed = errors.New("cuda: closed")
-	// ErrUnsupported: the operation needs the GPU engine (CUDA graphs on
-	// the host emulation the tests use).
+	// ErrUnsupported: the engine cannot do the operation.
 	ErrUnsupported = errors.New("cuda: not supported by this engine")
 )
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"unsafe"
@@ -18,12 +19,35 @@ import (
 // one emulated thread at a time (see maas_cuda.h), on "device memory"
 // that is Go memory. GEMMs run the plain maas_gemm kernel in cuBLAS's
 // place. It checks the kernels' index math and the Backend's code on
-// machines without a GPU; graphs are not emulated.
+// machines without a GPU.
+//
+// Graphs are emulated: between beginCapture and endCapture, launches,
+// GEMMs and copies are recorded instead of run (a launch's arguments are
+// copied when recorded, as cuLaunchKernel does; a copy reads its pinned
+// memory when replayed, as a captured memcpy does), a sync fails as it
+// does on a capturing stream, and launchGraph runs the recording.
 type hostEngine struct {
 	fns  [numKernels]func(gx, gy, gz, bx, by, bz uint32, params unsafe.Pointer)
-	mu   sync.Mutex           // guards mem
+	mu   sync.Mutex           // guards mem and the counters
 	mem  map[uintptr][]uint64 // live allocations, kept reachable
 	args launchArgs           // for gemm's launches; used under the Backend's mutex
+
+	// allocs and hostAllocs count alloc and allocHost calls; captures and
+	// replays count endCapture and launchGraph.
+	allocs, hostAllocs, captures, replays int
+
+	// The graph being captured (nil when not capturing) and the captured
+	// ones by handle; used under the Backend's mutex.
+	rec    *hostGraph
+	graphs map[uintptr]*hostGraph
+	nextID uintptr
+}
+
+// hostGraph is a recorded graph: its work in order, and the argument
+// blocks its launches read, pinned while the graph lives.
+type hostGraph struct {
+	work []func() error
+	pin  runtime.Pinner
 }
 
 var _ engine = (*hostEngine)(nil)
@@ -81,7 +105,7 @@ func newHostBackend(t testing.TB) *Backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &hostEngine{mem: map[uintptr][]uint64{}}
+	e := &hostEngine{mem: map[uintptr][]uint64{}, graphs: map[uintptr]*hostGraph{}}
 	for k, kd := range kernels {
 		purego.RegisterLibFunc(&e.fns[k], lib, kd.symbol+"_host")
 	}
@@ -97,14 +121,22 @@ func newHostBackend(t testing.TB) *Backend {
 	return b
 }
 
-func (e *hostEngine) name() string         { return "host emulation" }
-func (e *hostEngine) enter() error         { return nil }
-func (e *hostEngine) leave()               {}
-func (e *hostEngine) sync() error          { return nil }
+func (e *hostEngine) name() string { return "host emulation" }
+func (e *hostEngine) enter() error { return nil }
+func (e *hostEngine) leave()       {}
+func (e *hostEngine) sync() error {
+	if e.rec != nil {
+		return errors.New("host engine: sync during a capture (cudaErrorStreamCaptureUnsupported on a GPU)")
+	}
+	return nil
+}
 func (e *hostEngine) close() error         { return nil }
 func (e *hostEngine) free(p uintptr) error { return e.release(p) }
 
 func (e *hostEngine) alloc(bytes int) (uintptr, error) {
+	e.mu.Lock()
+	e.allocs++
+	e.mu.Unlock()
 	p := e.allocGo(bytes)
 	return uintptr(p), nil
 }
@@ -134,6 +166,9 @@ func (e *hostEngine) release(p uintptr) error {
 }
 
 func (e *hostEngine) allocHost(bytes int) (unsafe.Pointer, error) {
+	e.mu.Lock()
+	e.hostAllocs++
+	e.mu.Unlock()
 	return e.allocGo(bytes), nil
 }
 
@@ -153,6 +188,14 @@ func (e *hostEngine) memory(p uintptr, bytes int) ([]byte, error) {
 }
 
 func (e *hostEngine) upload(dst uintptr, src unsafe.Pointer, bytes int) error {
+	if e.rec != nil {
+		e.rec.work = append(e.rec.work, func() error { return e.uploadNow(dst, src, bytes) })
+		return nil
+	}
+	return e.uploadNow(dst, src, bytes)
+}
+
+func (e *hostEngine) uploadNow(dst uintptr, src unsafe.Pointer, bytes int) error {
 	d, err := e.memory(dst, bytes)
 	if err != nil {
 		return err
@@ -162,6 +205,14 @@ func (e *hostEngine) upload(dst uintptr, src unsafe.Pointer, bytes int) error {
 }
 
 func (e *hostEngine) download(dst unsafe.Pointer, src uintptr, bytes int) error {
+	if e.rec != nil {
+		e.rec.work = append(e.rec.work, func() error { return e.downloadNow(dst, src, bytes) })
+		return nil
+	}
+	return e.downloadNow(dst, src, bytes)
+}
+
+func (e *hostEngine) downloadNow(dst unsafe.Pointer, src uintptr, bytes int) error {
 	s, err := e.memory(src, bytes)
 	if err != nil {
 		return err
@@ -171,11 +222,42 @@ func (e *hostEngine) download(dst unsafe.Pointer, src uintptr, bytes int) error 
 }
 
 func (e *hostEngine) launch(k kernel, grid, block uint32, params unsafe.Pointer) error {
+	if e.rec != nil {
+		args := snapshotArgs(params)
+		e.rec.pin.Pin(args)
+		e.rec.work = append(e.rec.work, func() error { return e.launch(k, grid, block, unsafe.Pointer(&args.ptrs[0])) })
+		return nil
+	}
 	e.fns[k](grid, 1, 1, block, 1, 1, params)
 	return nil
 }
 
+// snapshotArgs copies the launchArgs block params points into (the
+// Backend's, or the engine's own for gemm): its values and pointers to
+// them, re-aimed at the copy.
+func snapshotArgs(params unsafe.Pointer) *launchArgs {
+	base := unsafe.Add(params, -int(unsafe.Offsetof(launchArgs{}.ptrs)))
+	src, dst := (*launchArgs)(base), new(launchArgs)
+	dst.vals, dst.geom = src.vals, src.geom
+	lo, size := uintptr(base), unsafe.Sizeof(launchArgs{})
+	for i, p := range src.ptrs {
+		if off := uintptr(p) - lo; uintptr(p) >= lo && off < size {
+			dst.ptrs[i] = unsafe.Add(unsafe.Pointer(dst), off)
+		}
+	}
+	return dst
+}
+
 func (e *hostEngine) gemm(transA, transB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc int) error {
+	if e.rec != nil {
+		e.rec.work = append(e.rec.work, func() error {
+			rec := e.rec
+			e.rec = nil // run it, not record it again
+			defer func() { e.rec = rec }()
+			return e.gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		})
+		return nil
+	}
 	vals := []uint64{flag(transA), flag(transB), i32(m), i32(n), i32(k), f32(alpha), ptr(a), i32(lda), ptr(b), i32(ldb), f32(beta), ptr(c), i32(ldc)}
 	for i, v := range vals {
 		e.args.vals[i] = v
@@ -184,8 +266,67 @@ func (e *hostEngine) gemm(transA, transB bool, m, n, k int, alpha float32, a uin
 	return e.launch(kGemm, gridFor(m*n), blockSize, unsafe.Pointer(&e.args.ptrs[0]))
 }
 
-func (e *hostEngine) beginCapture() error                  { return ErrUnsupported }
-func (e *hostEngine) endCapture() (uintptr, error)         { return 0, ErrUnsupported }
-func (e *hostEngine) instantiate(uintptr) (uintptr, error) { return 0, ErrUnsupported }
-func (e *hostEngine) launchGraph(uintptr) error            { return ErrUnsupported }
-func (e *hostEngine) destroyGraph(uintptr, uintptr) error  { return ErrUnsupported }
+func (e *hostEngine) beginCapture() error {
+	if e.rec != nil {
+		return errors.New("host engine: capture already under way")
+	}
+	e.rec = new(hostGraph)
+	return nil
+}
+
+func (e *hostEngine) endCapture() (uintptr, error) {
+	if e.rec == nil {
+		return 0, errors.New("host engine: endCapture without beginCapture")
+	}
+	e.nextID++
+	e.graphs[e.nextID], e.rec = e.rec, nil
+	e.mu.Lock()
+	e.captures++
+	e.mu.Unlock()
+	return e.nextID, nil
+}
+
+// instantiate makes the graph its own executable: replays run its work.
+func (e *hostEngine) instantiate(graph uintptr) (uintptr, error) {
+	if e.graphs[graph] == nil {
+		return 0, fmt.Errorf("host engine: instantiate of unknown graph %d", graph)
+	}
+	return graph, nil
+}
+
+func (e *hostEngine) launchGraph(exec uintptr) error {
+	g := e.graphs[exec]
+	if g == nil {
+		return fmt.Errorf("host engine: launch of unknown graph %d", exec)
+	}
+	if e.rec != nil {
+		return errors.New("host engine: graph launch during a capture")
+	}
+	e.mu.Lock()
+	e.replays++
+	e.mu.Unlock()
+	for _, w := range g.work {
+		if err := w(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *hostEngine) destroyGraph(graph, exec uintptr) error {
+	id := max(graph, exec)
+	g := e.graphs[id]
+	if g == nil {
+		return fmt.Errorf("host engine: destroy of unknown graph %d", id)
+	}
+	g.pin.Unpin()
+	delete(e.graphs, id)
+	return nil
+}
+
+// counts returns the allocation and graph counters.
+func (e *hostEngine) counts() (allocs, hostAllocs, captures, replays int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.allocs, e.hostAllocs, e.captures, e.replays
+}
