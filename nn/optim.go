@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/maas-ml/maas/tensor"
 )
 
 // OptimizerSpec configures an optimizer: the `optimizer` section of a job
@@ -187,27 +189,12 @@ func (a *Adam) Step(params, grads []float32, lr float64) {
 	t := float64(a.step)
 	bc1 := 1 - math.Pow(a.Beta1, t)
 	bc2 := 1 - math.Pow(a.Beta2, t)
-	stepSize := float32(lr / bc1)
-	invSqrtBC2 := float32(1 / math.Sqrt(bc2))
-	b1, b2 := float32(a.Beta1), float32(a.Beta2)
-	eps := float32(a.Eps)
-	wd := float32(a.WeightDecay)
-	decay := float32(1 - lr*a.WeightDecay)
 	n := len(grads)
-	params, m, v := params[:n], a.m[:n], a.v[:n]
-	for i, g := range grads {
-		p := params[i]
-		if a.Decoupled {
-			p *= decay
-		} else {
-			g += wd * p
-		}
-		mi := b1*m[i] + (1-b1)*g
-		vi := b2*v[i] + (1-b2)*g*g
-		m[i], v[i] = mi, vi
-		denom := float32(math.Sqrt(float64(vi)))*invSqrtBC2 + eps
-		params[i] = p - stepSize*mi/denom
-	}
+	tensor.AdamStep(params[:n], grads, a.m[:n], a.v[:n], tensor.AdamArgs{
+		Beta1: float32(a.Beta1), Beta2: float32(a.Beta2), Eps: float32(a.Eps),
+		StepSize: float32(lr / bc1), InvSqrtBC2: float32(1 / math.Sqrt(bc2)),
+		WeightDecay: float32(a.WeightDecay), Decay: float32(1 - lr*a.WeightDecay), Decoupled: a.Decoupled,
+	})
 }
 
 func (a *Adam) State() (map[string][]float32, int64) {

@@ -430,3 +430,68 @@ tail:
 done:
 	VZEROUPPER
 	RET
+
+// func adamAVX(p, grad, m, v *float32, n int, c *float32)
+//
+// AdamStep's update for i < n (a multiple of 8), with c = β1, 1−β1, β2,
+// 1−β2, ε, step size, 1/√(1−β2ᵗ), wd, decay, decoupled (≠ 0): each
+// operation separately rounded, in the order of the Go loop.
+TEXT ·adamAVX(SB), NOSPLIT, $0-48
+	MOVQ         p+0(FP), DI
+	MOVQ         grad+8(FP), SI
+	MOVQ         m+16(FP), R8
+	MOVQ         v+24(FP), R9
+	MOVQ         n+32(FP), CX
+	MOVQ         c+40(FP), DX
+	VBROADCASTSS (DX), Y8     // β1
+	VBROADCASTSS 4(DX), Y9    // 1−β1
+	VBROADCASTSS 8(DX), Y10   // β2
+	VBROADCASTSS 12(DX), Y11  // 1−β2
+	VBROADCASTSS 16(DX), Y12  // ε
+	VBROADCASTSS 20(DX), Y13  // step size
+	VBROADCASTSS 24(DX), Y14  // 1/√(1−β2ᵗ)
+	VBROADCASTSS 28(DX), Y15  // wd
+	VBROADCASTSS 32(DX), Y7   // decay
+	MOVL         36(DX), AX   // decoupled
+	SHRQ         $3, CX
+	JEQ          adone
+
+aloop:
+	VMOVUPS (SI), Y0 // g
+	VMOVUPS (DI), Y1 // θ
+	TESTL   AX, AX
+	JEQ     acoupled
+	VMULPS  Y7, Y1, Y1 // θ·decay
+	JMP     amoments
+
+acoupled:
+	VMULPS Y1, Y15, Y2 // wd·θ
+	VADDPS Y2, Y0, Y0  // g + wd·θ
+
+amoments:
+	VMULPS  (R8), Y8, Y2 // β1·m
+	VMULPS  Y0, Y9, Y3   // (1−β1)·g
+	VADDPS  Y3, Y2, Y2   // m
+	VMULPS  Y0, Y11, Y3  // (1−β2)·g
+	VMULPS  Y0, Y3, Y3   // ·g
+	VMULPS  (R9), Y10, Y4 // β2·v
+	VADDPS  Y3, Y4, Y4    // v
+	VMOVUPS Y2, (R8)
+	VMOVUPS Y4, (R9)
+	VSQRTPS Y4, Y4
+	VMULPS  Y14, Y4, Y4 // √v/√(1−β2ᵗ)
+	VADDPS  Y12, Y4, Y4 // + ε
+	VMULPS  Y2, Y13, Y2 // step size·m
+	VDIVPS  Y4, Y2, Y2
+	VSUBPS  Y2, Y1, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	ADDQ    $32, R8
+	ADDQ    $32, R9
+	DECQ    CX
+	JNZ     aloop
+
+adone:
+	VZEROUPPER
+	RET

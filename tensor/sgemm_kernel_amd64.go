@@ -120,6 +120,13 @@ func maxPool2x2GatherAVX(y *float32, idx *int32, x *float32, off *int32, n int, 
 //go:noescape
 func fillAVX(x *float32, n int, v float32)
 
+// adamAVX is AdamStep's update for n a multiple of 8, in elem_amd64.s; c
+// holds β1, 1−β1, β2, 1−β2, ε, step size, 1/√(1−β2ᵗ), wd, decay and
+// decoupled (≠ 0).
+//
+//go:noescape
+func adamAVX(p, grad, m, v *float32, n int, c *float32)
+
 // pack16 copies a 16-column panel of a row-major matrix: dst[p·16+j] =
 // src[p·ld+j] for p < kb, j < 16; in gather_amd64.s.
 //

@@ -36,6 +36,8 @@ func packShift16(dst, src *float32, rowOff, rowMask *int32, masks *int32, kb, co
 
 func fillAVX(x *float32, n int, v float32) { panic("unreachable") }
 
+func adamAVX(p, grad, m, v *float32, n int, c *float32) { panic("unreachable") }
+
 func pack16(dst, src *float32, ld, kb int) { panic("unreachable") }
 
 func packT16(dst, src *float32, ld, blocks int) { panic("unreachable") }
