@@ -1,7 +1,5 @@
 package tensor
 
-import "sync"
-
 // The convolution forward pass computes each image's output straight into
 // y (n, OC, P) as one GEMM, y_i = W · col_i, with W packed once per call
 // (or once for good, for a model that serves) and shared by every core. The
@@ -184,7 +182,7 @@ type convFwdArgs struct {
 	kern          *microKernel
 	bufs          freeList[gemmBuffers]
 	scratch       freeList[convScratch]
-	wg            sync.WaitGroup
+	wg            partsLeft
 }
 
 func (a *convFwdArgs) run(part int) {

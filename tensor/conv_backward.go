@@ -1,7 +1,5 @@
 package tensor
 
-import "sync"
-
 // The convolution backward pass works image by image, as the forward
 // pass, or on runs of a few images side by side where one image's outputs
 // would fill the micro-kernel's panels poorly (convGroup; the run's dy is
@@ -28,7 +26,7 @@ type convBwdArgs struct {
 	scratches    []*convScratch
 	kern         *microKernel
 	bufs         freeList[gemmBuffers]
-	wg           sync.WaitGroup
+	wg           partsLeft
 }
 
 func (a *convBwdArgs) run(part int) {

@@ -1,7 +1,5 @@
 package tensor
 
-import "sync"
-
 // Blocking of the pure-Go GEMM (BLIS-style): C is computed in mr×nr tiles by
 // a register-blocked micro-kernel over packed panels; A is packed in mc×kc
 // blocks (L2), B in kc×nc blocks (L3).
@@ -45,7 +43,7 @@ type gemmArgs struct {
 	byRows      bool
 	kern        *microKernel
 	bufs        freeList[gemmBuffers]
-	wg          sync.WaitGroup
+	wg          partsLeft
 }
 
 // microKernel computes one mr×nr tile of C from packed panels:

@@ -59,7 +59,7 @@ type convArgs struct {
 	x, col  []float32
 	inverse bool
 	parts   int
-	wg      sync.WaitGroup
+	wg      partsLeft
 }
 
 func (a *convArgs) run(part int) {

@@ -1,9 +1,6 @@
 package tensor
 
-import (
-	"math"
-	"sync"
-)
+import "math"
 
 // Elementwise kernels and pooling are memory-bound; above this many
 // elements they are split across the pool.
@@ -28,7 +25,7 @@ type elemArgs struct {
 	d2      int
 	pool    PoolGeom
 	parts   int
-	wg      sync.WaitGroup
+	wg      partsLeft
 }
 
 func (e *elemArgs) run(part int) {

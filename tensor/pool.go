@@ -3,6 +3,7 @@ package tensor
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,7 +17,34 @@ type runner interface {
 type poolJob struct {
 	r    runner
 	part int
-	wg   *sync.WaitGroup
+	wg   *partsLeft
+}
+
+// partsLeft counts the parts of a call still running on other cores. The
+// caller, done with its own part, polls left for a while before it parks
+// on wg: a parked goroutine takes tens of microseconds to wake, and the
+// parts of a call usually end within microseconds of each other.
+type partsLeft struct {
+	left atomic.Int32
+	wg   sync.WaitGroup
+}
+
+func (p *partsLeft) add(n int) {
+	p.left.Add(int32(n))
+	p.wg.Add(n)
+}
+
+func (p *partsLeft) done() {
+	p.left.Add(-1)
+	p.wg.Done()
+}
+
+// wait returns when every part is done.
+func (p *partsLeft) wait() {
+	for start := time.Now(); p.left.Load() > 0 && time.Since(start) < spinFor; {
+		runtime.Gosched()
+	}
+	p.wg.Wait()
 }
 
 // workerPool runs the parts of a kernel on a fixed set of goroutines: the
@@ -101,7 +129,7 @@ func (p *workerPool) work() {
 		select {
 		case j := <-p.jobs:
 			j.r.run(j.part)
-			j.wg.Done()
+			j.wg.done()
 			p.spin()
 		case <-p.done:
 			return
@@ -116,7 +144,7 @@ func (p *workerPool) spin() {
 		select {
 		case j := <-p.jobs:
 			j.r.run(j.part)
-			j.wg.Done()
+			j.wg.done()
 			start = time.Now()
 		default:
 			runtime.Gosched()
@@ -126,20 +154,20 @@ func (p *workerPool) spin() {
 
 // run computes parts 0..parts−1 of r and returns when all are done. wg must
 // be owned by the caller (it lives in r's struct so nothing escapes per call).
-func (p *workerPool) run(r runner, parts int, wg *sync.WaitGroup) {
+func (p *workerPool) run(r runner, parts int, wg *partsLeft) {
 	if parts <= 1 || p.threads <= 1 {
 		for i := 0; i < parts; i++ {
 			r.run(i)
 		}
 		return
 	}
-	wg.Add(parts - 1)
+	wg.add(parts - 1)
 	for i := 1; i < parts; i++ {
 		select {
 		case p.jobs <- poolJob{r: r, part: i, wg: wg}:
 		default: // queue full: do it here rather than block
 			r.run(i)
-			wg.Done()
+			wg.done()
 		}
 	}
 	r.run(0)
@@ -147,13 +175,13 @@ func (p *workerPool) run(r runner, parts int, wg *sync.WaitGroup) {
 		select {
 		case j := <-p.jobs:
 			j.r.run(j.part)
-			j.wg.Done()
+			j.wg.done()
 			continue
 		default:
 		}
 		break
 	}
-	wg.Wait()
+	wg.wait()
 }
 
 func (p *workerPool) close() {
