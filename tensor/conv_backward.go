@@ -93,7 +93,7 @@ func (g *GoBackend) Conv2DBackward(geom ConvGeom, n int, x, w, dy, dw, db, dx []
 		threads = 1
 	}
 	a.group = convGroup(p, kern.nr, n, threads)
-	a.dwT = tileUse(kern, rows, oc) > 1.1*tileUse(kern, oc, rows)
+	a.dwT = tileUse(kern, rows, oc) >= tileUse(kern, oc, rows)
 	a.parts = min(threads, (n+a.group-1)/a.group)
 	shared := g.pool.scratch.get()
 	if dx != nil {
@@ -127,9 +127,12 @@ func (g *GoBackend) Conv2DBackward(geom ConvGeom, n int, x, w, dy, dw, db, dx []
 }
 
 // tileUse is the fraction of the micro-kernel's tiles that an m×n product
-// fills. A first layer's weight gradient, OC × C·KH·KW, is wide and short
-// (32 × 9 for one input channel: 9 of each tile's 16 columns); its
-// transpose, 9 × 32, fills 3/4 of the tiles.
+// fills. The weight gradient is computed transposed, dwᵀ = col · dyᵀ,
+// unless that fills fewer tiles: a first layer's OC × C·KH·KW (32 × 9 for
+// one input channel) uses 9 of each tile's 16 columns, its transpose 3/4
+// of the tiles; and the operand packed transposed is then dy (OC rows)
+// instead of col (C·KH·KW rows, 4.5 times as many in the seed CNN's
+// conv2 and conv3), col being packed as it lies.
 func tileUse(kern *microKernel, m, n int) float64 {
 	return float64(m*n) / float64(roundUp(m, kern.mr)*roundUp(n, kern.nr))
 }
