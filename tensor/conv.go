@@ -1,5 +1,7 @@
 package tensor
 
+import "sync/atomic"
+
 // The convolution forward pass computes each image's output straight into
 // y (n, OC, P) as one GEMM, y_i = W · col_i, with W packed once per call
 // (or once for good, for a model that serves) and shared by every core. The
@@ -163,7 +165,8 @@ func (s *convScratch) take(n int) []float32 {
 }
 
 // convFwdArgs carries one Conv2D call across the pool. Its work is
-// n·chunks units: image i, column chunk c of that image's P outputs,
+// n·chunks units, taken by the cores in turn as they get free: image i,
+// column chunk c of that image's P outputs,
 // y_i = W · col_i, with W (oc, rows) packed; or, with group > 1, runs of
 // group images side by side in one GEMM (see convGroup).
 type convFwdArgs struct {
@@ -178,7 +181,8 @@ type convFwdArgs struct {
 	rowMask       []int32 // with masks: the shifted-plane reading (shiftPanels)
 	masks         []int32
 	chunks, parts int
-	group         int // images a GEMM takes side by side
+	group         int          // images a GEMM takes side by side
+	next          atomic.Int32 // the next unit to take: each core takes units as it gets free
 	kern          *microKernel
 	bufs          freeList[gemmBuffers]
 	scratch       freeList[convScratch]
@@ -192,10 +196,7 @@ func (a *convFwdArgs) run(part int) {
 	}
 	g := a.geom
 	p, rows := g.OH()*g.OW(), g.Rows()
-	lo, hi := split(a.n*a.chunks, a.parts, 1, part)
-	if lo == hi {
-		return
-	}
+	units := a.n * a.chunks
 	buf := a.bufs.get()
 	defer a.bufs.put(buf)
 	var own *convScratch
@@ -204,7 +205,11 @@ func (a *convFwdArgs) run(part int) {
 		defer a.scratch.put(own)
 	}
 	imageSize, paddedSize := g.C*g.H*g.W, g.C*(g.H+2*g.PH)*(g.W+2*g.PW)
-	for u := lo; u < hi; u++ {
+	for {
+		u := int(a.next.Add(1)) - 1
+		if u >= units {
+			break
+		}
 		i, c := u/a.chunks, u%a.chunks
 		c0, c1 := split(p, a.chunks, a.kern.nr, c)
 		if c0 == c1 {
@@ -278,10 +283,7 @@ func convGroup(p, nr, n, threads int) int {
 func (a *convFwdArgs) runGroups(part int) {
 	g := a.geom
 	p, rows := g.OH()*g.OW(), g.Rows()
-	lo, hi := split((a.n+a.group-1)/a.group, a.parts, 1, part)
-	if lo == hi {
-		return
-	}
+	units := (a.n + a.group - 1) / a.group
 	buf := a.bufs.get()
 	defer a.bufs.put(buf)
 	s := a.scratch.get()
@@ -295,7 +297,11 @@ func (a *convFwdArgs) runGroups(part int) {
 	}
 	t := s.take(need)
 	c, xp := t[:a.oc*cols], t[a.oc*cols:]
-	for u := lo; u < hi; u++ {
+	for {
+		u := int(a.next.Add(1)) - 1
+		if u >= units {
+			break
+		}
 		i0 := u * a.group
 		gs := min(a.group, a.n-i0)
 		w := gs * p

@@ -1,5 +1,7 @@
 package tensor
 
+import "sync/atomic"
+
 // The convolution backward pass works image by image, as the forward
 // pass, or on runs of a few images side by side where one image's outputs
 // would fill the micro-kernel's panels poorly (convGroup; the run's dy is
@@ -11,8 +13,10 @@ package tensor
 // Col2Im while it is in cache. (Packing colᵀ straight from the image with
 // gathers, as the forward pass packs col, was measured slower: the 16
 // values of a transposed panel row lie in as many image rows.) Each core
-// takes a run of images with its own dw and db accumulators, summed at the
-// end.
+// takes the next chunk of runs as it gets free, so that a core slowed down
+// by other work on the machine does less of it; every chunk has its own dw
+// and db accumulators, summed in chunk order at the end, so the result does
+// not depend on which core took which chunk.
 
 // convBwdArgs carries one Conv2DBackward call across the pool.
 type convBwdArgs struct {
@@ -21,9 +25,11 @@ type convBwdArgs struct {
 	group        int  // images taken side by side (see convGroup)
 	dwT          bool // the weight gradient is computed transposed (see tileUse)
 	x, dy, dx    []float32
-	wt           operand     // Wᵀ (rows, OC), packed once
-	partial      [][]float32 // per part: its dw then db accumulators
-	scratches    []*convScratch
+	wt           operand        // Wᵀ (rows, OC), packed once
+	chunks       int            // runs of images cut into this many chunks
+	next         atomic.Int32   // the next chunk to take
+	acc          []float32      // per chunk: its dw (or dwᵀ) then db accumulators
+	scratches    []*convScratch // per part: col, dcol and dy rearranged
 	kern         *microKernel
 	bufs         freeList[gemmBuffers]
 	wg           partsLeft
@@ -32,20 +38,33 @@ type convBwdArgs struct {
 func (a *convBwdArgs) run(part int) {
 	g := a.geom
 	p, rows := g.OH()*g.OW(), g.Rows()
-	lo, hi := split((a.n+a.group-1)/a.group, a.parts, 1, part)
 	buf := a.bufs.get()
 	defer a.bufs.put(buf)
 	dwLen, cols := a.oc*rows, a.group*p
-	need := dwLen + a.oc + rows*cols
+	need := rows * cols
 	if a.group > 1 {
 		need += a.oc * cols
 	}
 	s := a.scratches[part].take(need)
-	clear(s[:dwLen+a.oc])
-	dw, db := s[:dwLen], s[dwLen:dwLen+a.oc]
-	col := s[dwLen+a.oc : dwLen+a.oc+rows*cols] // col, then dcol, of a run of images
-	dyt := s[dwLen+a.oc+rows*cols:]             // the run's dy as (OC, images·P)
-	a.partial[part] = s[:dwLen+a.oc]
+	col := s[:rows*cols] // col, then dcol, of a run of images
+	dyt := s[rows*cols:] // the run's dy as (OC, images·P)
+	for {
+		c := int(a.next.Add(1)) - 1
+		if c >= a.chunks {
+			return
+		}
+		acc := a.acc[c*(dwLen+a.oc) : (c+1)*(dwLen+a.oc)]
+		clear(acc)
+		lo, hi := split((a.n+a.group-1)/a.group, a.chunks, 1, c)
+		a.runs(lo, hi, acc[:dwLen], acc[dwLen:], col, dyt, buf)
+	}
+}
+
+// runs adds the gradients of the runs of images [lo, hi) to dw and db and
+// writes their dx.
+func (a *convBwdArgs) runs(lo, hi int, dw, db, col, dyt []float32, buf *gemmBuffers) {
+	g := a.geom
+	p, rows := g.OH()*g.OW(), g.Rows()
 	size := g.C * g.H * g.W
 	for u := lo; u < hi; u++ {
 		i0 := u * a.group
@@ -86,7 +105,7 @@ func (g *GoBackend) Conv2DBackward(geom ConvGeom, n int, x, w, dy, dw, db, dx []
 	p := geom.OH() * geom.OW()
 	kern := g.kern
 	a := g.pool.convBwd.get()
-	partial, scratches := a.partial[:0], a.scratches[:0] // kept from an earlier call
+	scratches := a.scratches[:0] // kept from an earlier call
 	*a = convBwdArgs{geom: geom, n: n, oc: oc, x: x, dy: dy, dx: dx, kern: kern, bufs: g.pool.gemmBufs}
 	threads := g.pool.threads
 	if 2*n*oc*p*rows < gemmMinParallel {
@@ -101,28 +120,42 @@ func (g *GoBackend) Conv2DBackward(geom ConvGeom, n int, x, w, dy, dw, db, dx []
 		packAll(kern.mr, true, w, rows, rows, oc, packed)
 		a.wt = operand{packed: packed, pad: roundUp(rows, kern.mr)}
 	}
+	// Four chunks a core: enough for the cores to even out, few enough
+	// that summing the accumulators stays small.
+	a.chunks = min((n+a.group-1)/a.group, 4*a.parts)
+	if a.parts == 1 {
+		a.chunks = 1
+	}
+	accLen := oc*rows + oc
+	accs := g.pool.scratch.get()
+	a.acc = accs.take(a.chunks * accLen)
 	for range a.parts {
-		partial, scratches = append(partial, nil), append(scratches, g.pool.scratch.get())
+		scratches = append(scratches, g.pool.scratch.get())
 	}
-	a.partial, a.scratches = partial, scratches
+	a.scratches = scratches
 	g.pool.run(a, a.parts, &a.wg)
-	for part, s := range a.partial {
-		if a.dwT {
-			for r := range rows {
-				for o, v := range s[r*oc : (r+1)*oc] {
-					dw[o*rows+r] += v
-				}
-			}
-		} else {
-			addTo(dw, s[:oc*rows])
-		}
-		addTo(db, s[oc*rows:])
-		g.pool.scratch.put(a.scratches[part])
-		a.partial[part], a.scratches[part] = nil, nil
+	sum := a.acc[:accLen]
+	for c := 1; c < a.chunks; c++ {
+		addTo(sum, a.acc[c*accLen:(c+1)*accLen])
 	}
+	if a.dwT {
+		for r := range rows {
+			for o, v := range sum[r*oc : (r+1)*oc] {
+				dw[o*rows+r] += v
+			}
+		}
+	} else {
+		addTo(dw, sum[:oc*rows])
+	}
+	addTo(db, sum[oc*rows:])
+	for part := range a.scratches {
+		g.pool.scratch.put(a.scratches[part])
+		a.scratches[part] = nil
+	}
+	g.pool.scratch.put(accs)
 	g.pool.scratch.put(shared)
-	partial, scratches = a.partial, a.scratches
-	*a = convBwdArgs{partial: partial, scratches: scratches}
+	scratches = a.scratches
+	*a = convBwdArgs{scratches: scratches}
 	g.pool.convBwd.put(a)
 }
 
