@@ -386,6 +386,11 @@ func (w *Worker) awaitParams(ctx context.Context, a Assignment, m *nn.Model, ref
 	pullAt := time.Now().Add(w.cfg.ParamWait)
 	got := 0
 	done := make([]bool, len(refs))
+	// Back from a NATS outage, the fan-out of θ may have been missed, and
+	// the servers' barrier for the next step may already be running (armed
+	// by a faster worker's push): pull at once, and every reconnectPull
+	// for ReconnectGrace after, until the servers answer.
+	reconnects, fastUntil := w.nc.Stats().Reconnects, time.Time{}
 	for {
 		inbox.mu.Lock()
 		have := inbox.chunks[step]
@@ -414,6 +419,9 @@ func (w *Worker) awaitParams(ctx context.Context, a Assignment, m *nn.Model, ref
 		if deadline.Expired() {
 			return fmt.Errorf("%w: θ_%d incomplete after %v (%d of %d chunks)", ErrTimeout, step, w.cfg.StepTimeout, got, len(refs))
 		}
+		if r := w.nc.Stats().Reconnects; r != reconnects {
+			reconnects, fastUntil, pullAt = r, time.Now().Add(member.ReconnectGrace), time.Now()
+		}
 		if time.Now().After(pullAt) {
 			for i, ref := range refs {
 				if done[i] {
@@ -433,11 +441,14 @@ func (w *Worker) awaitParams(ctx context.Context, a Assignment, m *nn.Model, ref
 				got++
 			}
 			pullAt = time.Now().Add(w.cfg.ParamWait)
+			if time.Now().Before(fastUntil) {
+				pullAt = time.Now().Add(min(w.cfg.ParamWait, reconnectPull))
+			}
 			continue
 		}
 		select {
 		case <-inbox.wake:
-		case <-time.After(time.Until(pullAt)):
+		case <-time.After(min(time.Until(pullAt), reconnectPull)): // also looks for a reconnection
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -445,6 +456,10 @@ func (w *Worker) awaitParams(ctx context.Context, a Assignment, m *nn.Model, ref
 }
 
 var errNotYet = errors.New("worker: parameters not ready")
+
+// reconnectPull is how often a worker waiting for θ looks for its NATS
+// connection coming back, and pulls after it did.
+const reconnectPull = 250 * time.Millisecond
 
 // pull asks a chunk's server for θ_step directly.
 func (w *Worker) pull(ctx context.Context, a Assignment, ref chunkRef, step int64) ([]byte, error) {
