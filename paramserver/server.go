@@ -107,8 +107,12 @@ type Server struct {
 	cfg     Config
 	metrics *metrics
 
-	mu   sync.Mutex // guards jobs and every jobState
+	mu   sync.Mutex // guards jobs and every jobState, reconnects and reconnectedAt
 	jobs map[string]*jobState
+	// reconnects is the connection's reconnection count when a barrier was
+	// last armed; reconnectedAt when that count was first seen to change.
+	reconnects    uint64
+	reconnectedAt time.Time
 }
 
 // Stats counts what a job's server did.
@@ -168,7 +172,7 @@ func New(nc *nats.Conn, cfg Config) *Server {
 	if cfg.ID == "" {
 		cfg.ID = member.DefaultID("ps")
 	}
-	return &Server{nc: nc, cfg: cfg, metrics: newMetrics(cfg.Registerer), jobs: map[string]*jobState{}}
+	return &Server{nc: nc, cfg: cfg, metrics: newMetrics(cfg.Registerer), jobs: map[string]*jobState{}, reconnects: nc.Stats().Reconnects}
 }
 
 // Serve starts serving a's range of job a.Job from theta (θ_FromStep for
@@ -448,8 +452,17 @@ func (s *Server) armBarrierLocked(js *jobState, extra time.Duration) {
 	if js.a.BarrierTimeout > 0 {
 		timeout = js.a.BarrierTimeout
 	}
-	timeout += extra
 	reconnects := s.nc.Stats().Reconnects
+	if reconnects != s.reconnects {
+		s.reconnects, s.reconnectedAt = reconnects, time.Now()
+	}
+	if extra == 0 && time.Since(s.reconnectedAt) < member.ReconnectGrace {
+		// NATS came back moments ago, and this step began after it (a
+		// faster rank's push armed it): the other ranks may still be
+		// reconnecting, or fetching the θ they missed.
+		extra = member.ReconnectGrace
+	}
+	timeout += extra
 	js.barrier = time.AfterFunc(timeout, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
