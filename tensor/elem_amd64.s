@@ -97,6 +97,55 @@ DATA evenOffsets<>+24(SB)/4, $12
 DATA evenOffsets<>+28(SB)/4, $14
 GLOBL evenOffsets<>(SB), RODATA|NOPTR, $32
 
+// DEINTERLEAVE splits the 16 values of Y0, Y1 (two rows' worth of 2×2
+// windows' columns) into the even ones, ev, and the odd ones, od.
+#define DEINTERLEAVE(ev, od) \
+	VSHUFPS $0x88, Y1, Y0, ev; \
+	VSHUFPS $0xDD, Y1, Y0, od; \
+	VPERMPD $0xD8, ev, ev;     \
+	VPERMPD $0xD8, od, od
+
+// POOLMAX takes the windows' values a b c d in Y2..Y5 (first row even, odd;
+// second row even, odd) and the first elements' indices in Y15: the
+// maximum goes to Y2, its index to Y6 (a, then b, c, d where strictly
+// larger). Y13 holds 1s, Y14 the row width.
+#define POOLMAX \
+	VMOVDQU   Y15, Y6;          \
+	VPADDD    Y13, Y15, Y7;     \
+	VCMPPS    $0x1E, Y2, Y3, Y8; \
+	VBLENDVPS Y8, Y3, Y2, Y2;   \
+	VBLENDVPS Y8, Y7, Y6, Y6;   \
+	VPADDD    Y14, Y15, Y7;     \
+	VCMPPS    $0x1E, Y2, Y4, Y8; \
+	VBLENDVPS Y8, Y4, Y2, Y2;   \
+	VBLENDVPS Y8, Y7, Y6, Y6;   \
+	VPADDD    Y13, Y7, Y7;      \
+	VCMPPS    $0x1E, Y2, Y5, Y8; \
+	VBLENDVPS Y8, Y5, Y2, Y2;   \
+	VBLENDVPS Y8, Y7, Y6, Y6
+
+// POOLPICK is POOLMAX's adjoint: with dy in Y0 and the maxima's indices
+// in Y1, Y2..Y5 get dy at a, b, c, d where that is the maximum, else 0.
+#define POOLPICK \
+	VPCMPEQD Y15, Y1, Y2;  \
+	VANDPS   Y0, Y2, Y2;   \
+	VPADDD   Y13, Y15, Y6; \
+	VPCMPEQD Y6, Y1, Y3;   \
+	VANDPS   Y0, Y3, Y3;   \
+	VPADDD   Y14, Y15, Y6; \
+	VPCMPEQD Y6, Y1, Y4;   \
+	VANDPS   Y0, Y4, Y4;   \
+	VPADDD   Y13, Y6, Y6;  \
+	VPCMPEQD Y6, Y1, Y5;   \
+	VANDPS   Y0, Y5, Y5
+
+// INTERLEAVE is DEINTERLEAVE's inverse: ev and od interleaved into Y8, Y9.
+#define INTERLEAVE(ev, od) \
+	VUNPCKLPS  od, ev, Y6;        \
+	VUNPCKHPS  od, ev, Y7;        \
+	VPERM2F128 $0x20, Y7, Y6, Y8; \
+	VPERM2F128 $0x31, Y7, Y6, Y9
+
 // func maxPool2x2IdxAVX(y *float32, idx *int32, r0, r1 *float32, n int, base, w int32, masks *int32)
 //
 // For j < n: y[j] is the maximum of r0[2j], r0[2j+1], r1[2j], r1[2j+1],
@@ -133,37 +182,17 @@ TEXT ·maxPool2x2IdxAVX(SB), NOSPLIT, $0-56
 	JEQ   pitail
 
 piloop:
-	// Even and odd columns of each row, in order: a b (row 0), c d (row 1).
+	// Even and odd columns of each row: a b (row 0), c d (row 1).
 	VMOVUPS (SI), Y0
 	VMOVUPS 32(SI), Y1
-	VSHUFPS $0x88, Y1, Y0, Y2
-	VSHUFPS $0xDD, Y1, Y0, Y3
-	VPERMPD $0xD8, Y2, Y2
-	VPERMPD $0xD8, Y3, Y3
+	DEINTERLEAVE(Y2, Y3)
 	VMOVUPS (DX), Y0
 	VMOVUPS 32(DX), Y1
-	VSHUFPS $0xDD, Y1, Y0, Y5
-	VSHUFPS $0x88, Y1, Y0, Y4
-	VPERMPD $0xD8, Y4, Y4
-	VPERMPD $0xD8, Y5, Y5
-
-	// m = a, im = ia; then b, c, d replace it where strictly larger.
-	VMOVDQU   Y15, Y6                 // im
-	VPADDD    Y13, Y15, Y7            // ib
-	VCMPPS    $0x1E, Y2, Y3, Y8       // b > m
-	VBLENDVPS Y8, Y3, Y2, Y2
-	VBLENDVPS Y8, Y7, Y6, Y6
-	VPADDD    Y14, Y15, Y7            // ic
-	VCMPPS    $0x1E, Y2, Y4, Y8       // c > m
-	VBLENDVPS Y8, Y4, Y2, Y2
-	VBLENDVPS Y8, Y7, Y6, Y6
-	VPADDD    Y13, Y7, Y7             // id
-	VCMPPS    $0x1E, Y2, Y5, Y8       // d > m
-	VBLENDVPS Y8, Y5, Y2, Y2
-	VBLENDVPS Y8, Y7, Y6, Y6
-	VMOVUPS   Y2, (DI)
-	VMOVDQU   Y6, (R8)
-	VPADDD    Y12, Y15, Y15
+	DEINTERLEAVE(Y4, Y5)
+	POOLMAX
+	VMOVUPS Y2, (DI)
+	VMOVDQU Y6, (R8)
+	VPADDD  Y12, Y15, Y15
 	ADDQ      $64, SI
 	ADDQ      $64, DX
 	ADDQ      $32, DI
@@ -179,29 +208,11 @@ pitail:
 	VMOVDQU    32(R9), Y10
 	VMASKMOVPS (SI), Y9, Y0
 	VMASKMOVPS 32(SI), Y10, Y1
-	VSHUFPS    $0x88, Y1, Y0, Y2
-	VSHUFPS    $0xDD, Y1, Y0, Y3
-	VPERMPD    $0xD8, Y2, Y2
-	VPERMPD    $0xD8, Y3, Y3
+	DEINTERLEAVE(Y2, Y3)
 	VMASKMOVPS (DX), Y9, Y0
 	VMASKMOVPS 32(DX), Y10, Y1
-	VSHUFPS    $0xDD, Y1, Y0, Y5
-	VSHUFPS    $0x88, Y1, Y0, Y4
-	VPERMPD    $0xD8, Y4, Y4
-	VPERMPD    $0xD8, Y5, Y5
-	VMOVDQU    Y15, Y6
-	VPADDD     Y13, Y15, Y7
-	VCMPPS     $0x1E, Y2, Y3, Y8
-	VBLENDVPS  Y8, Y3, Y2, Y2
-	VBLENDVPS  Y8, Y7, Y6, Y6
-	VPADDD     Y14, Y15, Y7
-	VCMPPS     $0x1E, Y2, Y4, Y8
-	VBLENDVPS  Y8, Y4, Y2, Y2
-	VBLENDVPS  Y8, Y7, Y6, Y6
-	VPADDD     Y13, Y7, Y7
-	VCMPPS     $0x1E, Y2, Y5, Y8
-	VBLENDVPS  Y8, Y5, Y2, Y2
-	VBLENDVPS  Y8, Y7, Y6, Y6
+	DEINTERLEAVE(Y4, Y5)
+	POOLMAX
 	VMOVDQU    64(R9), Y11
 	VMASKMOVPS Y2, Y11, (DI)
 	VPMASKMOVD Y6, Y11, (R8)
@@ -243,32 +254,16 @@ TEXT ·maxPoolBackward2x2AVX(SB), NOSPLIT, $0-56
 	JEQ          pbtail
 
 pbloop:
-	VMOVUPS    (SI), Y0  // dy
-	VMOVDQU    (R8), Y1  // idx
-	VPCMPEQD   Y15, Y1, Y2
-	VANDPS     Y0, Y2, Y2 // a
-	VPADDD     Y13, Y15, Y6
-	VPCMPEQD   Y6, Y1, Y3
-	VANDPS     Y0, Y3, Y3 // b
-	VPADDD     Y14, Y15, Y6
-	VPCMPEQD   Y6, Y1, Y4
-	VANDPS     Y0, Y4, Y4 // c
-	VPADDD     Y13, Y6, Y6
-	VPCMPEQD   Y6, Y1, Y5
-	VANDPS     Y0, Y5, Y5 // d
+	VMOVUPS (SI), Y0 // dy
+	VMOVDQU (R8), Y1 // idx
+	POOLPICK
 	// a b interleaved into the first row, c d into the second.
-	VUNPCKLPS  Y3, Y2, Y6
-	VUNPCKHPS  Y3, Y2, Y7
-	VPERM2F128 $0x20, Y7, Y6, Y8
-	VPERM2F128 $0x31, Y7, Y6, Y9
-	VMOVUPS    Y8, (DI)
-	VMOVUPS    Y9, 32(DI)
-	VUNPCKLPS  Y5, Y4, Y6
-	VUNPCKHPS  Y5, Y4, Y7
-	VPERM2F128 $0x20, Y7, Y6, Y8
-	VPERM2F128 $0x31, Y7, Y6, Y9
-	VMOVUPS    Y8, (R10)
-	VMOVUPS    Y9, 32(R10)
+	INTERLEAVE(Y2, Y3)
+	VMOVUPS Y8, (DI)
+	VMOVUPS Y9, 32(DI)
+	INTERLEAVE(Y4, Y5)
+	VMOVUPS Y8, (R10)
+	VMOVUPS Y9, 32(R10)
 	VPADDD     Y12, Y15, Y15
 	ADDQ       $32, SI
 	ADDQ       $32, R8
@@ -284,29 +279,13 @@ pbtail:
 	VMOVDQU    64(R9), Y11
 	VMASKMOVPS (SI), Y11, Y0
 	VPMASKMOVD (R8), Y11, Y1
-	VPCMPEQD   Y15, Y1, Y2
-	VANDPS     Y0, Y2, Y2
-	VPADDD     Y13, Y15, Y6
-	VPCMPEQD   Y6, Y1, Y3
-	VANDPS     Y0, Y3, Y3
-	VPADDD     Y14, Y15, Y6
-	VPCMPEQD   Y6, Y1, Y4
-	VANDPS     Y0, Y4, Y4
-	VPADDD     Y13, Y6, Y6
-	VPCMPEQD   Y6, Y1, Y5
-	VANDPS     Y0, Y5, Y5
+	POOLPICK
 	VMOVDQU    (R9), Y10
 	VMOVDQU    32(R9), Y11
-	VUNPCKLPS  Y3, Y2, Y6
-	VUNPCKHPS  Y3, Y2, Y7
-	VPERM2F128 $0x20, Y7, Y6, Y8
-	VPERM2F128 $0x31, Y7, Y6, Y9
+	INTERLEAVE(Y2, Y3)
 	VMASKMOVPS Y8, Y10, (DI)
 	VMASKMOVPS Y9, Y11, 32(DI)
-	VUNPCKLPS  Y5, Y4, Y6
-	VUNPCKHPS  Y5, Y4, Y7
-	VPERM2F128 $0x20, Y7, Y6, Y8
-	VPERM2F128 $0x31, Y7, Y6, Y9
+	INTERLEAVE(Y4, Y5)
 	VMASKMOVPS Y8, Y10, (R10)
 	VMASKMOVPS Y9, Y11, 32(R10)
 
