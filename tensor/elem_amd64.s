@@ -97,6 +97,25 @@ DATA evenOffsets<>+24(SB)/4, $12
 DATA evenOffsets<>+28(SB)/4, $14
 GLOBL evenOffsets<>(SB), RODATA|NOPTR, $32
 
+// POOLINDICES sets, from the arguments base and w of a row of 2×2
+// windows, Y15 to the indices of the first 8 windows' first elements
+// (base + 2j), Y14 to w (one row down), Y13 to 1s (one column right) and
+// Y12 to 16s (the next 8 windows).
+#define POOLINDICES \
+	MOVL         base+40(FP), AX;             \
+	VMOVD        AX, X15;                     \
+	VPBROADCASTD X15, Y15;                    \
+	VPADDD       evenOffsets<>(SB), Y15, Y15; \
+	MOVL         w+44(FP), AX;                \
+	VMOVD        AX, X14;                     \
+	VPBROADCASTD X14, Y14;                    \
+	MOVL         $1, AX;                      \
+	VMOVD        AX, X13;                     \
+	VPBROADCASTD X13, Y13;                    \
+	MOVL         $16, AX;                     \
+	VMOVD        AX, X12;                     \
+	VPBROADCASTD X12, Y12
+
 // DEINTERLEAVE splits the 16 values of Y0, Y1 (two rows' worth of 2×2
 // windows' columns) into the even ones, ev, and the odd ones, od.
 #define DEINTERLEAVE(ev, od) \
@@ -164,19 +183,7 @@ TEXT ·maxPool2x2IdxAVX(SB), NOSPLIT, $0-56
 	MOVQ         CX, BX
 	ANDQ         $7, BX
 	SHRQ         $3, CX
-	MOVL         base+40(FP), AX
-	VMOVD        AX, X15
-	VPBROADCASTD X15, Y15
-	VPADDD       evenOffsets<>(SB), Y15, Y15 // indices of the windows' first elements
-	MOVL         w+44(FP), AX
-	VMOVD        AX, X14
-	VPBROADCASTD X14, Y14                     // one row down
-	MOVL         $1, AX
-	VMOVD        AX, X13
-	VPBROADCASTD X13, Y13                     // one column right
-	MOVL         $16, AX
-	VMOVD        AX, X12
-	VPBROADCASTD X12, Y12                     // the next 8 windows
+	POOLINDICES
 
 	TESTQ CX, CX
 	JEQ   pitail
@@ -237,19 +244,7 @@ TEXT ·maxPoolBackward2x2AVX(SB), NOSPLIT, $0-56
 	MOVQ         CX, BX
 	ANDQ         $7, BX
 	SHRQ         $3, CX
-	MOVL         base+40(FP), AX
-	VMOVD        AX, X15
-	VPBROADCASTD X15, Y15
-	VPADDD       evenOffsets<>(SB), Y15, Y15 // indices of the windows' first elements
-	MOVL         w+44(FP), AX
-	VMOVD        AX, X14
-	VPBROADCASTD X14, Y14                     // one row down
-	MOVL         $1, AX
-	VMOVD        AX, X13
-	VPBROADCASTD X13, Y13                     // one column right
-	MOVL         $16, AX
-	VMOVD        AX, X12
-	VPBROADCASTD X12, Y12                     // the next 8 windows
+	POOLINDICES
 	TESTQ        CX, CX
 	JEQ          pbtail
 
