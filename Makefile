@@ -71,6 +71,7 @@ race:
 # (a fully static binary).
 noasm:
 	$(GO) test -count=1 -tags noasm ./tensor/... ./nn/...
+	$(GO) test -count=1 -tags noasm -run 'TestGoldenTrajectories/fast' ./internal/train
 	$(GO) test -count=1 -tags nocuda -run NoCUDA ./internal/cli
 	CGO_ENABLED=0 $(GO) build -tags nocuda -o /dev/null ./cmd/maas
 

@@ -186,15 +186,14 @@ type Adam struct {
 
 func (a *Adam) Step(params, grads []float32, lr float64) {
 	a.step++
-	t := float64(a.step)
-	bc1 := 1 - math.Pow(a.Beta1, t)
-	bc2 := 1 - math.Pow(a.Beta2, t)
 	n := len(grads)
-	tensor.AdamStep(params[:n], grads, a.m[:n], a.v[:n], tensor.AdamArgs{
-		Beta1: float32(a.Beta1), Beta2: float32(a.Beta2), Eps: float32(a.Eps),
-		StepSize: float32(lr / bc1), InvSqrtBC2: float32(1 / math.Sqrt(bc2)),
-		WeightDecay: float32(a.WeightDecay), Decay: float32(1 - lr*a.WeightDecay), Decoupled: a.Decoupled,
-	})
+	tensor.AdamStep(params[:n], grads, a.m[:n], a.v[:n], a.Args(lr))
+}
+
+// Args returns the constants of the current step (a.step) at learning
+// rate lr.
+func (a *Adam) Args(lr float64) tensor.AdamArgs {
+	return tensor.NewAdamArgs(a.Beta1, a.Beta2, a.Eps, a.WeightDecay, lr, a.step, a.Decoupled)
 }
 
 func (a *Adam) State() (map[string][]float32, int64) {

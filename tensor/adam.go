@@ -2,15 +2,35 @@ package tensor
 
 import "math"
 
-// AdamArgs are the constants of one Adam step (see AdamStep).
+// AdamArgs are the constants of one Adam step (see AdamStep). Each is
+// the float32 rounding of a value computed in float64 (NewAdamArgs): in
+// particular 1−β1 and 1−β2 are not computed in float32 from the rounded
+// betas, which would scale every update by a constant factor (for β2 =
+// 0.999, 1 − float32(β2) is 1.3e-5 below 0.001, so every update would be
+// 6.4e-6 too large, the same sign and size for every parameter: a bias that
+// adds up coherently over steps and layers, where rounding errors do not).
 type AdamArgs struct {
-	Beta1, Beta2 float32 // moment decays
-	Eps          float32
-	StepSize     float32 // lr / (1 − β1ᵗ)
-	InvSqrtBC2   float32 // 1 / √(1 − β2ᵗ)
-	WeightDecay  float32 // added to the gradient as wd·θ (Adam)
-	Decay        float32 // θ's factor 1 − lr·wd (AdamW)
-	Decoupled    bool    // AdamW: θ decays; else the gradient takes wd·θ
+	Beta1, Beta2           float32 // moment decays
+	OneMinusB1, OneMinusB2 float32 // 1−β1 and 1−β2
+	Eps                    float32
+	StepSize               float32 // lr / (1 − β1ᵗ)
+	InvSqrtBC2             float32 // 1 / √(1 − β2ᵗ)
+	WeightDecay            float32 // added to the gradient as wd·θ (Adam)
+	Decay                  float32 // θ's factor 1 − lr·wd (AdamW)
+	Decoupled              bool    // AdamW: θ decays; else the gradient takes wd·θ
+}
+
+// NewAdamArgs returns the constants of Adam's step t (1-based) at learning
+// rate lr, as PyTorch's torch.optim.Adam and AdamW compute them: in
+// float64, each rounded once to float32.
+func NewAdamArgs(beta1, beta2, eps, weightDecay, lr float64, t int64, decoupled bool) AdamArgs {
+	bc1 := 1 - math.Pow(beta1, float64(t))
+	bc2 := 1 - math.Pow(beta2, float64(t))
+	return AdamArgs{
+		Beta1: float32(beta1), Beta2: float32(beta2), OneMinusB1: float32(1 - beta1), OneMinusB2: float32(1 - beta2),
+		Eps: float32(eps), StepSize: float32(lr / bc1), InvSqrtBC2: float32(1 / math.Sqrt(bc2)),
+		WeightDecay: float32(weightDecay), Decay: float32(1 - lr*weightDecay), Decoupled: decoupled,
+	}
 }
 
 // AdamStep applies one Adam (or AdamW) update to params in place, with
@@ -27,7 +47,7 @@ func AdamStep(params, grads, m, v []float32, a AdamArgs) {
 	params, m, v = params[:n], m[:n], v[:n]
 	if hasAVX2FMA && n >= 8 {
 		k := n &^ 7
-		c := [10]float32{a.Beta1, 1 - a.Beta1, a.Beta2, 1 - a.Beta2, a.Eps, a.StepSize, a.InvSqrtBC2, a.WeightDecay, a.Decay}
+		c := [10]float32{a.Beta1, a.OneMinusB1, a.Beta2, a.OneMinusB2, a.Eps, a.StepSize, a.InvSqrtBC2, a.WeightDecay, a.Decay}
 		if a.Decoupled {
 			c[9] = 1
 		}
@@ -39,7 +59,7 @@ func AdamStep(params, grads, m, v []float32, a AdamArgs) {
 
 func adamGo(params, grads, m, v []float32, a AdamArgs) {
 	b1, b2 := a.Beta1, a.Beta2
-	omb1, omb2 := 1-b1, 1-b2
+	omb1, omb2 := a.OneMinusB1, a.OneMinusB2
 	for i, g := range grads {
 		p := params[i]
 		// The conversions round every product, so that no compiler fuses

@@ -16,8 +16,7 @@ func TestAdamStep(t *testing.T) {
 				lr, wd := 1e-3, 0.01
 				b1, b2, eps := 0.9, 0.999, 1e-8
 				bc1, bc2 := 1-math.Pow(b1, float64(step)), 1-math.Pow(b2, float64(step))
-				a := AdamArgs{Beta1: float32(b1), Beta2: float32(b2), Eps: float32(eps), StepSize: float32(lr / bc1),
-					InvSqrtBC2: float32(1 / math.Sqrt(bc2)), WeightDecay: float32(wd), Decay: float32(1 - lr*wd), Decoupled: decoupled}
+				a := NewAdamArgs(b1, b2, eps, wd, lr, int64(step), decoupled)
 				p, g, m, v := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
 				for i := range n {
 					p[i], g[i] = float32(r.NormFloat64()), float32(r.NormFloat64())
@@ -45,6 +44,43 @@ func TestAdamStep(t *testing.T) {
 					if math.Abs(float64(p[i])-want) > 1e-6*(1+math.Abs(want)) {
 						t.Fatalf("n=%d decoupled=%v step %d: θ[%d] = %g, want %g", n, decoupled, step, i, p[i], want)
 					}
+				}
+			}
+		}
+	}
+}
+
+// TestAdamStepUpdate checks the size of Adam's update itself, from θ = 0,
+// against float64 to a few float32 roundings (1e-6 of the update's terms), for
+// betas with and without exact float32 forms. It fails when 1−β1 or 1−β2
+// is computed in float32 from the rounded betas: for β2 = 0.999 that makes
+// every update 6.4e-6 too large, too small to see in θ next to θ's own
+// rounding, and large enough to pull a whole training run away from
+// PyTorch's (internal/train's TestGoldenTrajectories).
+func TestAdamStepUpdate(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const n = 1003
+	for _, betas := range [][2]float64{{0.9, 0.999}, {0, 0.999}, {0.5, 0.99}, {0.8, 0.9999}} {
+		for step := 1; step <= 5; step++ {
+			lr, eps := 1e-3, 1e-8
+			b1, b2 := betas[0], betas[1]
+			bc1, bc2 := 1-math.Pow(b1, float64(step)), 1-math.Pow(b2, float64(step))
+			p, g, m, v := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
+			for i := range n {
+				g[i] = float32(r.NormFloat64())
+				m[i], v[i] = float32(0.5*r.NormFloat64()), float32(r.Float64())
+			}
+			m0, v0 := append([]float32(nil), m...), append([]float32(nil), v...)
+			AdamStep(p, g, m, v, NewAdamArgs(b1, b2, eps, 0, lr, int64(step), false))
+			for i := range n {
+				mi := b1*float64(m0[i]) + (1-b1)*float64(g[i])
+				vi := b2*float64(v0[i]) + (1-b2)*float64(g[i])*float64(g[i])
+				denom := math.Sqrt(vi)/math.Sqrt(bc2) + eps
+				want := -lr / bc1 * mi / denom
+				// m's own rounding is relative to its terms, not to m.
+				scale := lr / bc1 * (b1*math.Abs(float64(m0[i])) + (1-b1)*math.Abs(float64(g[i]))) / denom
+				if e := math.Abs(float64(p[i]) - want); e > 1e-6*scale {
+					t.Fatalf("betas %v step %d: update[%d] = %.9g, want %.9g (error %.2g of the update's terms)", betas, step, i, p[i], want, e/scale)
 				}
 			}
 		}

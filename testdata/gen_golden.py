@@ -79,10 +79,15 @@ PARAM_NAMES = [
 # safetensors writer (by hand)
 
 def _as_array(t):
-    """Convert a tensor to a little-endian, C-order numpy array of F32 or I64."""
+    """Convert a tensor to a little-endian, C-order numpy array: I16 and U8
+    stay as they are, other integers become I64 and floats F32."""
     if isinstance(t, torch.Tensor):
         t = t.detach().cpu().numpy()
     a = np.asarray(t)
+    if a.dtype == np.int16:
+        return np.ascontiguousarray(a, dtype="<i2"), "I16"
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a, dtype="u1"), "U8"
     if a.dtype.kind in "iu":
         return np.ascontiguousarray(a, dtype="<i8"), "I64"
     return np.ascontiguousarray(a, dtype="<f4"), "F32"

@@ -56,6 +56,8 @@ type StaticJob struct {
 	Steps     int64
 	Backend   tensor.Backend
 	ChunkSize int // floats per chunk; 0 for the default
+	// Init, when set, is θ_0 (else the spec's seeded initialisation).
+	Init []float32
 	// Worker, when set, adjusts each worker's config (hooks, timeouts).
 	Worker func(rank int, c *worker.Config)
 	// Server adjusts each parameter server's config.
@@ -63,8 +65,9 @@ type StaticJob struct {
 }
 
 // RunStatic trains job on s with K workers and P parameter servers, each
-// with its own NATS connection, from the model's seeded initialisation, and
-// returns θ after job.Steps steps as every worker holds it (they must agree).
+// with its own NATS connection, from job.Init or the model's seeded
+// initialisation, and returns θ after job.Steps steps as every worker holds
+// it (they must agree).
 func RunStatic(t testing.TB, s *server.Server, job StaticJob) ([]float32, error) {
 	t.Helper()
 	m, err := nn.Build(job.Spec.Model, job.Backend)
@@ -72,6 +75,12 @@ func RunStatic(t testing.TB, s *server.Server, job StaticJob) ([]float32, error)
 		return nil, err
 	}
 	m.Init(job.Spec.Seed)
+	if job.Init != nil {
+		if len(job.Init) != len(m.Params) {
+			return nil, fmt.Errorf("job.Init holds %d parameters, the model has %d", len(job.Init), len(m.Params))
+		}
+		copy(m.Params, job.Init)
+	}
 	spe := (job.Data.N + job.Spec.BatchSize - 1) / job.Spec.BatchSize
 	ranges := wire.Split(len(m.Params), job.Servers)
 	for p := range job.Servers {

@@ -89,13 +89,11 @@ func TestOptimizerKernels(t *testing.T) {
 							b.down(gotState["momentum"], sC)
 						}
 					default:
-						a := opt.(*nn.Adam)
-						bc1 := 1 - math.Pow(a.Beta1, float64(step))
-						bc2 := 1 - math.Pow(a.Beta2, float64(step))
+						c := opt.(*nn.Adam).Args(float64(lr)) // opt.Step advanced its step count to step
 						pm, pv := b.up(sC, gotState["exp_avg"]), b.up(sD, gotState["exp_avg_sq"])
-						b.run(kAdam, n, ptr(pp), ptr(pg), ptr(pm), ptr(pv), i32(n), f32(float32(lr/bc1)), f32(float32(1/math.Sqrt(bc2))),
-							f32(float32(a.Beta1)), f32(float32(a.Beta2)), f32(float32(a.Eps)), f32(float32(a.WeightDecay)),
-							f32(float32(1-lr*a.WeightDecay)), flag(a.Decoupled))
+						b.run(kAdam, n, ptr(pp), ptr(pg), ptr(pm), ptr(pv), i32(n), f32(c.StepSize), f32(c.InvSqrtBC2),
+							f32(c.Beta1), f32(c.OneMinusB1), f32(c.Beta2), f32(c.OneMinusB2), f32(c.Eps), f32(c.WeightDecay),
+							f32(c.Decay), flag(c.Decoupled))
 						b.down(gotState["exp_avg"], sC)
 						b.down(gotState["exp_avg_sq"], sD)
 					}

@@ -342,11 +342,10 @@ func (t *Trainer) Update(lr float64) error {
 				f32(float32(s.Momentum)), f32(float32(1-s.Dampening)), flag(t.step == 1), flag(s.Nesterov))
 		} else {
 			a := t.opt.adam
-			bc1 := 1 - math.Pow(a.Beta1, float64(t.step))
-			bc2 := 1 - math.Pow(a.Beta2, float64(t.step))
-			b.run(kAdam, n, ptr(t.params), ptr(t.grads), ptr(t.state[0]), ptr(t.state[1]), i32(n), f32(float32(lr/bc1)),
-				f32(float32(1/math.Sqrt(bc2))), f32(float32(a.Beta1)), f32(float32(a.Beta2)), f32(float32(a.Eps)),
-				f32(float32(a.WeightDecay)), f32(float32(1-lr*a.WeightDecay)), flag(a.Decoupled))
+			c := tensor.NewAdamArgs(a.Beta1, a.Beta2, a.Eps, a.WeightDecay, lr, int64(t.step), a.Decoupled)
+			b.run(kAdam, n, ptr(t.params), ptr(t.grads), ptr(t.state[0]), ptr(t.state[1]), i32(n), f32(c.StepSize),
+				f32(c.InvSqrtBC2), f32(c.Beta1), f32(c.OneMinusB1), f32(c.Beta2), f32(c.OneMinusB2), f32(c.Eps),
+				f32(c.WeightDecay), f32(c.Decay), flag(c.Decoupled))
 		}
 		return b.takeErr()
 	})

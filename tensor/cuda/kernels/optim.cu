@@ -22,13 +22,14 @@ extern "C" __global__ void maas_sgd(float *params, const float *grads, float *bu
 }
 MAAS_HOST_ENTRY(maas_sgd)
 
-// maas_adam is nn.Adam's step (AdamW when decoupled), with step = lr/(1−β1ᵗ)
-// and inv_sqrt_bc2 = 1/√(1−β2ᵗ) computed on the host:
+// maas_adam is nn.Adam's step (AdamW when decoupled), with step = lr/(1−β1ᵗ),
+// inv_sqrt_bc2 = 1/√(1−β2ᵗ), omb1 = 1−β1 and omb2 = 1−β2 computed on the
+// host in float64 (tensor.NewAdamArgs), not from the float32 betas here:
 //
 //	θ ← θ·decay (decoupled), or g ← g + wd·θ
-//	m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
+//	m ← β1·m + omb1·g;  v ← β2·v + omb2·g²
 //	θ ← θ − step · m / (√v · inv_sqrt_bc2 + ε)
-extern "C" __global__ void maas_adam(float *params, const float *grads, float *m, float *v, int n, float step, float inv_sqrt_bc2, float b1, float b2, float eps, float wd, float decay, int decoupled) {
+extern "C" __global__ void maas_adam(float *params, const float *grads, float *m, float *v, int n, float step, float inv_sqrt_bc2, float b1, float omb1, float b2, float omb2, float eps, float wd, float decay, int decoupled) {
 	int i = maas_gid();
 	if (i >= n)
 		return;
@@ -37,8 +38,8 @@ extern "C" __global__ void maas_adam(float *params, const float *grads, float *m
 		p *= decay;
 	else
 		g += wd * p;
-	float mi = b1 * m[i] + (1.0f - b1) * g;
-	float vi = b2 * v[i] + (1.0f - b2) * g * g;
+	float mi = b1 * m[i] + omb1 * g;
+	float vi = b2 * v[i] + omb2 * g * g;
 	m[i] = mi;
 	v[i] = vi;
 	float denom = __builtin_sqrtf(vi) * inv_sqrt_bc2 + eps;
