@@ -101,6 +101,9 @@ type JobRecord struct {
 	StepsPerEpoch    int64     `json:"steps_per_epoch"`
 	TotalSteps       int64     `json:"total_steps"`
 	Epochs           int       `json:"epochs"`
+	// Init names the initial weights in wire.CheckpointBucket the job
+	// starts from; empty: the seed's initialisation.
+	Init string `json:"init,omitempty"`
 
 	Memberships []Membership       `json:"memberships,omitempty"`
 	Checkpoints []CheckpointRecord `json:"checkpoints,omitempty"`

@@ -126,7 +126,12 @@ func (n *Node) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 
 func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	var req api.SubmitRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, maxSpecBytes+4096)).Decode(&req); err != nil {
+	// The spec, and initial weights base64-encoded (4 bytes per 3).
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxSpecBytes+maxInitBytes/3*4+8192)).Decode(&req); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeErr(w, http.StatusRequestEntityTooLarge, "init_weights", "request body over %d bytes: initial weights are limited to %d MiB", maxSpecBytes+maxInitBytes/3*4+8192, maxInitBytes>>20)
+			return
+		}
 		writeErr(w, http.StatusBadRequest, "", "request body: %v", err)
 		return
 	}
@@ -175,6 +180,25 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "model", "%v", err)
 		return
 	}
+	if req.MaxSteps < 0 {
+		writeErr(w, http.StatusBadRequest, "max_steps", "max_steps must be ≥ 0 (0: the spec's epochs), got %d", req.MaxSteps)
+		return
+	}
+	var initObject string
+	if len(req.InitWeights) > 0 {
+		if len(req.InitWeights) > maxInitBytes {
+			writeErr(w, http.StatusRequestEntityTooLarge, "init_weights", "initial weights are %d bytes; the limit is %d MiB", len(req.InitWeights), maxInitBytes>>20)
+			return
+		}
+		if err := checkInitWeights(m, req.InitWeights); err != nil {
+			writeErr(w, http.StatusBadRequest, "init_weights", "initial weights do not fit the spec's model: %v", err)
+			return
+		}
+		if initObject, err = n.storeInitWeights(r.Context(), req.InitWeights); err != nil {
+			writeErr(w, http.StatusServiceUnavailable, "init_weights", "%v; retry", err)
+			return
+		}
+	}
 	train, field, code, err := n.trainSamples(r.Context(), spec)
 	if err != nil {
 		writeErr(w, code, field, "%v", err)
@@ -190,15 +214,23 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusInternalServerError, "", "%v", err)
 		return
 	}
+	total := spe * int64(spec.Epochs)
+	if req.MaxSteps > 0 {
+		total = min(total, req.MaxSteps)
+	}
 	id, err := n.Propose(Command{Type: CmdSubmitJob, RequestID: r.Header.Get("Idempotency-Key"), Job: &JobRecord{
 		Name: spec.Name, Spec: string(canonical), Workers: req.Workers, ParameterServers: req.ParameterServers,
-		NumParams: len(m.Params), StepsPerEpoch: spe, TotalSteps: spe * int64(spec.Epochs), Epochs: spec.Epochs}})
+		NumParams: len(m.Params), StepsPerEpoch: spe, TotalSteps: total, Epochs: spec.Epochs, Init: initObject}})
 	if err != nil {
 		n.writeProposeErr(w, err)
 		return
 	}
 	if ls := n.leaderState(); ls != nil {
-		ls.logf(id, "submitted: %s, %d workers, %d parameter servers, %d steps", spec.Name, req.Workers, req.ParameterServers, spe*int64(spec.Epochs))
+		from := "the seed's initialisation"
+		if initObject != "" {
+			from = "initial weights " + initObject
+		}
+		ls.logf(id, "submitted: %s, %d workers, %d parameter servers, %d steps, from %s", spec.Name, req.Workers, req.ParameterServers, total, from)
 	}
 	writeJSON(w, http.StatusCreated, api.SubmitResponse{ID: id})
 }

@@ -946,7 +946,7 @@ func (n *Node) assign(ls *leaderState, j *JobRecord, ms *Membership, fresh bool)
 	barrier, step := n.timeouts(j)
 	base := wire.Assignment{V: wire.Version, Job: j.ID, Spec: j.Spec, Epoch: ms.Epoch, Members: len(ms.Members), MemberIDs: ms.Members,
 		Ranges: ms.Ranges, FromStep: ms.FromStep, TotalSteps: j.TotalSteps, StepsPerEpoch: j.StepsPerEpoch,
-		BarrierTimeoutMS: barrier.Milliseconds(), StepTimeoutMS: step.Milliseconds()}
+		BarrierTimeoutMS: barrier.Milliseconds(), StepTimeoutMS: step.Milliseconds(), Init: j.Init}
 	send := func(id string, rank int) error {
 		a := base
 		a.Rank = rank

@@ -12,6 +12,7 @@ import (
 	"github.com/maas-ml/maas/internal/member"
 	"github.com/maas-ml/maas/internal/wire"
 	"github.com/maas-ml/maas/nn"
+	"github.com/maas-ml/maas/nn/safetensors"
 	"github.com/maas-ml/maas/tensor"
 )
 
@@ -109,19 +110,14 @@ func (a *Agent) Assign(as *wire.Assignment) error {
 		a.jobs[as.Job] = as.Epoch
 		return nil
 	}
-	m, err := nn.Build(spec.Model, tensor.Reference)
-	if err != nil {
-		return err
-	}
-	m.Init(spec.Seed) // θ_0 is a pure function of the spec and seed
 	if as.Rank < 0 || as.Rank >= len(as.Ranges) {
 		return fmt.Errorf("server index %d of %d ranges", as.Rank, len(as.Ranges))
 	}
-	r := as.Ranges[as.Rank]
-	if r.Hi > len(m.Params) {
-		return fmt.Errorf("range %v past the model's %d parameters", r, len(m.Params))
+	theta, err := a.initialTheta(as, spec, as.Ranges[as.Rank])
+	if err != nil {
+		return err
 	}
-	if err := a.srv.Serve(a.assignment(as, spec), m.Params[r.Lo:r.Hi], nil); err != nil {
+	if err := a.srv.Serve(a.assignment(as, spec), theta, nil); err != nil {
 		return err
 	}
 	a.jobs[as.Job] = as.Epoch
@@ -140,6 +136,36 @@ func (a *Agent) assignment(as *wire.Assignment, spec *jobspec.Spec) Assignment {
 	return asg
 }
 
+// initialTheta is range r of θ_0: the job's initial weights (as.Init, from
+// the checkpoint bucket) or, without them, the seed's initialisation, a
+// pure function of the spec.
+func (a *Agent) initialTheta(as *wire.Assignment, spec *jobspec.Spec, r wire.Range) ([]float32, error) {
+	m, err := nn.Build(spec.Model, tensor.Reference)
+	if err != nil {
+		return nil, err
+	}
+	m.Init(spec.Seed)
+	if as.Init != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		data, err := a.srv.cfg.Checkpointer.Load(ctx, CheckpointBucket, as.Init)
+		if err != nil {
+			return nil, fmt.Errorf("job %s: initial weights: %w", as.Job, err)
+		}
+		f, err := safetensors.Decode(data)
+		if err != nil {
+			return nil, fmt.Errorf("job %s: initial weights %s: %w", as.Job, as.Init, err)
+		}
+		if err := m.SetWeights(f); err != nil {
+			return nil, fmt.Errorf("job %s: initial weights %s: %w", as.Job, as.Init, err)
+		}
+	}
+	if r.Lo < 0 || r.Hi > len(m.Params) || r.Lo > r.Hi {
+		return nil, fmt.Errorf("range %v past the model's %d parameters", r, len(m.Params))
+	}
+	return m.Params[r.Lo:r.Hi], nil
+}
+
 // startState is the range's θ and optimizer at as.FromStep for a reset:
 // read from the checkpoint as.Restore, or the seed's θ_0 and a fresh
 // optimizer when there is none yet.
@@ -152,15 +178,8 @@ func (a *Agent) startState(as *wire.Assignment, spec *jobspec.Spec) ([]float32, 
 		if as.FromStep != 0 {
 			return nil, nil, fmt.Errorf("job %s: restarting at step %d needs that step's checkpoint", as.Job, as.FromStep)
 		}
-		m, err := nn.Build(spec.Model, tensor.Reference)
-		if err != nil {
-			return nil, nil, err
-		}
-		m.Init(spec.Seed)
-		if r.Hi > len(m.Params) {
-			return nil, nil, fmt.Errorf("range %v past the model's %d parameters", r, len(m.Params))
-		}
-		return m.Params[r.Lo:r.Hi], nil, nil
+		theta, err := a.initialTheta(as, spec, r)
+		return theta, nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -21,7 +21,7 @@ import (
 
 // CheckpointBucket is the Object Store bucket of parameter-server
 // checkpoints.
-const CheckpointBucket = "maas-checkpoints"
+const CheckpointBucket = wire.CheckpointBucket
 
 // Checkpointer stores one range's checkpoint and returns where it is.
 type Checkpointer interface {

@@ -58,6 +58,14 @@ type SubmitRequest struct {
 	// ParameterServers is how many parameter servers split its parameters
 	// (default 1).
 	ParameterServers int `json:"parameter_servers,omitempty"`
+	// MaxSteps, when positive, ends the job after this many steps; the
+	// learning-rate schedule still spans the spec's epochs (as `maas train
+	// --max-steps`).
+	MaxSteps int64 `json:"max_steps,omitempty"`
+	// InitWeights, when set, is a safetensors file holding every parameter
+	// of the model (the format `maas train` writes) to start from instead of
+	// the seed's initialisation. Base64 in JSON.
+	InitWeights []byte `json:"init_weights,omitempty"`
 }
 
 // SubmitResponse names the new job.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +17,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/nn/safetensors"
 )
 
 // Timings of --follow; tests shorten them.
@@ -48,9 +51,10 @@ func jobCmd() *cobra.Command {
 
 func jobSubmitCmd(r *remote) *cobra.Command {
 	var (
-		specPath         string
-		workers, servers int
-		follow           bool
+		specPath, initPath string
+		workers, servers   int
+		maxSteps           int64
+		follow             bool
 	)
 	cmd := &cobra.Command{
 		Use:   "submit -f JOB.yaml",
@@ -64,11 +68,18 @@ func jobSubmitCmd(r *remote) *cobra.Command {
 			if workers < 0 || servers < 0 {
 				return errors.New("--workers and --parameter-servers must be positive (or 0 for the coordinator's default, 1)")
 			}
+			if maxSteps < 0 {
+				return fmt.Errorf("--max-steps must be ≥ 0, got %d", maxSteps)
+			}
 			spec, err := os.ReadFile(specPath)
 			if err != nil {
 				return fmt.Errorf("reading the job spec: %w", err)
 			}
-			resp, err := c.Submit(cmd.Context(), api.SubmitRequest{Spec: string(spec), Workers: workers, ParameterServers: servers})
+			req := api.SubmitRequest{Spec: string(spec), Workers: workers, ParameterServers: servers, MaxSteps: maxSteps}
+			if req.InitWeights, err = readInitWeights(initPath); err != nil {
+				return err
+			}
+			resp, err := c.Submit(cmd.Context(), req)
 			if errors.Is(err, api.ErrBadRequest) {
 				return fmt.Errorf("%s: %w; fix the spec and submit again", specPath, err)
 			}
@@ -93,8 +104,34 @@ func jobSubmitCmd(r *remote) *cobra.Command {
 	cmd.Flags().IntVar(&workers, "workers", 0, "workers that train the job (default 1)")
 	cmd.Flags().IntVar(&servers, "parameter-servers", 0, "parameter servers that split its parameters (default 1)")
 	cmd.Flags().BoolVar(&follow, "follow", false, "show the job's progress until it ends; fail if the job does")
+	cmd.Flags().StringVar(&initPath, "init", "", "start from these weights (safetensors, or a model directory) instead of the seed's initialisation")
+	cmd.Flags().Int64Var(&maxSteps, "max-steps", 0, "stop after this many steps in all (the schedule still spans the spec's epochs)")
 	cmd.MarkFlagRequired("file")
 	return cmd
+}
+
+// readInitWeights reads --init's file (or a model directory's weights):
+// nil for no path. The coordinator checks it against the spec's model.
+func readInitWeights(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(initWeightsFile(path))
+	if err != nil {
+		return nil, fmt.Errorf("--init: %w", err)
+	}
+	if _, err := safetensors.Decode(b); err != nil {
+		return nil, fmt.Errorf("--init %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// initWeightsFile is path, or for a model directory its weights file.
+func initWeightsFile(path string) string {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return filepath.Join(path, train.WeightsFile)
+	}
+	return path
 }
 
 // followJob polls the job until it ends, showing its progress on stderr,

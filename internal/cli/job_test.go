@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/nn/safetensors"
 )
 
 // fakeCoordinator is an in-memory stand-in for a coordinator's HTTP API,
@@ -220,8 +223,36 @@ func TestJobSubmit(t *testing.T) {
 		t.Errorf("stdout = %q, want the id", out)
 	}
 	want := api.SubmitRequest{Spec: spec, Workers: 2, ParameterServers: 3}
-	if len(f.submitted) != 1 || f.submitted[0] != want {
+	if len(f.submitted) != 1 || !reflect.DeepEqual(f.submitted[0], want) {
 		t.Errorf("submitted %+v, want %+v", f.submitted, want)
+	}
+
+	// --init sends the weights (a file or a model directory's), --max-steps the limit.
+	dir := t.TempDir()
+	weights := &safetensors.File{Tensors: map[string]safetensors.Tensor{"fc1.bias": safetensors.F32([]int{2}, []float32{1, 2})}}
+	if err := safetensors.WriteFile(filepath.Join(dir, train.WeightsFile), weights); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, train.WeightsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, init := range []string{filepath.Join(dir, train.WeightsFile), dir} {
+		f.submitted = nil
+		if _, _, err := maas(context.Background(), "job", "submit", "-f", writeSpec(t, spec), "--server", f.URL, "--init", init, "--max-steps", "10"); err != nil {
+			t.Fatal(err)
+		}
+		want := api.SubmitRequest{Spec: spec, MaxSteps: 10, InitWeights: raw}
+		if len(f.submitted) != 1 || !reflect.DeepEqual(f.submitted[0], want) {
+			t.Errorf("--init %s: submitted %+v, want %+v", init, f.submitted, want)
+		}
+	}
+	notWeights := writeSpec(t, spec)
+	if _, _, err := maas(context.Background(), "job", "submit", "-f", writeSpec(t, spec), "--server", f.URL, "--init", notWeights); err == nil || !strings.Contains(err.Error(), "--init") {
+		t.Errorf("--init with a YAML file: err = %v, want one naming --init", err)
+	}
+	if _, _, err := maas(context.Background(), "job", "submit", "-f", writeSpec(t, spec), "--server", f.URL, "--max-steps", "-1"); err == nil || !strings.Contains(err.Error(), "--max-steps") {
+		t.Errorf("--max-steps -1: err = %v, want one naming --max-steps", err)
 	}
 
 	out, _, err = maas(context.Background(), "job", "submit", "-f", writeSpec(t, spec), "--server", f.URL, "-o", "json")

@@ -25,9 +25,10 @@ import (
 
 func localCmd() *cobra.Command {
 	var (
-		dataDir, specPath, out, apiAddr, raftAddr, serveAddr string
-		natsPort, workers, threads, epochs                   int
-		noJob, stats, keepServing                            bool
+		dataDir, specPath, out, apiAddr, raftAddr, serveAddr, initPath string
+		natsPort, workers, servers, threads, epochs                    int
+		maxSteps                                                       int64
+		noJob, stats, keepServing                                      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "local",
@@ -48,6 +49,16 @@ default --server is this cluster's API).`,
 			}
 			if threads <= 0 {
 				return fmt.Errorf("--threads must be positive, got %d", threads)
+			}
+			if servers <= 0 {
+				return fmt.Errorf("--servers must be positive, got %d", servers)
+			}
+			if maxSteps < 0 {
+				return fmt.Errorf("--max-steps must be ≥ 0, got %d", maxSteps)
+			}
+			initWeights, err := readInitWeights(initPath)
+			if err != nil {
+				return err
 			}
 			var specText []byte
 			if !noJob {
@@ -98,22 +109,25 @@ default --server is this cluster's API).`,
 			}
 
 			members, mcancel := context.WithCancel(context.Background())
-			done := make(chan struct{}, workers+1)
+			done := make(chan struct{}, workers+servers)
 			defer func() {
 				mcancel()
-				for range workers + 1 {
+				for range workers + servers {
 					<-done
 				}
 			}()
-			pconn, err := connectNATS(url, "paramserver", log, natsconn.Options{})
-			if err != nil {
-				return err
+			for i := range servers {
+				pconn, err := connectNATS(url, fmt.Sprintf("parameter server %d", i+1), log, natsconn.Options{})
+				if err != nil {
+					done <- struct{}{}
+					continue
+				}
+				defer pconn.Close()
+				psCfg := paramserver.DefaultConfig()
+				psCfg.Logger = log
+				ps := paramserver.NewAgent(pconn, member.Config{ID: fmt.Sprintf("local-ps-%d", i+1), Host: "localhost", Logger: log}, psCfg)
+				go func() { ps.Run(members, pconn); done <- struct{}{} }()
 			}
-			defer pconn.Close()
-			psCfg := paramserver.DefaultConfig()
-			psCfg.Logger = log
-			ps := paramserver.NewAgent(pconn, member.Config{ID: "local-ps-1", Host: "localhost", Logger: log}, psCfg)
-			go func() { ps.Run(members, pconn); done <- struct{}{} }()
 			var wconns []*nats.Conn
 			for i := range workers {
 				wconn, err := connectNATS(url, fmt.Sprintf("worker %d", i+1), log, natsconn.Options{})
@@ -151,7 +165,8 @@ default --server is this cluster's API).`,
 				return err
 			}
 			waitMembers(ctx, c, workers)
-			sub, err := c.Submit(ctx, api.SubmitRequest{Spec: string(specText), Workers: workers, ParameterServers: 1})
+			sub, err := c.Submit(ctx, api.SubmitRequest{Spec: string(specText), Workers: workers, ParameterServers: servers,
+				MaxSteps: maxSteps, InitWeights: initWeights})
 			if err != nil {
 				return explain(err, "")
 			}
@@ -193,6 +208,9 @@ default --server is this cluster's API).`,
 	f.StringVar(&raftAddr, "raft", "127.0.0.1:7000", "coordinator Raft address")
 	f.IntVar(&workers, "workers", 0, "workers (0: one per core)")
 	f.IntVar(&threads, "threads", 1, "cores per worker")
+	f.IntVar(&servers, "servers", 1, "parameter servers (the job's parameters are split among them)")
+	f.StringVar(&initPath, "init", "", "start the job from these weights (safetensors, or a model directory) instead of the seed's initialisation")
+	f.Int64Var(&maxSteps, "max-steps", 0, "stop the job after this many steps in all (the schedule still spans the spec's epochs)")
 	f.BoolVar(&noJob, "no-job", false, "keep the cluster up without submitting a job")
 	f.IntVar(&epochs, "epochs", 0, "train this many epochs instead of the spec's")
 	f.BoolVar(&keepServing, "keep-serving", false, "after the job, keep the cluster up serving the new model until Ctrl-C")

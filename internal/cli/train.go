@@ -62,7 +62,7 @@ func trainCmd() *cobra.Command {
 				return err
 			}
 			if initPath != "" {
-				if err := t.Model.LoadWeights(initPath); err != nil {
+				if err := t.Model.LoadWeights(initWeightsFile(initPath)); err != nil {
 					return fmt.Errorf("--init: %w", err)
 				}
 			}
@@ -127,7 +127,7 @@ func trainCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&out, "out", "o", "", "model directory to write (default out/NAME)")
 	cmd.Flags().IntVar(&epochs, "epochs", 0, "train this many epochs instead of the spec's")
 	cmd.Flags().IntVar(&maxSteps, "max-steps", 0, "stop after this many steps in all")
-	cmd.Flags().StringVar(&initPath, "init", "", "start from these weights (safetensors) instead of the seed's initialisation")
+	cmd.Flags().StringVar(&initPath, "init", "", "start from these weights (safetensors, or a model directory) instead of the seed's initialisation")
 	cmd.Flags().IntVar(&threads, "threads", 0, "cores to use (0: all)")
 	dev.add(cmd.Flags())
 	cmd.Flags().StringVar(&evalData, "eval", "", "evaluate on this dataset after each epoch (e.g. mnist-test)")

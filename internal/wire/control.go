@@ -70,6 +70,10 @@ type Assignment struct {
 	// committed checkpoint.
 	Reset   bool   `msgpack:"reset,omitempty"`
 	Restore string `msgpack:"restore,omitempty"`
+	// Init (servers) names θ_0 when the job starts from given weights: a
+	// safetensors file in CheckpointBucket (see InitObject); empty: the
+	// seed's initialisation.
+	Init string `msgpack:"init,omitempty"`
 	// Fence (servers, request/reply): stop completing steps of Epoch and
 	// answer the step held (Ack.Step), for FenceMS or until the next
 	// epoch, while the coordinator replaces the epoch.

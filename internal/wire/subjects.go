@@ -13,6 +13,14 @@ const (
 	SubjModelPublished = "maas.model.published"
 )
 
+// CheckpointBucket is the JetStream Object Store bucket of parameter-server
+// checkpoints and of the initial weights jobs start from (InitObject).
+const CheckpointBucket = "maas-checkpoints"
+
+// InitObject is the name, in CheckpointBucket, of the initial weights (a
+// safetensors file) whose SHA-256 is digest (hex).
+func InitObject(digest string) string { return "init/" + digest + ".safetensors" }
+
 // The control subjects a member sends on to the coordinator leader end in
 // the member's id, so that a secured cluster's NATS permissions let a
 // member speak only as itself; the coordinator subscribes to each with

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/maas-ml/maas/internal/dataset"
+	"github.com/maas-ml/maas/nn/safetensors"
+)
+
+// TestLocalMatchesTrainProcess: `maas local` with 2 workers and 2
+// parameter servers, started from PyTorch's initial weights (--init) for
+// 10 Adam steps (--max-steps), publishes the parameters `maas train` reaches
+// from the same weights on the same batches, up to float summation order
+// (max |Δθ| / max |θ| ≤ 1e-5). The spec and weights are the cnn_adam case
+// of testdata/golden/traj.safetensors, whose single-process trajectory
+// internal/train checks against PyTorch.
+func TestLocalMatchesTrainProcess(t *testing.T) {
+	if _, err := dataset.DefaultMNISTDir(); err != nil {
+		t.Skip("real MNIST not in the module cache:", err)
+	}
+	g, err := safetensors.ReadFile(filepath.Join("..", "..", "testdata", "golden", "traj.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	spec, weights := filepath.Join(dir, "cnn.yaml"), filepath.Join(dir, "init.safetensors")
+	if err := os.WriteFile(spec, []byte(g.Metadata["cnn_adam.spec"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	init := &safetensors.File{Tensors: map[string]safetensors.Tensor{}}
+	for name, ts := range g.Tensors {
+		if p, ok := strings.CutPrefix(name, g.Metadata["cnn_adam.init"]+".init."); ok {
+			init.Tensors[p] = ts
+		}
+	}
+	if err := safetensors.WriteFile(weights, init); err != nil {
+		t.Fatal(err)
+	}
+	bin := buildMaas(t)
+	single, cluster := filepath.Join(dir, "single"), filepath.Join(dir, "cluster")
+	if b, err := exec.Command(bin, "train", "-f", spec, "--init", weights, "--max-steps", "10", "--threads", "2", "-o", single).CombinedOutput(); err != nil {
+		t.Fatalf("maas train: %v\n%s", err, b)
+	}
+	p := freePorts(t, 3)
+	cmd := exec.Command(bin, "local", "-f", spec, "--init", weights, "--max-steps", "10", "--workers", "2", "--servers", "2",
+		"-o", cluster, "--data-dir", filepath.Join(dir, "data"), "--nats-port", fmt.Sprint(p[0]),
+		"--api", fmt.Sprintf("127.0.0.1:%d", p[1]), "--raft", fmt.Sprintf("127.0.0.1:%d", p[2]), "--serve-addr", "")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("maas local: %v\n%s", err, b)
+	}
+	want, err := safetensors.ReadFile(filepath.Join(single, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := safetensors.ReadFile(filepath.Join(cluster, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var maxDiff, maxAbs, moved float64
+	for name := range init.Tensors {
+		w, err1 := want.Tensors[name].Float32()
+		v, err2 := got.Tensors[name].Float32()
+		i0, _ := init.Tensors[name].Float32()
+		if err1 != nil || err2 != nil || len(w) != len(v) {
+			t.Fatalf("%s: single %v, cluster %v", name, err1, err2)
+		}
+		for i := range w {
+			maxDiff = math.Max(maxDiff, math.Abs(float64(w[i]-v[i])))
+			maxAbs = math.Max(maxAbs, math.Abs(float64(w[i])))
+			moved = math.Max(moved, math.Abs(float64(w[i]-i0[i])))
+		}
+	}
+	t.Logf("max |θ_local − θ_train| = %.3g, relative %.3g; the 10 steps moved θ by up to %.3g", maxDiff, maxDiff/maxAbs, moved)
+	if moved == 0 {
+		t.Fatal("the parameters did not move from the initial weights")
+	}
+	if maxDiff/maxAbs > 1e-5 {
+		t.Fatalf("maas local's θ differs from maas train's: max relative difference %.3g", maxDiff/maxAbs)
+	}
+}
