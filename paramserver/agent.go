@@ -148,7 +148,7 @@ func (a *Agent) initialTheta(as *wire.Assignment, spec *jobspec.Spec, r wire.Ran
 	if as.Init != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		data, err := a.srv.cfg.Checkpointer.Load(ctx, CheckpointBucket, as.Init)
+		data, err := a.srv.cfg.Checkpointer.Load(ctx, wire.CheckpointBucket, as.Init)
 		if err != nil {
 			return nil, fmt.Errorf("job %s: initial weights: %w", as.Job, err)
 		}
@@ -183,7 +183,7 @@ func (a *Agent) startState(as *wire.Assignment, spec *jobspec.Spec) ([]float32, 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	data, err := a.srv.cfg.Checkpointer.Load(ctx, CheckpointBucket, as.Restore)
+	data, err := a.srv.cfg.Checkpointer.Load(ctx, wire.CheckpointBucket, as.Restore)
 	if err != nil {
 		return nil, nil, err
 	}

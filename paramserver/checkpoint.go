@@ -19,10 +19,6 @@ import (
 	"github.com/maas-ml/maas/nn/safetensors"
 )
 
-// CheckpointBucket is the Object Store bucket of parameter-server
-// checkpoints.
-const CheckpointBucket = wire.CheckpointBucket
-
 // Checkpointer stores one range's checkpoint and returns where it is.
 type Checkpointer interface {
 	Save(ctx context.Context, job string, step int64, server int, data []byte) (bucket, object string, err error)
@@ -42,7 +38,7 @@ func (c ObjectStoreCheckpointer) Save(ctx context.Context, job string, step int6
 	if err != nil {
 		return "", "", err
 	}
-	store, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: CheckpointBucket, Description: "maas parameter-server checkpoints",
+	store, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: wire.CheckpointBucket, Description: "maas parameter-server checkpoints",
 		Replicas: natsconn.Replicas(c.NC)})
 	if err != nil {
 		return "", "", fmt.Errorf("checkpoint bucket: %w", err)
@@ -51,7 +47,7 @@ func (c ObjectStoreCheckpointer) Save(ctx context.Context, job string, step int6
 	if _, err := store.Put(ctx, jetstream.ObjectMeta{Name: name}, bytes.NewReader(data)); err != nil {
 		return "", "", fmt.Errorf("store checkpoint %s: %w", name, err)
 	}
-	return CheckpointBucket, name, nil
+	return wire.CheckpointBucket, name, nil
 }
 
 // Load implements Checkpointer. JetStream can be briefly without a stream

@@ -21,9 +21,6 @@ import (
 	"github.com/maas-ml/maas/nn"
 )
 
-// ModelBucket is the Object Store bucket that holds published models.
-const ModelBucket = "maas-models"
-
 // Agent is the `maas worker` process: a cluster member that trains the
 // jobs the coordinator assigns it, one at a time.
 type Agent struct {
@@ -197,7 +194,7 @@ func (a *Agent) publish(ctx context.Context, asg Assignment, m *nn.Model) error 
 	prefix := asg.Job + "/"
 	files := []string{train.WeightsFile, train.SpecFile}
 	upload := func() error {
-		store, err := js.CreateOrUpdateObjectStore(pctx, jetstream.ObjectStoreConfig{Bucket: ModelBucket, Description: "maas published models",
+		store, err := js.CreateOrUpdateObjectStore(pctx, jetstream.ObjectStoreConfig{Bucket: wire.ModelBucket, Description: "maas published models",
 			Replicas: natsconn.Replicas(a.nc)})
 		if err != nil {
 			return fmt.Errorf("model bucket: %w", err)
@@ -224,7 +221,7 @@ func (a *Agent) publish(ctx context.Context, asg Assignment, m *nn.Model) error 
 		case <-time.After(wait):
 		}
 	}
-	return a.done(&wire.Done{V: wire.Version, Job: asg.Job, ID: a.cfg.ID, Rank: 0, Bucket: ModelBucket, Prefix: prefix,
+	return a.done(&wire.Done{V: wire.Version, Job: asg.Job, ID: a.cfg.ID, Rank: 0, Bucket: wire.ModelBucket, Prefix: prefix,
 		Files: files, Metrics: metrics})
 }
 

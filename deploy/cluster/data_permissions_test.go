@@ -13,6 +13,7 @@ import (
 
 	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/datastore"
+	"github.com/maas-ml/maas/internal/wire"
 )
 
 func TestOperatorPermissions(t *testing.T) {
@@ -77,7 +78,7 @@ func dataPermissions(t *testing.T, op, worker, coord, srv *natsUserConn) {
 			t.Errorf("%s reads shards: %v", reader.Opts.Name, err)
 		}
 	}
-	if _, err := js(op).ObjectStore(ctx, ModelBucket); err != nil {
+	if _, err := js(op).ObjectStore(ctx, wire.ModelBucket); err != nil {
 		t.Errorf("the operator opens the model bucket: %v", err)
 	}
 
@@ -88,7 +89,7 @@ func dataPermissions(t *testing.T, op, worker, coord, srv *natsUserConn) {
 		t.Errorf("a worker pushes a dataset: %v; want ErrPermission", err)
 	}
 	worker.denied(t, `Publish to "$O.maas-data.`)
-	store, err := js(worker).ObjectStore(ctx, DataBucket)
+	store, err := js(worker).ObjectStore(ctx, wire.DataBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,5 +104,5 @@ func dataPermissions(t *testing.T, op, worker, coord, srv *natsUserConn) {
 	if _, err := datastore.Open(sctx, js(srv), "tiny"); err == nil {
 		t.Error("serve read the data bucket")
 	}
-	srv.denied(t, fmt.Sprintf(`Publish to "$JS.API.STREAM.INFO.OBJ_%s"`, DataBucket))
+	srv.denied(t, fmt.Sprintf(`Publish to "$JS.API.STREAM.INFO.OBJ_%s"`, wire.DataBucket))
 }

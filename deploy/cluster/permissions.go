@@ -8,15 +8,6 @@ import (
 	"github.com/maas-ml/maas/internal/wire"
 )
 
-// The JetStream Object Store buckets maas uses (the same names as
-// worker.ModelBucket, serve.ModelBucket, paramserver.CheckpointBucket and
-// datastore.Bucket).
-const (
-	ModelBucket      = "maas-models"
-	CheckpointBucket = "maas-checkpoints"
-	DataBucket       = "maas-data"
-)
-
 // OperatorSeedFile is the NATS user nkey seed of the operator: the person
 // who runs `maas data push`, `ls` and `rm`. It stays in the secrets
 // directory; no host is given it.
@@ -25,7 +16,7 @@ const OperatorSeedFile = "operator.nk"
 // OperatorPermissions are what the operator's NATS user may do: write the
 // data bucket (push and remove datasets) and read the model bucket.
 func OperatorPermissions() Permissions {
-	return Permissions{Publish: join(bucketWrite(DataBucket), bucketRead(ModelBucket)), Subscribe: []string{inboxes}}
+	return Permissions{Publish: join(bucketWrite(wire.DataBucket), bucketRead(wire.ModelBucket)), Subscribe: []string{inboxes}}
 }
 
 // inboxes is where NATS delivers the replies to a client's requests.
@@ -90,20 +81,20 @@ func ProcessPermissions(kind Kind, id string) (p Permissions, ok bool) {
 	switch kind {
 	case KindCoordinator:
 		p.Publish = join([]string{wire.MemberSubject("*"), wire.AssignSubject("*"), wire.SubjModelPublished},
-			bucketWrite(ModelBucket), bucketWrite(CheckpointBucket), bucketRead(DataBucket))
+			bucketWrite(wire.ModelBucket), bucketWrite(wire.CheckpointBucket), bucketRead(wire.DataBucket))
 		p.Subscribe = []string{wire.RegisterSubject("*"), wire.HeartbeatSubject("*"), wire.ProgressSubject("*"),
 			wire.ReportSubject("*"), wire.DoneSubject("*"), inboxes}
 	case KindParamServer:
 		p.Publish = join([]string{wire.RegisterSubject(id), wire.HeartbeatSubject(id), wire.ReportSubject(id), wire.ParamSubject("*")},
-			bucketWrite(CheckpointBucket))
-		p.Subscribe = []string{member, "maas.grad.>", "maas.pull.*.*", wire.AssignSubject("*"), inboxes}
+			bucketWrite(wire.CheckpointBucket))
+		p.Subscribe = []string{member, wire.AnyGradSubject, wire.AnyPullSubject, wire.AssignSubject("*"), inboxes}
 	case KindWorker:
 		p.Publish = join([]string{wire.RegisterSubject(id), wire.HeartbeatSubject(id), wire.ProgressSubject(id), wire.DoneSubject(id),
-			"maas.grad.*.*." + id, "maas.pull.*.*"},
-			bucketWrite(ModelBucket), bucketRead(DataBucket))
+			wire.WorkerGradSubjects(id), wire.AnyPullSubject},
+			bucketWrite(wire.ModelBucket), bucketRead(wire.DataBucket))
 		p.Subscribe = []string{member, wire.ParamSubject("*"), wire.AssignSubject("*"), inboxes}
 	case KindServe:
-		p.Publish = bucketRead(ModelBucket)
+		p.Publish = bucketRead(wire.ModelBucket)
 		p.Subscribe = []string{wire.SubjModelPublished, inboxes}
 		return p, true
 	default:

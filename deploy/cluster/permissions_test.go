@@ -15,11 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
-	"github.com/maas-ml/maas/deploy/serve"
-	"github.com/maas-ml/maas/internal/datastore"
 	"github.com/maas-ml/maas/internal/wire"
-	"github.com/maas-ml/maas/paramserver"
-	"github.com/maas-ml/maas/worker"
 )
 
 // matchSubject reports whether subject matches pattern as NATS matches
@@ -138,19 +134,6 @@ func TestProcessPermissionsTable(t *testing.T) {
 	}
 	if _, ok := ProcessPermissions(KindNATS, "node1-nats"); ok {
 		t.Error("a NATS server has permissions as a user")
-	}
-}
-
-func TestBucketNames(t *testing.T) {
-	for _, c := range []struct{ ours, theirs, where string }{
-		{ModelBucket, worker.ModelBucket, "worker.ModelBucket"},
-		{ModelBucket, serve.ModelBucket, "serve.ModelBucket"},
-		{CheckpointBucket, paramserver.CheckpointBucket, "paramserver.CheckpointBucket"},
-		{DataBucket, datastore.Bucket, "datastore.Bucket"},
-	} {
-		if c.ours != c.theirs {
-			t.Errorf("bucket %s, but %s is %s", c.ours, c.where, c.theirs)
-		}
 	}
 }
 
@@ -341,7 +324,7 @@ func objectStorePermissions(t *testing.T, worker, ps, coord, srv *natsUserConn) 
 	}
 	model := bytes.Repeat([]byte("weights!"), 40_000) // several chunks
 
-	models, err := js(worker).CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: ModelBucket})
+	models, err := js(worker).CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: wire.ModelBucket})
 	if err != nil {
 		t.Fatalf("worker creates the model bucket: %v", err)
 	}
@@ -349,7 +332,7 @@ func objectStorePermissions(t *testing.T, worker, ps, coord, srv *natsUserConn) 
 		t.Fatalf("worker uploads a model: %v", err)
 	}
 	for _, reader := range []*natsUserConn{srv, coord} {
-		store, err := js(reader).ObjectStore(ctx, ModelBucket)
+		store, err := js(reader).ObjectStore(ctx, wire.ModelBucket)
 		if err != nil {
 			t.Fatalf("%s opens the model bucket: %v", reader.Opts.Name, err)
 		}
@@ -365,7 +348,7 @@ func objectStorePermissions(t *testing.T, worker, ps, coord, srv *natsUserConn) 
 		}
 	}
 
-	ckpts, err := js(ps).CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: CheckpointBucket})
+	ckpts, err := js(ps).CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: wire.CheckpointBucket})
 	if err != nil {
 		t.Fatalf("parameter server creates the checkpoint bucket: %v", err)
 	}
@@ -375,7 +358,7 @@ func objectStorePermissions(t *testing.T, worker, ps, coord, srv *natsUserConn) 
 	if data, err := ckpts.GetBytes(ctx, "j-100-0"); err != nil || string(data) != "state" {
 		t.Errorf("parameter server reads its checkpoint: %q, %v", data, err)
 	}
-	coordCkpts, err := js(coord).ObjectStore(ctx, CheckpointBucket)
+	coordCkpts, err := js(coord).ObjectStore(ctx, wire.CheckpointBucket)
 	if err != nil {
 		t.Fatalf("coordinator opens the checkpoint bucket: %v", err)
 	}
@@ -383,11 +366,11 @@ func objectStorePermissions(t *testing.T, worker, ps, coord, srv *natsUserConn) 
 		t.Errorf("coordinator deletes a checkpoint: %v", err)
 	}
 	refused(worker, "$JS.API.STREAM.INFO.OBJ_maas-checkpoints", func(ctx context.Context) error {
-		_, err := js(worker).ObjectStore(ctx, CheckpointBucket)
+		_, err := js(worker).ObjectStore(ctx, wire.CheckpointBucket)
 		return err
 	})
 	refused(ps, "$JS.API.STREAM.UPDATE.OBJ_maas-models", func(ctx context.Context) error {
-		_, err := js(ps).CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: ModelBucket})
+		_, err := js(ps).CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: wire.ModelBucket})
 		return err
 	})
 }

@@ -13,10 +13,6 @@ import (
 	"github.com/maas-ml/maas/internal/wire"
 )
 
-// ModelBucket is the Object Store bucket a published version's files are
-// in when its announcement names none (the workers store them there).
-const ModelBucket = "maas-models"
-
 // fetchTimeout bounds fetching one version's files.
 const fetchTimeout = time.Minute
 
@@ -73,7 +69,7 @@ func (s *Server) onPublished(ctx context.Context, js jetstream.JetStream, data [
 // fetchObjects reads a version's two files from the Object Store.
 func fetchObjects(ctx context.Context, js jetstream.JetStream, bucket, prefix string) (specYAML, weights []byte, err error) {
 	if bucket == "" {
-		bucket = ModelBucket
+		bucket = wire.ModelBucket
 	}
 	store, err := js.ObjectStore(ctx, bucket)
 	if err != nil {

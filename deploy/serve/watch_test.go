@@ -31,7 +31,7 @@ func putVersion(t *testing.T, ctx context.Context, store jetstream.ObjectStore, 
 func announce(t *testing.T, nc *nats.Conn, version int, prefix string) {
 	t.Helper()
 	b, err := wire.Encode(&wire.ModelPublished{V: wire.Version, Name: "tiny", Version: version, Job: prefix,
-		Bucket: ModelBucket, Prefix: prefix, Files: []string{train.WeightsFile, train.SpecFile}})
+		Bucket: wire.ModelBucket, Prefix: prefix, Files: []string{train.WeightsFile, train.SpecFile}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestWatchPublished(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: ModelBucket})
+	store, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: wire.ModelBucket})
 	if err != nil {
 		t.Fatal(err)
 	}

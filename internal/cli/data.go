@@ -15,7 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/maas-ml/maas/deploy/cluster"
+	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/datastore"
+	"github.com/maas-ml/maas/internal/wire"
 )
 
 // dataFlags are the NATS flags of the data commands, which talk to the
@@ -31,7 +33,7 @@ func dataCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "data",
 		Short: "Push datasets to the cluster's Object Store, list and remove them",
-		Long: `data keeps datasets in the cluster's JetStream Object Store (bucket ` + datastore.Bucket + `), so that
+		Long: `data keeps datasets in the cluster's JetStream Object Store (bucket ` + wire.DataBucket + `), so that
 workers on any host train on them without a copy of the files on every host.
 
   maas data push mnist-full ~/data/mnist --kind mnist
@@ -119,7 +121,7 @@ split, for a trial run.`,
 					return fmt.Errorf("dataset path: %w", err)
 				}
 			}
-			if err := datastore.ValidName(name); err != nil {
+			if err := dataset.ValidName(name); err != nil {
 				return err
 			}
 			sctx, stop := signalContext(cmd.Context())
@@ -138,7 +140,7 @@ split, for a trial run.`,
 				return explainData(ctx, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "pushed %s: %s, %d training and %d test samples in %d shards (%s) to bucket %s in %s\n",
-				name, m.Kind, m.Train.N, m.Test.N, m.Shards(), byteSize(m.Bytes()), datastore.Bucket, time.Since(start).Round(time.Millisecond))
+				name, m.Kind, m.Train.N, m.Test.N, m.Shards(), byteSize(m.Bytes()), wire.DataBucket, time.Since(start).Round(time.Millisecond))
 			fmt.Fprintf(cmd.OutOrStdout(), "name it in a job spec: dataset: {name: %s}\n", name)
 			return nil
 		},

@@ -19,6 +19,7 @@ import (
 	"github.com/maas-ml/maas/coordinator"
 	"github.com/maas-ml/maas/internal/api"
 	"github.com/maas-ml/maas/internal/member"
+	"github.com/maas-ml/maas/internal/wire"
 	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/paramserver"
 	"github.com/maas-ml/maas/tensor"
@@ -155,7 +156,7 @@ func TestCoordinatorRunsJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := js.ObjectStore(ctx, paramserver.CheckpointBucket)
+	store, err := js.ObjectStore(ctx, wire.CheckpointBucket)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,9 @@ var (
 	ErrIndex = errors.New("dataset: index out of range")
 	// ErrShortBuffer reports an output buffer too small for a batch.
 	ErrShortBuffer = errors.New("dataset: buffer too short")
+	// ErrName reports a dataset name that is not letters, digits, '-',
+	// '_' and '.' (see ValidName).
+	ErrName = errors.New("dataset: invalid dataset name")
 	// ErrNormalization reports invalid normalisation parameters.
 	ErrNormalization = errors.New("dataset: bad normalization")
 	// ErrUnknownKind reports a dataset kind that Open does not know.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/natsserver"
+	"github.com/maas-ml/maas/internal/wire"
 )
 
 // startJS starts an embedded NATS server (with JetStream unless noJS)
@@ -290,7 +291,7 @@ func TestCorruptCacheRefetched(t *testing.T) {
 func TestBadObjectDigest(t *testing.T) {
 	js, r, _ := pushed(t)
 	ctx := testCtx(t)
-	store, err := js.ObjectStore(ctx, Bucket)
+	store, err := js.ObjectStore(ctx, wire.DataBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +340,7 @@ func TestRePushReplaces(t *testing.T) {
 	if r.Digest == old.Digest || r.Train.N != 5 || len(r.Train.Shards) != 2 {
 		t.Fatalf("after the re-push: digest %s (was %s), %d samples in %d shards", r.Digest, old.Digest, r.Train.N, len(r.Train.Shards))
 	}
-	store, _ := js.ObjectStore(ctx, Bucket)
+	store, _ := js.ObjectStore(ctx, wire.DataBucket)
 	infos, _ := store.List(ctx)
 	var names []string
 	for _, i := range infos {
@@ -372,7 +373,7 @@ func TestRemoveAndMissing(t *testing.T) {
 	if _, err := Push(ctx, js, "d", "cifar10", cifarDir(t, 1, 1, 0), PushOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	store, _ := js.ObjectStore(ctx, Bucket)
+	store, _ := js.ObjectStore(ctx, wire.DataBucket)
 	store.PutBytes(ctx, "half/train/00000", []byte("an interrupted push"))
 	if ms, err := List(ctx, js); err != nil || len(ms) != 1 || ms[0].Name != "d" {
 		t.Fatalf("List: %v, %v; want only d", ms, err)
@@ -404,9 +405,9 @@ func TestPushErrors(t *testing.T) {
 		want            error
 		msg             string
 	}{
-		{"a/b", "cifar10", "", ErrName, "'/'"},
-		{".hidden", "cifar10", "", ErrName, "starts with '.'"},
-		{"", "cifar10", "", ErrName, "empty"},
+		{"a/b", "cifar10", "", dataset.ErrName, "'/'"},
+		{".hidden", "cifar10", "", dataset.ErrName, "starts with '.'"},
+		{"", "cifar10", "", dataset.ErrName, "empty"},
 		{"x", "imagenet", "", dataset.ErrUnknownKind, "imagenet"},
 		{"x", "cifar10", "/nonexistent/cifar", dataset.ErrNotFound, "/nonexistent/cifar"},
 	} {
@@ -415,10 +416,10 @@ func TestPushErrors(t *testing.T) {
 			t.Errorf("Push(%q, %q, %q): %v; want %v mentioning %s", c.name, c.kind, c.dir, err, c.want, c.msg)
 		}
 	}
-	if err := ValidName(strings.Repeat("a", MaxNameLen)); err != nil {
+	if err := dataset.ValidName(strings.Repeat("a", dataset.MaxNameLen)); err != nil {
 		t.Error(err)
 	}
-	if err := ValidName(strings.Repeat("a", MaxNameLen+1)); !errors.Is(err, ErrName) {
+	if err := dataset.ValidName(strings.Repeat("a", dataset.MaxNameLen+1)); !errors.Is(err, dataset.ErrName) {
 		t.Errorf("a long name: %v", err)
 	}
 	noJS := startJS(t, true)

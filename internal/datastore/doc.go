@@ -3,7 +3,7 @@
 // files on every host.
 //
 // [Push] reads a dataset (mnist or cifar10, both splits) with
-// dataset.Open and writes it to the bucket [Bucket] as shards of a fixed
+// dataset.Open and writes it to the bucket [wire.DataBucket] as shards of a fixed
 // number of samples:
 //
 //	<name>/train/00000, <name>/train/00001, …   shards of the training split

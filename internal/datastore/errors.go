@@ -4,9 +4,6 @@ import "errors"
 
 // Sentinel errors; test for them with errors.Is.
 var (
-	// ErrName reports a dataset name that is not letters, digits, '-',
-	// '_' and '.'.
-	ErrName = errors.New("datastore: invalid dataset name")
 	// ErrNotFound reports a dataset with no manifest in the bucket (never
 	// pushed, removed, or its push not finished).
 	ErrNotFound = errors.New("datastore: no such dataset")

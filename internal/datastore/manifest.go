@@ -89,7 +89,7 @@ func (m *Manifest) Validate() error {
 	if m.Version != manifestVersion {
 		return bad("version %d; this maas reads version %d (push the dataset again with this version)", m.Version, manifestVersion)
 	}
-	if err := ValidName(m.Name); err != nil {
+	if err := dataset.ValidName(m.Name); err != nil {
 		return bad("%v", err)
 	}
 	if m.Kind != "mnist" && m.Kind != "cifar10" {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/maas-ml/maas/internal/dataset"
+	"github.com/maas-ml/maas/internal/wire"
 )
 
 // DefaultShardSamples is the samples per shard when PushOptions does not
@@ -39,7 +40,7 @@ type PushOptions struct {
 // manifest written, and the old shards the new manifest does not name
 // deleted. It returns the new manifest.
 func Push(ctx context.Context, js jetstream.JetStream, name, kind, dir string, o PushOptions) (*Manifest, error) {
-	if err := ValidName(name); err != nil {
+	if err := dataset.ValidName(name); err != nil {
 		return nil, err
 	}
 	if o.ShardSamples == 0 {
@@ -121,7 +122,7 @@ func deleteObjects(ctx context.Context, js jetstream.JetStream, store jetstream.
 		return 0, nil
 	}
 	if err != nil {
-		return 0, explain(js, fmt.Errorf("list bucket %s: %w", Bucket, err))
+		return 0, explain(js, fmt.Errorf("list bucket %s: %w", wire.DataBucket, err))
 	}
 	n := 0
 	for _, info := range infos {
@@ -139,7 +140,7 @@ func deleteObjects(ctx context.Context, js jetstream.JetStream, store jetstream.
 // Remove deletes dataset name: its manifest first (so it vanishes at
 // once), then its shards. A name with neither is ErrNotFound.
 func Remove(ctx context.Context, js jetstream.JetStream, name string) error {
-	if err := ValidName(name); err != nil {
+	if err := dataset.ValidName(name); err != nil {
 		return err
 	}
 	store, err := openBucket(ctx, js, false)
@@ -159,7 +160,7 @@ func Remove(ctx context.Context, js jetstream.JetStream, name string) error {
 		return err
 	}
 	if !found && n == 0 {
-		return fmt.Errorf("%w: %q is not in bucket %s (`maas data ls` lists the datasets)", ErrNotFound, name, Bucket)
+		return fmt.Errorf("%w: %q is not in bucket %s (`maas data ls` lists the datasets)", ErrNotFound, name, wire.DataBucket)
 	}
 	return nil
 }
@@ -179,7 +180,7 @@ func List(ctx context.Context, js jetstream.JetStream) ([]*Manifest, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, explain(js, fmt.Errorf("list bucket %s: %w", Bucket, err))
+		return nil, explain(js, fmt.Errorf("list bucket %s: %w", wire.DataBucket, err))
 	}
 	var ms []*Manifest
 	for _, info := range infos {

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/maas-ml/maas/internal/dataset"
+	"github.com/maas-ml/maas/internal/wire"
 )
 
 // Remote is a pushed dataset as its manifest describes it.
@@ -35,7 +36,7 @@ type objectGetter interface {
 // Open reads the manifest of dataset name. A dataset without one (never
 // pushed, removed, or still being pushed) is ErrNotFound.
 func Open(ctx context.Context, js jetstream.JetStream, name string) (*Remote, error) {
-	if err := ValidName(name); err != nil {
+	if err := dataset.ValidName(name); err != nil {
 		return nil, err
 	}
 	store, err := openBucket(ctx, js, false)
@@ -47,7 +48,7 @@ func Open(ctx context.Context, js jetstream.JetStream, name string) (*Remote, er
 	}
 	b, err := store.GetBytes(ctx, ManifestObject(name))
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return nil, fmt.Errorf("%w: %q is not in bucket %s (push it with `maas data push %s PATH`; `maas data ls` lists the datasets)", ErrNotFound, name, Bucket, name)
+		return nil, fmt.Errorf("%w: %q is not in bucket %s (push it with `maas data push %s PATH`; `maas data ls` lists the datasets)", ErrNotFound, name, wire.DataBucket, name)
 	}
 	if err != nil {
 		return nil, explain(js, fmt.Errorf("read %s: %w", ManifestObject(name), err))
@@ -130,7 +131,7 @@ func (l *loader) LoadShard(i int) (pixels, labels []uint8, err error) {
 	b, err := l.r.store.GetBytes(ctx, sh.Object)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
-			return nil, nil, fmt.Errorf("%w: %s is missing from bucket %s: dataset %s was removed or is being pushed again", ErrNotFound, sh.Object, Bucket, l.r.Name)
+			return nil, nil, fmt.Errorf("%w: %s is missing from bucket %s: dataset %s was removed or is being pushed again", ErrNotFound, sh.Object, wire.DataBucket, l.r.Name)
 		}
 		if errors.Is(err, jetstream.ErrDigestMismatch) {
 			return nil, nil, fmt.Errorf("%w: %s: %v; push dataset %s again", ErrDigest, sh.Object, err, l.r.Name)
@@ -139,7 +140,7 @@ func (l *loader) LoadShard(i int) (pixels, labels []uint8, err error) {
 	}
 	if got := digest(b); got != sh.SHA256 {
 		return nil, nil, fmt.Errorf("%w: %s in bucket %s has SHA-256 %s, its manifest says %s: the object was changed after the push; push dataset %s again",
-			ErrDigest, sh.Object, Bucket, got, sh.SHA256, l.r.Name)
+			ErrDigest, sh.Object, wire.DataBucket, got, sh.SHA256, l.r.Name)
 	}
 	pixels, labels, err = DecodeShard(b, want)
 	if err != nil {

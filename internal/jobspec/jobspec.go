@@ -15,7 +15,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/maas-ml/maas/internal/dataset"
-	"github.com/maas-ml/maas/internal/datastore"
 	"github.com/maas-ml/maas/nn"
 )
 
@@ -299,7 +298,7 @@ func (s *Spec) Validate() error {
 		if d.Path != "" {
 			return fieldErr("dataset.path", "%q and dataset.name %q are mutually exclusive: name a dataset pushed with `maas data push`, or give a path present on every host", d.Path, d.Name)
 		}
-		if err := datastore.ValidName(d.Name); err != nil {
+		if err := dataset.ValidName(d.Name); err != nil {
 			return fieldErr("dataset.name", "%v", err)
 		}
 		if d.Kind == "text" {

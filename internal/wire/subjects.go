@@ -13,9 +13,17 @@ const (
 	SubjModelPublished = "maas.model.published"
 )
 
-// CheckpointBucket is the JetStream Object Store bucket of parameter-server
-// checkpoints and of the initial weights jobs start from (InitObject).
-const CheckpointBucket = "maas-checkpoints"
+// The JetStream Object Store buckets maas uses.
+const (
+	// ModelBucket holds published models: a version's files under its
+	// prefix (worker rank 0 writes them, serve and `maas model pull` read).
+	ModelBucket = "maas-models"
+	// CheckpointBucket holds parameter-server checkpoints and the initial
+	// weights jobs start from (InitObject).
+	CheckpointBucket = "maas-checkpoints"
+	// DataBucket holds datasets pushed with `maas data push`.
+	DataBucket = "maas-data"
+)
 
 // InitObject is the name, in CheckpointBucket, of the initial weights (a
 // safetensors file) whose SHA-256 is digest (hex).
@@ -60,6 +68,17 @@ func GradSubject(job string, srv int, worker string) string {
 // GradSubjects is what server srv of job subscribes to: every worker's
 // GradSubject.
 func GradSubjects(job string, srv int) string { return fmt.Sprintf("maas.grad.%s.%d.*", job, srv) }
+
+// WorkerGradSubjects are the GradSubjects of every job and server that
+// worker may push on (its NATS publish permission).
+func WorkerGradSubjects(worker string) string { return "maas.grad.*.*." + worker }
+
+// AnyGradSubject matches every GradSubject (a parameter server's subscribe
+// permission).
+const AnyGradSubject = "maas.grad.>"
+
+// AnyPullSubject matches every PullSubject.
+const AnyPullSubject = "maas.pull.*.*"
 
 // ParamSubject is where parameter servers publish each new parameter chunk
 // of job once; NATS fans it out to every worker.

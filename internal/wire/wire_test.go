@@ -135,3 +135,34 @@ func TestMemberSubjects(t *testing.T) {
 		t.Errorf("MemberOf of a gradient subject: %q", got)
 	}
 }
+
+// TestWildcardsMatchSubjects: the permission wildcards match the subjects
+// they stand for, and no other member's.
+func TestWildcardsMatchSubjects(t *testing.T) {
+	match := func(pattern, subject string) bool {
+		p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
+		for i, tok := range p {
+			if tok == ">" {
+				return len(s) > i
+			}
+			if i >= len(s) || tok != "*" && tok != s[i] {
+				return false
+			}
+		}
+		return len(p) == len(s)
+	}
+	for _, c := range []struct {
+		pattern, subject string
+		want             bool
+	}{
+		{AnyGradSubject, GradSubject("j-1", 3, "w1"), true},
+		{WorkerGradSubjects("w1"), GradSubject("j-1", 3, "w1"), true},
+		{WorkerGradSubjects("w1"), GradSubject("j-1", 3, "w2"), false},
+		{AnyPullSubject, PullSubject("j-1", 2), true},
+		{AnyPullSubject, ParamSubject("j-1"), false},
+	} {
+		if got := match(c.pattern, c.subject); got != c.want {
+			t.Errorf("%s matches %s: %v, want %v", c.pattern, c.subject, got, c.want)
+		}
+	}
+}

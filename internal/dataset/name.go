@@ -1,8 +1,9 @@
-package datastore
+package dataset
 
 import "fmt"
 
-// MaxNameLen bounds a dataset name.
+// MaxNameLen bounds the name of a dataset pushed to a cluster (`maas data
+// push NAME`), which is also the prefix of its objects in the data bucket.
 const MaxNameLen = 100
 
 // ValidName reports whether name can name a dataset: 1 to MaxNameLen
