@@ -4,37 +4,36 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"go.uber.org/zap"
 
-	"github.com/maas-ml/maas/deploy/cluster"
 	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/auth"
 )
 
 // TokenChecker looks up the API token of a call: the token's description
 // when it is known, unexpired and its role allows need, else an error
-// matching cluster.ErrNoToken, ErrUnknownToken, ErrExpiredToken or
-// ErrForbidden. *cluster.Tokens (tokens.json) is one.
+// matching auth.ErrNoToken, ErrUnknownToken, ErrExpiredToken or
+// ErrForbidden. *auth.Tokens (tokens.json) is one.
 type TokenChecker interface {
-	Lookup(token string, need cluster.Role) (cluster.Token, error)
+	Lookup(token string, need auth.Role) (auth.Token, error)
 }
 
-var _ TokenChecker = (*cluster.Tokens)(nil)
+var _ TokenChecker = (*auth.Tokens)(nil)
 
 // authorize serves h to calls whose bearer token allows need, when the
 // node checks tokens (Config.Tokens); it answers the others 401 (no,
 // unknown or expired token, with WWW-Authenticate: Bearer) or 403 (a role
 // too low), with an api.Error whose Reason, Need and Role say why.
-func (n *Node) authorize(need cluster.Role, h http.HandlerFunc) http.HandlerFunc {
+func (n *Node) authorize(need auth.Role, h http.HandlerFunc) http.HandlerFunc {
 	if n.cfg.Tokens == nil {
 		return h
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok := bearerToken(r)
+		tok := auth.BearerToken(r)
 		// Any valid token reads; looking it up first tells a bad token
 		// from a role too low, and names the token's role in a 403.
-		info, err := n.cfg.Tokens.Lookup(tok, cluster.RoleRead)
+		info, err := n.cfg.Tokens.Lookup(tok, auth.RoleRead)
 		if err == nil && info.Role.Allows(need) {
 			h(w, r)
 			return
@@ -47,12 +46,12 @@ func (n *Node) authorize(need cluster.Role, h http.HandlerFunc) http.HandlerFunc
 			e.Reason, e.Role = api.ReasonForbidden, string(info.Role)
 			e.Error = fmt.Sprintf("forbidden: %s %s needs a token with the %s role; token %q has the %s role",
 				r.Method, r.URL.Path, need, info.Name, info.Role)
-		case errors.Is(err, cluster.ErrNoToken):
+		case errors.Is(err, auth.ErrNoToken):
 			e.Reason = api.ReasonNoToken
 			e.Error = `no API token: this coordinator wants "Authorization: Bearer TOKEN" on every call`
-		case errors.Is(err, cluster.ErrExpiredToken):
+		case errors.Is(err, auth.ErrExpiredToken):
 			e.Reason = api.ReasonExpiredToken
-			e.Error = strings.TrimPrefix(err.Error(), "cluster: ") + "; ask for a new token"
+			e.Error = auth.Describe(err) + "; ask for a new token"
 		default: // ErrUnknownToken, or a checker's own error
 			e.Reason = api.ReasonUnknownToken
 			e.Error = "unknown API token: it is not one of this cluster's tokens"
@@ -60,18 +59,8 @@ func (n *Node) authorize(need cluster.Role, h http.HandlerFunc) http.HandlerFunc
 		n.log.Info("API call refused", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 			zap.String("remote", r.RemoteAddr), zap.String("reason", e.Reason))
 		if code == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="maas"`)
+			auth.Challenge(w)
 		}
 		writeJSON(w, code, e)
 	}
-}
-
-// bearerToken is the token of the call's "Authorization: Bearer TOKEN"
-// header, or "" when there is none.
-func bearerToken(r *http.Request) string {
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(tok)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/maas-ml/maas/deploy/cluster"
 	"github.com/maas-ml/maas/deploy/cluster/clustertest"
 	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/auth"
 )
 
 // securedNode starts a coordinator whose API speaks TLS with tc and
@@ -82,11 +83,11 @@ func call(t *testing.T, hc *http.Client, method, url, token, body string) (*http
 func TestAPITokens(t *testing.T) {
 	s := clustertest.New(t)
 	tokens := s.Tokens(t)
-	tokens.Add("expired-token", cluster.Token{Name: "old", Role: cluster.RoleAdmin, Expires: time.Now().Add(-time.Hour)})
+	tokens.Add("expired-token", auth.Token{Name: "old", Role: auth.RoleAdmin, Expires: time.Now().Add(-time.Hour)})
 	n, _ := securedNode(t, s, s.StartNATS(t), "c1", true, s.ServerTLS(t, false), tokens)
 	base := "https://" + n.HTTPAddr()
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: s.ClientTLS(t, false)}}
-	read, submit, admin := s.Token(t, cluster.RoleRead), s.Token(t, cluster.RoleSubmit), s.Token(t, cluster.RoleAdmin)
+	read, submit, admin := s.Token(t, auth.RoleRead), s.Token(t, auth.RoleSubmit), s.Token(t, auth.RoleAdmin)
 
 	for _, tc := range []struct {
 		name, method, path, token string
@@ -187,7 +188,7 @@ func TestFollowerRedirectSecured(t *testing.T) {
 	leader, _ := securedNode(t, s, nurl, "c1", true, s.ServerTLS(t, false), tokens)
 	follower, fcfg := securedNode(t, s, nurl, "c2", false, s.ServerTLS(t, false), tokens)
 	tc := s.ClientTLS(t, false)
-	client := func(addr string, r cluster.Role) *api.Client {
+	client := func(addr string, r auth.Role) *api.Client {
 		c, err := api.NewClient("https://"+addr, api.WithTLSConfig(tc), api.WithToken(s.Token(t, r)))
 		if err != nil {
 			t.Fatal(err)
@@ -195,10 +196,10 @@ func TestFollowerRedirectSecured(t *testing.T) {
 		return c
 	}
 	req := api.JoinRequest{ID: "c2", RaftAddr: fcfg.RaftAddr, HTTPAddr: follower.HTTPAddr()}
-	if err := client(leader.HTTPAddr(), cluster.RoleSubmit).Join(t.Context(), req); !errors.Is(err, api.ErrForbidden) {
+	if err := client(leader.HTTPAddr(), auth.RoleSubmit).Join(t.Context(), req); !errors.Is(err, api.ErrForbidden) {
 		t.Fatalf("join with a submit token: %v, want 403", err)
 	}
-	if err := client(leader.HTTPAddr(), cluster.RoleAdmin).Join(t.Context(), req); err != nil {
+	if err := client(leader.HTTPAddr(), auth.RoleAdmin).Join(t.Context(), req); err != nil {
 		t.Fatalf("join with an admin token: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -209,11 +210,11 @@ func TestFollowerRedirectSecured(t *testing.T) {
 
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
 	f := "https://" + follower.HTTPAddr()
-	resp, _ := call(t, hc, "GET", f+"/v1/jobs", s.Token(t, cluster.RoleRead), "")
+	resp, _ := call(t, hc, "GET", f+"/v1/jobs", s.Token(t, auth.RoleRead), "")
 	if resp.StatusCode != 200 || resp.Request.URL.Scheme != "https" || resp.Request.URL.Host != leader.HTTPAddr() {
 		t.Errorf("GET on the follower: %d from %s, want 200 from the leader https://%s", resp.StatusCode, resp.Request.URL, leader.HTTPAddr())
 	}
-	resp, e := call(t, hc, "POST", f+"/v1/jobs", s.Token(t, cluster.RoleRead), `{"spec": "name: x"}`)
+	resp, e := call(t, hc, "POST", f+"/v1/jobs", s.Token(t, auth.RoleRead), `{"spec": "name: x"}`)
 	if resp.StatusCode != 403 || resp.Request.URL.Host != follower.HTTPAddr() {
 		t.Errorf("POST with a read token on the follower: %d %+v from %s, want its own 403", resp.StatusCode, e, resp.Request.URL.Host)
 	}
@@ -223,11 +224,11 @@ func TestFollowerRedirectSecured(t *testing.T) {
 	}
 	// The API client sends the token again to the leader it is sent to:
 	// the leader's 400 for a bad spec proves the call got past its check.
-	_, err := client(follower.HTTPAddr(), cluster.RoleSubmit).Submit(t.Context(), api.SubmitRequest{Spec: "name: x\nepochs: -1\n"})
+	_, err := client(follower.HTTPAddr(), auth.RoleSubmit).Submit(t.Context(), api.SubmitRequest{Spec: "name: x\nepochs: -1\n"})
 	if !errors.Is(err, api.ErrBadRequest) {
 		t.Errorf("submit through the follower: %v, want the leader's 400", err)
 	}
-	if _, err := client(follower.HTTPAddr(), cluster.RoleRead).Jobs(t.Context()); err != nil {
+	if _, err := client(follower.HTTPAddr(), auth.RoleRead).Jobs(t.Context()); err != nil {
 		t.Errorf("jobs through the follower: %v", err)
 	}
 }

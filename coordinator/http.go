@@ -16,8 +16,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/maas-ml/maas/deploy/cluster"
 	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/auth"
 	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/tensor"
@@ -29,7 +29,7 @@ const maxSpecBytes = 1 << 20
 // route is one endpoint of the API and the role a token needs to call it.
 type route struct {
 	pattern string
-	need    cluster.Role
+	need    auth.Role
 	// leader: only the leader serves it; a follower redirects the call.
 	leader bool
 	handle func(*Node, http.ResponseWriter, *http.Request)
@@ -40,19 +40,19 @@ type route struct {
 // admin). Reading needs read, submitting and cancelling jobs submit, and
 // changing the cluster (adding a coordinator) admin.
 var routes = []route{
-	{"POST /v1/jobs", cluster.RoleSubmit, true, (*Node).handleSubmit},
-	{"GET /v1/jobs", cluster.RoleRead, true, (*Node).handleJobs},
-	{"GET /v1/jobs/{id}", cluster.RoleRead, true, (*Node).handleJob},
-	{"POST /v1/jobs/{id}/cancel", cluster.RoleSubmit, true, (*Node).handleCancel},
-	{"GET /v1/jobs/{id}/logs", cluster.RoleRead, true, (*Node).handleLogs},
-	{"GET /v1/models", cluster.RoleRead, true, (*Node).handleModels},
-	{"GET /v1/models/{name}", cluster.RoleRead, true, (*Node).handleModel},
-	{"GET /v1/models/{name}/versions/{v}", cluster.RoleRead, true, (*Node).handleModel},
-	{"GET /v1/models/{name}/versions/{v}/files/{file}", cluster.RoleRead, true, (*Node).handleModelFile},
-	{"GET /v1/cluster", cluster.RoleRead, false, (*Node).handleCluster},      // any node answers
-	{"GET /v1/raft/state", cluster.RoleRead, false, (*Node).handleRaftState}, // this node's own state
-	{"POST /v1/raft/join", cluster.RoleAdmin, true, (*Node).handleJoin},
-	{"POST /v1/raft/remove", cluster.RoleAdmin, true, (*Node).handleRemove},
+	{"POST /v1/jobs", auth.RoleSubmit, true, (*Node).handleSubmit},
+	{"GET /v1/jobs", auth.RoleRead, true, (*Node).handleJobs},
+	{"GET /v1/jobs/{id}", auth.RoleRead, true, (*Node).handleJob},
+	{"POST /v1/jobs/{id}/cancel", auth.RoleSubmit, true, (*Node).handleCancel},
+	{"GET /v1/jobs/{id}/logs", auth.RoleRead, true, (*Node).handleLogs},
+	{"GET /v1/models", auth.RoleRead, true, (*Node).handleModels},
+	{"GET /v1/models/{name}", auth.RoleRead, true, (*Node).handleModel},
+	{"GET /v1/models/{name}/versions/{v}", auth.RoleRead, true, (*Node).handleModel},
+	{"GET /v1/models/{name}/versions/{v}/files/{file}", auth.RoleRead, true, (*Node).handleModelFile},
+	{"GET /v1/cluster", auth.RoleRead, false, (*Node).handleCluster},      // any node answers
+	{"GET /v1/raft/state", auth.RoleRead, false, (*Node).handleRaftState}, // this node's own state
+	{"POST /v1/raft/join", auth.RoleAdmin, true, (*Node).handleJoin},
+	{"POST /v1/raft/remove", auth.RoleAdmin, true, (*Node).handleRemove},
 }
 
 func (n *Node) startHTTP() error {

@@ -4,6 +4,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/maas-ml/maas/internal/auth"
 )
 
 // Layout is where the launcher puts things under a host's data_dir:
@@ -137,10 +139,10 @@ func securityArgs(p Process, l Layout) []string {
 	switch p.Kind {
 	case KindCoordinator:
 		a = append(a, "--tls-cert", cert, "--tls-key", key, "--tokens", sec(TokensFile), "--raft-ca", ca,
-			"--join-ca", ca, "--join-token-file", sec(TokenFile(RoleAdmin)))
+			"--join-ca", ca, "--join-token-file", sec(TokenFile(auth.RoleAdmin)))
 	case KindServe:
 		a = append(a, "--tls-cert", cert, "--tls-key", key, "--tokens", sec(TokensFile),
-			"--server-ca", ca, "--server-token-file", sec(TokenFile(RoleRead)))
+			"--server-ca", ca, "--server-token-file", sec(TokenFile(auth.RoleRead)))
 	}
 	return a
 }

@@ -14,15 +14,6 @@ var (
 	// ErrSecretsDir: the secrets directory cannot be used (not a
 	// directory, readable by others, or its parent is missing).
 	ErrSecretsDir = errors.New("cluster: unusable secrets directory")
-
-	// ErrNoToken: a request carried no API token.
-	ErrNoToken = errors.New("cluster: no API token")
-	// ErrUnknownToken: the API token is not one the cluster issued.
-	ErrUnknownToken = errors.New("cluster: unknown API token")
-	// ErrExpiredToken: the API token is past its expiry time.
-	ErrExpiredToken = errors.New("cluster: expired API token")
-	// ErrForbidden: the API token's role does not allow the request.
-	ErrForbidden = errors.New("cluster: forbidden")
 )
 
 // FieldError is one problem with one field of a cluster file. Path names

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/auth"
 )
 
 // pollInterval is how often readiness is checked.
@@ -51,7 +52,7 @@ func apiOptions(dir string) ([]api.Option, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: %w", ErrSecretsDir, err)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, TokenFile(RoleRead)))
+	b, err := os.ReadFile(filepath.Join(dir, TokenFile(auth.RoleRead)))
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: the read token: %w (run `maas cluster init` first)", ErrSecretsDir, err)
 	}

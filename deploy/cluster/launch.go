@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/maas-ml/maas/internal/auth"
 )
 
 // Supervisor is how the launcher runs processes on a host.
@@ -315,10 +317,10 @@ func (f *File) hostSecrets(h *Host) []string {
 		names = append(names, TokensFile)
 	}
 	if h.Has(KindCoordinator) {
-		names = append(names, TokenFile(RoleAdmin))
+		names = append(names, TokenFile(auth.RoleAdmin))
 	}
 	if h.Has(KindServe) {
-		names = append(names, TokenFile(RoleRead))
+		names = append(names, TokenFile(auth.RoleRead))
 	}
 	return names
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/auth"
 	"github.com/maas-ml/maas/internal/dataset"
 )
 
@@ -46,14 +47,14 @@ func newE2E(t *testing.T, f *File, bin, secrets string) *e2e {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := api.NewClient("https://"+f.RaftPeers()[0].HTTPAddr, api.WithTLSConfig(tc), api.WithToken(e2eToken(t, secrets, RoleSubmit)))
+	c, err := api.NewClient("https://"+f.RaftPeers()[0].HTTPAddr, api.WithTLSConfig(tc), api.WithToken(e2eToken(t, secrets, auth.RoleSubmit)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &e2e{t: t, f: f, bin: bin, secrets: secrets, api: c, https: &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 30 * time.Second}}
 }
 
-func e2eToken(t *testing.T, secrets string, r Role) string {
+func e2eToken(t *testing.T, secrets string, r auth.Role) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(secrets, TokenFile(r)))
 	if err != nil {
@@ -193,7 +194,7 @@ func (e *e2e) infer(mnist, model string) {
 		serve = p
 	}
 	base := "https://" + serve.Addr(PortHTTP) + "/v2/models/" + model
-	read := e2eToken(e.t, e.secrets, RoleRead)
+	read := e2eToken(e.t, e.secrets, auth.RoleRead)
 	do := func(method, url, token string, body []byte) (int, []byte) {
 		req, err := http.NewRequest(method, url, bytes.NewReader(body))
 		if err != nil {
@@ -295,12 +296,12 @@ func probeSecured(t *testing.T, f *File, secrets string) {
 	if _, err := client("https://"+addr, api.WithTLSConfig(tc)).Jobs(ctx); !errors.Is(err, api.ErrUnauthorized) {
 		t.Errorf("the coordinator API without a token: %v, want 401", err)
 	}
-	readOnly := client("https://"+addr, api.WithTLSConfig(tc), api.WithToken(e2eToken(t, secrets, RoleRead)))
+	readOnly := client("https://"+addr, api.WithTLSConfig(tc), api.WithToken(e2eToken(t, secrets, auth.RoleRead)))
 	if _, err := readOnly.Submit(ctx, api.SubmitRequest{Spec: e2eSpec, Workers: 1, ParameterServers: 1}); !errors.Is(err, api.ErrForbidden) {
 		t.Errorf("a submit with the read token: %v, want 403", err)
 	}
 	// The file names no data_roots: no job may read a path on the hosts.
-	submit := client("https://"+addr, api.WithTLSConfig(tc), api.WithToken(e2eToken(t, secrets, RoleSubmit)))
+	submit := client("https://"+addr, api.WithTLSConfig(tc), api.WithToken(e2eToken(t, secrets, auth.RoleSubmit)))
 	local := strings.Replace(e2eSpec, "  name: "+e2eData+"\n", "  path: /etc\n", 1)
 	if _, err := submit.Submit(ctx, api.SubmitRequest{Spec: local, Workers: 1, ParameterServers: 1}); !errors.Is(err, api.ErrBadRequest) ||
 		!strings.Contains(err.Error(), "maas data push") {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nkeys"
+
+	"github.com/maas-ml/maas/internal/auth"
 )
 
 // Names of the files in a secrets directory.
@@ -34,7 +36,7 @@ func SeedFile(id string) string { return id + ".nk" }
 
 // TokenFile is the name of the file holding the plaintext API token of
 // role r.
-func TokenFile(r Role) string { return string(r) + ".token" }
+func TokenFile(r auth.Role) string { return string(r) + ".token" }
 
 // DefaultSecretsDir is where Init writes the secrets of f when not told:
 // f.SecretsDir, else <name>-secrets in the current directory.
@@ -151,13 +153,13 @@ func makeSecrets(f *File, now time.Time) ([]secret, error) {
 	}
 	files = append(files, secret{NATSUsersFile, fmt.Sprintf("NATS authorization: %d users and their permissions", len(users)), conf.Bytes()})
 
-	var tokens Tokens
-	for _, r := range Roles {
-		tok, err := NewToken()
+	var tokens auth.Tokens
+	for _, r := range auth.Roles {
+		tok, err := auth.NewToken()
 		if err != nil {
 			return nil, err
 		}
-		tokens.Add(tok, Token{Name: string(r), Role: r})
+		tokens.Add(tok, auth.Token{Name: string(r), Role: r})
 		files = append(files, secret{TokenFile(r), fmt.Sprintf("API token with the %s role (shown nowhere else)", r), []byte(tok + "\n")})
 	}
 	tj, err := tokens.MarshalJSON()

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nkeys"
+
+	"github.com/maas-ml/maas/internal/auth"
 )
 
 // initSecrets runs Init for the test cluster into a new directory and
@@ -41,7 +43,7 @@ func wantFiles(f *File) []string {
 			names = append(names, SeedFile(p.ID))
 		}
 	}
-	for _, r := range Roles {
+	for _, r := range auth.Roles {
 		names = append(names, TokenFile(r))
 	}
 	sort.Strings(names)
@@ -254,14 +256,14 @@ func TestSeeds(t *testing.T) {
 
 func TestTokenFiles(t *testing.T) {
 	_, dir := initSecrets(t)
-	tokens, err := LoadTokens(filepath.Join(dir, TokensFile))
+	tokens, err := auth.LoadTokens(filepath.Join(dir, TokensFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tokens.Len() != len(Roles) {
-		t.Errorf("%d tokens, want %d", tokens.Len(), len(Roles))
+	if tokens.Len() != len(auth.Roles) {
+		t.Errorf("%d tokens, want %d", tokens.Len(), len(auth.Roles))
 	}
-	for _, r := range Roles {
+	for _, r := range auth.Roles {
 		b, err := os.ReadFile(filepath.Join(dir, TokenFile(r)))
 		if err != nil {
 			t.Fatal(err)

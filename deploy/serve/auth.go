@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/maas-ml/maas/internal/auth"
 )
 
 // Reasons a request is refused, the label of the auth refusals metric.
@@ -42,7 +44,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		token := bearerToken(r)
+		token := auth.BearerToken(r)
 		reason, msg := refusedNoToken, `serve: no API token: send "Authorization: Bearer TOKEN"`
 		if token != "" {
 			err := check(token)
@@ -50,10 +52,10 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
-			reason, msg = refusedBadToken, "serve: "+strings.TrimPrefix(err.Error(), "cluster: ")+`: send "Authorization: Bearer TOKEN" with a token this server accepts`
+			reason, msg = refusedBadToken, "serve: "+auth.Describe(err)+`: send "Authorization: Bearer TOKEN" with a token this server accepts`
 		}
 		s.met.authRefusals.WithLabelValues(reason).Inc()
-		w.Header().Set("WWW-Authenticate", `Bearer realm="maas"`)
+		auth.Challenge(w)
 		writeJSON(w, http.StatusUnauthorized, ErrorResponse{Error: msg})
 	})
 }
@@ -78,14 +80,4 @@ func listed(list []string) func(token string) error {
 		}
 		return nil
 	}
-}
-
-// bearerToken is the token of the request's "Authorization: Bearer TOKEN"
-// header, or "" when there is none.
-func bearerToken(r *http.Request) string {
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(tok)
 }

@@ -11,8 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/maas-ml/maas/deploy/cluster"
 	"github.com/maas-ml/maas/deploy/cluster/clustertest"
+	"github.com/maas-ml/maas/internal/auth"
 )
 
 func TestTokens(t *testing.T) {
@@ -76,13 +76,13 @@ func TestConfigValidate(t *testing.T) {
 func TestCheckToken(t *testing.T) {
 	sec := clustertest.New(t)
 	tokens := sec.Tokens(t)
-	tokens.Add("old", cluster.Token{Name: "old", Role: cluster.RoleRead, Expires: time.Now().Add(-time.Minute)})
+	tokens.Add("old", auth.Token{Name: "old", Role: auth.RoleRead, Expires: time.Now().Add(-time.Minute)})
 	ts := newTestServer(t, func(c *Config) {
-		c.CheckToken = func(tok string) error { return tokens.Check(tok, cluster.RoleRead) }
+		c.CheckToken = func(tok string) error { return tokens.Check(tok, auth.RoleRead) }
 	}, nil)
 	loadTiny(t, ts, nil)
 	body := inferBody([]int{1, 784}, randomInput(1, 1), nil)
-	bearer := func(r cluster.Role) string { return "Bearer " + sec.Token(t, r) }
+	bearer := func(r auth.Role) string { return "Bearer " + sec.Token(t, r) }
 	for _, tc := range []struct {
 		name, method, path, body, auth string
 		code                           int
@@ -91,9 +91,9 @@ func TestCheckToken(t *testing.T) {
 		{"no token", "POST", "/v2/models/tiny/infer", body, "", 401, "no API token"},
 		{"unknown token", "POST", "/v2/models/tiny/infer", body, "Bearer nope", 401, "unknown API token"},
 		{"expired token", "GET", "/v2/models/tiny", "", "Bearer old", 401, "expired"},
-		{"read infers", "POST", "/v2/models/tiny/infer", body, bearer(cluster.RoleRead), 200, ""},
-		{"submit reads metadata", "GET", "/v2/models/tiny", "", bearer(cluster.RoleSubmit), 200, ""},
-		{"admin reads metrics", "GET", "/metrics", "", bearer(cluster.RoleAdmin), 200, ""},
+		{"read infers", "POST", "/v2/models/tiny/infer", body, bearer(auth.RoleRead), 200, ""},
+		{"submit reads metadata", "GET", "/v2/models/tiny", "", bearer(auth.RoleSubmit), 200, ""},
+		{"admin reads metrics", "GET", "/metrics", "", bearer(auth.RoleAdmin), 200, ""},
 		{"server metadata needs a token", "GET", "/v2", "", "", 401, "no API token"},
 		{"live is open", "GET", "/v2/health/live", "", "", 200, ""},
 		{"ready is open", "GET", "/v2/health/ready", "", "", 200, ""},

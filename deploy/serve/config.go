@@ -30,7 +30,7 @@ type Config struct {
 	// refuses it with 401 and the error's text. For the cluster's
 	// tokens.json, the read role:
 	//
-	//	func(t string) error { return tokens.Check(t, cluster.RoleRead) }
+	//	func(t string) error { return tokens.Check(t, auth.RoleRead) }
 	//
 	// Not with Tokens.
 	CheckToken func(token string) error

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/maas-ml/maas/deploy/cluster"
+	"github.com/maas-ml/maas/internal/auth"
 )
 
 // TestClusterInit runs `maas cluster init` on the shipped example: the
@@ -22,7 +23,7 @@ func TestClusterInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{cluster.CACertFile, cluster.NATSUsersFile, cluster.TokensFile, cluster.HostCertFile("node1"), cluster.TokenFile(cluster.RoleAdmin)} {
+	for _, name := range []string{cluster.CACertFile, cluster.NATSUsersFile, cluster.TokensFile, cluster.HostCertFile("node1"), cluster.TokenFile(auth.RoleAdmin)} {
 		st, err := os.Stat(filepath.Join(out, name))
 		if err != nil || st.Mode().Perm() != 0o600 {
 			t.Fatalf("%s: %v (mode %v), want a 0600 file", name, err, st)

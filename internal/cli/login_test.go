@@ -12,9 +12,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/maas-ml/maas/coordinator"
-	"github.com/maas-ml/maas/deploy/cluster"
 	"github.com/maas-ml/maas/deploy/cluster/clustertest"
 	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/auth"
 	"github.com/maas-ml/maas/internal/natsserver"
 )
 
@@ -73,7 +73,7 @@ func TestLogin(t *testing.T) {
 	if !errors.Is(err, api.ErrUnauthorized) || !strings.Contains(err.Error(), "the server needs a token: run `maas login --server "+server) {
 		t.Fatalf("login without a token: %v, want 401 and how to log in", err)
 	}
-	_, _, err = maas(ctx, "login", "--server", server, "--ca", other.CA(), "--token-file", s.TokenFile(cluster.RoleRead))
+	_, _, err = maas(ctx, "login", "--server", server, "--ca", other.CA(), "--token-file", s.TokenFile(auth.RoleRead))
 	if !errors.Is(err, api.ErrTLS) {
 		t.Fatalf("login with another cluster's CA: %v, want a TLS error", err)
 	}
@@ -81,7 +81,7 @@ func TestLogin(t *testing.T) {
 		t.Fatalf("a refused login wrote %s: %v", config, err)
 	}
 
-	out, _, err := maas(ctx, "login", "--server", server, "--ca", s.CA(), "--token-file", s.TokenFile(cluster.RoleRead), "--name", "lab")
+	out, _, err := maas(ctx, "login", "--server", server, "--ca", s.CA(), "--token-file", s.TokenFile(auth.RoleRead), "--name", "lab")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestLogin(t *testing.T) {
 		t.Fatalf("config: %v, mode %v; want a 0600 file", err, st.Mode())
 	}
 	b, _ := os.ReadFile(config)
-	if !strings.Contains(string(b), "current: lab") || !strings.Contains(string(b), s.Token(t, cluster.RoleRead)) {
+	if !strings.Contains(string(b), "current: lab") || !strings.Contains(string(b), s.Token(t, auth.RoleRead)) {
 		t.Errorf("config lacks the current context or its token:\n%s", b)
 	}
 
@@ -115,10 +115,10 @@ func TestLogin(t *testing.T) {
 
 	// A second login to the server, with a submit token, replaces the
 	// token of its context and keeps its name and CA.
-	if _, _, err := maas(ctx, "login", "--server", server, "--token-file", s.TokenFile(cluster.RoleSubmit)); err != nil {
+	if _, _, err := maas(ctx, "login", "--server", server, "--token-file", s.TokenFile(auth.RoleSubmit)); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(config); strings.Count(string(b), "name:") != 1 || !strings.Contains(string(b), s.Token(t, cluster.RoleSubmit)) {
+	if b, _ := os.ReadFile(config); strings.Count(string(b), "name:") != 1 || !strings.Contains(string(b), s.Token(t, auth.RoleSubmit)) {
 		t.Errorf("after a second login the config is:\n%s\nwant the one context lab with the submit token", b)
 	}
 	_, _, err = maas(ctx, "job", "submit", "-f", writeSpec(t, "name: x\nepochs: -1\n"))

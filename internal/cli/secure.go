@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/maas-ml/maas/deploy/cluster"
+	"github.com/maas-ml/maas/internal/auth"
 	"github.com/maas-ml/maas/internal/natsconn"
 )
 
@@ -88,11 +89,11 @@ func (f *serverTLSFlags) config() (*tls.Config, error) {
 }
 
 // loadTokens reads the tokens.json of --tokens; nil when not given.
-func loadTokens(path string) (*cluster.Tokens, error) {
+func loadTokens(path string) (*auth.Tokens, error) {
 	if path == "" {
 		return nil, nil
 	}
-	tk, err := cluster.LoadTokens(path)
+	tk, err := auth.LoadTokens(path)
 	if err != nil {
 		return nil, fmt.Errorf("--tokens: %w", err)
 	}

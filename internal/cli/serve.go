@@ -21,6 +21,7 @@ import (
 	"github.com/maas-ml/maas/deploy/cluster"
 	"github.com/maas-ml/maas/deploy/serve"
 	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/auth"
 	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/internal/natsconn"
 	"github.com/maas-ml/maas/internal/train"
@@ -110,7 +111,7 @@ secured NATS.`,
 				return err
 			} else if tk != nil {
 				// Everything the endpoint serves needs the read role.
-				cfg.CheckToken = func(t string) error { return tk.Check(t, cluster.RoleRead) }
+				cfg.CheckToken = func(t string) error { return tk.Check(t, auth.RoleRead) }
 			}
 			if cfg.TLS, err = httpTLS.config(); err != nil {
 				return err

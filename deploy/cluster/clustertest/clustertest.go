@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/maas-ml/maas/deploy/cluster"
+	"github.com/maas-ml/maas/internal/auth"
 	"github.com/maas-ml/maas/internal/natsserver"
 )
 
@@ -98,10 +99,10 @@ func (s *Secrets) Seed(t testing.TB, k cluster.Kind) string {
 }
 
 // TokenFile is the path of the API token file of role r.
-func (s *Secrets) TokenFile(r cluster.Role) string { return s.Path(cluster.TokenFile(r)) }
+func (s *Secrets) TokenFile(r auth.Role) string { return s.Path(cluster.TokenFile(r)) }
 
 // Token is the API token of role r.
-func (s *Secrets) Token(t testing.TB, r cluster.Role) string {
+func (s *Secrets) Token(t testing.TB, r auth.Role) string {
 	t.Helper()
 	b, err := os.ReadFile(s.TokenFile(r))
 	if err != nil {
@@ -111,9 +112,9 @@ func (s *Secrets) Token(t testing.TB, r cluster.Role) string {
 }
 
 // Tokens loads tokens.json.
-func (s *Secrets) Tokens(t testing.TB) *cluster.Tokens {
+func (s *Secrets) Tokens(t testing.TB) *auth.Tokens {
 	t.Helper()
-	tk, err := cluster.LoadTokens(s.TokensFile())
+	tk, err := auth.LoadTokens(s.TokensFile())
 	if err != nil {
 		t.Fatal(err)
 	}

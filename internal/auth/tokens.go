@@ -1,4 +1,4 @@
-package cluster
+package auth
 
 import (
 	"bytes"
@@ -72,7 +72,7 @@ type Tokens struct {
 func NewToken() (string, error) {
 	b := make([]byte, tokenBytes)
 	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("cluster: new token: %w", err)
+		return "", fmt.Errorf("auth: new token: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
@@ -132,14 +132,14 @@ func ParseTokens(b []byte) (*Tokens, error) {
 	dec.DisallowUnknownFields()
 	var m map[string]Token
 	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("cluster: tokens: %w", err)
+		return nil, fmt.Errorf("auth: tokens: %w", err)
 	}
 	for h, info := range m {
 		if raw, err := hex.DecodeString(h); err != nil || len(raw) != sha256.Size {
-			return nil, fmt.Errorf("cluster: tokens: key %q is not a hex SHA-256", h)
+			return nil, fmt.Errorf("auth: tokens: key %q is not a hex SHA-256", h)
 		}
 		if info.Role.level() == 0 {
-			return nil, fmt.Errorf("cluster: tokens: %s: unknown role %q (want admin, submit or read)", h, info.Role)
+			return nil, fmt.Errorf("auth: tokens: %s: unknown role %q (want admin, submit or read)", h, info.Role)
 		}
 	}
 	return &Tokens{byHash: m}, nil
@@ -149,7 +149,7 @@ func ParseTokens(b []byte) (*Tokens, error) {
 func LoadTokens(path string) (*Tokens, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, fmt.Errorf("auth: %w", err)
 	}
 	t, err := ParseTokens(b)
 	if err != nil {

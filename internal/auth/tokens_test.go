@@ -1,4 +1,4 @@
-package cluster
+package auth
 
 import (
 	"encoding/base64"
