@@ -15,6 +15,7 @@ import (
 	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/internal/member"
+	"github.com/maas-ml/maas/internal/modeldir"
 	"github.com/maas-ml/maas/internal/natsconn"
 	"github.com/maas-ml/maas/internal/train"
 	"github.com/maas-ml/maas/internal/wire"
@@ -181,7 +182,7 @@ func (a *Agent) publish(ctx context.Context, asg Assignment, m *nn.Model) error 
 			metrics["test_accuracy"], metrics["test_loss"] = r.Accuracy, r.Loss
 		}
 	}
-	weights, specYAML, err := train.Encode(asg.Spec, m, map[string]string{"job": asg.Job, "steps": fmt.Sprint(asg.TotalSteps)})
+	weights, specYAML, err := modeldir.Encode(asg.Spec, m, map[string]string{"job": asg.Job, "steps": fmt.Sprint(asg.TotalSteps)})
 	if err != nil {
 		return err
 	}
@@ -192,7 +193,7 @@ func (a *Agent) publish(ctx context.Context, asg Assignment, m *nn.Model) error 
 	pctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	prefix := asg.Job + "/"
-	files := []string{train.WeightsFile, train.SpecFile}
+	files := []string{modeldir.WeightsFile, modeldir.SpecFile}
 	upload := func() error {
 		store, err := js.CreateOrUpdateObjectStore(pctx, jetstream.ObjectStoreConfig{Bucket: wire.ModelBucket, Description: "maas published models",
 			Replicas: natsconn.Replicas(a.nc)})

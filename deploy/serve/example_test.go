@@ -11,7 +11,7 @@ import (
 
 	"github.com/maas-ml/maas/deploy/serve"
 	"github.com/maas-ml/maas/internal/jobspec"
-	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/internal/modeldir"
 	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/tensor"
 )
@@ -34,7 +34,7 @@ epochs: 1
 `))
 	m, _ := nn.BuildInference(spec.Model, b)
 	m.Init(1)
-	weights, specYAML, _ := train.Encode(spec, m, nil)
+	weights, specYAML, _ := modeldir.Encode(spec, m, nil)
 
 	cfg := serve.DefaultConfig()
 	cfg.Backend = b

@@ -8,7 +8,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/maas-ml/maas/internal/dataset"
-	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/nn"
 )
 
 // Character-level language models (dataset kind text) are served for
@@ -183,13 +183,13 @@ func (b *batcher) generate(jobs []*job) (err error) {
 			break
 		}
 		for r, k := range active {
-			b.at[r] = train.Window(seqs[k].ids, b.x[r*t:(r+1)*t])
+			b.at[r] = nn.Window(seqs[k].ids, b.x[r*t:(r+1)*t])
 		}
 		logits := b.model.Forward(b.x[:len(active)*t], len(active), false)
 		for r, k := range active {
 			s := &seqs[k]
 			row := logits[(r*t+b.at[r])*vocab : (r*t+b.at[r]+1)*vocab]
-			s.ids = append(s.ids, train.Sample(row, b.scratch, s.job.gen.temperature, s.rng))
+			s.ids = append(s.ids, nn.Sample(row, b.scratch, s.job.gen.temperature, s.rng))
 			s.left--
 		}
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/jobspec"
-	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/internal/modeldir"
 	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/tensor"
 )
@@ -50,9 +50,9 @@ func newLM(t *testing.T, b tensor.Backend, seed uint64, meta map[string]string) 
 	}
 	m.Init(seed)
 	if meta == nil {
-		meta = map[string]string{train.VocabKey: lmVocab}
+		meta = map[string]string{modeldir.VocabKey: lmVocab}
 	}
-	weights, specYAML, err := train.Encode(spec, m, meta)
+	weights, specYAML, err := modeldir.Encode(spec, m, meta)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func newLM(t *testing.T, b tensor.Backend, seed uint64, meta map[string]string) 
 }
 
 // directGeneration is what the server must answer for prompt number i of a
-// request: train.Generate with the request's seed and the prompt's index.
+// request: nn.Generate with the request's seed and the prompt's index.
 func directGeneration(t *testing.T, m *nn.Model, prompt string, i, tokens int, temperature float64, seed uint64) string {
 	t.Helper()
 	text := &dataset.Text{Name: "lm", Vocab: []rune(lmVocab), SeqLen: 8}
@@ -68,7 +68,7 @@ func directGeneration(t *testing.T, m *nn.Model, prompt string, i, tokens int, t
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := train.Generate(m, ids, 8, len(lmVocab), tokens, temperature, rand.New(rand.NewPCG(seed, uint64(i))))
+	out := nn.Generate(m, ids, 8, len(lmVocab), tokens, temperature, rand.New(rand.NewPCG(seed, uint64(i))))
 	return text.Decode(out[len(ids):])
 }
 
@@ -93,7 +93,7 @@ func texts(t *testing.T, resp InferResponse) []string {
 }
 
 // TestGenerate serves a language model: metadata with BYTES tensors, and
-// continuations equal to train.Generate's (greedy, and sampled with a
+// continuations equal to nn.Generate's (greedy, and sampled with a
 // seed), for several prompts in one request.
 func TestGenerate(t *testing.T) {
 	ts := newTestServer(t, nil, nil)

@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/maas-ml/maas/internal/jobspec"
-	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/internal/modeldir"
 	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/tensor"
 )
@@ -67,7 +67,7 @@ func newArtifact(t testing.TB, b tensor.Backend, seed uint64, edit func(*jobspec
 		t.Fatal(err)
 	}
 	m.Init(seed)
-	weights, specYAML, err := train.Encode(spec, m, nil)
+	weights, specYAML, err := modeldir.Encode(spec, m, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func newArtifact(t testing.TB, b tensor.Backend, seed uint64, edit func(*jobspec
 func saveArtifact(t testing.TB, a artifact) string {
 	t.Helper()
 	dir := t.TempDir()
-	if err := train.Save(dir, a.spec, a.model, nil); err != nil {
+	if err := modeldir.Save(dir, a.spec, a.model, nil); err != nil {
 		t.Fatal(err)
 	}
 	return dir

@@ -7,7 +7,7 @@ import (
 	"fmt"
 
 	"github.com/maas-ml/maas/internal/api"
-	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/internal/modeldir"
 )
 
 // LoadIndex loads the newest version of every model in the coordinator's
@@ -51,10 +51,10 @@ func (s *Server) LoadIndex(ctx context.Context, c *api.Client) error {
 // fetchFiles downloads a version's two files through the coordinator.
 func fetchFiles(ctx context.Context, c *api.Client, mv api.ModelVersion) (specYAML, weights []byte, err error) {
 	var spec, w bytes.Buffer
-	if err := c.ModelFile(ctx, mv.Name, mv.Version, train.SpecFile, &spec); err != nil {
+	if err := c.ModelFile(ctx, mv.Name, mv.Version, modeldir.SpecFile, &spec); err != nil {
 		return nil, nil, err
 	}
-	if err := c.ModelFile(ctx, mv.Name, mv.Version, train.WeightsFile, &w); err != nil {
+	if err := c.ModelFile(ctx, mv.Name, mv.Version, modeldir.WeightsFile, &w); err != nil {
 		return nil, nil, err
 	}
 	return spec.Bytes(), w.Bytes(), nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/jobspec"
+	"github.com/maas-ml/maas/internal/modeldir"
 	"github.com/maas-ml/maas/internal/train"
 )
 
@@ -94,13 +95,13 @@ func TestServedEqualsEvaluate(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := train.Save(dir, spec, tr.Model, nil); err != nil {
+	if err := modeldir.Save(dir, spec, tr.Model, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := ts.LoadDir(dir, 1); err != nil {
 		t.Fatal(err)
 	}
-	_, m, err := train.Load(dir, ts.be)
+	_, m, err := modeldir.Load(dir, ts.be)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/maas-ml/maas/internal/jobspec"
-	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/internal/modeldir"
 	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/nn/safetensors"
 	"github.com/maas-ml/maas/tensor"
@@ -42,14 +42,14 @@ func (s *Server) Models() []ModelInfo {
 }
 
 // LoadDir loads the model directory dir (model.yaml and
-// model.safetensors, as train.Save writes them) as version of the model
+// model.safetensors, as modeldir.Save writes them) as version of the model
 // its spec names. See Load.
 func (s *Server) LoadDir(dir string, version int) error {
-	specYAML, err := os.ReadFile(filepath.Join(dir, train.SpecFile))
+	specYAML, err := os.ReadFile(filepath.Join(dir, modeldir.SpecFile))
 	if err != nil {
 		return s.loadFailed("", version, fmt.Errorf("%w: %v", ErrLoad, err))
 	}
-	weights, err := os.ReadFile(filepath.Join(dir, train.WeightsFile))
+	weights, err := os.ReadFile(filepath.Join(dir, modeldir.WeightsFile))
 	if err != nil {
 		return s.loadFailed("", version, fmt.Errorf("%w: %v", ErrLoad, err))
 	}
@@ -75,7 +75,7 @@ func (s *Server) Load(name string, version int, specYAML, weights []byte) (err e
 	}
 	spec, err := jobspec.Parse(specYAML)
 	if err != nil {
-		return s.loadFailed(name, version, fmt.Errorf("%w: %s: %v", ErrLoad, train.SpecFile, err))
+		return s.loadFailed(name, version, fmt.Errorf("%w: %s: %v", ErrLoad, modeldir.SpecFile, err))
 	}
 	if name == "" {
 		name = spec.Name
@@ -194,28 +194,28 @@ func (s *Server) build(name string, num int, spec *jobspec.Spec, weights []byte)
 	in := spec.Model.Input
 	f, err := safetensors.Decode(weights)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", train.WeightsFile, err)
+		return nil, fmt.Errorf("%s: %v", modeldir.WeightsFile, err)
 	}
 	kind, ok := jobspec.Kinds[spec.Dataset.Kind]
 	var text *textModel
 	if spec.Dataset.Kind == "text" {
-		vocab := []rune(f.Metadata[train.VocabKey])
+		vocab := []rune(f.Metadata[modeldir.VocabKey])
 		if len(vocab) == 0 {
-			return nil, fmt.Errorf("%s: a text model's weights carry its vocabulary in metadata %q; these have none", train.WeightsFile, train.VocabKey)
+			return nil, fmt.Errorf("%s: a text model's weights carry its vocabulary in metadata %q; these have none", modeldir.WeightsFile, modeldir.VocabKey)
 		}
 		if text, err = newTextModel(name, vocab, spec.Dataset.SeqLen); err != nil {
 			return nil, err
 		}
 	} else if len(in) == 0 || !ok {
-		return nil, fmt.Errorf("%s: model.input %v, dataset %q: serving needs a model of a known dataset", train.SpecFile, in, spec.Dataset.Kind)
+		return nil, fmt.Errorf("%s: model.input %v, dataset %q: serving needs a model of a known dataset", modeldir.SpecFile, in, spec.Dataset.Kind)
 	}
 	models := make([]*nn.Model, s.cfg.Instances)
 	for i := range models {
 		if models[i], err = nn.BuildInference(spec.Model, s.backend); err != nil {
-			return nil, fmt.Errorf("%s: %v", train.SpecFile, err)
+			return nil, fmt.Errorf("%s: %v", modeldir.SpecFile, err)
 		}
 		if err := models[i].SetWeights(f); err != nil {
-			return nil, fmt.Errorf("%s: %v", train.WeightsFile, err)
+			return nil, fmt.Errorf("%s: %v", modeldir.WeightsFile, err)
 		}
 	}
 	m := models[0]
@@ -224,11 +224,11 @@ func (s *Server) build(name string, num int, spec *jobspec.Spec, weights []byte)
 	switch {
 	case text != nil:
 		if len(out) != 2 || out[0] != in[0] || out[1] != len(text.text.Vocab) {
-			return nil, fmt.Errorf("%s: the model outputs %v per sample; a text model needs (%d steps, %d characters)", train.SpecFile, out, in[0], len(text.text.Vocab))
+			return nil, fmt.Errorf("%s: the model outputs %v per sample; a text model needs (%d steps, %d characters)", modeldir.SpecFile, out, in[0], len(text.text.Vocab))
 		}
 		classes = out[1]
 	case len(out) != 1:
-		return nil, fmt.Errorf("%s: the model outputs %v per sample; serving needs one logit per class", train.SpecFile, out)
+		return nil, fmt.Errorf("%s: the model outputs %v per sample; serving needs one logit per class", modeldir.SpecFile, out)
 	default:
 		classes = out[0]
 	}
@@ -256,7 +256,7 @@ func (s *Server) build(name string, num int, spec *jobspec.Spec, weights []byte)
 	}
 	for _, b := range v.instances {
 		if err := b.warm(); err != nil {
-			return nil, fmt.Errorf("%s: %v", train.WeightsFile, err)
+			return nil, fmt.Errorf("%s: %v", modeldir.WeightsFile, err)
 		}
 	}
 	return v, nil

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/maas-ml/maas/internal/jobspec"
-	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/internal/modeldir"
 	"github.com/maas-ml/maas/nn"
 )
 
@@ -40,7 +40,7 @@ serving: {max_batch_size: 4}
 		t.Fatal(err)
 	}
 	m.Init(1)
-	weights, specYAML, err := train.Encode(spec, m, nil)
+	weights, specYAML, err := modeldir.Encode(spec, m, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

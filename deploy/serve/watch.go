@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/internal/modeldir"
 	"github.com/maas-ml/maas/internal/wire"
 )
 
@@ -75,11 +75,11 @@ func fetchObjects(ctx context.Context, js jetstream.JetStream, bucket, prefix st
 	if err != nil {
 		return nil, nil, fmt.Errorf("object store bucket %s: %w", bucket, err)
 	}
-	if specYAML, err = store.GetBytes(ctx, prefix+train.SpecFile); err != nil {
-		return nil, nil, fmt.Errorf("object %s/%s%s: %w", bucket, prefix, train.SpecFile, err)
+	if specYAML, err = store.GetBytes(ctx, prefix+modeldir.SpecFile); err != nil {
+		return nil, nil, fmt.Errorf("object %s/%s%s: %w", bucket, prefix, modeldir.SpecFile, err)
 	}
-	if weights, err = store.GetBytes(ctx, prefix+train.WeightsFile); err != nil {
-		return nil, nil, fmt.Errorf("object %s/%s%s: %w", bucket, prefix, train.WeightsFile, err)
+	if weights, err = store.GetBytes(ctx, prefix+modeldir.WeightsFile); err != nil {
+		return nil, nil, fmt.Errorf("object %s/%s%s: %w", bucket, prefix, modeldir.WeightsFile, err)
 	}
 	return specYAML, weights, nil
 }

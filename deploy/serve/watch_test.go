@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/maas-ml/maas/internal/cluster"
-	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/internal/modeldir"
 	"github.com/maas-ml/maas/internal/wire"
 )
 
@@ -20,7 +20,7 @@ import (
 // as a worker does.
 func putVersion(t *testing.T, ctx context.Context, store jetstream.ObjectStore, prefix string, specYAML, weights []byte) {
 	t.Helper()
-	for name, b := range map[string][]byte{train.SpecFile: specYAML, train.WeightsFile: weights} {
+	for name, b := range map[string][]byte{modeldir.SpecFile: specYAML, modeldir.WeightsFile: weights} {
 		if _, err := store.Put(ctx, jetstream.ObjectMeta{Name: prefix + name}, bytes.NewReader(b)); err != nil {
 			t.Fatal(err)
 		}
@@ -31,7 +31,7 @@ func putVersion(t *testing.T, ctx context.Context, store jetstream.ObjectStore, 
 func announce(t *testing.T, nc *nats.Conn, version int, prefix string) {
 	t.Helper()
 	b, err := wire.Encode(&wire.ModelPublished{V: wire.Version, Name: "tiny", Version: version, Job: prefix,
-		Bucket: wire.ModelBucket, Prefix: prefix, Files: []string{train.WeightsFile, train.SpecFile}})
+		Bucket: wire.ModelBucket, Prefix: prefix, Files: []string{modeldir.WeightsFile, modeldir.SpecFile}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/maas-ml/maas/internal/modeldir"
 	"github.com/maas-ml/maas/internal/train"
 )
 
@@ -26,7 +27,7 @@ func evalCmd() *cobra.Command {
 				return err
 			}
 			defer b.Close()
-			spec, m, err := train.Load(args[0], b)
+			spec, m, err := modeldir.Load(args[0], b)
 			if err != nil {
 				return err
 			}

@@ -8,7 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/maas-ml/maas/internal/dataset"
-	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/internal/modeldir"
+	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/nn/safetensors"
 )
 
@@ -33,15 +34,15 @@ func generateCmd() *cobra.Command {
 				return err
 			}
 			defer b.Close()
-			spec, m, err := train.Load(args[0], b)
+			spec, m, err := modeldir.Load(args[0], b)
 			if err != nil {
 				return err
 			}
-			f, err := safetensors.ReadFile(filepath.Join(args[0], train.WeightsFile))
+			f, err := safetensors.ReadFile(filepath.Join(args[0], modeldir.WeightsFile))
 			if err != nil {
 				return err
 			}
-			vocab := []rune(f.Metadata[train.VocabKey])
+			vocab := []rune(f.Metadata[modeldir.VocabKey])
 			if spec.Dataset.Kind != "text" || len(vocab) == 0 {
 				return fmt.Errorf("%s is not a character-level language model (no vocabulary in its weights)", args[0])
 			}
@@ -51,7 +52,7 @@ func generateCmd() *cobra.Command {
 				return fmt.Errorf("--prompt: %w", err)
 			}
 			// Stream 0: the server samples prompt i of a request from (seed, i).
-			out := train.Generate(m, ids, text.SeqLen, len(vocab), length, temperature, rand.New(rand.NewPCG(seed, 0)))
+			out := nn.Generate(m, ids, text.SeqLen, len(vocab), length, temperature, rand.New(rand.NewPCG(seed, 0)))
 			fmt.Fprintln(cmd.OutOrStdout(), text.Decode(out))
 			return nil
 		},

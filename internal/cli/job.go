@@ -17,7 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/maas-ml/maas/internal/api"
-	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/internal/modeldir"
 	"github.com/maas-ml/maas/nn/safetensors"
 )
 
@@ -129,7 +129,7 @@ func readInitWeights(path string) ([]byte, error) {
 // initWeightsFile is path, or for a model directory its weights file.
 func initWeightsFile(path string) string {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return filepath.Join(path, train.WeightsFile)
+		return filepath.Join(path, modeldir.WeightsFile)
 	}
 	return path
 }

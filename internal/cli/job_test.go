@@ -20,7 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/maas-ml/maas/internal/api"
-	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/internal/modeldir"
 	"github.com/maas-ml/maas/nn/safetensors"
 )
 
@@ -230,14 +230,14 @@ func TestJobSubmit(t *testing.T) {
 	// --init sends the weights (a file or a model directory's), --max-steps the limit.
 	dir := t.TempDir()
 	weights := &safetensors.File{Tensors: map[string]safetensors.Tensor{"fc1.bias": safetensors.F32([]int{2}, []float32{1, 2})}}
-	if err := safetensors.WriteFile(filepath.Join(dir, train.WeightsFile), weights); err != nil {
+	if err := safetensors.WriteFile(filepath.Join(dir, modeldir.WeightsFile), weights); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, train.WeightsFile))
+	raw, err := os.ReadFile(filepath.Join(dir, modeldir.WeightsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, init := range []string{filepath.Join(dir, train.WeightsFile), dir} {
+	for _, init := range []string{filepath.Join(dir, modeldir.WeightsFile), dir} {
 		f.submitted = nil
 		if _, _, err := maas(context.Background(), "job", "submit", "-f", writeSpec(t, spec), "--server", f.URL, "--init", init, "--max-steps", "10"); err != nil {
 			t.Fatal(err)

@@ -23,8 +23,8 @@ import (
 	"github.com/maas-ml/maas/internal/api"
 	"github.com/maas-ml/maas/internal/auth"
 	"github.com/maas-ml/maas/internal/jobspec"
+	"github.com/maas-ml/maas/internal/modeldir"
 	"github.com/maas-ml/maas/internal/natsconn"
-	"github.com/maas-ml/maas/internal/train"
 	"github.com/maas-ml/maas/tensor"
 )
 
@@ -246,7 +246,7 @@ func coordinatorOptions(caFile, tokenFile string) ([]api.Option, error) {
 func loadModelDirs(s *serve.Server, dirs []string) error {
 	versions := map[string]int{}
 	for _, dir := range dirs {
-		spec, err := jobspec.Load(filepath.Join(dir, train.SpecFile))
+		spec, err := jobspec.Load(filepath.Join(dir, modeldir.SpecFile))
 		if err != nil {
 			return fmt.Errorf("--model-dir %s: %w", dir, err)
 		}

@@ -28,7 +28,7 @@ import (
 	"github.com/maas-ml/maas/internal/api"
 	"github.com/maas-ml/maas/internal/cluster"
 	"github.com/maas-ml/maas/internal/jobspec"
-	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/internal/modeldir"
 	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/tensor"
 )
@@ -57,7 +57,7 @@ func servedModel(t *testing.T, b tensor.Backend) (string, *jobspec.Spec, *nn.Mod
 	}
 	m.Init(3)
 	dir := filepath.Join(t.TempDir(), "digits")
-	if err := train.Save(dir, spec, m, nil); err != nil {
+	if err := modeldir.Save(dir, spec, m, nil); err != nil {
 		t.Fatal(err)
 	}
 	return dir, spec, m

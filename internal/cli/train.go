@@ -15,6 +15,7 @@ import (
 
 	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/jobspec"
+	"github.com/maas-ml/maas/internal/modeldir"
 	"github.com/maas-ml/maas/internal/train"
 	"github.com/maas-ml/maas/nn"
 )
@@ -115,7 +116,7 @@ func trainCmd() *cobra.Command {
 				return err
 			}
 			meta["steps"], meta["epochs"] = strconv.Itoa(res.Steps), strconv.Itoa(res.Epochs)
-			if err := train.Save(out, spec, t.Model, meta); err != nil {
+			if err := modeldir.Save(out, spec, t.Model, meta); err != nil {
 				return err
 			}
 			log.Info("model written", zap.String("dir", out), zap.Int("steps", res.Steps),
@@ -148,7 +149,7 @@ func openTraining(spec *jobspec.Spec, evalData string) (data, eval train.Source,
 		if err := checkVocab(spec, len(tr.Vocab)); err != nil {
 			return nil, nil, nil, err
 		}
-		meta[train.VocabKey] = string(tr.Vocab)
+		meta[modeldir.VocabKey] = string(tr.Vocab)
 		if val.Len() > 0 {
 			eval = train.Text{T: val}
 		}

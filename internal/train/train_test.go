@@ -13,6 +13,7 @@ import (
 
 	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/jobspec"
+	"github.com/maas-ml/maas/internal/modeldir"
 	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/tensor"
 )
@@ -189,14 +190,14 @@ func TestSaveLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "model")
-	if err := Save(dir, spec, tr.Model, map[string]string{"steps": "3"}); err != nil {
+	if err := modeldir.Save(dir, spec, tr.Model, map[string]string{"steps": "3"}); err != nil {
 		t.Fatal(err)
 	}
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 2 {
 		t.Fatalf("model directory holds %d files, want model.safetensors and model.yaml (no temp files)", len(entries))
 	}
-	spec2, m2, err := Load(dir, b)
+	spec2, m2, err := modeldir.Load(dir, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,10 +215,10 @@ func TestSaveLoad(t *testing.T) {
 		t.Fatalf("loaded model evaluates to %+v, saved one to %+v", got, want)
 	}
 	// A corrupt weights file is refused with a clear error.
-	if err := os.WriteFile(filepath.Join(dir, WeightsFile), []byte("garbage"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, modeldir.WeightsFile), []byte("garbage"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := Load(dir, b); err == nil {
+	if _, _, err := modeldir.Load(dir, b); err == nil {
 		t.Fatal("loaded a corrupt weights file")
 	}
 }
@@ -260,25 +261,6 @@ func BenchmarkTrainStep(b *testing.B) {
 				b.ReportMetric(float64(64*b.N)/b.Elapsed().Seconds(), "samples/s")
 			})
 		}
-	}
-}
-
-func TestSaveLeavesOldFilesOnError(t *testing.T) {
-	dir := t.TempDir()
-	if err := writeFileAtomic(filepath.Join(dir, "a.yaml"), []byte("old")); err != nil {
-		t.Fatal(err)
-	}
-	st, err := os.Stat(filepath.Join(dir, "a.yaml"))
-	if err != nil || st.Mode().Perm() != 0o644 {
-		t.Fatalf("written file mode %v, err %v; want 0644", st.Mode(), err)
-	}
-	// Writing into a directory that does not exist fails and leaves nothing.
-	if err := writeFileAtomic(filepath.Join(dir, "missing", "b.yaml"), []byte("new")); err == nil {
-		t.Fatal("write into a missing directory succeeded")
-	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
-		t.Fatalf("directory holds %d entries after a failed write, want 1", len(entries))
 	}
 }
 

@@ -1,4 +1,4 @@
-package train
+package modeldir
 
 import (
 	"bytes"
@@ -18,23 +18,27 @@ const (
 	SpecFile    = "model.yaml"
 )
 
+// VocabKey is the weights-file metadata key under which a character-level
+// language model keeps its vocabulary (the characters in token order).
+const VocabKey = "vocab"
+
 // Save writes the model directory: dir/model.safetensors (the weights) and
 // dir/model.yaml (the job spec, which rebuilds the model and its input
 // normalisation). Each file is written to a temp file and renamed.
 func Save(dir string, spec *jobspec.Spec, m *nn.Model, meta map[string]string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("train: model directory: %w", err)
+		return fmt.Errorf("modeldir: %w", err)
 	}
 	md := map[string]string{"name": spec.Name, "format": "maas/v1"}
 	for k, v := range meta {
 		md[k] = v
 	}
 	if err := m.SaveWeights(filepath.Join(dir, WeightsFile), md); err != nil {
-		return fmt.Errorf("train: %w", err)
+		return fmt.Errorf("modeldir: %w", err)
 	}
 	y, err := spec.Marshal()
 	if err != nil {
-		return fmt.Errorf("train: encode spec: %w", err)
+		return fmt.Errorf("modeldir: encode spec: %w", err)
 	}
 	return writeFileAtomic(filepath.Join(dir, SpecFile), y)
 }
@@ -48,11 +52,11 @@ func Encode(spec *jobspec.Spec, m *nn.Model, meta map[string]string) (weights, s
 	}
 	var buf bytes.Buffer
 	if err := safetensors.Encode(&buf, m.Weights(md)); err != nil {
-		return nil, nil, fmt.Errorf("train: %w", err)
+		return nil, nil, fmt.Errorf("modeldir: %w", err)
 	}
 	y, err := spec.Marshal()
 	if err != nil {
-		return nil, nil, fmt.Errorf("train: encode spec: %w", err)
+		return nil, nil, fmt.Errorf("modeldir: encode spec: %w", err)
 	}
 	return buf.Bytes(), y, nil
 }

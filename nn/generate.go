@@ -1,15 +1,9 @@
-package train
+package nn
 
 import (
 	"math"
 	"math/rand/v2"
-
-	"github.com/maas-ml/maas/nn"
 )
-
-// VocabKey is the weights-file metadata key under which a character-level
-// language model keeps its vocabulary (the characters in token order).
-const VocabKey = "vocab"
 
 // Window writes the context of a causal sequence model into x (seqLen
 // token ids): the last seqLen ids, from position 0 on, the rest zero. It
@@ -26,7 +20,7 @@ func Window(ids []int32, x []float32) int {
 // Generate extends ids by length tokens sampled from m, a causal model
 // over windows of seqLen tokens with vocab outputs per position (see
 // Window and Sample).
-func Generate(m *nn.Model, ids []int32, seqLen, vocab, length int, temperature float64, rng *rand.Rand) []int32 {
+func Generate(m *Model, ids []int32, seqLen, vocab, length int, temperature float64, rng *rand.Rand) []int32 {
 	x := make([]float32, seqLen)
 	probs := make([]float64, vocab)
 	for range length {
