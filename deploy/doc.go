@@ -1,5 +1,5 @@
-// Package deploy launches maas on bare metal and serves trained models: the
-// cluster file, the launcher and the Open Inference Protocol V2 endpoint.
-//
-// It is built by the cluster-launch and serving work.
+// Package deploy groups what runs maas for real: deploy/cluster launches a
+// cluster on bare metal over SSH from a cluster file (secrets, TLS, systemd
+// units, rolling upgrades), and deploy/serve is the serving endpoint (KServe
+// Open Inference Protocol V2).
 package deploy
