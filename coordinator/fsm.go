@@ -8,14 +8,11 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 
-	"github.com/maas-ml/maas/internal/api"
 	"github.com/maas-ml/maas/internal/wire"
 )
 
@@ -265,130 +262,13 @@ func (f *FSM) applyLocked(c *Command) ApplyResult {
 
 var idUnsafe = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
 
+// execLocked applies c with its command's function (see commands).
 func (f *FSM) execLocked(c *Command) (string, error) {
-	st := f.st
-	switch c.Type {
-	case CmdRegisterNode:
-		if c.Node == nil || c.Node.ID == "" {
-			return "", fmt.Errorf("%w: register_node without a node", ErrBadCommand)
-		}
-		st.Nodes[c.Node.ID] = *c.Node
-		return c.Node.ID, nil
-	case CmdRegisterMember:
-		if c.Member == nil || c.Member.ID == "" || (c.Member.Kind != "worker" && c.Member.Kind != "paramserver") {
-			return "", fmt.Errorf("%w: register_member needs an id and kind worker or paramserver", ErrBadCommand)
-		}
-		st.Members[c.Member.ID] = *c.Member
-		return c.Member.ID, nil
-	case CmdSubmitJob:
-		j := c.Job
-		if j == nil || j.Name == "" || j.Spec == "" {
-			return "", fmt.Errorf("%w: submit_job without a job", ErrBadCommand)
-		}
-		st.JobSeq++
-		rec := *j
-		base := strings.Trim(idUnsafe.ReplaceAllString(j.Name, "-"), "-")
-		if len(base) > 40 {
-			base = base[:40]
-		}
-		rec.ID = fmt.Sprintf("%s-%d", base, st.JobSeq)
-		rec.State = api.JobQueued
-		rec.Submitted = c.Time
-		st.Jobs[rec.ID] = &rec
-		st.Order = append(st.Order, rec.ID)
-		return rec.ID, nil
-	case CmdStartJob:
-		s := c.Start
-		if s == nil {
-			return "", fmt.Errorf("%w: start_job without a start", ErrBadCommand)
-		}
-		j, ok := st.Jobs[s.Job]
-		if !ok {
-			return "", fmt.Errorf("%w: job %s", ErrNotFound, s.Job)
-		}
-		if api.Terminal(j.State) {
-			return "", fmt.Errorf("%w: job %s is %s", ErrConflict, s.Job, j.State)
-		}
-		if cur := j.Current(); cur != nil && s.Membership.Epoch <= cur.Epoch {
-			return "", fmt.Errorf("%w: membership epoch %d is not after %d", ErrConflict, s.Membership.Epoch, cur.Epoch)
-		}
-		if j.State == api.JobQueued {
-			j.Started = c.Time
-		}
-		if j.State == api.JobPaused {
-			j.Reason = ""
-		}
-		j.State = api.JobRunning
-		j.Memberships = append(j.Memberships, s.Membership)
-		return s.Job, nil
-	case CmdFinishJob:
-		fj := c.Finish
-		if fj == nil || !api.Terminal(fj.State) {
-			return "", fmt.Errorf("%w: finish_job needs a terminal state", ErrBadCommand)
-		}
-		j, ok := st.Jobs[fj.Job]
-		if !ok {
-			return "", fmt.Errorf("%w: job %s", ErrNotFound, fj.Job)
-		}
-		if api.Terminal(j.State) {
-			return "", fmt.Errorf("%w: job %s is already %s", ErrConflict, fj.Job, j.State)
-		}
-		j.State, j.Reason, j.Finished = fj.State, fj.Reason, c.Time
-		return fj.Job, nil
-	case CmdPauseJob, CmdResumeJob:
-		// pause: running → paused, with a reason; resume: paused → running.
-		p, pause := c.Pause, c.Type == CmdPauseJob
-		from, to := api.JobRunning, api.JobPaused
-		if !pause {
-			from, to = api.JobPaused, api.JobRunning
-		}
-		if p == nil || pause && p.Reason == "" {
-			return "", fmt.Errorf("%w: %s needs a job (and, to pause, a reason)", ErrBadCommand, c.Type)
-		}
-		j, ok := st.Jobs[p.Job]
-		if !ok {
-			return "", fmt.Errorf("%w: job %s", ErrNotFound, p.Job)
-		}
-		if j.State != from {
-			return "", fmt.Errorf("%w: job %s is %s, not %s", ErrConflict, p.Job, j.State, from)
-		}
-		j.State, j.Reason = to, ""
-		if pause {
-			j.Reason = p.Reason
-		}
-		return p.Job, nil
-	case CmdCheckpoint:
-		cp := c.Checkpoint
-		if cp == nil {
-			return "", fmt.Errorf("%w: checkpoint without a record", ErrBadCommand)
-		}
-		j, ok := st.Jobs[cp.Job]
-		if !ok {
-			return "", fmt.Errorf("%w: job %s", ErrNotFound, cp.Job)
-		}
-		if cp.Step <= j.CommittedStep() {
-			return "", fmt.Errorf("%w: checkpoint step %d is not after %d", ErrConflict, cp.Step, j.CommittedStep())
-		}
-		j.Checkpoints = append(j.Checkpoints, *cp)
-		if len(j.Checkpoints) > keepCheckpoints { // an older one goes once two newer exist
-			j.Checkpoints = slices.Clone(j.Checkpoints[len(j.Checkpoints)-keepCheckpoints:])
-		}
-		return fmt.Sprint(cp.Step), nil
-	case CmdPublishModel:
-		m := c.Model
-		if m == nil || m.Name == "" {
-			return "", fmt.Errorf("%w: publish_model without a model", ErrBadCommand)
-		}
-		rec := *m
-		rec.Version = len(st.Models[m.Name]) + 1
-		rec.Created = c.Time
-		st.Models[m.Name] = append(st.Models[m.Name], rec)
-		if j, ok := st.Jobs[m.Job]; ok {
-			j.Model = &rec
-		}
-		return fmt.Sprint(rec.Version), nil
+	apply, ok := commands[c.Type]
+	if !ok {
+		return "", fmt.Errorf("%w: unknown type %q", ErrBadCommand, c.Type)
 	}
-	return "", fmt.Errorf("%w: unknown type %q", ErrBadCommand, c.Type)
+	return apply(f.st, c)
 }
 
 // Read runs fn with the state locked for reading; fn must not keep

@@ -1,0 +1,325 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/wire"
+)
+
+func (n *Node) reply(m *nats.Msg, code wire.AckCode, reason string) {
+	if m.Reply == "" {
+		return
+	}
+	if b, err := wire.Encode(&wire.Ack{V: wire.Version, Code: code, Reason: reason}); err == nil {
+		m.Respond(b)
+	}
+}
+
+func (n *Node) onRegister(m *nats.Msg) {
+	var r wire.Register
+	if err := wire.Decode(m.Data, &r); err != nil {
+		n.reply(m, wire.AckRejected, err.Error())
+		return
+	}
+	if !wire.ValidJobID(r.ID) || (r.Kind != wire.KindWorker && r.Kind != wire.KindParamServer) {
+		n.reply(m, wire.AckRejected, fmt.Sprintf("member id %q (letters, digits, - and _) and kind %q (worker or paramserver)", r.ID, r.Kind))
+		return
+	}
+	if !n.fromMember(m, "register", r.ID) {
+		n.reply(m, wire.AckRejected, fmt.Sprintf("member %s registered on %s: a member registers only as itself", r.ID, m.Subject))
+		return
+	}
+	if _, err := n.Propose(Command{Type: CmdRegisterMember, RequestID: "member-" + r.ID + "-" + r.Host + fmt.Sprint(r.Threads) + "-" + r.Device,
+		Member: &MemberInfo{ID: r.ID, Kind: r.Kind, Host: r.Host, Threads: r.Threads, Device: r.Device}}); err != nil {
+		n.reply(m, wire.AckRejected, err.Error())
+		return
+	}
+	if ls := n.leaderState(); ls != nil {
+		ls.mu.Lock()
+		ls.lastSeen[r.ID] = time.Now()
+		if r.Kind == wire.KindParamServer {
+			// A member registers when its process starts: whatever it
+			// served before is gone (see assign).
+			ls.serving[r.ID] = serving{since: time.Now()}
+		}
+		ls.mu.Unlock()
+	}
+	n.reply(m, wire.AckOK, "")
+}
+
+func (n *Node) onHeartbeat(m *nats.Msg) {
+	var h wire.Heartbeat
+	if wire.Decode(m.Data, &h) != nil || !n.fromMember(m, "heartbeat", h.ID) {
+		return
+	}
+	if ls := n.leaderState(); ls != nil {
+		ls.mu.Lock()
+		ls.lastSeen[h.ID] = time.Now()
+		if h.Boot != "" {
+			if prev, ok := ls.boots[h.ID]; ok && prev != h.Boot {
+				ls.reborn[h.ID] = true
+				n.log.Info("member restarted under its id", zap.String("id", h.ID))
+			}
+			ls.boots[h.ID] = h.Boot
+		}
+		if h.Kind == wire.KindParamServer {
+			if prev, ok := ls.serving[h.ID]; !ok || prev.job != h.Job {
+				ls.serving[h.ID] = serving{job: h.Job, since: time.Now()}
+			}
+		}
+		ls.mu.Unlock()
+	}
+}
+
+func (n *Node) onProgress(m *nats.Msg) {
+	var p wire.Progress
+	ls := n.leaderState()
+	if ls == nil || wire.Decode(m.Data, &p) != nil || !n.fromMember(m, "progress", p.ID) {
+		return
+	}
+	var members int
+	var spe int64
+	n.fsm.Read(func(st *State) {
+		if j, ok := st.Jobs[p.Job]; ok && j.Current() != nil {
+			members, spe = len(j.Current().Members), j.StepsPerEpoch
+		}
+	})
+	if members == 0 {
+		return
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	jp := ls.progress[p.Job]
+	if jp == nil {
+		jp = &jobProgress{perStep: map[int64]int{}, first: time.Now(), step: -1}
+		ls.progress[p.Job] = jp
+	}
+	if e := p.Step / spe; e != jp.epoch {
+		jp.epoch, jp.lossSum, jp.correct, jp.n = e, 0, 0, 0
+	}
+	jp.computeUS += p.ComputeUS
+	jp.pushUS += p.PushUS
+	jp.waitUS += p.WaitUS
+	jp.reports++
+	jp.lossSum += p.LossSum
+	jp.correct += p.Correct
+	jp.n += p.N
+	jp.samples += p.N
+	jp.last = time.Now()
+	jp.perStep[p.Step]++
+	if jp.perStep[p.Step] >= members {
+		delete(jp.perStep, p.Step)
+		if p.Step > jp.step {
+			jp.step = p.Step
+		}
+	}
+}
+
+func (n *Node) onReport(m *nats.Msg) {
+	var r wire.Report
+	ls := n.leaderState()
+	if ls == nil || wire.Decode(m.Data, &r) != nil || !n.fromMember(m, "report", r.ID) {
+		return
+	}
+	switch r.Kind {
+	case "missing":
+		ls.logf(r.Job, "parameter server %d: %s", r.Server, r.Reason)
+		var j *JobRecord
+		n.fsm.Read(func(st *State) {
+			if rec, ok := st.Jobs[r.Job]; ok && rec.State == api.JobRunning && rec.Current() != nil {
+				c := *rec
+				c.Memberships = slices.Clone(rec.Memberships)
+				j = &c
+			}
+		})
+		if j == nil || r.Epoch != j.Current().Epoch {
+			return // the job ended, or the ranks are numbered in another membership epoch
+		}
+		var lost []string
+		for _, rank := range r.Missing {
+			if rank >= 0 && rank < len(j.Current().Members) {
+				lost = append(lost, j.Current().Members[rank])
+			}
+		}
+		if len(lost) > 0 {
+			n.shrink(ls, j.ID, lost, "stopped pushing gradients: "+r.Reason)
+		}
+	case "bad_step":
+		ls.logf(r.Job, "parameter server %d: %s", r.Server, r.Reason)
+	case "failed":
+		n.finish(r.Job, api.JobFailed, r.Reason)
+	case "checkpoint":
+		n.onCheckpoint(ls, &r)
+	}
+}
+
+// onCheckpoint records one stored range; once every range of the step is
+// stored the checkpoint is committed, and the objects of the checkpoint
+// that now has two newer ones are deleted.
+func (n *Node) onCheckpoint(ls *leaderState, r *wire.Report) {
+	var servers int
+	var oldest *CheckpointRecord
+	n.fsm.Read(func(st *State) {
+		if j, ok := st.Jobs[r.Job]; ok && j.Current() != nil && !api.Terminal(j.State) {
+			servers = len(j.Current().Servers)
+			if len(j.Checkpoints) >= keepCheckpoints {
+				c := j.Checkpoints[0]
+				oldest = &c
+			}
+		}
+	})
+	if servers == 0 {
+		return
+	}
+	ls.mu.Lock()
+	if ls.ckpts[r.Job] == nil {
+		ls.ckpts[r.Job] = map[int64]map[int]string{}
+	}
+	got := ls.ckpts[r.Job][r.Step]
+	if got == nil {
+		got = map[int]string{}
+		ls.ckpts[r.Job][r.Step] = got
+	}
+	got[r.Server] = r.Object
+	complete := len(got) == servers
+	var objects []string
+	if complete {
+		for i := range servers {
+			objects = append(objects, got[i])
+		}
+		for step := range ls.ckpts[r.Job] {
+			if step <= r.Step {
+				delete(ls.ckpts[r.Job], step)
+			}
+		}
+	}
+	ls.mu.Unlock()
+	if !complete {
+		return
+	}
+	if _, err := n.Propose(Command{Type: CmdCheckpoint, RequestID: fmt.Sprintf("ckpt-%s-%d", r.Job, r.Step),
+		Checkpoint: &CheckpointRecord{Job: r.Job, Step: r.Step, Bucket: r.Bucket, Objects: objects}}); err != nil {
+		n.log.Warn("commit checkpoint", zap.String("job", r.Job), zap.Int64("step", r.Step), zap.Error(err))
+		return
+	}
+	ls.logf(r.Job, "checkpoint of step %d committed (%d ranges)", r.Step, len(objects))
+	if oldest != nil {
+		go n.deleteObjects(oldest.Bucket, oldest.Objects)
+	}
+}
+
+// deleteObjects removes a dropped checkpoint's objects from the store.
+func (n *Node) deleteObjects(bucket string, objects []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js, err := jetstream.New(n.nc)
+	if err != nil {
+		return
+	}
+	store, err := js.ObjectStore(ctx, bucket)
+	if err != nil {
+		return
+	}
+	for _, o := range objects {
+		if err := store.Delete(ctx, o); err != nil {
+			n.log.Warn("delete old checkpoint", zap.String("object", o), zap.Error(err))
+		}
+	}
+}
+
+func (n *Node) onDone(m *nats.Msg) {
+	var d wire.Done
+	if err := wire.Decode(m.Data, &d); err != nil {
+		n.reply(m, wire.AckRejected, err.Error())
+		return
+	}
+	if !n.fromMember(m, "done", d.ID) {
+		n.reply(m, wire.AckRejected, fmt.Sprintf("%s reported on %s: a member reports only for itself", d.ID, m.Subject))
+		return
+	}
+	ls := n.leaderState()
+	if ls == nil {
+		n.reply(m, wire.AckRejected, "not the leader")
+		return
+	}
+	if d.Err != "" {
+		ls.logf(d.Job, "%s failed: %s", d.ID, d.Err)
+		member := false
+		n.fsm.Read(func(st *State) {
+			if j, ok := st.Jobs[d.Job]; ok && j.Current() != nil {
+				member = slices.Contains(j.Current().Members, d.ID) || slices.Contains(j.Current().Servers, d.ID)
+			}
+		})
+		if member { // a worker dropped from the membership no longer counts
+			n.finish(d.Job, api.JobFailed, fmt.Sprintf("%s: %s", d.ID, d.Err))
+		}
+		n.reply(m, wire.AckOK, "")
+		return
+	}
+	var name string
+	var terminal bool
+	n.fsm.Read(func(st *State) {
+		if j, ok := st.Jobs[d.Job]; ok {
+			name, terminal = j.Name, api.Terminal(j.State)
+		}
+	})
+	if name == "" {
+		n.reply(m, wire.AckRejected, "unknown job "+d.Job)
+		return
+	}
+	if !terminal {
+		v, err := n.Propose(Command{Type: CmdPublishModel, RequestID: "model-" + d.Job,
+			Model: &ModelRecord{Name: name, Job: d.Job, Bucket: d.Bucket, Prefix: d.Prefix, Files: d.Files, Metrics: d.Metrics}})
+		if err != nil {
+			n.reply(m, wire.AckRejected, err.Error())
+			return
+		}
+		ls.logf(d.Job, "published model %s version %s", name, v)
+		version, _ := strconv.Atoi(v)
+		if b, err := wire.Encode(&wire.ModelPublished{V: wire.Version, Name: name, Version: version, Job: d.Job,
+			Bucket: d.Bucket, Prefix: d.Prefix, Files: d.Files, Metrics: d.Metrics}); err == nil {
+			n.nc.Publish(wire.SubjModelPublished, b)
+		}
+		n.finish(d.Job, api.JobSucceeded, "")
+	}
+	n.reply(m, wire.AckOK, "")
+}
+
+// finish commits a job's end and tells its members to stop.
+func (n *Node) finish(job, state, reason string) {
+	if _, err := n.Propose(Command{Type: CmdFinishJob, RequestID: "finish-" + job, Finish: &FinishJob{Job: job, State: state, Reason: reason}}); err != nil {
+		n.log.Warn("finish job", zap.String("job", job), zap.Error(err))
+		return
+	}
+	if ls := n.leaderState(); ls != nil {
+		if reason != "" {
+			ls.logf(job, "job %s: %s", state, reason)
+		} else {
+			ls.logf(job, "job %s", state)
+		}
+	}
+	n.stopMembers(job)
+}
+
+// stopMembers tells every member of job's current epoch to stop working on it.
+func (n *Node) stopMembers(job string) {
+	var ids []string
+	n.fsm.Read(func(st *State) {
+		if j, ok := st.Jobs[job]; ok && j.Current() != nil {
+			ids = append(slices.Clone(j.Current().Members), j.Current().Servers...)
+		}
+	})
+	b, _ := wire.Encode(&wire.Assignment{V: wire.Version, Job: job, Stop: true})
+	for _, id := range ids {
+		n.nc.Publish(wire.MemberSubject(id), b)
+	}
+}
