@@ -1,0 +1,167 @@
+package paramserver
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/maas-ml/maas/internal/wire"
+)
+
+// gradFor reports whether subject is a gradient push to js's range (from
+// any worker).
+func gradFor(subject string, js *jobState) bool {
+	prefix := wire.GradSubjects(js.a.Job, js.a.Server)
+	prefix = prefix[:len(prefix)-1] // without the final "*"
+	return strings.HasPrefix(subject, prefix) && !strings.Contains(subject[len(prefix):], ".") && len(subject) > len(prefix)
+}
+
+func (s *Server) respond(m *nats.Msg, code wire.AckCode, reason string) {
+	if m.Reply == "" {
+		return
+	}
+	b, err := wire.Encode(&wire.Ack{V: wire.Version, Code: code, Reason: reason})
+	if err == nil {
+		m.Respond(b)
+	}
+}
+
+// onGrad takes one pushed gradient chunk.
+func (s *Server) onGrad(m *nats.Msg) {
+	var g wire.GradChunk
+	if err := wire.Decode(m.Data, &g); err != nil {
+		s.mu.Lock()
+		for _, js := range s.jobs { // count it against the job this subject belongs to
+			if gradFor(m.Subject, js) {
+				js.stats.Rejected++
+			}
+		}
+		s.mu.Unlock()
+		s.metrics.refused.WithLabelValues(refusedMalformed).Inc()
+		s.respond(m, wire.AckRejected, err.Error())
+		return
+	}
+	code, reason := s.takeGrad(m.Subject, &g)
+	s.respond(m, code, reason)
+}
+
+func (s *Server) takeGrad(subject string, g *wire.GradChunk) (wire.AckCode, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	js, ok := s.jobs[g.Job]
+	if !ok || !gradFor(subject, js) {
+		for _, other := range s.jobs {
+			if gradFor(subject, other) {
+				other.stats.Rejected++
+			}
+		}
+		s.metrics.refused.WithLabelValues(refusedUnknownJob).Inc()
+		return wire.AckRejected, fmt.Sprintf("job %q is not served on this subject", g.Job)
+	}
+	reject := func(why string, code wire.AckCode, format string, args ...any) (wire.AckCode, string) {
+		js.stats.Rejected++
+		s.metrics.refused.WithLabelValues(why).Inc()
+		return code, fmt.Sprintf(format, args...)
+	}
+	from := wire.MemberOf(subject)
+	switch {
+	case js.failed:
+		return reject(refusedFailed, wire.AckRejected, "job failed")
+	case g.Epoch != js.a.Epoch:
+		return reject(refusedEpoch, wire.AckEpoch, "membership epoch %d, the server is in %d", g.Epoch, js.a.Epoch)
+	case len(js.a.MemberIDs) == js.a.Members && !slices.Contains(js.a.MemberIDs, from):
+		// A push for the server's epoch from a worker outside it: a
+		// stranger, or another job's worker pushing under its own id.
+		s.cfg.Logger.Warn("refused a gradient push from a worker outside the job's membership epoch",
+			zap.String("job", js.a.Job), zap.String("worker", from), zap.Uint64("epoch", js.a.Epoch))
+		return reject(refusedNotMember, wire.AckRejected, "worker %s is not a member of job %s's membership epoch %d", from, js.a.Job, js.a.Epoch)
+	case js.fenced:
+		return reject(refusedEpoch, wire.AckEpoch, "membership epoch %d is being replaced", js.a.Epoch)
+	case g.Step < js.step:
+		return reject(refusedStale, wire.AckStale, "step %d is done; the server is at step %d", g.Step, js.step)
+	case g.Step > js.step:
+		return reject(refusedFuture, wire.AckFuture, "step %d is ahead of the server's step %d", g.Step, js.step)
+	case g.Rank < 0 || g.Rank >= js.a.Members:
+		return reject(refusedRank, wire.AckRejected, "rank %d is not a member (0..%d)", g.Rank, js.a.Members-1)
+	case len(js.a.MemberIDs) == js.a.Members && from != js.a.MemberIDs[g.Rank]:
+		s.cfg.Logger.Warn("refused a gradient push as another worker's rank",
+			zap.String("job", js.a.Job), zap.String("worker", from), zap.Int("rank", g.Rank), zap.String("rank_worker", js.a.MemberIDs[g.Rank]))
+		return reject(refusedOtherRank, wire.AckRejected, "rank %d is worker %s's; this push came as %s", g.Rank, js.a.MemberIDs[g.Rank], from)
+	case g.Chunk < 0 || g.Chunk >= len(js.chunks):
+		return reject(refusedRank, wire.AckRejected, "chunk %d out of 0..%d", g.Chunk, len(js.chunks)-1)
+	case g.N < 0:
+		return reject(refusedRank, wire.AckRejected, "negative sample count %d", g.N)
+	}
+	if js.have[g.Rank][g.Chunk] {
+		js.stats.Duplicates++
+		return wire.AckDuplicate, ""
+	}
+	c := js.chunks[g.Chunk]
+	dst := js.grads[g.Rank][c.Lo-js.rng.Lo : c.Hi-js.rng.Lo]
+	if err := wire.Floats(dst, g.Data); err != nil {
+		return reject(refusedMalformed, wire.AckRejected, "chunk %d: %v", g.Chunk, err)
+	}
+	if js.count > 0 && js.ns[g.Rank] != g.N && js.rankStarted(g.Rank) {
+		return reject(refusedRank, wire.AckRejected, "rank %d sent %d samples in one chunk and %d in another", g.Rank, g.N, js.ns[g.Rank])
+	}
+	js.ns[g.Rank] = g.N
+	js.have[g.Rank][g.Chunk] = true
+	js.count++
+	if js.count == 1 {
+		s.armBarrierLocked(js, 0)
+	}
+	if js.count == js.a.Members*len(js.chunks) {
+		s.completeLocked(js)
+	}
+	return wire.AckOK, ""
+}
+
+// onPull answers a request for a chunk of the current parameters.
+func (s *Server) onPull(m *nats.Msg) {
+	var req wire.PullRequest
+	reply := func(code wire.AckCode, reason string, chunk []byte) {
+		if chunk != nil {
+			m.Respond(chunk)
+			return
+		}
+		b, err := wire.Encode(&wire.Ack{V: wire.Version, Code: code, Reason: reason})
+		if err == nil {
+			m.RespondMsg(&nats.Msg{Data: b, Header: nats.Header{wire.HeaderAck: []string{string(code)}}})
+		}
+	}
+	if err := wire.Decode(m.Data, &req); err != nil {
+		reply(wire.AckRejected, err.Error(), nil)
+		return
+	}
+	s.mu.Lock()
+	js, ok := s.jobs[req.Job]
+	var code wire.AckCode
+	var reason string
+	var chunk []byte
+	switch {
+	case !ok:
+		code, reason = wire.AckRejected, fmt.Sprintf("job %q is not served here", req.Job)
+	case req.Chunk < 0 || req.Chunk >= len(js.current):
+		code, reason = wire.AckRejected, fmt.Sprintf("chunk %d out of range", req.Chunk)
+	case req.Step < js.step:
+		code, reason = wire.AckStale, fmt.Sprintf("θ_%d is gone; the server holds θ_%d", req.Step, js.step)
+	case req.Step > js.step:
+		code, reason = wire.AckFuture, fmt.Sprintf("θ_%d is not ready; the server holds θ_%d", req.Step, js.step)
+	default:
+		chunk = js.current[req.Chunk]
+	}
+	s.mu.Unlock()
+	reply(code, reason, chunk)
+}
+
+// report tells the coordinator what happened (a plain message).
+func (s *Server) report(js *jobState, kind string, missing []int, reason string) {
+	b, err := wire.Encode(&wire.Report{V: wire.Version, ID: s.cfg.ID, Job: js.a.Job, Server: js.a.Server, Kind: kind,
+		Step: js.step, Epoch: js.a.Epoch, Missing: missing, Reason: reason})
+	if err == nil {
+		s.nc.Publish(wire.ReportSubject(s.cfg.ID), b)
+	}
+}
