@@ -218,7 +218,7 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	if req.MaxSteps > 0 {
 		total = min(total, req.MaxSteps)
 	}
-	id, err := n.Propose(Command{Type: CmdSubmitJob, RequestID: r.Header.Get("Idempotency-Key"), Job: &JobRecord{
+	id, err := n.Propose(r.Context(), Command{Type: CmdSubmitJob, RequestID: r.Header.Get("Idempotency-Key"), Job: &JobRecord{
 		Name: spec.Name, Spec: string(canonical), Workers: req.Workers, ParameterServers: req.ParameterServers,
 		NumParams: len(m.Params), StepsPerEpoch: spe, TotalSteps: total, Epochs: spec.Epochs, Init: initObject}})
 	if err != nil {
@@ -533,7 +533,7 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "", "a join needs id, raft_addr and http_addr")
 		return
 	}
-	if err := n.Join(req.ID, req.RaftAddr, req.HTTPAddr); err != nil {
+	if err := n.Join(r.Context(), req.ID, req.RaftAddr, req.HTTPAddr); err != nil {
 		n.writeProposeErr(w, err)
 		return
 	}
@@ -546,7 +546,7 @@ func (n *Node) handleRemove(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "id", "a removal needs the id of the coordinator to remove")
 		return
 	}
-	if err := n.Remove(req.ID); err != nil {
+	if err := n.Remove(r.Context(), req.ID); err != nil {
 		n.writeProposeErr(w, err)
 		return
 	}

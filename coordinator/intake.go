@@ -38,7 +38,7 @@ func (n *Node) onRegister(m *nats.Msg) {
 		n.reply(m, wire.AckRejected, fmt.Sprintf("member %s registered on %s: a member registers only as itself", r.ID, m.Subject))
 		return
 	}
-	if _, err := n.Propose(Command{Type: CmdRegisterMember, RequestID: "member-" + r.ID + "-" + r.Host + fmt.Sprint(r.Threads) + "-" + r.Device,
+	if _, err := n.Propose(n.leaderCtx(), Command{Type: CmdRegisterMember, RequestID: "member-" + r.ID + "-" + r.Host + fmt.Sprint(r.Threads) + "-" + r.Device,
 		Member: &MemberInfo{ID: r.ID, Kind: r.Kind, Host: r.Host, Threads: r.Threads, Device: r.Device}}); err != nil {
 		n.reply(m, wire.AckRejected, err.Error())
 		return
@@ -206,7 +206,7 @@ func (n *Node) onCheckpoint(ls *leaderState, r *wire.Report) {
 	if !complete {
 		return
 	}
-	if _, err := n.Propose(Command{Type: CmdCheckpoint, RequestID: fmt.Sprintf("ckpt-%s-%d", r.Job, r.Step),
+	if _, err := n.Propose(n.leaderCtx(), Command{Type: CmdCheckpoint, RequestID: fmt.Sprintf("ckpt-%s-%d", r.Job, r.Step),
 		Checkpoint: &CheckpointRecord{Job: r.Job, Step: r.Step, Bucket: r.Bucket, Objects: objects}}); err != nil {
 		n.log.Warn("commit checkpoint", zap.String("job", r.Job), zap.Int64("step", r.Step), zap.Error(err))
 		return
@@ -277,7 +277,7 @@ func (n *Node) onDone(m *nats.Msg) {
 		return
 	}
 	if !terminal {
-		v, err := n.Propose(Command{Type: CmdPublishModel, RequestID: "model-" + d.Job,
+		v, err := n.Propose(n.leaderCtx(), Command{Type: CmdPublishModel, RequestID: "model-" + d.Job,
 			Model: &ModelRecord{Name: name, Job: d.Job, Bucket: d.Bucket, Prefix: d.Prefix, Files: d.Files, Metrics: d.Metrics}})
 		if err != nil {
 			n.reply(m, wire.AckRejected, err.Error())
@@ -296,7 +296,7 @@ func (n *Node) onDone(m *nats.Msg) {
 
 // finish commits a job's end and tells its members to stop.
 func (n *Node) finish(job, state, reason string) {
-	if _, err := n.Propose(Command{Type: CmdFinishJob, RequestID: "finish-" + job, Finish: &FinishJob{Job: job, State: state, Reason: reason}}); err != nil {
+	if _, err := n.Propose(n.leaderCtx(), Command{Type: CmdFinishJob, RequestID: "finish-" + job, Finish: &FinishJob{Job: job, State: state, Reason: reason}}); err != nil {
 		n.log.Warn("finish job", zap.String("job", job), zap.Error(err))
 		return
 	}

@@ -91,7 +91,7 @@ func (n *Node) startLeading() {
 		defer ls.wg.Done()
 		// Record this node's HTTP address so followers can redirect to it.
 		for ctx.Err() == nil {
-			if _, err := n.Propose(Command{Type: CmdRegisterNode, RequestID: "node-" + n.cfg.ID + "-" + n.HTTPAddr(),
+			if _, err := n.Propose(ctx, Command{Type: CmdRegisterNode, RequestID: "node-" + n.cfg.ID + "-" + n.HTTPAddr(),
 				Node: &NodeInfo{ID: n.cfg.ID, HTTPAddr: n.HTTPAddr()}}); err == nil {
 				break
 			}
@@ -121,6 +121,17 @@ func (n *Node) leaderState() *leaderState {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.leader
+}
+
+// leaderCtx is the context of this node's leadership, which ends when it
+// stops leading; a node that does not lead gets one that has ended.
+func (n *Node) leaderCtx() context.Context {
+	if ls := n.leaderState(); ls != nil {
+		return ls.ctx
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -66,7 +66,7 @@ func (n *Node) replaceServers(ls *leaderState, jobID string, lost []string, why 
 		last := j.Checkpoints[len(j.Checkpoints)-1]
 		ms.FromStep, ms.Restore = last.Step, last.Objects
 	}
-	if _, err := n.Propose(Command{Type: CmdStartJob, RequestID: fmt.Sprintf("start-%s-%d", j.ID, ms.Epoch),
+	if _, err := n.Propose(n.leaderCtx(), Command{Type: CmdStartJob, RequestID: fmt.Sprintf("start-%s-%d", j.ID, ms.Epoch),
 		Start: &StartJob{Job: j.ID, Membership: ms}}); err != nil {
 		n.log.Warn("membership change", zap.String("job", j.ID), zap.Error(err))
 		return false
@@ -196,7 +196,7 @@ func (n *Node) changeWorkers(ls *leaderState, jobID string, lost, added []string
 	}
 	from = max(from, cur.FromStep)
 	ms := Membership{Epoch: cur.Epoch + 1, Members: keep, Servers: cur.Servers, Ranges: cur.Ranges, FromStep: from}
-	if _, err := n.Propose(Command{Type: CmdStartJob, RequestID: fmt.Sprintf("start-%s-%d", j.ID, ms.Epoch),
+	if _, err := n.Propose(n.leaderCtx(), Command{Type: CmdStartJob, RequestID: fmt.Sprintf("start-%s-%d", j.ID, ms.Epoch),
 		Start: &StartJob{Job: j.ID, Membership: ms}}); err != nil {
 		n.log.Warn("membership change", zap.String("job", j.ID), zap.Error(err))
 		return false

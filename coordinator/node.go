@@ -295,9 +295,14 @@ func newRequestID() string {
 }
 
 // Propose applies a command through Raft on the leader and returns its
-// result. The command keeps its request id across retries, so a retry after
-// a lost leadership is applied once.
-func (n *Node) Propose(c Command) (string, error) {
+// result, waiting at most Config.ApplyTimeout or until ctx ends. The
+// command keeps its request id across retries, so a retry after a lost
+// leadership, or after ctx ended while the entry was in flight, is applied
+// once.
+func (n *Node) Propose(ctx context.Context, c Command) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
 	if c.RequestID == "" {
 		c.RequestID = newRequestID()
 	}
@@ -311,10 +316,13 @@ func (n *Node) Propose(c Command) (string, error) {
 	if n.raft.State() != raft.Leader {
 		return "", ErrNotLeader
 	}
-	f := n.raft.Apply(data, n.cfg.ApplyTimeout)
+	f := n.raft.Apply(data, n.applyTimeout(ctx))
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return "", fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("coordinator: raft apply: %w (%v)", ctx.Err(), err)
 		}
 		return "", fmt.Errorf("coordinator: raft apply: %w", err)
 	}
@@ -322,16 +330,29 @@ func (n *Node) Propose(c Command) (string, error) {
 	return res.Value, res.Err
 }
 
+// applyTimeout is how long a Raft call may wait: Config.ApplyTimeout, or
+// less when ctx ends sooner (Raft's futures take a timeout, not a context).
+func (n *Node) applyTimeout(ctx context.Context) time.Duration {
+	d := n.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		d = max(min(d, time.Until(dl)), time.Millisecond)
+	}
+	return d
+}
+
 // Join adds a coordinator to the Raft cluster (leader only) and records its
 // HTTP address.
-func (n *Node) Join(id, raftAddr, httpAddr string) error {
+func (n *Node) Join(ctx context.Context, id, raftAddr, httpAddr string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if n.raft.State() != raft.Leader {
 		return ErrNotLeader
 	}
-	if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+	if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, n.applyTimeout(ctx)).Error(); err != nil {
 		return fmt.Errorf("coordinator: add voter %s: %w", id, err)
 	}
-	_, err := n.Propose(Command{Type: CmdRegisterNode, RequestID: "node-" + id + "-" + httpAddr, Node: &NodeInfo{ID: id, HTTPAddr: httpAddr}})
+	_, err := n.Propose(ctx, Command{Type: CmdRegisterNode, RequestID: "node-" + id + "-" + httpAddr, Node: &NodeInfo{ID: id, HTTPAddr: httpAddr}})
 	return err
 }
 
@@ -339,7 +360,10 @@ func (n *Node) Join(id, raftAddr, httpAddr string) error {
 // no longer count towards a quorum. Removing the leader itself makes it
 // step down once the change commits. An id not in the configuration is
 // ErrNotFound.
-func (n *Node) Remove(id string) error {
+func (n *Node) Remove(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if n.raft.State() != raft.Leader {
 		return ErrNotLeader
 	}
@@ -350,7 +374,7 @@ func (n *Node) Remove(id string) error {
 	if !slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool { return s.ID == raft.ServerID(id) }) {
 		return fmt.Errorf("%w: coordinator %s is not in the Raft configuration", ErrNotFound, id)
 	}
-	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.applyTimeout(ctx)).Error(); err != nil {
 		return fmt.Errorf("coordinator: remove %s: %w", id, err)
 	}
 	n.log.Info("coordinator removed from the Raft configuration", zap.String("id", id))

@@ -91,13 +91,13 @@ func TestThreeNodesFollowerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range nodes[1:] {
-		if err := leader.Join(n.cfg.ID, n.cfg.RaftAddr, n.node.HTTPAddr()); err != nil {
+		if err := leader.Join(t.Context(), n.cfg.ID, n.cfg.RaftAddr, n.node.HTTPAddr()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	submit := func(i int) {
 		t.Helper()
-		if _, err := leader.Propose(coordinator.Command{Type: coordinator.CmdSubmitJob, RequestID: fmt.Sprint("job-", i),
+		if _, err := leader.Propose(t.Context(), coordinator.Command{Type: coordinator.CmdSubmitJob, RequestID: fmt.Sprint("job-", i),
 			Job: &coordinator.JobRecord{Name: "j", Spec: "x", Workers: 1, ParameterServers: 1}}); err != nil {
 			t.Fatal(err)
 		}

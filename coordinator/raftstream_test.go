@@ -41,7 +41,7 @@ func TestRaftTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	follower, fcfg := open("c2", false)
-	if err := leader.Join("c2", fcfg.RaftAddr, follower.HTTPAddr()); err != nil {
+	if err := leader.Join(t.Context(), "c2", fcfg.RaftAddr, follower.HTTPAddr()); err != nil {
 		t.Fatalf("join over TLS: %v", err)
 	}
 
@@ -94,7 +94,7 @@ func TestRaftTLS(t *testing.T) {
 	}
 
 	// Replication still works over TLS after the refused attempts.
-	if _, err := leader.Propose(coordinator.Command{Type: coordinator.CmdSubmitJob, RequestID: "job-1",
+	if _, err := leader.Propose(t.Context(), coordinator.Command{Type: coordinator.CmdSubmitJob, RequestID: "job-1",
 		Job: &coordinator.JobRecord{Name: "j", Spec: "x", Workers: 1, ParameterServers: 1}}); err != nil {
 		t.Fatal(err)
 	}

@@ -216,7 +216,7 @@ func (n *Node) startJob(ls *leaderState, j *JobRecord, ts *tickState) {
 	}
 	ms := Membership{Epoch: 1, Members: idleW[:j.Workers], Servers: idleS[:j.ParameterServers],
 		Ranges: wire.Split(j.NumParams, j.ParameterServers), FromStep: 0}
-	if _, err := n.Propose(Command{Type: CmdStartJob, RequestID: fmt.Sprintf("start-%s-%d", j.ID, ms.Epoch),
+	if _, err := n.Propose(n.leaderCtx(), Command{Type: CmdStartJob, RequestID: fmt.Sprintf("start-%s-%d", j.ID, ms.Epoch),
 		Start: &StartJob{Job: j.ID, Membership: ms}}); err != nil {
 		n.log.Warn("start job", zap.String("job", j.ID), zap.Error(err))
 		return
@@ -230,7 +230,7 @@ func (n *Node) startJob(ls *leaderState, j *JobRecord, ts *tickState) {
 
 // pause commits that a running job is paused, and why.
 func (n *Node) pause(ls *leaderState, jobID, why string) {
-	if _, err := n.Propose(Command{Type: CmdPauseJob, Pause: &PauseJob{Job: jobID, Reason: why}}); err != nil {
+	if _, err := n.Propose(n.leaderCtx(), Command{Type: CmdPauseJob, Pause: &PauseJob{Job: jobID, Reason: why}}); err != nil {
 		n.log.Warn("pause job", zap.String("job", jobID), zap.Error(err))
 		return
 	}
@@ -240,7 +240,7 @@ func (n *Node) pause(ls *leaderState, jobID, why string) {
 
 // resume commits that a paused job runs again, reporting whether it did.
 func (n *Node) resume(ls *leaderState, jobID string, back time.Duration) bool {
-	if _, err := n.Propose(Command{Type: CmdResumeJob, Pause: &PauseJob{Job: jobID}}); err != nil {
+	if _, err := n.Propose(n.leaderCtx(), Command{Type: CmdResumeJob, Pause: &PauseJob{Job: jobID}}); err != nil {
 		n.log.Warn("resume job", zap.String("job", jobID), zap.Error(err))
 		return false
 	}

@@ -70,7 +70,7 @@ func (a *Agent) Fence(job string, epoch uint64, hold time.Duration) (int64, erro
 
 // Assign starts serving a job's range from its seeded initial parameters,
 // or stops serving it.
-func (a *Agent) Assign(as *wire.Assignment) error {
+func (a *Agent) Assign(ctx context.Context, as *wire.Assignment) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if as.Stop {
@@ -89,7 +89,7 @@ func (a *Agent) Assign(as *wire.Assignment) error {
 		return err
 	}
 	if as.Reset { // a server was replaced: every range restarts at FromStep
-		theta, opt, err := a.startState(as, spec)
+		theta, opt, err := a.startState(ctx, as, spec)
 		if err != nil {
 			return err
 		}
@@ -113,7 +113,7 @@ func (a *Agent) Assign(as *wire.Assignment) error {
 	if as.Rank < 0 || as.Rank >= len(as.Ranges) {
 		return fmt.Errorf("server index %d of %d ranges", as.Rank, len(as.Ranges))
 	}
-	theta, err := a.initialTheta(as, spec, as.Ranges[as.Rank])
+	theta, err := a.initialTheta(ctx, as, spec, as.Ranges[as.Rank])
 	if err != nil {
 		return err
 	}
@@ -139,14 +139,14 @@ func (a *Agent) assignment(as *wire.Assignment, spec *jobspec.Spec) Assignment {
 // initialTheta is range r of θ_0: the job's initial weights (as.Init, from
 // the checkpoint bucket) or, without them, the seed's initialisation, a
 // pure function of the spec.
-func (a *Agent) initialTheta(as *wire.Assignment, spec *jobspec.Spec, r wire.Range) ([]float32, error) {
+func (a *Agent) initialTheta(ctx context.Context, as *wire.Assignment, spec *jobspec.Spec, r wire.Range) ([]float32, error) {
 	m, err := nn.Build(spec.Model, tensor.Reference)
 	if err != nil {
 		return nil, err
 	}
 	m.Init(spec.Seed)
 	if as.Init != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		data, err := a.srv.cfg.Checkpointer.Load(ctx, wire.CheckpointBucket, as.Init)
 		if err != nil {
@@ -169,7 +169,7 @@ func (a *Agent) initialTheta(as *wire.Assignment, spec *jobspec.Spec, r wire.Ran
 // startState is the range's θ and optimizer at as.FromStep for a reset:
 // read from the checkpoint as.Restore, or the seed's θ_0 and a fresh
 // optimizer when there is none yet.
-func (a *Agent) startState(as *wire.Assignment, spec *jobspec.Spec) ([]float32, nn.Optimizer, error) {
+func (a *Agent) startState(ctx context.Context, as *wire.Assignment, spec *jobspec.Spec) ([]float32, nn.Optimizer, error) {
 	if as.Rank < 0 || as.Rank >= len(as.Ranges) {
 		return nil, nil, fmt.Errorf("server index %d of %d ranges", as.Rank, len(as.Ranges))
 	}
@@ -178,10 +178,10 @@ func (a *Agent) startState(as *wire.Assignment, spec *jobspec.Spec) ([]float32, 
 		if as.FromStep != 0 {
 			return nil, nil, fmt.Errorf("job %s: restarting at step %d needs that step's checkpoint", as.Job, as.FromStep)
 		}
-		theta, err := a.initialTheta(as, spec, r)
+		theta, err := a.initialTheta(ctx, as, spec, r)
 		return theta, nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	data, err := a.srv.cfg.Checkpointer.Load(ctx, wire.CheckpointBucket, as.Restore)
 	if err != nil {

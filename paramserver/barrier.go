@@ -12,6 +12,7 @@ import (
 	"github.com/maas-ml/maas/nn"
 )
 
+// rankStarted reports whether rank has pushed any chunk of the step.
 func (js *jobState) rankStarted(rank int) bool {
 	for _, h := range js.have[rank] {
 		if h {

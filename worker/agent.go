@@ -68,8 +68,9 @@ func (a *Agent) Job() string {
 	return a.job
 }
 
-// Assign starts training a job, or stops it.
-func (a *Agent) Assign(as *wire.Assignment) error {
+// Assign starts training a job, or stops it. The job runs until it ends,
+// is stopped or replaced by a new epoch, or ctx ends.
+func (a *Agent) Assign(ctx context.Context, as *wire.Assignment) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if as.Stop {
@@ -91,7 +92,7 @@ func (a *Agent) Assign(as *wire.Assignment) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	a.job, a.epoch, a.cancel = as.Job, as.Epoch, cancel
 	asg := Assignment{Job: as.Job, ID: a.cfg.ID, Spec: spec, Epoch: as.Epoch, Rank: as.Rank, Members: as.Members, Ranges: as.Ranges,
 		ChunkFloats: as.ChunkFloats, FromStep: as.FromStep, TotalSteps: as.TotalSteps,
@@ -122,9 +123,9 @@ func (a *Agent) Assign(as *wire.Assignment) error {
 
 // dataset returns the training (or test) split named by spec, read once
 // (a pushed dataset: its manifest read each time, its shards once).
-func (a *Agent) dataset(spec *jobspec.Spec, split dataset.Split) (*dataset.Dataset, error) {
+func (a *Agent) dataset(ctx context.Context, spec *jobspec.Spec, split dataset.Split) (*dataset.Dataset, error) {
 	if spec.Dataset.Name != "" {
-		return a.pushedDataset(spec, split)
+		return a.pushedDataset(ctx, spec, split)
 	}
 	key := fmt.Sprintf("%s|%s|%d", spec.Dataset.Kind, spec.Dataset.Path, split)
 	a.mu.Lock()
@@ -144,7 +145,7 @@ func (a *Agent) dataset(spec *jobspec.Spec, split dataset.Split) (*dataset.Datas
 }
 
 func (a *Agent) train(ctx context.Context, asg Assignment) error {
-	data, err := a.dataset(asg.Spec, dataset.Train)
+	data, err := a.dataset(ctx, asg.Spec, dataset.Train)
 	if err != nil {
 		return err
 	}
@@ -177,7 +178,7 @@ func (a *Agent) train(ctx context.Context, asg Assignment) error {
 // split can be read.
 func (a *Agent) publish(ctx context.Context, asg Assignment, m *nn.Model) error {
 	metrics := map[string]float64{}
-	if test, err := a.dataset(asg.Spec, dataset.Test); err == nil {
+	if test, err := a.dataset(ctx, asg.Spec, dataset.Test); err == nil {
 		if r, err := train.Evaluate(m, test, asg.Spec.Normalization(), 256); err == nil {
 			metrics["test_accuracy"], metrics["test_loss"] = r.Accuracy, r.Loss
 		}

@@ -19,9 +19,9 @@ import (
 // now, and its shards load when Batch first needs them, from the cache
 // directory or the bucket. A dataset is kept per manifest digest, so a
 // re-pushed one is read afresh.
-func (a *Agent) pushedDataset(spec *jobspec.Spec, split dataset.Split) (*dataset.Dataset, error) {
+func (a *Agent) pushedDataset(ctx context.Context, spec *jobspec.Spec, split dataset.Split) (*dataset.Dataset, error) {
 	name := spec.Dataset.Name
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	js, err := jetstream.New(a.nc)
 	if err != nil {

@@ -84,7 +84,7 @@ func Start(t testing.TB, o Options) *Cluster {
 			c.waitLeader()
 			continue
 		}
-		if err := c.Leader().Join(cfg.ID, cfg.RaftAddr, c.nodes[cfg.ID].HTTPAddr()); err != nil {
+		if err := c.Leader().Join(t.Context(), cfg.ID, cfg.RaftAddr, c.nodes[cfg.ID].HTTPAddr()); err != nil {
 			t.Fatal(err)
 		}
 	}

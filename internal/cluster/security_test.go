@@ -182,8 +182,8 @@ func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) 
 // idle is a member that takes every assignment and works on nothing.
 type idle struct{}
 
-func (idle) Assign(*wire.Assignment) error { return nil }
-func (idle) Job() string                   { return "" }
+func (idle) Assign(context.Context, *wire.Assignment) error { return nil }
+func (idle) Job() string                                    { return "" }
 
 // TestSecurityMemberClaimsAnotherID: a process with w-1's NATS credential
 // started as w-2 fails closed with ErrCredential naming w-2, and a

@@ -47,8 +47,9 @@ func DefaultID(kind string) string {
 // Handler is what a member does with assignments.
 type Handler interface {
 	// Assign starts (or stops, when a.Stop) work on a job; an error is sent
-	// back to the coordinator as a refusal.
-	Assign(a *wire.Assignment) error
+	// back to the coordinator as a refusal. ctx ends with the member (Run's
+	// ctx): work started from it stops then.
+	Assign(ctx context.Context, a *wire.Assignment) error
 	// Job is the job the member works on now, or "".
 	Job() string
 }
@@ -84,7 +85,7 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config, h Handler) error {
 		case a.Fence:
 			ack.Step, err = f.Fence(a.Job, a.Epoch, time.Duration(a.FenceMS)*time.Millisecond)
 		default:
-			err = h.Assign(&a)
+			err = h.Assign(ctx, &a)
 		}
 		if err != nil {
 			ack.Code, ack.Reason = wire.AckRejected, err.Error()
