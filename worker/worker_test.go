@@ -1,0 +1,370 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/maas-ml/maas/internal/dataset"
+	"github.com/maas-ml/maas/internal/jobspec"
+	"github.com/maas-ml/maas/internal/natsserver"
+	"github.com/maas-ml/maas/internal/wire"
+	"github.com/maas-ml/maas/nn"
+	"github.com/maas-ml/maas/tensor"
+	"github.com/maas-ml/maas/worker"
+)
+
+// fakeServer is a labelled stand-in for one parameter server owning the
+// whole of θ: it takes every push of the one worker, and when a step's
+// chunks are in, applies plain SGD (θ ← θ − lr·g) and publishes θ_{t+1}
+// (unless quiet) and answers pulls. Its hooks make it drop pushes, refuse
+// them, or hold θ back.
+type fakeServer struct {
+	t     *testing.T
+	nc    *nats.Conn
+	job   string
+	lr    float32
+	refs  []wire.Range // the chunks, in order
+	quiet bool         // publish nothing: the worker must pull
+
+	// dropFirst drops (never answers) the first push of each chunk.
+	dropFirst bool
+	// refuse answers every push with this code.
+	refuse wire.AckCode
+	// holdFrom: θ of this step and later is never given out.
+	holdFrom int64
+
+	pushes atomic.Int32
+	pulls  atomic.Int32
+
+	mu    sync.Mutex // guards what follows
+	theta map[int64][]float32
+	grads map[int64][]float32 // gradient received for step t
+	have  map[int64]map[int]bool
+	seen  map[[2]int64]bool // (step, chunk) pushed once already
+}
+
+func newFakeServer(t *testing.T, nc *nats.Conn, job string, theta0 []float32, chunk int, lr float32) *fakeServer {
+	s := &fakeServer{t: t, nc: nc, job: job, lr: lr, holdFrom: -1,
+		theta: map[int64][]float32{0: slices.Clone(theta0)}, grads: map[int64][]float32{},
+		have: map[int64]map[int]bool{}, seen: map[[2]int64]bool{}}
+	s.refs = wire.Chunks(wire.Range{Lo: 0, Hi: len(theta0)}, chunk)
+	sub, err := nc.Subscribe(wire.GradSubjects(job, 0), s.onPush)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Unsubscribe() })
+	sub, err = nc.Subscribe(wire.PullSubject(job, 0), s.onPull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Unsubscribe() })
+	return s
+}
+
+func (s *fakeServer) ack(m *nats.Msg, code wire.AckCode) {
+	b, err := wire.Encode(&wire.Ack{V: wire.Version, Code: code, Reason: string(code)})
+	if err == nil {
+		m.Respond(b)
+	}
+}
+
+func (s *fakeServer) onPush(m *nats.Msg) {
+	s.pushes.Add(1)
+	var g wire.GradChunk
+	if err := wire.Decode(m.Data, &g); err != nil {
+		s.ack(m, wire.AckRejected)
+		return
+	}
+	if s.refuse != "" {
+		s.ack(m, s.refuse)
+		return
+	}
+	s.mu.Lock()
+	key := [2]int64{g.Step, int64(g.Chunk)}
+	if s.dropFirst && !s.seen[key] {
+		s.seen[key] = true
+		s.mu.Unlock()
+		return // no answer: the worker must retry
+	}
+	r := s.refs[g.Chunk]
+	if s.grads[g.Step] == nil {
+		s.grads[g.Step] = make([]float32, s.refs[len(s.refs)-1].Hi)
+		s.have[g.Step] = map[int]bool{}
+	}
+	if err := wire.Floats(s.grads[g.Step][r.Lo:r.Hi], g.Data); err != nil {
+		s.mu.Unlock()
+		s.ack(m, wire.AckRejected)
+		return
+	}
+	s.have[g.Step][g.Chunk] = true
+	complete := len(s.have[g.Step]) == len(s.refs) && s.theta[g.Step+1] == nil
+	if complete {
+		next := slices.Clone(s.theta[g.Step])
+		for i, v := range s.grads[g.Step] {
+			next[i] -= s.lr * v
+		}
+		s.theta[g.Step+1] = next
+	}
+	s.mu.Unlock()
+	s.ack(m, wire.AckOK)
+	if complete && !s.quiet && (s.holdFrom < 0 || g.Step+1 < s.holdFrom) {
+		for c := range s.refs {
+			s.nc.Publish(wire.ParamSubject(s.job), s.chunk(g.Step+1, c))
+		}
+	}
+}
+
+// chunk encodes chunk c of θ_step.
+func (s *fakeServer) chunk(step int64, c int) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.refs[c]
+	b, err := wire.Encode(&wire.ParamChunk{V: wire.Version, Job: s.job, Epoch: 1, Step: step, Server: 0, Chunk: c, Offset: r.Lo,
+		Data: wire.AppendFloats(nil, s.theta[step][r.Lo:r.Hi])})
+	if err != nil {
+		s.t.Error(err)
+	}
+	return b
+}
+
+func (s *fakeServer) onPull(m *nats.Msg) {
+	s.pulls.Add(1)
+	var p wire.PullRequest
+	if err := wire.Decode(m.Data, &p); err != nil {
+		return
+	}
+	s.mu.Lock()
+	ready := s.theta[p.Step] != nil && (s.holdFrom < 0 || p.Step < s.holdFrom)
+	s.mu.Unlock()
+	if !ready {
+		b, _ := wire.Encode(&wire.Ack{V: wire.Version, Code: wire.AckFuture, Reason: "not yet"})
+		m.RespondMsg(&nats.Msg{Data: b, Header: nats.Header{wire.HeaderAck: []string{string(wire.AckFuture)}}})
+		return
+	}
+	m.Respond(s.chunk(p.Step, p.Chunk))
+}
+
+// setup starts an embedded NATS server and returns a connection to it, a
+// tiny job spec (a dense layer over 1x28x28 images, SGD, batch 8, file
+// order), its data, and the seeded θ_0.
+func setup(t *testing.T) (*nats.Conn, *jobspec.Spec, *dataset.Dataset, []float32) {
+	t.Helper()
+	c := natsserver.DefaultConfig()
+	c.Port, c.StoreDir = -1, t.TempDir()
+	srv, err := natsserver.Start(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	spec, err := jobspec.Parse([]byte(`name: tiny
+model:
+  input: [1, 28, 28]
+  layers: [{type: flatten}, {type: dense, units: 10}]
+loss: softmax_cross_entropy
+optimizer: {type: sgd, lr: 0.5}
+dataset: {kind: mnist}
+batch_size: 8
+epochs: 1
+seed: 3
+shuffle: false
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := dataset.Synthetic("d", 64, 1, 28, 28, 10, 5)
+	m, err := nn.Build(spec.Model, tensor.Reference)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Init(spec.Seed)
+	return nc, spec, data, m.Params
+}
+
+func newWorker(t *testing.T, nc *nats.Conn) *worker.Worker {
+	cfg := worker.DefaultConfig()
+	cfg.Backend = tensor.Reference
+	cfg.PushTimeout, cfg.ParamWait, cfg.PullTimeout, cfg.StepTimeout = 100*time.Millisecond, 50*time.Millisecond, 200*time.Millisecond, 5*time.Second
+	cfg.Logger = zaptest.NewLogger(t)
+	return worker.New(nc, cfg)
+}
+
+func assignment(spec *jobspec.Spec, n, chunk int, steps int64) worker.Assignment {
+	return worker.Assignment{Job: "j", ID: "w1", Spec: spec, Epoch: 1, Rank: 0, Members: 1,
+		Ranges: []wire.Range{{Lo: 0, Hi: n}}, ChunkFloats: chunk, TotalSteps: steps}
+}
+
+// wantGradient is the mean gradient of batch t (file order) at θ,
+// computed here with the same layers.
+func wantGradient(t *testing.T, spec *jobspec.Spec, data *dataset.Dataset, theta []float32, step int) []float32 {
+	t.Helper()
+	m, err := nn.Build(spec.Model, tensor.Reference)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(m.Params, theta)
+	B := spec.BatchSize
+	idx := make([]int, B)
+	for i := range idx {
+		idx[i] = step*B + i
+	}
+	x, y := make([]float32, B*data.SampleSize()), make([]int32, B)
+	if err := data.Batch(idx, spec.Normalization(), x, y); err != nil {
+		t.Fatal(err)
+	}
+	loss := nn.NewSoftmaxCrossEntropy(tensor.Reference, 10)
+	loss.Forward(m.Forward(x, B, true), y, B)
+	m.ZeroGrad()
+	m.Backward(loss.Backward(), B)
+	return m.Grads
+}
+
+// TestRunSteps: the worker pushes the gradient of its batch at θ_t chunk
+// by chunk, takes the fanned-out θ_{t+1}, and ends holding θ_TotalSteps.
+func TestRunSteps(t *testing.T) {
+	nc, spec, data, theta0 := setup(t)
+	const chunk, steps = 3000, 3 // 7,850 parameters: three chunks
+	srv := newFakeServer(t, nc, "j", theta0, chunk, 0.5)
+	m, err := newWorker(t, nc).Run(t.Context(), assignment(spec, len(theta0), chunk, steps), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for s := range int64(steps) {
+		want := wantGradient(t, spec, data, srv.theta[s], int(s))
+		if !slices.Equal(srv.grads[s], want) {
+			t.Errorf("step %d: pushed gradient differs from the batch's gradient at θ_%d", s, s)
+		}
+	}
+	if !slices.Equal(m.Params, srv.theta[steps]) {
+		t.Error("the worker does not hold θ_3 at the end")
+	}
+	if got := srv.pushes.Load(); got != 3*steps {
+		t.Errorf("%d pushes, want %d (3 chunks × %d steps, none retried)", got, 3*steps, steps)
+	}
+}
+
+// TestRunRetriesUnansweredPushes: a push whose ack does not come within
+// PushTimeout is sent again, and the step completes.
+func TestRunRetriesUnansweredPushes(t *testing.T) {
+	nc, spec, data, theta0 := setup(t)
+	srv := newFakeServer(t, nc, "j", theta0, 3000, 0.5)
+	srv.dropFirst = true
+	m, err := newWorker(t, nc).Run(t.Context(), assignment(spec, len(theta0), 3000, 2), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.pushes.Load(); got != 2*3*2 {
+		t.Errorf("%d pushes, want 12 (each of 3 chunks × 2 steps twice)", got)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if !slices.Equal(m.Params, srv.theta[2]) {
+		t.Error("the worker does not hold θ_2 at the end")
+	}
+}
+
+// TestRunPullsMissedParameters: with no fan-out (missed), the worker pulls
+// θ_{t+1} after ParamWait.
+func TestRunPullsMissedParameters(t *testing.T) {
+	nc, spec, data, theta0 := setup(t)
+	srv := newFakeServer(t, nc, "j", theta0, 3000, 0.5)
+	srv.quiet = true
+	m, err := newWorker(t, nc).Run(t.Context(), assignment(spec, len(theta0), 3000, 3), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.pulls.Load() < 3*4 { // θ_0 … θ_3, three chunks each
+		t.Errorf("%d pulls, want at least 12", srv.pulls.Load())
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if !slices.Equal(m.Params, srv.theta[3]) {
+		t.Error("the worker does not hold θ_3 at the end")
+	}
+}
+
+// TestRunCancelled: cancelling the context while the worker waits for θ
+// ends Run at once with the context's error.
+func TestRunCancelled(t *testing.T) {
+	nc, spec, data, theta0 := setup(t)
+	srv := newFakeServer(t, nc, "j", theta0, 3000, 0.5)
+	srv.holdFrom = 2 // θ_2 never comes
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := newWorker(t, nc).Run(ctx, assignment(spec, len(theta0), 3000, 5), data)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v, want context.Canceled", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Run took %v to notice the cancellation", took)
+	}
+}
+
+// TestRunHoldsStepTimeout: θ that never comes ends Run with ErrTimeout
+// after StepTimeout, not a hang.
+func TestRunHoldsStepTimeout(t *testing.T) {
+	nc, spec, data, theta0 := setup(t)
+	srv := newFakeServer(t, nc, "j", theta0, 3000, 0.5)
+	srv.holdFrom = 1
+	cfg := worker.DefaultConfig()
+	cfg.Backend = tensor.Reference
+	cfg.ParamWait, cfg.PullTimeout, cfg.StepTimeout = 50*time.Millisecond, 100*time.Millisecond, 500*time.Millisecond
+	start := time.Now()
+	_, err := worker.New(nc, cfg).Run(t.Context(), assignment(spec, len(theta0), 3000, 3), data)
+	if !errors.Is(err, worker.ErrTimeout) {
+		t.Fatalf("Run: %v, want ErrTimeout", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Run took %v with a 500 ms step timeout", took)
+	}
+}
+
+// TestRunEpochChanged: a server refusing a push as of another membership
+// epoch ends Run with ErrEpochChanged (the worker takes its new
+// assignment).
+func TestRunEpochChanged(t *testing.T) {
+	nc, spec, data, theta0 := setup(t)
+	srv := newFakeServer(t, nc, "j", theta0, 3000, 0.5)
+	srv.refuse = wire.AckEpoch
+	_, err := newWorker(t, nc).Run(t.Context(), assignment(spec, len(theta0), 3000, 3), data)
+	if !errors.Is(err, worker.ErrEpochChanged) {
+		t.Fatalf("Run: %v, want ErrEpochChanged", err)
+	}
+}
+
+// TestRunRejectsBadAssignments: assignments that cannot run are refused
+// with ErrAssignment, before touching NATS.
+func TestRunRejectsBadAssignments(t *testing.T) {
+	nc, spec, data, theta0 := setup(t)
+	w := newWorker(t, nc)
+	for name, a := range map[string]worker.Assignment{
+		"rank past members": {Job: "j", Spec: spec, Rank: 2, Members: 2, Ranges: []wire.Range{{Lo: 0, Hi: len(theta0)}}, TotalSteps: 1},
+		"no servers":        {Job: "j", Spec: spec, Rank: 0, Members: 1, TotalSteps: 1},
+		"no spec":           {Job: "j", Rank: 0, Members: 1, Ranges: []wire.Range{{Lo: 0, Hi: len(theta0)}}, TotalSteps: 1},
+		"ranges too short":  {Job: "j", Spec: spec, Rank: 0, Members: 1, Ranges: []wire.Range{{Lo: 0, Hi: len(theta0) - 1}}, TotalSteps: 1},
+	} {
+		if _, err := w.Run(t.Context(), a, data); !errors.Is(err, worker.ErrAssignment) {
+			t.Errorf("%s: %v, want ErrAssignment", name, err)
+		}
+	}
+}
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/maas-ml/maas/tensor.(*workerPool).work"))
+}
