@@ -5,22 +5,36 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/maas-ml/maas/internal/datastore"
 	"github.com/maas-ml/maas/internal/jobspec"
+	"github.com/maas-ml/maas/internal/train"
 )
 
 // trainSamples returns the size of the training split of spec's dataset,
-// which fixes the steps of an epoch. A pushed dataset (dataset.name) is
+// which fixes the steps of an epoch: a text's training windows are counted
+// from the file at dataset.path (which every worker reads too). A pushed dataset (dataset.name) is
 // looked up in the data bucket through the node's NATS connection: its
 // manifest's kind fills in dataset.kind when the spec leaves it out
 // (and the spec is validated again against it) and must match it when
 // given. On an error it returns the field at fault and the HTTP status.
-func (n *Node) trainSamples(ctx context.Context, spec *jobspec.Spec) (train int, field string, code int, err error) {
+func (n *Node) trainSamples(ctx context.Context, spec *jobspec.Spec) (samples int, field string, code int, err error) {
 	d := &spec.Dataset
+	if d.Kind == "text" { // windows of the text at dataset.path, as every worker reads it
+		data, _, _, err := train.Open(spec)
+		if err != nil {
+			field := "dataset.path"
+			if strings.HasPrefix(err.Error(), "model.") {
+				field = "model"
+			}
+			return 0, field, http.StatusBadRequest, err
+		}
+		return data.Len(), "", 0, nil
+	}
 	if d.Name == "" {
 		return jobspec.Kinds[d.Kind].Train, "", 0, nil
 	}

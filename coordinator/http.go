@@ -153,10 +153,6 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "dataset.path", "%v", err)
 		return
 	}
-	if spec.Dataset.Kind == "text" {
-		writeErr(w, http.StatusBadRequest, "dataset.kind", "text datasets train with `maas train` for now; the cluster schedules image datasets")
-		return
-	}
 	if req.Workers == 0 {
 		req.Workers = 1
 	}

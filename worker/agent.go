@@ -121,9 +121,28 @@ func (a *Agent) Assign(ctx context.Context, as *wire.Assignment) error {
 	return nil
 }
 
-// dataset returns the training (or test) split named by spec, read once
-// (a pushed dataset: its manifest read each time, its shards once).
-func (a *Agent) dataset(ctx context.Context, spec *jobspec.Spec, split dataset.Split) (*dataset.Dataset, error) {
+// sources returns the training data named by spec, the data its model is
+// evaluated on at the end (an image set's test split, a text's held-out
+// tail; nil when there is none), and the metadata the model carries (a
+// text model's vocabulary). Image sets are read once (a pushed one: its
+// manifest each time, its shards once).
+func (a *Agent) sources(ctx context.Context, spec *jobspec.Spec) (data, eval train.Source, meta map[string]string, err error) {
+	if spec.Dataset.Kind == "text" {
+		return train.Open(spec)
+	}
+	d, err := a.images(ctx, spec, dataset.Train)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	data = train.Images{D: d, Norm: spec.Normalization()}
+	if test, err := a.images(ctx, spec, dataset.Test); err == nil {
+		eval = train.Images{D: test, Norm: spec.Normalization()}
+	}
+	return data, eval, map[string]string{}, nil
+}
+
+// images returns the split of the image set named by spec, read once.
+func (a *Agent) images(ctx context.Context, spec *jobspec.Spec, split dataset.Split) (*dataset.Dataset, error) {
 	if spec.Dataset.Name != "" {
 		return a.pushedDataset(ctx, spec, split)
 	}
@@ -145,7 +164,7 @@ func (a *Agent) dataset(ctx context.Context, spec *jobspec.Spec, split dataset.S
 }
 
 func (a *Agent) train(ctx context.Context, asg Assignment) error {
-	data, err := a.dataset(ctx, asg.Spec, dataset.Train)
+	data, eval, meta, err := a.sources(ctx, asg.Spec)
 	if err != nil {
 		return err
 	}
@@ -170,20 +189,28 @@ func (a *Agent) train(ctx context.Context, asg Assignment) error {
 	if asg.Rank != 0 {
 		return nil
 	}
-	return a.publish(ctx, asg, m)
+	return a.publish(ctx, asg, m, eval, meta)
 }
 
 // publish writes the trained model to the Object Store (rank 0) and
-// reports it to the coordinator, with its test-set metrics when the test
-// split can be read.
-func (a *Agent) publish(ctx context.Context, asg Assignment, m *nn.Model) error {
+// reports it to the coordinator, with its metrics on eval (an image set's
+// test split, a text's held-out tail) when there is one.
+func (a *Agent) publish(ctx context.Context, asg Assignment, m *nn.Model, eval train.Source, meta map[string]string) error {
 	metrics := map[string]float64{}
-	if test, err := a.dataset(ctx, asg.Spec, dataset.Test); err == nil {
-		if r, err := train.Evaluate(m, test, asg.Spec.Normalization(), 256); err == nil {
-			metrics["test_accuracy"], metrics["test_loss"] = r.Accuracy, r.Loss
+	if eval != nil {
+		if r, err := train.EvaluateSource(m, eval, 256); err == nil {
+			what := "test"
+			if asg.Spec.Dataset.Kind == "text" {
+				what = "validation"
+			}
+			metrics[what+"_accuracy"], metrics[what+"_loss"] = r.Accuracy, r.Loss
 		}
 	}
-	weights, specYAML, err := modeldir.Encode(asg.Spec, m, map[string]string{"job": asg.Job, "steps": fmt.Sprint(asg.TotalSteps)})
+	md := map[string]string{"job": asg.Job, "steps": fmt.Sprint(asg.TotalSteps)}
+	for k, v := range meta {
+		md[k] = v
+	}
+	weights, specYAML, err := modeldir.Encode(asg.Spec, m, md)
 	if err != nil {
 		return err
 	}

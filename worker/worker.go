@@ -13,6 +13,7 @@ import (
 	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/internal/member"
+	"github.com/maas-ml/maas/internal/train"
 	"github.com/maas-ml/maas/internal/wire"
 	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/tensor"
@@ -178,7 +179,7 @@ func (p *paramInbox) put(step int64, idx int, data []byte) {
 
 // Run computes steps a.FromStep … a.TotalSteps−1 on data and returns the
 // model holding θ_TotalSteps.
-func (w *Worker) Run(ctx context.Context, a Assignment, data *dataset.Dataset) (*nn.Model, error) {
+func (w *Worker) Run(ctx context.Context, a Assignment, data train.Source) (*nn.Model, error) {
 	spec := a.Spec
 	if a.Rank < 0 || a.Rank >= a.Members || len(a.Ranges) == 0 || spec == nil {
 		return nil, fmt.Errorf("%w: rank %d of %d, %d servers", ErrAssignment, a.Rank, a.Members, len(a.Ranges))
@@ -217,7 +218,8 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data *dataset.Dataset) (
 	if err := w.awaitParams(ctx, a, m, refs, inbox, a.FromStep, key); err != nil {
 		return nil, err
 	}
-	loss := nn.NewSoftmaxCrossEntropy(w.cfg.Backend, m.OutShape()[0])
+	out := m.OutShape()
+	loss := nn.NewSoftmaxCrossEntropy(w.cfg.Backend, out[len(out)-1])
 	B := spec.BatchSize
 	var dev DeviceTrainer
 	if w.cfg.NewDeviceTrainer != nil {
@@ -228,10 +230,10 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data *dataset.Dataset) (
 			defer dev.Close()
 		}
 	}
-	spe := (data.N + B - 1) / B
+	spe := (data.Len() + B - 1) / B
+	labels := data.LabelsPerSample()
 	x := make([]float32, (B/a.Members+1)*data.SampleSize())
-	y := make([]int32, B/a.Members+1)
-	norm := spec.Normalization()
+	y := make([]int32, (B/a.Members+1)*labels)
 	var perm []int
 	permEpoch := -1
 	for t := a.FromStep; t < a.TotalSteps; t++ {
@@ -240,10 +242,10 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data *dataset.Dataset) (
 		}
 		epoch, i := int(t)/spe, int(t)%spe
 		if epoch != permEpoch {
-			perm = order(spec, data.N, epoch, perm)
+			perm = dataset.Order(perm, data.Len(), spec.ShuffleOn(), spec.Seed, epoch)
 			permEpoch = epoch
 		}
-		batch := perm[i*B : min((i+1)*B, data.N)]
+		batch := perm[i*B : min((i+1)*B, data.Len())]
 		lo, hi := len(batch)*a.Rank/a.Members, len(batch)*(a.Rank+1)/a.Members
 		idx := batch[lo:hi]
 		if w.cfg.OnBatch != nil {
@@ -251,20 +253,20 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data *dataset.Dataset) (
 		}
 		info := StepInfo{Step: t, N: len(idx)}
 		start := time.Now()
-		m.ZeroGrad()
 		if n := len(idx); n > 0 {
-			if err := data.Batch(idx, norm, x, y); err != nil {
+			if err := data.Batch(idx, x, y); err != nil {
 				return nil, err
 			}
+			xs, ys := x[:n*data.SampleSize()], y[:n*labels]
 			if dev != nil {
-				if info.Loss, info.Correct, err = deviceStep(dev, m, x[:n*data.SampleSize()], y[:n], n); err != nil {
+				if info.Loss, info.Correct, err = deviceStep(dev, m, xs, ys, n); err != nil {
 					return nil, err
 				}
 			} else {
-				info.Loss = loss.Forward(m.Forward(x[:n*data.SampleSize()], n, true), y[:n], n)
-				info.Correct = loss.Correct()
-				m.Backward(loss.Backward(), n)
+				info.Loss, info.Correct = train.Gradient(m, loss, xs, ys, n)
 			}
+		} else {
+			m.ZeroGrad() // an empty slice pushes a zero gradient (its weight n_r/B is 0)
 		}
 		info.Compute = time.Since(start)
 		start = time.Now()
@@ -295,20 +297,6 @@ func deviceStep(dev DeviceTrainer, m *nn.Model, x []float32, y []int32, n int) (
 		return 0, 0, err
 	}
 	return l, correct, dev.Grads(m.Grads)
-}
-
-// order is the sample order of an epoch, as in single-process training.
-func order(spec *jobspec.Spec, n, epoch int, buf []int) []int {
-	if spec.ShuffleOn() {
-		return dataset.Permutation(buf, n, spec.Seed, epoch)
-	}
-	if len(buf) != n {
-		buf = make([]int, n)
-	}
-	for i := range buf {
-		buf[i] = i
-	}
-	return buf
 }
 
 // push sends every chunk of grads for step t and waits for every ack,

@@ -16,6 +16,7 @@ import (
 	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/internal/natsserver"
+	"github.com/maas-ml/maas/internal/train"
 	"github.com/maas-ml/maas/internal/wire"
 	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/tensor"
@@ -156,7 +157,7 @@ func (s *fakeServer) onPull(m *nats.Msg) {
 // setup starts an embedded NATS server and returns a connection to it, a
 // tiny job spec (a dense layer over 1x28x28 images, SGD, batch 8, file
 // order), its data, and the seeded θ_0.
-func setup(t *testing.T) (*nats.Conn, *jobspec.Spec, *dataset.Dataset, []float32) {
+func setup(t *testing.T) (*nats.Conn, *jobspec.Spec, train.Source, []float32) {
 	t.Helper()
 	c := natsserver.DefaultConfig()
 	c.Port, c.StoreDir = -1, t.TempDir()
@@ -185,7 +186,7 @@ shuffle: false
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := dataset.Synthetic("d", 64, 1, 28, 28, 10, 5)
+	data := train.Images{D: dataset.Synthetic("d", 64, 1, 28, 28, 10, 5), Norm: spec.Normalization()}
 	m, err := nn.Build(spec.Model, tensor.Reference)
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +210,7 @@ func assignment(spec *jobspec.Spec, n, chunk int, steps int64) worker.Assignment
 
 // wantGradient is the mean gradient of batch t (file order) at θ,
 // computed here with the same layers.
-func wantGradient(t *testing.T, spec *jobspec.Spec, data *dataset.Dataset, theta []float32, step int) []float32 {
+func wantGradient(t *testing.T, spec *jobspec.Spec, data train.Source, theta []float32, step int) []float32 {
 	t.Helper()
 	m, err := nn.Build(spec.Model, tensor.Reference)
 	if err != nil {
@@ -222,7 +223,7 @@ func wantGradient(t *testing.T, spec *jobspec.Spec, data *dataset.Dataset, theta
 		idx[i] = step*B + i
 	}
 	x, y := make([]float32, B*data.SampleSize()), make([]int32, B)
-	if err := data.Batch(idx, spec.Normalization(), x, y); err != nil {
+	if err := data.Batch(idx, x, y); err != nil {
 		t.Fatal(err)
 	}
 	loss := nn.NewSoftmaxCrossEntropy(tensor.Reference, 10)

@@ -84,3 +84,53 @@ func TestLocalMatchesTrainProcess(t *testing.T) {
 		t.Fatalf("maas local's θ differs from maas train's: max relative difference %.3g", maxDiff/maxAbs)
 	}
 }
+
+// TestLocalTrainsTextProcess: a text job (examples/charlm.yaml, the
+// character-level LSTM) trains on the cluster: `maas local` with 2 workers
+// holds after 20 steps the parameters `maas train` reaches (up to float
+// summation order), and the published model carries the vocabulary.
+func TestLocalTrainsTextProcess(t *testing.T) {
+	bin := buildMaas(t)
+	dir := t.TempDir()
+	single, cluster := filepath.Join(dir, "single"), filepath.Join(dir, "cluster")
+	train := exec.Command(bin, "train", "-f", "examples/charlm.yaml", "--max-steps", "20", "--threads", "2", "-o", single)
+	train.Dir = "../.." // the spec's dataset.path is relative to the repository root
+	if b, err := train.CombinedOutput(); err != nil {
+		t.Fatalf("maas train: %v\n%s", err, b)
+	}
+	p := freePorts(t, 3)
+	local := exec.Command(bin, "local", "-f", "examples/charlm.yaml", "--max-steps", "20", "--workers", "2",
+		"-o", cluster, "--data-dir", filepath.Join(dir, "data"), "--nats-port", fmt.Sprint(p[0]),
+		"--api", fmt.Sprintf("127.0.0.1:%d", p[1]), "--raft", fmt.Sprintf("127.0.0.1:%d", p[2]), "--serve-addr", "")
+	local.Dir = "../.."
+	if b, err := local.CombinedOutput(); err != nil {
+		t.Fatalf("maas local: %v\n%s", err, b)
+	}
+	want, err := safetensors.ReadFile(filepath.Join(single, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := safetensors.ReadFile(filepath.Join(cluster, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Metadata["vocab"] == "" || got.Metadata["vocab"] != want.Metadata["vocab"] {
+		t.Fatalf("published vocabulary %q, maas train's %q", got.Metadata["vocab"], want.Metadata["vocab"])
+	}
+	var maxDiff, maxAbs float64
+	for name, wt := range want.Tensors {
+		w, err1 := wt.Float32()
+		v, err2 := got.Tensors[name].Float32()
+		if err1 != nil || err2 != nil || len(w) != len(v) {
+			t.Fatalf("%s: single %v, cluster %v", name, err1, err2)
+		}
+		for i := range w {
+			maxDiff = math.Max(maxDiff, math.Abs(float64(w[i]-v[i])))
+			maxAbs = math.Max(maxAbs, math.Abs(float64(w[i])))
+		}
+	}
+	t.Logf("max |θ_local − θ_train| = %.3g, relative %.3g", maxDiff, maxDiff/maxAbs)
+	if maxDiff/maxAbs > 1e-5 {
+		t.Fatalf("maas local's θ differs from maas train's: max relative difference %.3g", maxDiff/maxAbs)
+	}
+}

@@ -13,11 +13,9 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/internal/modeldir"
 	"github.com/maas-ml/maas/internal/train"
-	"github.com/maas-ml/maas/nn"
 )
 
 func trainCmd() *cobra.Command {
@@ -140,48 +138,15 @@ func trainCmd() *cobra.Command {
 // text (its held-out tail), the data evaluated after each epoch. meta is
 // what the model file must carry (a text model's vocabulary).
 func openTraining(spec *jobspec.Spec, evalData string) (data, eval train.Source, meta map[string]string, err error) {
-	meta = map[string]string{}
-	if spec.Dataset.Kind == "text" {
-		tr, val, err := dataset.ReadText(spec.Dataset.Path, spec.Dataset.SeqLen, spec.ValidationFraction())
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		if err := checkVocab(spec, len(tr.Vocab)); err != nil {
-			return nil, nil, nil, err
-		}
-		meta[modeldir.VocabKey] = string(tr.Vocab)
-		if val.Len() > 0 {
-			eval = train.Text{T: val}
-		}
-		return train.Text{T: tr}, eval, meta, nil
+	data, eval, meta, err = train.Open(spec)
+	if err != nil || spec.Dataset.Kind == "text" || evalData == "" {
+		return data, eval, meta, err
 	}
-	d, err := dataset.Open(spec.Dataset.Kind, spec.Dataset.Path, dataset.Train)
+	e, err := openData(evalData, spec.Dataset.Path)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if evalData != "" {
-		e, err := openData(evalData, spec.Dataset.Path)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		eval = train.Images{D: e, Norm: spec.Normalization()}
-	}
-	return train.Images{D: d, Norm: spec.Normalization()}, eval, meta, nil
-}
-
-// checkVocab checks a text model against the vocabulary of its text: the
-// embedding's vocab and the output's width must both be its size.
-func checkVocab(spec *jobspec.Spec, vocab int) error {
-	for i, l := range spec.Model.Layers {
-		if l.Type == "embedding" && l.Vocab != vocab {
-			return fmt.Errorf("model.layers[%d].vocab: %d, but %s has %d distinct characters", i, l.Vocab, spec.Dataset.Path, vocab)
-		}
-	}
-	out, err := nn.OutputShape(spec.Model)
-	if err == nil && out[len(out)-1] != vocab {
-		return fmt.Errorf("model.layers[%d].units: the output has %d logits per step, but %s has %d distinct characters", len(spec.Model.Layers)-1, out[len(out)-1], spec.Dataset.Path, vocab)
-	}
-	return err
+	return data, train.Images{D: e, Norm: spec.Normalization()}, meta, nil
 }
 
 // reporter shows progress: a bar on a terminal, a log line every few

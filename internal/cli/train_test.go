@@ -6,6 +6,7 @@ import (
 
 	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/jobspec"
+	"github.com/maas-ml/maas/internal/train"
 )
 
 // TestTextExamplesMatchTheirCorpus: every shipped text example's model
@@ -30,7 +31,7 @@ func TestTextExamplesMatchTheirCorpus(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
-		if err := checkVocab(spec, len(tr.Vocab)); err != nil {
+		if err := train.CheckVocab(spec, len(tr.Vocab)); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/internal/natsserver"
+	"github.com/maas-ml/maas/internal/train"
 	"github.com/maas-ml/maas/internal/wire"
 	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/paramserver"
@@ -113,7 +114,7 @@ func RunStatic(t testing.TB, s *server.Server, job StaticJob) ([]float32, error)
 		go func() {
 			defer wg.Done()
 			results[r], errs[r] = w.Run(ctx, worker.Assignment{Job: job.ID, Spec: job.Spec, Epoch: 1, Rank: r,
-				Members: job.Workers, Ranges: ranges, ChunkFloats: job.ChunkSize, TotalSteps: job.Steps}, job.Data)
+				Members: job.Workers, Ranges: ranges, ChunkFloats: job.ChunkSize, TotalSteps: job.Steps}, train.Images{D: job.Data, Norm: job.Spec.Normalization()})
 			if errs[r] != nil {
 				cancel()
 			}

@@ -1,5 +1,24 @@
 package dataset
 
+// Order is the order in which training visits n samples in epoch: the
+// Permutation of (n, seed, epoch) when shuffle is set, else file order.
+// As Permutation, it reuses dst when len(dst) == n.
+func Order(dst []int, n int, shuffle bool, seed uint64, epoch int) []int {
+	if shuffle {
+		return Permutation(dst, n, seed, epoch)
+	}
+	if n <= 0 {
+		return dst[:0:0]
+	}
+	if len(dst) != n {
+		dst = make([]int, n)
+	}
+	for i := range dst {
+		dst[i] = i
+	}
+	return dst
+}
+
 // Permutation returns a permutation of 0..n-1 that is a pure function of
 // (n, seed, epoch): the order in which training visits the samples in that
 // epoch. It uses its own generator (SplitMix64 seeding of xoshiro256**, then

@@ -130,16 +130,7 @@ func (t *Trainer) StepsPerEpoch() int {
 // (seed, epoch), or file order when the spec turns shuffling off. The
 // slice is reused by the next call.
 func (t *Trainer) Order(epoch int) []int {
-	if t.Spec.ShuffleOn() {
-		t.perm = dataset.Permutation(t.perm, t.data.Len(), t.Spec.Seed, epoch)
-		return t.perm
-	}
-	if len(t.perm) != t.data.Len() {
-		t.perm = make([]int, t.data.Len())
-	}
-	for i := range t.perm {
-		t.perm[i] = i
-	}
+	t.perm = dataset.Order(t.perm, t.data.Len(), t.Spec.ShuffleOn(), t.Spec.Seed, epoch)
 	return t.perm
 }
 
@@ -164,10 +155,7 @@ func (t *Trainer) Step(idx []int, lr float64) (StepResult, error) {
 	if t.dev != nil {
 		return t.deviceStep(n, rows, lr)
 	}
-	logits := t.Model.Forward(t.x[:n*t.data.SampleSize()], n, true)
-	loss := t.Loss.Forward(logits, t.y[:rows], rows)
-	t.Model.ZeroGrad()
-	t.Model.Backward(t.Loss.Backward(), n)
+	loss, correct := Gradient(t.Model, t.Loss, t.x[:n*t.data.SampleSize()], t.y[:rows], n)
 	if c := t.Spec.Optimizer.ClipNorm; c > 0 {
 		nn.ClipGradNorm(t.Model.Grads, c)
 	}
@@ -176,7 +164,19 @@ func (t *Trainer) Step(idx []int, lr float64) (StepResult, error) {
 	if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
 		return StepResult{Loss: loss, N: n, Targets: rows}, fmt.Errorf("%w at step %d (loss %g); lower optimizer.lr or set optimizer.clip_norm", ErrDiverged, t.step, loss)
 	}
-	return StepResult{Loss: loss, Correct: t.Loss.Correct(), N: n, Targets: rows, LR: lr}, nil
+	return StepResult{Loss: loss, Correct: correct, N: n, Targets: rows, LR: lr}, nil
+}
+
+// Gradient computes the loss of a batch of n samples x with targets y (one
+// or more per sample) and leaves the gradient of its mean in m.Grads:
+// forward → loss → zero grad → backward. It is the step's computation
+// wherever it runs, here and on a cluster worker; it returns the mean loss
+// and the targets predicted right.
+func Gradient(m *nn.Model, loss *nn.SoftmaxCrossEntropy, x []float32, y []int32, n int) (float32, int) {
+	l := loss.Forward(m.Forward(x, n, true), y, len(y))
+	m.ZeroGrad()
+	m.Backward(loss.Backward(), n)
+	return l, loss.Correct()
 }
 
 // deviceStep is Step on the device: the same batch, loss, update and
