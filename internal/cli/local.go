@@ -12,24 +12,21 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/maas-ml/maas/coordinator"
 	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/embedded"
 	"github.com/maas-ml/maas/internal/jobspec"
-	"github.com/maas-ml/maas/internal/member"
-	"github.com/maas-ml/maas/internal/natsconn"
-	"github.com/maas-ml/maas/internal/natsserver"
-	"github.com/maas-ml/maas/paramserver"
-	"github.com/maas-ml/maas/tensor"
-	"github.com/maas-ml/maas/worker"
 )
 
+// localFlags are `maas local`'s options.
+type localFlags struct {
+	dataDir, specPath, out, apiAddr, raftAddr, serveAddr, initPath string
+	natsPort, workers, servers, threads, epochs                    int
+	maxSteps                                                       int64
+	noJob, stats, keepServing                                      bool
+}
+
 func localCmd() *cobra.Command {
-	var (
-		dataDir, specPath, out, apiAddr, raftAddr, serveAddr, initPath string
-		natsPort, workers, servers, threads, epochs                    int
-		maxSteps                                                       int64
-		noJob, stats, keepServing                                      bool
-	)
+	var f localFlags
 	cmd := &cobra.Command{
 		Use:   "local",
 		Short: "Run a whole cluster in this process (NATS, coordinator, parameter server, workers) and train a job on it",
@@ -41,182 +38,140 @@ published model into --out and stops, or with --keep-serving keeps serving
 it. With --no-job it keeps the cluster up for ` + "`maas job submit`" + ` (the CLI's
 default --server is this cluster's API).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := newLogger()
-			defer log.Sync()
-			if workers <= 0 {
-				workers = runtime.NumCPU()
-			}
-			if threads <= 0 {
-				return fmt.Errorf("--threads must be positive, got %d", threads)
-			}
-			if servers <= 0 {
-				return fmt.Errorf("--servers must be positive, got %d", servers)
-			}
-			if maxSteps < 0 {
-				return fmt.Errorf("--max-steps must be ≥ 0, got %d", maxSteps)
-			}
-			initWeights, err := readInitWeights(initPath)
-			if err != nil {
-				return err
-			}
-			var specText []byte
-			if !noJob {
-				var err error
-				if specText, err = os.ReadFile(specPath); err != nil {
-					return fmt.Errorf("job spec: %w", err)
-				}
-				if epochs > 0 {
-					spec, err := jobspec.Parse(specText)
-					if err != nil {
-						return fmt.Errorf("%s: %w", specPath, err)
-					}
-					spec.Epochs = epochs
-					if specText, err = spec.Marshal(); err != nil {
-						return err
-					}
-				}
-			}
-			ctx, stop := signalContext(cmd.Context())
-			defer stop()
-
-			nc := natsserver.DefaultConfig()
-			nc.Port, nc.StoreDir = natsPort, filepath.Join(dataDir, "nats")
-			ns, err := natsserver.Start(nc)
-			if err != nil {
-				return err
-			}
-			defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-			url := ns.ClientURL()
-
-			cc := coordinator.DefaultConfig()
-			cc.ID, cc.RaftAddr, cc.HTTPAddr, cc.DataDir, cc.Bootstrap, cc.Logger = "local", raftAddr, apiAddr, filepath.Join(dataDir, "raft"), true, log
-			cconn, err := connectNATS(url, "coordinator", log, natsconn.Options{})
-			if err != nil {
-				return err
-			}
-			defer cconn.Close()
-			node, err := coordinator.Open(cc, cconn)
-			if err != nil {
-				return err
-			}
-			defer node.Close()
-			wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
-			err = node.WaitForLeader(wctx)
-			wcancel()
-			if err != nil {
-				return err
-			}
-
-			members, mcancel := context.WithCancel(context.Background())
-			done := make(chan struct{}, workers+servers)
-			defer func() {
-				mcancel()
-				for range workers + servers {
-					<-done
-				}
-			}()
-			for i := range servers {
-				pconn, err := connectNATS(url, fmt.Sprintf("parameter server %d", i+1), log, natsconn.Options{})
-				if err != nil {
-					done <- struct{}{}
-					continue
-				}
-				defer pconn.Close()
-				psCfg := paramserver.DefaultConfig()
-				psCfg.Logger = log
-				ps := paramserver.NewAgent(pconn, member.Config{ID: fmt.Sprintf("local-ps-%d", i+1), Host: "localhost", Logger: log}, psCfg)
-				go func() { ps.Run(members, pconn); done <- struct{}{} }()
-			}
-			var wconns []*nats.Conn
-			for i := range workers {
-				wconn, err := connectNATS(url, fmt.Sprintf("worker %d", i+1), log, natsconn.Options{})
-				if err != nil {
-					done <- struct{}{}
-					continue
-				}
-				wconns = append(wconns, wconn)
-				defer wconn.Close()
-				b := tensor.NewGo(threads)
-				defer b.Close()
-				wc := worker.DefaultConfig()
-				wc.Backend, wc.Logger = b, log
-				w := worker.NewAgent(wconn, member.Config{ID: fmt.Sprintf("local-worker-%d", i+1), Host: "localhost", Threads: threads, Device: describeDevice(b), Logger: log}, wc)
-				go func() { w.Run(members); done <- struct{}{} }()
-			}
-			apiURL := "http://" + node.HTTPAddr()
-			if serveAddr != "" {
-				serveURL, stopServing, err := startServing(ctx, serveAddr, url, apiURL, threads, log)
-				if err != nil {
-					return err
-				}
-				defer stopServing()
-				log.Info("serving endpoint up", zap.String("url", serveURL))
-			}
-			log.Info("local cluster up", zap.String("nats", url), zap.String("api", apiURL),
-				zap.Int("workers", workers), zap.Int("threads_per_worker", threads), zap.String("data", dataDir))
-			if noJob {
-				fmt.Fprintf(cmd.OutOrStdout(), "maas local: cluster up; API %s, NATS %s. Submit with `maas job submit -f JOB.yaml --workers %d`. Ctrl-C stops it.\n", apiURL, url, workers)
-				<-ctx.Done()
-				return nil
-			}
-			c, err := api.NewClient(apiURL)
-			if err != nil {
-				return err
-			}
-			waitMembers(ctx, c, workers)
-			sub, err := c.Submit(ctx, api.SubmitRequest{Spec: string(specText), Workers: workers, ParameterServers: servers,
-				MaxSteps: maxSteps, InitWeights: initWeights})
-			if err != nil {
-				return explain(err, "")
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "maas local: submitted job %s (%d workers × %d threads)\n", sub.ID, workers, threads)
-			if err := followJob(cmd, c, sub.ID, false); err != nil {
-				return err
-			}
-			js, err := c.Job(ctx, sub.ID)
-			if err != nil || js.Model == nil {
-				return fmt.Errorf("job %s finished without a published model", sub.ID)
-			}
-			if stats {
-				printLocalStats(cmd, js, wconns)
-			}
-			if out == "" {
-				out = filepath.Join("out", js.Model.Name)
-			}
-			if _, err := pullFiles(ctx, c, js.Model.Name, *js.Model, out); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "model %s version %d published (Object Store %s/%s) and pulled into %s\n",
-				js.Model.Name, js.Model.Version, js.Model.Bucket, js.Model.Prefix, out)
-			if keepServing && serveAddr != "" {
-				fmt.Fprintf(cmd.OutOrStdout(), "serving %s (KServe Open Inference Protocol V2) at http://%s:\n"+
-					"  curl http://%s/v2/models/%s\n"+
-					"  maas predict %s IMAGE.png --server-url http://%s\n"+
-					"Ctrl-C stops the cluster.\n", js.Model.Name, serveAddr, serveAddr, js.Model.Name, js.Model.Name, serveAddr)
-				<-ctx.Done()
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runLocal(cmd, f) },
 	}
-	f := cmd.Flags()
-	f.StringVarP(&specPath, "file", "f", "examples/mnist-cnn.yaml", "job spec to train")
-	f.StringVarP(&out, "out", "o", "", "directory to pull the trained model into (default out/NAME)")
-	f.StringVar(&dataDir, "data-dir", filepath.Join("out", "local"), "NATS JetStream and Raft data")
-	f.IntVar(&natsPort, "nats-port", 4222, "NATS client port")
-	f.StringVar(&apiAddr, "api", "127.0.0.1:7070", "coordinator API address")
-	f.StringVar(&raftAddr, "raft", "127.0.0.1:7000", "coordinator Raft address")
-	f.IntVar(&workers, "workers", 0, "workers (0: one per core)")
-	f.IntVar(&threads, "threads", 1, "cores per worker")
-	f.IntVar(&servers, "servers", 1, "parameter servers (the job's parameters are split among them)")
-	f.StringVar(&initPath, "init", "", "start the job from these weights (safetensors, or a model directory) instead of the seed's initialisation")
-	f.Int64Var(&maxSteps, "max-steps", 0, "stop the job after this many steps in all (the schedule still spans the spec's epochs)")
-	f.BoolVar(&noJob, "no-job", false, "keep the cluster up without submitting a job")
-	f.IntVar(&epochs, "epochs", 0, "train this many epochs instead of the spec's")
-	f.BoolVar(&keepServing, "keep-serving", false, "after the job, keep the cluster up serving the new model until Ctrl-C")
-	f.StringVar(&serveAddr, "serve-addr", "127.0.0.1:8080", "serving endpoint address (KServe Open Inference Protocol V2); empty: none")
-	f.BoolVar(&stats, "stats", false, "print the job's figures as JSON at the end: samples/s, step time split, bytes on the wire")
+	fl := cmd.Flags()
+	fl.StringVarP(&f.specPath, "file", "f", "examples/mnist-cnn.yaml", "job spec to train")
+	fl.StringVarP(&f.out, "out", "o", "", "directory to pull the trained model into (default out/NAME)")
+	fl.StringVar(&f.dataDir, "data-dir", filepath.Join("out", "local"), "NATS JetStream and Raft data")
+	fl.IntVar(&f.natsPort, "nats-port", 4222, "NATS client port")
+	fl.StringVar(&f.apiAddr, "api", "127.0.0.1:7070", "coordinator API address")
+	fl.StringVar(&f.raftAddr, "raft", "127.0.0.1:7000", "coordinator Raft address")
+	fl.IntVar(&f.workers, "workers", 0, "workers (0: one per core)")
+	fl.IntVar(&f.threads, "threads", 1, "cores per worker")
+	fl.IntVar(&f.servers, "servers", 1, "parameter servers (the job's parameters are split among them)")
+	fl.StringVar(&f.initPath, "init", "", "start the job from these weights (safetensors, or a model directory) instead of the seed's initialisation")
+	fl.Int64Var(&f.maxSteps, "max-steps", 0, "stop the job after this many steps in all (the schedule still spans the spec's epochs)")
+	fl.BoolVar(&f.noJob, "no-job", false, "keep the cluster up without submitting a job")
+	fl.IntVar(&f.epochs, "epochs", 0, "train this many epochs instead of the spec's")
+	fl.BoolVar(&f.keepServing, "keep-serving", false, "after the job, keep the cluster up serving the new model until Ctrl-C")
+	fl.StringVar(&f.serveAddr, "serve-addr", "127.0.0.1:8080", "serving endpoint address (KServe Open Inference Protocol V2); empty: none")
+	fl.BoolVar(&f.stats, "stats", false, "print the job's figures as JSON at the end: samples/s, step time split, bytes on the wire")
 	return cmd
+}
+
+// runLocal is `maas local`: read the job, start the embedded cluster and
+// the serving endpoint, then train the job on it (or keep it up).
+func runLocal(cmd *cobra.Command, f localFlags) error {
+	log := newLogger()
+	defer log.Sync()
+	if f.workers <= 0 {
+		f.workers = runtime.NumCPU()
+	}
+	switch {
+	case f.threads <= 0:
+		return fmt.Errorf("--threads must be positive, got %d", f.threads)
+	case f.servers <= 0:
+		return fmt.Errorf("--servers must be positive, got %d", f.servers)
+	case f.maxSteps < 0:
+		return fmt.Errorf("--max-steps must be ≥ 0, got %d", f.maxSteps)
+	}
+	initWeights, err := readInitWeights(f.initPath)
+	if err != nil {
+		return err
+	}
+	var specText []byte
+	if !f.noJob {
+		if specText, err = localSpec(f.specPath, f.epochs); err != nil {
+			return err
+		}
+	}
+	ctx, stop := signalContext(cmd.Context())
+	defer stop()
+	cfg := embedded.Config{DataDir: f.dataDir, NATSPort: f.natsPort, APIAddr: f.apiAddr, RaftAddr: f.raftAddr,
+		Workers: f.workers, Servers: f.servers, Threads: f.threads, Device: describeDevice, Logger: log}
+	cl, err := embedded.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if f.serveAddr != "" {
+		serveURL, stopServing, err := startServing(ctx, f.serveAddr, cl.NATSURL, cl.APIURL, f.threads, log)
+		if err != nil {
+			return err
+		}
+		defer stopServing()
+		log.Info("serving endpoint up", zap.String("url", serveURL))
+	}
+	log.Info("local cluster up", zap.String("nats", cl.NATSURL), zap.String("api", cl.APIURL),
+		zap.Int("workers", f.workers), zap.Int("threads_per_worker", f.threads), zap.String("data", f.dataDir))
+	if f.noJob {
+		fmt.Fprintf(cmd.OutOrStdout(), "maas local: cluster up; API %s, NATS %s. Submit with `maas job submit -f JOB.yaml --workers %d`. Ctrl-C stops it.\n", cl.APIURL, cl.NATSURL, f.workers)
+		<-ctx.Done()
+		return nil
+	}
+	return localJob(ctx, cmd, cl, f, api.SubmitRequest{Spec: string(specText), Workers: f.workers, ParameterServers: f.servers,
+		MaxSteps: f.maxSteps, InitWeights: initWeights})
+}
+
+// localSpec reads the job spec, with --epochs applied.
+func localSpec(path string, epochs int) ([]byte, error) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("job spec: %w", err)
+	}
+	if epochs <= 0 {
+		return text, nil
+	}
+	spec, err := jobspec.Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	spec.Epochs = epochs
+	return spec.Marshal()
+}
+
+// localJob submits the job to the embedded cluster, follows it to its
+// end, pulls the published model into --out and, with --keep-serving,
+// serves it until ctx ends.
+func localJob(ctx context.Context, cmd *cobra.Command, cl *embedded.Cluster, f localFlags, req api.SubmitRequest) error {
+	c, err := api.NewClient(cl.APIURL)
+	if err != nil {
+		return err
+	}
+	waitMembers(ctx, c, f.workers)
+	sub, err := c.Submit(ctx, req)
+	if err != nil {
+		return explain(err, "")
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "maas local: submitted job %s (%d workers × %d threads)\n", sub.ID, f.workers, f.threads)
+	if err := followJob(cmd, c, sub.ID, false); err != nil {
+		return err
+	}
+	js, err := c.Job(ctx, sub.ID)
+	if err != nil || js.Model == nil {
+		return fmt.Errorf("job %s finished without a published model", sub.ID)
+	}
+	if f.stats {
+		printLocalStats(cmd, js, cl.WorkerConns)
+	}
+	out := f.out
+	if out == "" {
+		out = filepath.Join("out", js.Model.Name)
+	}
+	if _, err := pullFiles(ctx, c, js.Model.Name, *js.Model, out); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "model %s version %d published (Object Store %s/%s) and pulled into %s\n",
+		js.Model.Name, js.Model.Version, js.Model.Bucket, js.Model.Prefix, out)
+	if f.keepServing && f.serveAddr != "" {
+		fmt.Fprintf(cmd.OutOrStdout(), "serving %s (KServe Open Inference Protocol V2) at http://%s:\n"+
+			"  curl http://%s/v2/models/%s\n"+
+			"  maas predict %s IMAGE.png --server-url http://%s\n"+
+			"Ctrl-C stops the cluster.\n", js.Model.Name, f.serveAddr, f.serveAddr, js.Model.Name, js.Model.Name, f.serveAddr)
+		<-ctx.Done()
+	}
+	return nil
 }
 
 // printLocalStats prints the data plane's figures for a finished job:
