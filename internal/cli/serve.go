@@ -32,19 +32,23 @@ import (
 // flight when it is stopped.
 const serveShutdownGrace = 10 * time.Second
 
+// serveFlags are `maas serve`'s options; cfg takes those that are the
+// endpoint's own.
+type serveFlags struct {
+	cfg                        serve.Config
+	modelDirs                  []string
+	server, natsURL, tokenFile string
+	threads, instances         int
+	noBatching                 bool
+	tokensFile                 string
+	serverCA, serverTokenFile  string
+	httpTLS                    serverTLSFlags
+	creds                      natsCreds
+	dev                        deviceFlags
+}
+
 func serveCmd() *cobra.Command {
-	cfg := serve.DefaultConfig()
-	var (
-		modelDirs                  []string
-		server, natsURL, tokenFile string
-		threads, instances         int
-		noBatching                 bool
-		tokensFile                 string
-		serverCA, serverTokenFile  string
-		httpTLS                    serverTLSFlags
-		creds                      natsCreds
-		dev                        deviceFlags
-	)
+	f := &serveFlags{cfg: serve.DefaultConfig()}
 	cmd := &cobra.Command{
 		Use:   "serve [--model-dir DIR ...] [--server URL --nats URL]",
 		Short: "Serve trained models over HTTP (KServe Open Inference Protocol V2)",
@@ -65,158 +69,188 @@ role or above on every request but the health checks; --server-ca and
 --server-token-file reach a secured coordinator; --nats-seed and --nats-ca a
 secured NATS.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if len(modelDirs) == 0 && server == "" && natsURL == "" {
-				return errors.New("nothing to serve: give --model-dir DIR (from `maas train`), or --server URL and --nats URL of a cluster")
-			}
-			log := newLogger()
-			defer log.Sync()
-			if instances < 0 || threads < 0 {
-				return fmt.Errorf("--instances and --threads must be 0 (automatic) or positive, got %d and %d", instances, threads)
-			}
-			var b tensor.Backend
-			if dev.onCPU() {
-				if instances == 0 {
-					instances = runtime.GOMAXPROCS(0)
-				}
-				if threads == 0 {
-					threads = max(1, runtime.GOMAXPROCS(0)/instances)
-				}
-				gb := tensor.NewGo(threads)
-				defer gb.Close()
-				b = gb
-			} else {
-				// The GPU runs one call at a time: one instance by default,
-				// with the requests that arrive together batched.
-				instances = max(instances, 1)
-				gb, closeGPU, err := openCUDA(dev.device, dev.tf32)
-				if err != nil {
-					return err
-				}
-				defer closeGPU()
-				b = gb
-				log.Info("serving on the GPU", zap.String("device", describeDevice(b)))
-			}
-			cfg.Instances = instances
-			var err error
-			if tokenFile != "" && tokensFile != "" {
-				return errors.New("--token-file (a list of tokens) and --tokens (the cluster's tokens.json) do not go together: give one")
-			}
-			if tokenFile != "" {
-				if cfg.Tokens, err = readTokens(tokenFile); err != nil {
-					return err
-				}
-			}
-			if tk, err := loadTokens(tokensFile); err != nil {
-				return err
-			} else if tk != nil {
-				// Everything the endpoint serves needs the read role.
-				cfg.CheckToken = func(t string) error { return tk.Check(t, auth.RoleRead) }
-			}
-			if cfg.TLS, err = httpTLS.config(); err != nil {
-				return err
-			}
-			natsOpts, err := creds.connOptions()
-			if err != nil {
-				return err
-			}
-			var indexOpts []api.Option
-			if server != "" {
-				if indexOpts, err = coordinatorOptions(serverCA, serverTokenFile); err != nil {
-					return err
-				}
-			}
-			reg := prometheus.NewRegistry()
-			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-			cfg.Logger, cfg.Backend, cfg.Registerer, cfg.DisableBatching, cfg.Version = log, b, reg, noBatching, Version
-			s, err := serve.New(cfg)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signalContext(cmd.Context())
-			defer stop()
-			if err := loadModelDirs(s, modelDirs); err != nil {
-				s.Shutdown(context.Background())
-				return err
-			}
-			ln, err := net.Listen("tcp", cfg.Addr)
-			if err != nil {
-				s.Shutdown(context.Background())
-				return fmt.Errorf("--addr %s: %w", cfg.Addr, err)
-			}
-			served := make(chan error, 1)
-			go func() { served <- s.Serve(ln) }()
-			scheme := "http"
-			if cfg.TLS != nil {
-				scheme = "https"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "maas serve: listening on %s://%s (POST /v2/models/NAME/infer; metrics on /metrics)\n", scheme, ln.Addr())
-
-			var wg sync.WaitGroup
-			if natsURL != "" {
-				natsOpts.Metrics = natsconn.NewMetrics(reg)
-				nc, err := connectNATS(natsURL, "serve", log, natsOpts)
-				if err != nil {
-					s.Shutdown(context.Background())
-					return err
-				}
-				defer nc.Close()
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if err := s.WatchPublished(ctx, nc); err != nil {
-						log.Error("watching for published models", zap.Error(err))
-					}
-				}()
-			}
-			if server != "" {
-				if serverCA != "" && !strings.Contains(server, "://") {
-					server = "https://" + server
-				}
-				c, err := api.NewClient(server, indexOpts...)
-				if err != nil {
-					s.Shutdown(context.Background())
-					return fmt.Errorf("--server: %w", err)
-				}
-				wg.Add(1)
-				go func() { defer wg.Done(); loadIndexRetrying(ctx, s, c, log) }()
-			}
-			select {
-			case <-ctx.Done():
-			case err := <-served:
-				stop()
-				s.Shutdown(context.Background())
-				wg.Wait()
-				return err
-			}
-			sctx, cancel := context.WithTimeout(context.Background(), serveShutdownGrace)
-			defer cancel()
-			err = s.Shutdown(sctx)
-			wg.Wait()
-			if serr := <-served; serr != nil && err == nil {
-				err = serr
-			}
-			return err
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd, f) },
 	}
-	f := cmd.Flags()
-	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "address to listen on")
-	f.StringArrayVar(&modelDirs, "model-dir", nil, "model directory to serve (model.yaml and model.safetensors); repeatable")
-	f.StringVar(&server, "server", "", "coordinator API: serve the newest version of every model in its index")
-	f.StringVar(&natsURL, "nats", "", "NATS URL of the cluster: serve each new version as it is published")
-	f.StringVar(&tokenFile, "token-file", "", "file of bearer tokens, one a line: every request but /v2/health/* must carry one")
-	f.IntVar(&instances, "instances", 0, "copies of each model computing at once, each on its own batch (0: one per core; one with --device cuda)")
-	f.IntVar(&threads, "threads", 0, "cores each forward pass may use (0: cores / instances)")
-	dev.add(f)
-	f.BoolVar(&noBatching, "no-batching", false, "run each request alone instead of batching requests that arrive together")
-	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest request body accepted (larger: 413)")
-	f.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "longest wait for a result (longer: 503)")
-	httpTLS.addFlags(f, "the endpoint")
-	f.StringVar(&tokensFile, "tokens", "", "require an API token of the read role or above on every request but /v2/health/*: the cluster's tokens.json")
-	f.StringVar(&serverCA, "server-ca", "", "with --server: the CA of the coordinators' certificates (ca.crt); --server then uses https")
-	f.StringVar(&serverTokenFile, "server-token-file", "", "with --server: an API token file (read.token) for a coordinator started with --tokens")
-	creds.addFlags(f)
+	fl := cmd.Flags()
+	fl.StringVar(&f.cfg.Addr, "addr", f.cfg.Addr, "address to listen on")
+	fl.StringArrayVar(&f.modelDirs, "model-dir", nil, "model directory to serve (model.yaml and model.safetensors); repeatable")
+	fl.StringVar(&f.server, "server", "", "coordinator API: serve the newest version of every model in its index")
+	fl.StringVar(&f.natsURL, "nats", "", "NATS URL of the cluster: serve each new version as it is published")
+	fl.StringVar(&f.tokenFile, "token-file", "", "file of bearer tokens, one a line: every request but /v2/health/* must carry one")
+	fl.IntVar(&f.instances, "instances", 0, "copies of each model computing at once, each on its own batch (0: one per core; one with --device cuda)")
+	fl.IntVar(&f.threads, "threads", 0, "cores each forward pass may use (0: cores / instances)")
+	f.dev.add(fl)
+	fl.BoolVar(&f.noBatching, "no-batching", false, "run each request alone instead of batching requests that arrive together")
+	fl.Int64Var(&f.cfg.MaxBodyBytes, "max-body-bytes", f.cfg.MaxBodyBytes, "largest request body accepted (larger: 413)")
+	fl.DurationVar(&f.cfg.RequestTimeout, "request-timeout", f.cfg.RequestTimeout, "longest wait for a result (longer: 503)")
+	f.httpTLS.addFlags(fl, "the endpoint")
+	fl.StringVar(&f.tokensFile, "tokens", "", "require an API token of the read role or above on every request but /v2/health/*: the cluster's tokens.json")
+	fl.StringVar(&f.serverCA, "server-ca", "", "with --server: the CA of the coordinators' certificates (ca.crt); --server then uses https")
+	fl.StringVar(&f.serverTokenFile, "server-token-file", "", "with --server: an API token file (read.token) for a coordinator started with --tokens")
+	f.creds.addFlags(fl)
 	return cmd
+}
+
+// runServe is `maas serve`: the backend, the endpoint's security, the
+// endpoint itself, its model sources, then serving until a signal.
+func runServe(cmd *cobra.Command, f *serveFlags) error {
+	if len(f.modelDirs) == 0 && f.server == "" && f.natsURL == "" {
+		return errors.New("nothing to serve: give --model-dir DIR (from `maas train`), or --server URL and --nats URL of a cluster")
+	}
+	log := newLogger()
+	defer log.Sync()
+	if f.instances < 0 || f.threads < 0 {
+		return fmt.Errorf("--instances and --threads must be 0 (automatic) or positive, got %d and %d", f.instances, f.threads)
+	}
+	b, closeBackend, err := f.backend(log)
+	if err != nil {
+		return err
+	}
+	defer closeBackend()
+	cfg := f.cfg
+	cfg.Instances = f.instances
+	if err := f.secure(&cfg); err != nil {
+		return err
+	}
+	natsOpts, err := f.creds.connOptions()
+	if err != nil {
+		return err
+	}
+	var indexOpts []api.Option
+	if f.server != "" {
+		if indexOpts, err = coordinatorOptions(f.serverCA, f.serverTokenFile); err != nil {
+			return err
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg.Logger, cfg.Backend, cfg.Registerer, cfg.DisableBatching, cfg.Version = log, b, reg, f.noBatching, Version
+	s, err := serve.New(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext(cmd.Context())
+	defer stop()
+	if err := loadModelDirs(s, f.modelDirs); err != nil {
+		s.Shutdown(context.Background())
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		s.Shutdown(context.Background())
+		return fmt.Errorf("--addr %s: %w", cfg.Addr, err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	scheme := "http"
+	if cfg.TLS != nil {
+		scheme = "https"
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "maas serve: listening on %s://%s (POST /v2/models/NAME/infer; metrics on /metrics)\n", scheme, ln.Addr())
+
+	var wg sync.WaitGroup
+	if err := f.watch(ctx, s, &wg, natsOpts, indexOpts, reg, log); err != nil {
+		stop() // ends the sources already started
+		s.Shutdown(context.Background())
+		wg.Wait()
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		stop()
+		s.Shutdown(context.Background())
+		wg.Wait()
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), serveShutdownGrace)
+	defer cancel()
+	err = s.Shutdown(sctx)
+	wg.Wait()
+	if serr := <-served; serr != nil && err == nil {
+		err = serr
+	}
+	return err
+}
+
+// backend is the backend the endpoint computes on: the CPU with
+// --instances copies of --threads cores (by default one copy a core), or
+// the GPU with one instance by default (it runs one call at a time, the
+// requests that arrive together batched).
+func (f *serveFlags) backend(log *zap.Logger) (tensor.Backend, func(), error) {
+	if f.dev.onCPU() {
+		if f.instances == 0 {
+			f.instances = runtime.GOMAXPROCS(0)
+		}
+		if f.threads == 0 {
+			f.threads = max(1, runtime.GOMAXPROCS(0)/f.instances)
+		}
+		gb := tensor.NewGo(f.threads)
+		return gb, gb.Close, nil
+	}
+	f.instances = max(f.instances, 1)
+	gb, closeGPU, err := openCUDA(f.dev.device, f.dev.tf32)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("serving on the GPU", zap.String("device", describeDevice(gb)))
+	return gb, func() { closeGPU() }, nil
+}
+
+// secure sets the endpoint's tokens (a list, or the cluster's tokens.json
+// wanting the read role) and TLS.
+func (f *serveFlags) secure(cfg *serve.Config) error {
+	if f.tokenFile != "" && f.tokensFile != "" {
+		return errors.New("--token-file (a list of tokens) and --tokens (the cluster's tokens.json) do not go together: give one")
+	}
+	var err error
+	if f.tokenFile != "" {
+		if cfg.Tokens, err = readTokens(f.tokenFile); err != nil {
+			return err
+		}
+	}
+	if tk, err := loadTokens(f.tokensFile); err != nil {
+		return err
+	} else if tk != nil {
+		// Everything the endpoint serves needs the read role.
+		cfg.CheckToken = func(t string) error { return tk.Check(t, auth.RoleRead) }
+	}
+	cfg.TLS, err = f.httpTLS.config()
+	return err
+}
+
+// watch starts the endpoint's cluster sources: the versions published on
+// NATS (--nats) and the coordinator's model index (--server), each in a
+// goroutine counted by wg that ends with ctx.
+func (f *serveFlags) watch(ctx context.Context, s *serve.Server, wg *sync.WaitGroup, natsOpts natsconn.Options, indexOpts []api.Option, reg prometheus.Registerer, log *zap.Logger) error {
+	if f.natsURL != "" {
+		natsOpts.Metrics = natsconn.NewMetrics(reg)
+		nc, err := connectNATS(f.natsURL, "serve", log, natsOpts)
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer nc.Close()
+			if err := s.WatchPublished(ctx, nc); err != nil {
+				log.Error("watching for published models", zap.Error(err))
+			}
+		}()
+	}
+	if f.server != "" {
+		server := f.server
+		if f.serverCA != "" && !strings.Contains(server, "://") {
+			server = "https://" + server
+		}
+		c, err := api.NewClient(server, indexOpts...)
+		if err != nil {
+			return fmt.Errorf("--server: %w", err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); loadIndexRetrying(ctx, s, c, log) }()
+	}
+	return nil
 }
 
 // coordinatorOptions are the client options that reach a secured
