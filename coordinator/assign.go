@@ -103,13 +103,24 @@ func (n *Node) assign(ls *leaderState, j *JobRecord, ms *Membership, fresh bool)
 	}
 	var lost []string
 	var why error
+	unanswered := 0
 	for r, id := range ms.Members {
 		if err := send(id, r); err != nil {
 			lost, why = append(lost, id), err
+			if errors.Is(err, errNoAnswer) {
+				unanswered++
+			}
 		}
 	}
+	if len(lost) > 0 && unanswered == len(ms.Members) {
+		// No worker answers (all restarting, as in a rolling upgrade):
+		// tried again next tick; workers that stay away are judged lost
+		// by their heartbeats and replaced by idle ones (see shrink).
+		n.log.Debug("assignment not delivered to any worker", zap.String("job", j.ID), zap.Error(why))
+		return
+	}
 	if len(lost) > 0 { // the others go on without them, in the next epoch
-		n.shrink(ls, j.ID, lost, fmt.Sprintf("did not take the assignment of epoch %d (%v)", ms.Epoch, why))
+		n.shrink(ls, j.ID, lost, fmt.Sprintf("did not take the assignment of epoch %d (%v)", ms.Epoch, why), nil)
 		return
 	}
 	ls.mu.Lock()

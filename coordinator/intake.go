@@ -151,7 +151,7 @@ func (n *Node) onReport(m *nats.Msg) {
 			}
 		}
 		if len(lost) > 0 {
-			n.shrink(ls, j.ID, lost, "stopped pushing gradients: "+r.Reason)
+			n.shrink(ls, j.ID, lost, "stopped pushing gradients: "+r.Reason, nil)
 		}
 	case "bad_step":
 		ls.logf(r.Job, "parameter server %d: %s", r.Server, r.Reason)

@@ -82,9 +82,25 @@ func (n *Node) replaceServers(ls *leaderState, jobID string, lost []string, why 
 
 // shrink commits the next membership epoch of a running job without the
 // workers lost (see changeWorkers); each loss backs that worker off the
-// job (see joinable). It reports whether the epoch was committed.
-func (n *Node) shrink(ls *leaderState, jobID string, lost []string, why string) bool {
-	if !n.changeWorkers(ls, jobID, lost, nil, why) {
+// job (see joinable). When every worker is lost, joinable ones of idle
+// take their places in the same epoch. It reports whether the epoch was
+// committed.
+func (n *Node) shrink(ls *leaderState, jobID string, lost []string, why string, idle []string) bool {
+	var add []string
+	if j, ok := n.job(jobID); ok && j.Current() != nil && !slices.ContainsFunc(j.Current().Members, func(id string) bool { return !slices.Contains(lost, id) }) {
+		// Every worker lost at once (a rolling restart): idle workers that
+		// may join take over in the same epoch, rather than the job
+		// failing for want of workers.
+		now := time.Now()
+		ls.mu.Lock()
+		for _, id := range idle {
+			if len(add) < j.Workers && ls.joinable(jobID, id, now) {
+				add = append(add, id)
+			}
+		}
+		ls.mu.Unlock()
+	}
+	if !n.changeWorkers(ls, jobID, lost, add, why) {
 		return false
 	}
 	ls.mu.Lock()

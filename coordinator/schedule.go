@@ -153,8 +153,12 @@ func (n *Node) tendJob(ls *leaderState, j *JobRecord, ts *tickState) {
 			// they must hold it first: assign delivers it (and drops the
 			// workers that do not take it).
 		case len(lost) > 0:
-			if n.shrink(ls, j.ID, lost, why) {
+			idleW := idle(wire.KindWorker, ts.members, ts.alive, ts.busy)
+			if n.shrink(ls, j.ID, lost, why, idleW) {
 				ls.forgetRestarts(lost)
+				for _, id := range idleW { // some may have taken over
+					ts.busy[id] = true
+				}
 			}
 			return
 		case len(cur.Members) < j.Workers:
