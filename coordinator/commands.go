@@ -42,7 +42,8 @@ func applyRegisterMember(st *State, c *Command) (string, error) {
 	return c.Member.ID, nil
 }
 
-// applySubmitJob queues a job under a new id: its name made a subject token, and a sequence number.
+// applySubmitJob queues a job under a new id: its name made a subject
+// token, and a sequence number.
 func applySubmitJob(st *State, c *Command) (string, error) {
 	j := c.Job
 	if j == nil || j.Name == "" || j.Spec == "" {
@@ -62,15 +63,16 @@ func applySubmitJob(st *State, c *Command) (string, error) {
 	return rec.ID, nil
 }
 
-// applyStartJob commits a membership epoch of a job: its first (queued → running), or a later one (a paused job runs again).
+// applyStartJob commits a membership epoch of a job: its first (queued →
+// running), or a later one (a paused job runs again).
 func applyStartJob(st *State, c *Command) (string, error) {
 	s := c.Start
 	if s == nil {
 		return "", fmt.Errorf("%w: start_job without a start", ErrBadCommand)
 	}
-	j, ok := st.Jobs[s.Job]
-	if !ok {
-		return "", fmt.Errorf("%w: job %s", ErrNotFound, s.Job)
+	j, err := st.job(s.Job)
+	if err != nil {
+		return "", err
 	}
 	if api.Terminal(j.State) {
 		return "", fmt.Errorf("%w: job %s is %s", ErrConflict, s.Job, j.State)
@@ -95,9 +97,9 @@ func applyFinishJob(st *State, c *Command) (string, error) {
 	if fj == nil || !api.Terminal(fj.State) {
 		return "", fmt.Errorf("%w: finish_job needs a terminal state", ErrBadCommand)
 	}
-	j, ok := st.Jobs[fj.Job]
-	if !ok {
-		return "", fmt.Errorf("%w: job %s", ErrNotFound, fj.Job)
+	j, err := st.job(fj.Job)
+	if err != nil {
+		return "", err
 	}
 	if api.Terminal(j.State) {
 		return "", fmt.Errorf("%w: job %s is already %s", ErrConflict, fj.Job, j.State)
@@ -106,7 +108,8 @@ func applyFinishJob(st *State, c *Command) (string, error) {
 	return fj.Job, nil
 }
 
-// applyPauseResume moves a job from running to paused (with a reason) or back.
+// applyPauseResume moves a job from running to paused (with a reason) or
+// back.
 func applyPauseResume(st *State, c *Command) (string, error) {
 	// pause: running → paused, with a reason; resume: paused → running.
 	p, pause := c.Pause, c.Type == CmdPauseJob
@@ -117,9 +120,9 @@ func applyPauseResume(st *State, c *Command) (string, error) {
 	if p == nil || pause && p.Reason == "" {
 		return "", fmt.Errorf("%w: %s needs a job (and, to pause, a reason)", ErrBadCommand, c.Type)
 	}
-	j, ok := st.Jobs[p.Job]
-	if !ok {
-		return "", fmt.Errorf("%w: job %s", ErrNotFound, p.Job)
+	j, err := st.job(p.Job)
+	if err != nil {
+		return "", err
 	}
 	if j.State != from {
 		return "", fmt.Errorf("%w: job %s is %s, not %s", ErrConflict, p.Job, j.State, from)
@@ -137,9 +140,9 @@ func applyCheckpoint(st *State, c *Command) (string, error) {
 	if cp == nil {
 		return "", fmt.Errorf("%w: checkpoint without a record", ErrBadCommand)
 	}
-	j, ok := st.Jobs[cp.Job]
-	if !ok {
-		return "", fmt.Errorf("%w: job %s", ErrNotFound, cp.Job)
+	j, err := st.job(cp.Job)
+	if err != nil {
+		return "", err
 	}
 	if cp.Step <= j.CommittedStep() {
 		return "", fmt.Errorf("%w: checkpoint step %d is not after %d", ErrConflict, cp.Step, j.CommittedStep())
@@ -151,7 +154,8 @@ func applyCheckpoint(st *State, c *Command) (string, error) {
 	return fmt.Sprint(cp.Step), nil
 }
 
-// applyPublishModel adds the next version of a model to the index, and links it to its job.
+// applyPublishModel adds the next version of a model to the index, and
+// links it to its job.
 func applyPublishModel(st *State, c *Command) (string, error) {
 	m := c.Model
 	if m == nil || m.Name == "" {
@@ -165,4 +169,13 @@ func applyPublishModel(st *State, c *Command) (string, error) {
 		j.Model = &rec
 	}
 	return fmt.Sprint(rec.Version), nil
+}
+
+// job is the job id, or an error wrapping ErrNotFound.
+func (st *State) job(id string) (*JobRecord, error) {
+	j, ok := st.Jobs[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: job %s", ErrNotFound, id)
+	}
+	return j, nil
 }

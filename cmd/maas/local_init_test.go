@@ -62,27 +62,41 @@ func TestLocalMatchesTrainProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var maxDiff, maxAbs, moved float64
-	for name := range init.Tensors {
-		w, err1 := want.Tensors[name].Float32()
-		v, err2 := got.Tensors[name].Float32()
-		i0, _ := init.Tensors[name].Float32()
-		if err1 != nil || err2 != nil || len(w) != len(v) {
-			t.Fatalf("%s: single %v, cluster %v", name, err1, err2)
-		}
-		for i := range w {
-			maxDiff = math.Max(maxDiff, math.Abs(float64(w[i]-v[i])))
-			maxAbs = math.Max(maxAbs, math.Abs(float64(w[i])))
-			moved = math.Max(moved, math.Abs(float64(w[i]-i0[i])))
-		}
-	}
-	t.Logf("max |θ_local − θ_train| = %.3g, relative %.3g; the 10 steps moved θ by up to %.3g", maxDiff, maxDiff/maxAbs, moved)
+	diff, _ := weightsDiff(t, want, got)
+	moved, _ := weightsDiff(t, want, init)
+	t.Logf("max |θ_local − θ_train| relative %.3g; the 10 steps moved θ by up to %.3g (relative)", diff, moved)
 	if moved == 0 {
 		t.Fatal("the parameters did not move from the initial weights")
 	}
-	if maxDiff/maxAbs > 1e-5 {
-		t.Fatalf("maas local's θ differs from maas train's: max relative difference %.3g", maxDiff/maxAbs)
+	if diff > 1e-5 {
+		t.Fatalf("maas local's θ differs from maas train's: max relative difference %.3g", diff)
 	}
+}
+
+// weightsDiff is max |w − v| / max |w| over every tensor of want, which
+// got must hold with the same size, and the tensor where the difference is
+// largest.
+func weightsDiff(t *testing.T, want, got *safetensors.File) (float64, string) {
+	t.Helper()
+	var maxDiff, maxAbs float64
+	worst := ""
+	for name, wt := range want.Tensors {
+		w, err1 := wt.Float32()
+		v, err2 := got.Tensors[name].Float32()
+		if err1 != nil || err2 != nil || len(w) != len(v) {
+			t.Fatalf("%s: %v, %v (%d and %d values)", name, err1, err2, len(w), len(v))
+		}
+		for i := range w {
+			if d := math.Abs(float64(w[i] - v[i])); d > maxDiff {
+				maxDiff, worst = d, name
+			}
+			maxAbs = math.Max(maxAbs, math.Abs(float64(w[i])))
+		}
+	}
+	if maxAbs == 0 {
+		return maxDiff, worst
+	}
+	return maxDiff / maxAbs, worst
 }
 
 // TestLocalTrainsTextProcess: a text job (examples/charlm.yaml, the
@@ -117,20 +131,9 @@ func TestLocalTrainsTextProcess(t *testing.T) {
 	if got.Metadata["vocab"] == "" || got.Metadata["vocab"] != want.Metadata["vocab"] {
 		t.Fatalf("published vocabulary %q, maas train's %q", got.Metadata["vocab"], want.Metadata["vocab"])
 	}
-	var maxDiff, maxAbs float64
-	for name, wt := range want.Tensors {
-		w, err1 := wt.Float32()
-		v, err2 := got.Tensors[name].Float32()
-		if err1 != nil || err2 != nil || len(w) != len(v) {
-			t.Fatalf("%s: single %v, cluster %v", name, err1, err2)
-		}
-		for i := range w {
-			maxDiff = math.Max(maxDiff, math.Abs(float64(w[i]-v[i])))
-			maxAbs = math.Max(maxAbs, math.Abs(float64(w[i])))
-		}
-	}
-	t.Logf("max |θ_local − θ_train| = %.3g, relative %.3g", maxDiff, maxDiff/maxAbs)
-	if maxDiff/maxAbs > 1e-5 {
-		t.Fatalf("maas local's θ differs from maas train's: max relative difference %.3g", maxDiff/maxAbs)
+	diff, worst := weightsDiff(t, want, got)
+	t.Logf("max |θ_local − θ_train| relative %.3g (%s)", diff, worst)
+	if diff > 1e-5 {
+		t.Fatalf("maas local's θ differs from maas train's: max relative difference %.3g in %s", diff, worst)
 	}
 }
