@@ -65,7 +65,7 @@ ptx-check:
 # The concurrent packages, under the race detector.
 race:
 	$(GO) test -count=1 -race ./tensor/... ./internal/train/... ./internal/wire/... ./internal/api/... ./internal/cli/... ./paramserver/... ./worker/... ./coordinator/... ./deploy/...
-	$(GO) test -count=1 -race -run 'Once' ./internal/cluster/
+	$(GO) test -count=1 -race -run 'Once' ./internal/testcluster/
 
 # The pure-Go fallback everywhere (no assembly), and the build without CUDA
 # (a fully static binary).

@@ -15,7 +15,7 @@ import (
 
 	"github.com/maas-ml/maas/coordinator"
 	"github.com/maas-ml/maas/internal/api"
-	"github.com/maas-ml/maas/internal/cluster"
+	"github.com/maas-ml/maas/internal/testcluster"
 )
 
 func freeAddr(t *testing.T) string {
@@ -35,7 +35,7 @@ type testNode struct {
 
 func openNode(t *testing.T, cfg coordinator.Config, url string) *coordinator.Node {
 	t.Helper()
-	n, err := coordinator.Open(cfg, cluster.ConnectURL(t, url))
+	n, err := coordinator.Open(cfg, testcluster.ConnectURL(t, url))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func jobCount(n *coordinator.Node) int {
 // restarts from its data directory, replays its log and catches up; a
 // follower redirects API calls to the leader.
 func TestThreeNodesFollowerRestart(t *testing.T) {
-	s := cluster.StartNATS(t)
+	s := testcluster.StartNATS(t)
 	url := s.ClientURL()
 	dir := t.TempDir()
 	nodes := make([]*testNode, 3)

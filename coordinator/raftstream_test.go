@@ -14,7 +14,7 @@ import (
 
 	"github.com/maas-ml/maas/coordinator"
 	"github.com/maas-ml/maas/deploy/cluster/clustertest"
-	"github.com/maas-ml/maas/internal/cluster"
+	"github.com/maas-ml/maas/internal/testcluster"
 )
 
 // TestRaftTLS: two coordinators carry Raft over mutual TLS and replicate a
@@ -23,7 +23,7 @@ import (
 // byte, and the cluster goes on as before.
 func TestRaftTLS(t *testing.T) {
 	s, other := clustertest.New(t), clustertest.New(t)
-	nats := cluster.StartNATS(t)
+	nats := testcluster.StartNATS(t)
 	open := func(id string, bootstrap bool) (*coordinator.Node, coordinator.Config) {
 		cfg := coordinator.DefaultConfig()
 		cfg.ID, cfg.RaftAddr, cfg.HTTPAddr = id, freeAddr(t), freeAddr(t)

@@ -16,7 +16,7 @@ import (
 
 	"github.com/maas-ml/maas/coordinator"
 	"github.com/maas-ml/maas/internal/api"
-	"github.com/maas-ml/maas/internal/cluster"
+	"github.com/maas-ml/maas/internal/testcluster"
 	"github.com/maas-ml/maas/internal/wire"
 	"github.com/maas-ml/maas/nn/safetensors"
 )
@@ -51,7 +51,7 @@ func startSingle(t *testing.T, url string, adjust func(*coordinator.Config)) (*c
 // elsewhere, and commits nothing; a spec inside a root, and the shipped
 // MNIST, are taken.
 func TestSubmitOutsideDataRoots(t *testing.T) {
-	s := cluster.StartNATS(t)
+	s := testcluster.StartNATS(t)
 	root := t.TempDir()
 	n, c, ctx := startSingle(t, s.ClientURL(), func(cfg *coordinator.Config) { cfg.DataRoots = []string{root} })
 	spec := func(path string) string {
@@ -92,7 +92,7 @@ epochs: 1
 // and the job records them; max_steps caps the job's steps and a negative
 // one is refused.
 func TestSubmitInitWeights(t *testing.T) {
-	s := cluster.StartNATS(t)
+	s := testcluster.StartNATS(t)
 	n, c, ctx := startSingle(t, s.ClientURL(), nil)
 	const spec = `name: init
 model:
@@ -151,7 +151,7 @@ epochs: 1
 	if !ok || j.Init != wire.InitObject(hex.EncodeToString(sum[:])) || j.TotalSteps != 7 {
 		t.Fatalf("job %+v, want init %s and 7 steps", j, wire.InitObject(hex.EncodeToString(sum[:])))
 	}
-	nc := cluster.Connect(t, s)
+	nc := testcluster.Connect(t, s)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/maas-ml/maas/internal/cluster"
+	"github.com/maas-ml/maas/internal/testcluster"
 	"github.com/maas-ml/maas/internal/wire"
 	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/paramserver"
@@ -32,8 +32,8 @@ func newFixture(t *testing.T, barrier time.Duration, maxBad int) *fixture {
 }
 
 func newFixtureOpt(t *testing.T, barrier time.Duration, maxBad int, opt nn.OptimizerSpec) *fixture {
-	s := cluster.StartNATS(t)
-	f := &fixture{t: t, nc: cluster.Connect(t, s), params: make(chan *wire.ParamChunk, 100), reports: make(chan *wire.Report, 100)}
+	s := testcluster.StartNATS(t)
+	f := &fixture{t: t, nc: testcluster.Connect(t, s), params: make(chan *wire.ParamChunk, 100), reports: make(chan *wire.Report, 100)}
 	f.nc.Subscribe(wire.ParamSubject("j"), func(m *nats.Msg) {
 		var pc wire.ParamChunk
 		if wire.Decode(m.Data, &pc) == nil {
@@ -49,7 +49,7 @@ func newFixtureOpt(t *testing.T, barrier time.Duration, maxBad int, opt nn.Optim
 	f.nc.Flush()
 	cfg := paramserver.DefaultConfig()
 	cfg.BarrierTimeout = barrier
-	f.ps = paramserver.New(cluster.Connect(t, s), cfg)
+	f.ps = paramserver.New(testcluster.Connect(t, s), cfg)
 	a := paramserver.Assignment{Job: "j", Ranges: []wire.Range{{Lo: 0, Hi: 10}}, ChunkFloats: 4, Epoch: 1, Members: 2,
 		Optimizer: opt, StepsPerEpoch: 10, TotalSteps: 10, MaxBadSteps: maxBad}
 	if err := f.ps.Serve(a, make([]float32, 10), nil); err != nil {
@@ -261,8 +261,8 @@ func TestPull(t *testing.T) {
 }
 
 func TestBadAssignments(t *testing.T) {
-	s := cluster.StartNATS(t)
-	ps := paramserver.New(cluster.Connect(t, s), paramserver.DefaultConfig())
+	s := testcluster.StartNATS(t)
+	ps := paramserver.New(testcluster.Connect(t, s), paramserver.DefaultConfig())
 	good := paramserver.Assignment{Job: "j", Ranges: []wire.Range{{Lo: 0, Hi: 5}, {Lo: 5, Hi: 10}}, Members: 1,
 		Optimizer: nn.OptimizerSpec{Type: "sgd", LR: 1}, StepsPerEpoch: 1, TotalSteps: 1}
 	cases := map[string]func(a *paramserver.Assignment){

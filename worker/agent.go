@@ -30,12 +30,15 @@ type Agent struct {
 	w   *Worker
 	log *zap.Logger
 
-	mu     sync.Mutex // guards job, epoch, cancel and data
+	mu     sync.Mutex // guards job, epoch, cancel, data and life
 	job    string
 	epoch  uint64
 	cancel context.CancelFunc
 	data   map[string]*dataset.Dataset
-	wg     sync.WaitGroup
+	// life is Run's ctx: the datasets kept in data outlive a job's
+	// epochs, and their shard fetches end with the member.
+	life context.Context
+	wg   sync.WaitGroup
 }
 
 // NewAgent returns a worker agent on nc.
@@ -51,6 +54,9 @@ func NewAgent(nc *nats.Conn, mc member.Config, wc Config) *Agent {
 
 // Run registers with the coordinator and works until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	a.life = ctx
+	a.mu.Unlock()
 	err := member.Run(ctx, a.nc, a.cfg, a)
 	a.mu.Lock()
 	if a.cancel != nil {

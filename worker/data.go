@@ -20,7 +20,7 @@ import (
 // directory or the bucket. A dataset is kept per manifest digest, so a
 // re-pushed one is read afresh.
 func (a *Agent) pushedDataset(ctx context.Context, spec *jobspec.Spec, split dataset.Split) (*dataset.Dataset, error) {
-	name := spec.Dataset.Name
+	name, outer := spec.Dataset.Name, ctx
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	js, err := jetstream.New(a.nc)
@@ -37,10 +37,13 @@ func (a *Agent) pushedDataset(ctx context.Context, spec *jobspec.Spec, split dat
 	prefix := "pushed|" + name + "|"
 	key := fmt.Sprintf("%s%s|%d", prefix, r.Digest, split)
 	a.mu.Lock()
-	d := a.data[key]
+	d, life := a.data[key], a.life
 	a.mu.Unlock()
 	if d != nil {
 		return d, nil
+	}
+	if life == nil { // assigned outside Run: the fetches end with the caller's ctx
+		life = outer
 	}
 	dir := a.w.cfg.CacheDir
 	if dir == "" {
@@ -48,7 +51,7 @@ func (a *Agent) pushedDataset(ctx context.Context, spec *jobspec.Spec, split dat
 			a.log.Warn("no cache directory: dataset shards are kept in memory only", zap.Error(err))
 		}
 	}
-	d, err = r.Split(split, datastore.SplitOptions{CacheDir: dir, Logger: a.log})
+	d, err = r.Split(life, split, datastore.SplitOptions{CacheDir: dir, Logger: a.log})
 	if err != nil {
 		return nil, fmt.Errorf("dataset %s: %w", name, err)
 	}

@@ -70,7 +70,7 @@ func dataPermissions(t *testing.T, op, worker, coord, srv *natsUserConn) {
 		if err != nil {
 			t.Fatalf("%s reads the manifest: %v", reader.Opts.Name, err)
 		}
-		d, err := r.Split(dataset.Train, datastore.SplitOptions{})
+		d, err := r.Split(t.Context(), dataset.Train, datastore.SplitOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/maas-ml/maas/internal/cluster"
 	"github.com/maas-ml/maas/internal/modeldir"
+	"github.com/maas-ml/maas/internal/testcluster"
 	"github.com/maas-ml/maas/internal/wire"
 )
 
@@ -43,8 +43,8 @@ func announce(t *testing.T, nc *nats.Conn, version int, prefix string) {
 // TestWatchPublished: versions announced on NATS are fetched from the
 // Object Store and served; a corrupt one is counted and changes nothing.
 func TestWatchPublished(t *testing.T) {
-	ns := cluster.StartNATS(t)
-	nc := cluster.Connect(t, ns)
+	ns := testcluster.StartNATS(t)
+	nc := testcluster.Connect(t, ns)
 	ts := newTestServer(t, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -153,7 +153,7 @@ func localJob(ctx context.Context, cmd *cobra.Command, cl *embedded.Cluster, f l
 		return fmt.Errorf("job %s finished without a published model", sub.ID)
 	}
 	if f.stats {
-		printLocalStats(cmd, js, cl.WorkerConns)
+		printLocalStats(cmd, js, cl.WorkerConns())
 	}
 	out := f.out
 	if out == "" {

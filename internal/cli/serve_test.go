@@ -26,9 +26,9 @@ import (
 
 	"github.com/maas-ml/maas/deploy/serve"
 	"github.com/maas-ml/maas/internal/api"
-	"github.com/maas-ml/maas/internal/cluster"
 	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/internal/modeldir"
+	"github.com/maas-ml/maas/internal/testcluster"
 	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/tensor"
 )
@@ -330,7 +330,7 @@ func TestStartServing(t *testing.T) {
 	})
 	coord := httptest.NewServer(mux)
 	defer coord.Close()
-	ns := cluster.StartNATS(t)
+	ns := testcluster.StartNATS(t)
 
 	url, stop, err := startServing(t.Context(), "127.0.0.1:0", ns.ClientURL(), coord.URL, 1, zaptest.NewLogger(t))
 	if err != nil {

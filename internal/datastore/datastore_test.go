@@ -129,7 +129,7 @@ func TestPushMNISTReadBack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := r.Split(s, SplitOptions{CacheDir: t.TempDir()})
+		got, err := r.Split(t.Context(), s, SplitOptions{CacheDir: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +162,7 @@ func TestPushCIFAR10ReadBack(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 2 { // the second from the cache
-			got, err := r.Split(s, SplitOptions{CacheDir: cache})
+			got, err := r.Split(t.Context(), s, SplitOptions{CacheDir: cache})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -230,7 +230,7 @@ func batch(d *dataset.Dataset, idx ...int) error {
 func TestOnlyTouchedShardsFetched(t *testing.T) {
 	_, r, cs := pushed(t)
 	cache := t.TempDir()
-	d, err := r.Split(dataset.Train, SplitOptions{CacheDir: cache})
+	d, err := r.Split(t.Context(), dataset.Train, SplitOptions{CacheDir: cache})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestOnlyTouchedShardsFetched(t *testing.T) {
 	if got, want := cs.take(), []string{"d/train/00001", "d/train/00003"}; !slices.Equal(got, want) {
 		t.Fatalf("fetched %v, want %v", got, want)
 	}
-	d2, _ := r.Split(dataset.Train, SplitOptions{CacheDir: cache})
+	d2, _ := r.Split(t.Context(), dataset.Train, SplitOptions{CacheDir: cache})
 	if err := batch(d2, 4, 14); err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func TestOnlyTouchedShardsFetched(t *testing.T) {
 func TestCorruptCacheRefetched(t *testing.T) {
 	_, r, cs := pushed(t)
 	cache := t.TempDir()
-	d, _ := r.Split(dataset.Train, SplitOptions{CacheDir: cache})
+	d, _ := r.Split(t.Context(), dataset.Train, SplitOptions{CacheDir: cache})
 	if err := batch(d, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func TestCorruptCacheRefetched(t *testing.T) {
 	bad[len(bad)/2] ^= 0xff
 	os.WriteFile(path, bad, 0o644)
 	cs.take()
-	d2, _ := r.Split(dataset.Train, SplitOptions{CacheDir: cache})
+	d2, _ := r.Split(t.Context(), dataset.Train, SplitOptions{CacheDir: cache})
 	if err := batch(d2, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func TestBadObjectDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	cache := t.TempDir()
-	d, _ := r.Split(dataset.Train, SplitOptions{CacheDir: cache})
+	d, _ := r.Split(t.Context(), dataset.Train, SplitOptions{CacheDir: cache})
 	err = batch(d, 9)
 	if !errors.Is(err, ErrDigest) || !strings.Contains(err.Error(), "d/train/00002") || !strings.Contains(err.Error(), "push dataset d again") {
 		t.Fatalf("a changed shard: %v", err)
@@ -352,7 +352,7 @@ func TestRePushReplaces(t *testing.T) {
 		t.Fatalf("bucket holds %v, want %v", names, want)
 	}
 	want5, _ := dataset.Open("cifar10", dir, dataset.Train)
-	got, _ := r.Split(dataset.Train, SplitOptions{CacheDir: t.TempDir()})
+	got, _ := r.Split(t.Context(), dataset.Train, SplitOptions{CacheDir: t.TempDir()})
 	sameSamples(t, got, want5)
 	ms, err := List(ctx, js)
 	if err != nil || len(ms) != 2 || ms[0].Name != "d" || ms[0].Train.N != 5 || ms[1].Name != "other" {

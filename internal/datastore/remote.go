@@ -86,8 +86,10 @@ func DefaultCacheDir() (string, error) {
 // Batch: from the cache directory when the cached file's SHA-256 matches
 // the manifest, else from the bucket (and then cached). A shard fetched
 // from the bucket whose bytes do not match the manifest is an ErrDigest
-// error.
-func (r *Remote) Split(s dataset.Split, o SplitOptions) (*dataset.Dataset, error) {
+// error. ctx bounds every fetch of the dataset's shards (give the
+// lifetime of whoever reads it, e.g. the member's); each fetch also ends
+// after o.FetchTimeout.
+func (r *Remote) Split(ctx context.Context, s dataset.Split, o SplitOptions) (*dataset.Dataset, error) {
 	if s != dataset.Train && s != dataset.Test {
 		return nil, fmt.Errorf("datastore: split %v", s)
 	}
@@ -97,7 +99,7 @@ func (r *Remote) Split(s dataset.Split, o SplitOptions) (*dataset.Dataset, error
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	l := &loader{r: r, split: s, o: o}
+	l := &loader{ctx: ctx, r: r, split: s, o: o}
 	if o.CacheDir != "" {
 		l.dir = filepath.Join(o.CacheDir, r.Name, r.Digest[:16], s.String())
 	}
@@ -107,6 +109,7 @@ func (r *Remote) Split(s dataset.Split, o SplitOptions) (*dataset.Dataset, error
 
 // loader loads the shards of one split of a Remote.
 type loader struct {
+	ctx   context.Context // bounds every fetch
 	r     *Remote
 	split dataset.Split
 	o     SplitOptions
@@ -126,7 +129,7 @@ func (l *loader) LoadShard(i int) (pixels, labels []uint8, err error) {
 			return DecodeShard(b, want)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), l.o.FetchTimeout)
+	ctx, cancel := context.WithTimeout(l.ctx, l.o.FetchTimeout)
 	defer cancel()
 	b, err := l.r.store.GetBytes(ctx, sh.Object)
 	if err != nil {

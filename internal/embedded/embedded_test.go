@@ -45,8 +45,8 @@ func TestStartClose(t *testing.T) {
 		if len(cs.Workers) != 2 || len(cs.Servers) != 2 || cs.Leader == "" {
 			t.Fatalf("start %d: cluster status %+v (%v), want a leader, 2 workers and 2 parameter servers", round+1, cs, err)
 		}
-		if len(c.WorkerConns) != 2 {
-			t.Errorf("%d worker connections", len(c.WorkerConns))
+		if len(c.WorkerConns()) != 2 {
+			t.Errorf("%d worker connections", len(c.WorkerConns()))
 		}
 		c.Close()
 		if _, err := client.Cluster(t.Context()); err == nil {
@@ -61,7 +61,8 @@ func TestValidate(t *testing.T) {
 		edit func(*Config)
 		want string
 	}{
-		{func(c *Config) { c.Workers = 0 }, "workers"},
+		{func(c *Config) { c.Workers = -1 }, "workers"},
+		{func(c *Config) { c.Coordinators = -1 }, "coordinators"},
 		{func(c *Config) { c.Servers = -1 }, "parameter servers"},
 		{func(c *Config) { c.Threads = 0 }, "threads"},
 		{func(c *Config) { c.DataDir = "" }, "data directory"},

@@ -1,4 +1,4 @@
-package cluster
+package testcluster
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/maas-ml/maas/coordinator"
 	"github.com/maas-ml/maas/internal/api"
 )
 
@@ -26,13 +27,7 @@ func TestHarnessLeaderLossAndWorkerLoss(t *testing.T) {
 	id := c.Submit(spec, 2, 2)
 	c.WaitForStep(id, 5, 30*time.Second)
 
-	old := c.Leader()
-	var oldID string
-	for _, n := range []string{"c1", "c2", "c3"} {
-		if c.nodes[n] == old {
-			oldID = n
-		}
-	}
+	old, oldID := c.Leader(), c.LeaderID()
 	c.Kill(oldID)
 	start := time.Now()
 	c.WaitFor("a new leader", 10*time.Second, func() bool { l := c.Leader(); return l != nil && l != old })
@@ -153,6 +148,66 @@ func TestWorkerLossResplits(t *testing.T) {
 		},
 		check: endsIn(2, false, "w-1", "w-3"),
 	})
+}
+
+// TestWorkerPartitioned cuts a job's worker off the network (its NATS
+// traffic held both ways) for longer than the member timeout: the leader
+// declares it lost and the idle worker takes its place; after Heal the
+// partitioned worker's held heartbeats and pushes of the old membership
+// arrive, it is live again (idle, ready for work), and the job ends on the
+// replacement with the fault-free run's model quality (the old epoch's
+// pushes changed nothing).
+func TestWorkerPartitioned(t *testing.T) {
+	const memberTimeout = 2 * time.Second
+	againstFaultFree(t, faultRun{
+		what: "with a worker partitioned", spec: twoEpochs, workers: 2, servers: 2,
+		opts: Options{Coordinators: 1, Servers: 2, Workers: 3, Coordinator: func(c *coordinator.Config) { c.MemberTimeout = memberTimeout }},
+		fault: func(c *Cluster, id string) {
+			c.WaitForStep(id, 30, 60*time.Second)
+			c.Partition("w-2")
+			cut := time.Now()
+			c.WaitFor("w-3 in w-2's place", 20*time.Second, func() bool {
+				js, _ := c.job(id)
+				return slices.Equal(js.Members, []string{"w-1", "w-3"}) || api.Terminal(js.State)
+			})
+			if took := time.Since(cut); took < memberTimeout {
+				t.Fatalf("w-2 replaced %v after the partition, before the %v member timeout", took, memberTimeout)
+			}
+			if st := memberState(c, "w-2"); st != "dead" {
+				t.Fatalf("partitioned w-2 is %q, want dead", st)
+			}
+			t.Logf("w-3 replaced partitioned w-2 after %v", time.Since(cut).Round(time.Millisecond))
+			c.WaitForStep(id, c.Job(id).Step+5, 30*time.Second) // trains on without it
+			c.Heal("w-2")
+			healed := time.Now()
+			c.WaitFor("w-2 live again after Heal", 20*time.Second, func() bool {
+				st := memberState(c, "w-2")
+				return st == "idle" || st == "busy"
+			})
+			t.Logf("w-2 live again %v after Heal", time.Since(healed).Round(time.Millisecond))
+		},
+		check: func(js api.JobStatus) error {
+			if !slices.Equal(js.Members, []string{"w-1", "w-3"}) {
+				return fmt.Errorf("the job ended with workers %v in epoch %d, want [w-1 w-3]", js.Members, js.Epoch)
+			}
+			return nil
+		},
+	})
+}
+
+// memberState is a member's state in the cluster status ("" when not
+// registered).
+func memberState(c *Cluster, id string) string {
+	cs, err := c.API().Cluster(context.Background())
+	if err != nil {
+		return ""
+	}
+	for _, m := range append(cs.Workers, cs.Servers...) {
+		if m.ID == id {
+			return m.State
+		}
+	}
+	return ""
 }
 
 // TestNonFiniteGradientsFailTheJob: a job whose parameters blow up has its
@@ -283,10 +338,10 @@ func TestNATSOutagePausesJob(t *testing.T) {
 // leader is elected and calls succeed again.
 func TestQuorumLoss(t *testing.T) {
 	c := Start(t, Options{Coordinators: 3})
-	leader := c.Leader()
+	leader := c.LeaderID()
 	var down []string
 	for _, id := range []string{"c1", "c2", "c3"} {
-		if c.nodes[id] != leader && len(down) < 2 {
+		if id != leader && len(down) < 2 {
 			down = append(down, id)
 		}
 	}
