@@ -26,6 +26,7 @@ CPU=${CPU:-1}
 build() {
 	mkdir -p "$OUT"
 	CGO_ENABLED=0 go test -c -ldflags='-s -w' -o "$OUT/cuda.test" ./tensor/cuda
+	CGO_ENABLED=0 go test -c -ldflags='-s -w' -o "$OUT/gputrain.test" ./internal/train/gputrain
 	CGO_ENABLED=0 go build -ldflags='-s -w' -o "$OUT/maas" ./cmd/maas
 	ls -la "$OUT"
 	echo "gpu.sh: built into $OUT; on the GPU machine run: bench/gpu.sh run (with $OUT carried)"
@@ -48,12 +49,14 @@ bench_maas() {
 }
 
 run() {
-	[[ -x "$OUT/maas" && -x "$OUT/cuda.test" ]] || { echo "gpu.sh: no binaries in $OUT: run bench/gpu.sh build first" >&2; exit 1; }
+	[[ -x "$OUT/maas" && -x "$OUT/cuda.test" && -x "$OUT/gputrain.test" ]] || { echo "gpu.sh: no binaries in $OUT: run bench/gpu.sh build first" >&2; exit 1; }
 	command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 
 	echo "== CUDA tests (tensortest suite, graph replay, the device-resident Trainer against nn on the GPU)"
 	(cd tensor/cuda && timeout 150 "../../$OUT/cuda.test" -test.run 'TestGPU' -test.v -test.count=1 2>&1 |
-		grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|cuda_test.go|trainer_test.go|running on' | grep -v '=== RUN' | head -60) || echo "CUDA tests: FAILED"
+		grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|cuda_test.go|running on' | grep -v '=== RUN' | head -60) || echo "CUDA tests: FAILED"
+	(timeout 150 "$OUT/gputrain.test" -test.run 'TestGPU' -test.v -test.count=1 2>&1 |
+		grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|trainer_test.go|running on' | grep -v '=== RUN' | head -60) || echo "Trainer tests: FAILED"
 
 	echo "== kernel benchmarks (host slices in and out, so transfers included)"
 	(cd tensor/cuda && timeout 90 "../../$OUT/cuda.test" -test.run '^$' -test.bench 'GPU' -test.benchtime 20x 2>&1 | grep -E 'Benchmark|ok|FAIL|skip') || echo "benchmarks: FAILED"

@@ -87,7 +87,7 @@ type Config struct {
 }
 
 // DeviceTrainer computes a step's gradients on an accelerator that holds
-// the model in its own memory (tensor/cuda's Trainer, built without an
+// the model in its own memory (gputrain's Trainer, built without an
 // optimizer: the parameter servers update θ).
 type DeviceTrainer interface {
 	// SetParams copies θ to the device.

@@ -62,7 +62,7 @@ func (d deviceFlags) backend(threads int) (tensor.Backend, func(), error) {
 	return openCUDA(d.device, d.tf32) // device_cuda.go, or device_nocuda.go with -tags nocuda
 }
 
-// deviceTrainer is a training step resident on a GPU (tensor/cuda's
+// deviceTrainer is a training step resident on a GPU (gputrain's
 // Trainer): train.Device for `maas train` and `maas bench train`,
 // worker.DeviceTrainer for workers.
 type deviceTrainer interface {

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/maas-ml/maas/internal/train/gputrain"
 	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/tensor"
 	"github.com/maas-ml/maas/tensor/cuda"
@@ -32,8 +33,8 @@ func newDeviceTrainer(b tensor.Backend, spec nn.ModelSpec, batch int, opt *nn.Op
 	if !ok {
 		return nil, nil
 	}
-	t, err := cuda.NewTrainer(cb, spec, batch, opt)
-	if errors.Is(err, cuda.ErrUnsupportedLayer) {
+	t, err := gputrain.NewTrainer(cb, spec, batch, opt)
+	if errors.Is(err, gputrain.ErrUnsupportedLayer) {
 		log.Warn("the model trains through per-call copies to the GPU, not device-resident", zap.Error(err))
 		return nil, nil
 	}

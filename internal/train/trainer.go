@@ -35,7 +35,7 @@ type Trainer struct {
 }
 
 // Device runs whole training steps on an accelerator that keeps the model,
-// its gradients and the optimizer state in its own memory (tensor/cuda's
+// its gradients and the optimizer state in its own memory (gputrain's
 // Trainer): the batch goes in, the loss comes out, and the parameters come
 // back only when asked for.
 type Device interface {

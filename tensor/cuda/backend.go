@@ -28,6 +28,7 @@ type Backend struct {
 	pin    runtime.Pinner // keeps args where the driver reads it
 	parts  []float64      // reduction partial sums, copied back
 	err    error          // the first failure of the current call
+	queue  Queue          // what Do hands out
 	closed bool
 }
 
@@ -68,6 +69,7 @@ func Open(device string, opts Options) (*Backend, error) {
 
 func newBackend(e engine) *Backend {
 	b := &Backend{eng: e, args: new(launchArgs)}
+	b.queue.b = b
 	b.pin.Pin(b.args)
 	return b
 }

@@ -3,9 +3,9 @@ package cuda
 import "unsafe"
 
 // engine is what a Backend runs on: device memory, copies, kernel launches
-// and GEMMs on one stream. gpu is the real one; the tests add a host
-// emulation (hostengine_test.go) that runs the same kernels compiled for
-// the CPU, so the Backend's code is exercised on machines without a GPU.
+// and GEMMs on one stream. gpu is the real one; hostEngine (OpenHost) is
+// a host emulation that runs the same kernels compiled for the CPU, so the
+// Backend's code is exercised on machines without a GPU.
 //
 // Addresses are device addresses (uintptr). Copies and launches are
 // queued in order; sync waits for them.

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Errors Open and ParseDevice return, to test for with errors.Is.
+// Errors Open, OpenHost and ParseDevice return, to test for with errors.Is.
 var (
 	// ErrNoDriver: the NVIDIA driver library (libcuda.so.1) cannot be loaded.
 	ErrNoDriver = errors.New("cuda: NVIDIA driver library not found")
@@ -20,6 +20,9 @@ var (
 	ErrClosed = errors.New("cuda: closed")
 	// ErrUnsupported: the engine cannot do the operation.
 	ErrUnsupported = errors.New("cuda: not supported by this engine")
+	// ErrNoClang: OpenHost cannot compile the kernels for the host
+	// because clang-14 (or $CLANG) is not installed.
+	ErrNoClang = errors.New("cuda: host emulation needs clang-14")
 )
 
 // LibraryError says which library could not be loaded, where it was

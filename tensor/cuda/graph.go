@@ -7,8 +7,10 @@ import (
 
 // Graph is work captured from the Backend's stream once and replayed as
 // one launch: a device-resident training step (kernels and GEMMs on
-// Buffers, no host copies) pays the launch cost of its dozens of kernels
-// once per step instead of once per kernel.
+// device memory) pays the launch cost of its dozens of kernels once per
+// step instead of once per kernel. Capture or Queue.Capture makes one;
+// Launch and Close use it outside Do, Queue.LaunchGraph and
+// Queue.FreeGraph inside.
 type Graph struct {
 	b           *Backend
 	graph, exec uintptr

@@ -1,20 +1,21 @@
-package cuda
+package gputrain
 
 import (
 	"fmt"
 
 	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/tensor"
+	"github.com/maas-ml/maas/tensor/cuda"
 )
 
 // devLayer is one layer of a Trainer's model on the device, package nn's
 // layer of the same type with its buffers laid out once. forward queues
 // the layer on x (n, in...) and returns its output; backward takes dL/dy
 // and returns dL/dx, or 0 when no layer below needs it (the backward pass
-// stops there). Both only queue work.
+// stops there). Both only queue work, on q.
 type devLayer interface {
-	forward(t *Trainer, x uintptr, n int) uintptr
-	backward(t *Trainer, dy uintptr, n int) uintptr
+	forward(q *cuda.Queue, t *Trainer, x uintptr, n int) uintptr
+	backward(q *cuda.Queue, t *Trainer, dy uintptr, n int) uintptr
 }
 
 // param is one parameter tensor's offset, in floats, into the flat vector
@@ -28,7 +29,7 @@ func (t *Trainer) g(o param) uintptr { return t.grads + 4*uintptr(o) }
 // their buffers for batches of up to batch samples.
 func (t *Trainer) buildLayers(spec nn.ModelSpec, m *nn.Model, batch int, lay *layout) error {
 	if t.nparams == 0 {
-		return fmt.Errorf("cuda: the model has no parameters to train")
+		return fmt.Errorf("gputrain: the model has no parameters to train")
 	}
 	var colFloats, tmpFloats int
 	view := 0
@@ -117,28 +118,28 @@ type convLayer struct {
 	y, dx   uintptr
 }
 
-func (l *convLayer) forward(t *Trainer, x uintptr, n int) uintptr {
-	b, rows, p := t.b, l.g.Rows(), l.g.OH()*l.g.OW()
+func (l *convLayer) forward(q *cuda.Queue, t *Trainer, x uintptr, n int) uintptr {
+	rows, p := l.g.Rows(), l.g.OH()*l.g.OW()
 	l.x = x
-	b.runGeom(kIm2col, rows*n*p, convGeom(l.g, n), ptr(x), ptr(t.col))
-	b.gemm(false, false, l.oc, n*p, rows, 1, t.p(l.w), rows, t.col, n*p, 0, t.tmp, n*p)
-	b.run(kConvBiasRelu, n*l.oc*p, ptr(t.tmp), ptr(t.p(l.bias)), ptr(l.y), i32(n), i32(l.oc), i32(p), flag(l.relu))
+	q.Im2col(l.g, n, x, t.col)
+	q.Gemm(false, false, l.oc, n*p, rows, 1, t.p(l.w), rows, t.col, n*p, 0, t.tmp, n*p)
+	q.ConvBiasRelu(t.tmp, t.p(l.bias), l.y, n, l.oc, p, l.relu)
 	return l.y
 }
 
-func (l *convLayer) backward(t *Trainer, dy uintptr, n int) uintptr {
-	b, rows, p := t.b, l.g.Rows(), l.g.OH()*l.g.OW()
+func (l *convLayer) backward(q *cuda.Queue, t *Trainer, dy uintptr, n int) uintptr {
+	rows, p := l.g.Rows(), l.g.OH()*l.g.OW()
 	np := n * p
-	b.runGeom(kIm2col, rows*np, convGeom(l.g, n), ptr(l.x), ptr(t.col))
-	b.run(kTranspose021, l.oc*np, ptr(dy), ptr(t.tmp), i32(n), i32(l.oc), i32(p))
-	b.gemm(false, true, l.oc, rows, np, 1, t.tmp, np, t.col, np, 1, t.g(l.w), rows)
-	b.run(kSumBias, l.oc, ptr(dy), ptr(t.g(l.bias)), i32(n), i32(l.oc), i32(p))
+	q.Im2col(l.g, n, l.x, t.col)
+	q.Transpose021(dy, t.tmp, n, l.oc, p)
+	q.Gemm(false, true, l.oc, rows, np, 1, t.tmp, np, t.col, np, 1, t.g(l.w), rows)
+	q.SumBias(dy, t.g(l.bias), n, l.oc, p)
 	if !l.needDx {
 		return 0
 	}
 	// dcol (C·KH·KW, n·P) = Wᵀ · dyt overwrites col.
-	b.gemm(true, false, rows, np, l.oc, 1, t.p(l.w), rows, t.tmp, np, 0, t.col, np)
-	b.runGeom(kCol2im, n*l.g.C*l.g.H*l.g.W, convGeom(l.g, n), ptr(t.col), ptr(l.dx))
+	q.Gemm(true, false, rows, np, l.oc, 1, t.p(l.w), rows, t.tmp, np, 0, t.col, np)
+	q.Col2im(l.g, n, t.col, l.dx)
 	return l.dx
 }
 
@@ -152,20 +153,20 @@ type reluLayer struct {
 	y      uintptr // the output: its own buffer, or the input when fused
 }
 
-func (l *reluLayer) forward(t *Trainer, x uintptr, n int) uintptr {
+func (l *reluLayer) forward(q *cuda.Queue, _ *Trainer, x uintptr, n int) uintptr {
 	if l.fused {
 		l.y = x
 		return x
 	}
-	t.b.run(kRelu, n*l.size, ptr(x), ptr(l.y), i32(n*l.size))
+	q.Relu(x, l.y, n*l.size)
 	return l.y
 }
 
-func (l *reluLayer) backward(t *Trainer, dy uintptr, n int) uintptr {
+func (l *reluLayer) backward(q *cuda.Queue, _ *Trainer, dy uintptr, n int) uintptr {
 	if !l.needDx {
 		return 0
 	}
-	t.b.run(kReluBackward, n*l.size, ptr(dy), ptr(l.y), ptr(dy), i32(n*l.size))
+	q.ReluBackward(dy, l.y, dy, n*l.size)
 	return dy
 }
 
@@ -177,25 +178,25 @@ type poolLayer struct {
 	y, idx, dx uintptr
 }
 
-func (l *poolLayer) forward(t *Trainer, x uintptr, n int) uintptr {
-	t.b.runGeom(kMaxPool, n*l.c*l.g.OH()*l.g.OW(), poolGeom(l.g, n*l.c), ptr(x), ptr(l.y), ptr(l.idx))
+func (l *poolLayer) forward(q *cuda.Queue, _ *Trainer, x uintptr, n int) uintptr {
+	q.MaxPool(l.g, n*l.c, x, l.y, l.idx)
 	return l.y
 }
 
-func (l *poolLayer) backward(t *Trainer, dy uintptr, n int) uintptr {
+func (l *poolLayer) backward(q *cuda.Queue, _ *Trainer, dy uintptr, n int) uintptr {
 	if !l.needDx {
 		return 0
 	}
-	t.b.runGeom(kMaxPoolBackward, n*l.c*l.g.H*l.g.W, poolGeom(l.g, n*l.c), ptr(dy), ptr(l.idx), ptr(l.dx))
+	q.MaxPoolBackward(l.g, n*l.c, dy, l.idx, l.dx)
 	return l.dx
 }
 
 // flattenLayer is nn.Flatten: the data do not move.
 type flattenLayer struct{ needDx bool }
 
-func (flattenLayer) forward(_ *Trainer, x uintptr, _ int) uintptr { return x }
+func (flattenLayer) forward(_ *cuda.Queue, _ *Trainer, x uintptr, _ int) uintptr { return x }
 
-func (l flattenLayer) backward(_ *Trainer, dy uintptr, _ int) uintptr {
+func (l flattenLayer) backward(_ *cuda.Queue, _ *Trainer, dy uintptr, _ int) uintptr {
 	if !l.needDx {
 		return 0
 	}
@@ -211,23 +212,23 @@ type denseLayer struct {
 	x, y, dx         uintptr
 }
 
-func (l *denseLayer) forward(t *Trainer, x uintptr, n int) uintptr {
-	b, rows := t.b, n*l.steps
+func (l *denseLayer) forward(q *cuda.Queue, t *Trainer, x uintptr, n int) uintptr {
+	rows := n * l.steps
 	l.x = x
-	b.gemm(false, true, rows, l.nout, l.nin, 1, x, l.nin, t.p(l.w), l.nin, 0, l.y, l.nout)
-	b.run(kAddBias, rows*l.nout, ptr(l.y), ptr(t.p(l.bias)), i32(rows), i32(l.nout), i32(1))
+	q.Gemm(false, true, rows, l.nout, l.nin, 1, x, l.nin, t.p(l.w), l.nin, 0, l.y, l.nout)
+	q.AddBias(l.y, t.p(l.bias), rows, l.nout, 1)
 	return l.y
 }
 
-func (l *denseLayer) backward(t *Trainer, dy uintptr, n int) uintptr {
-	b, rows := t.b, n*l.steps
+func (l *denseLayer) backward(q *cuda.Queue, t *Trainer, dy uintptr, n int) uintptr {
+	rows := n * l.steps
 	// dW (out, in) += dyᵀ (out, rows) · x (rows, in); db += Σ dy
-	b.gemm(true, false, l.nout, l.nin, rows, 1, dy, l.nout, l.x, l.nin, 1, t.g(l.w), l.nin)
-	b.run(kSumBias, l.nout, ptr(dy), ptr(t.g(l.bias)), i32(rows), i32(l.nout), i32(1))
+	q.Gemm(true, false, l.nout, l.nin, rows, 1, dy, l.nout, l.x, l.nin, 1, t.g(l.w), l.nin)
+	q.SumBias(dy, t.g(l.bias), rows, l.nout, 1)
 	if !l.needDx {
 		return 0
 	}
 	// dx (rows, in) = dy (rows, out) · W (out, in)
-	b.gemm(false, false, rows, l.nin, l.nout, 1, dy, l.nout, t.p(l.w), l.nin, 0, l.dx, l.nin)
+	q.Gemm(false, false, rows, l.nin, l.nout, 1, dy, l.nout, t.p(l.w), l.nin, 0, l.dx, l.nin)
 	return l.dx
 }

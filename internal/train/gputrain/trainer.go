@@ -1,4 +1,4 @@
-package cuda
+package gputrain
 
 import (
 	"errors"
@@ -8,12 +8,13 @@ import (
 
 	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/tensor"
+	"github.com/maas-ml/maas/tensor/cuda"
 )
 
 // ErrUnsupportedLayer: the model has a layer the device-resident Trainer
-// does not run; such a model trains through the Backend's host-slice
+// does not run; such a model trains through the cuda.Backend's host-slice
 // methods instead.
-var ErrUnsupportedLayer = errors.New("cuda: layer not supported by the device-resident trainer")
+var ErrUnsupportedLayer = errors.New("gputrain: layer not supported by the device-resident trainer")
 
 // Trainer runs a model's training step on the GPU with everything resident
 // there: parameters, gradients, activations, scratch and optimizer state
@@ -23,19 +24,19 @@ var ErrUnsupportedLayer = errors.New("cuda: layer not supported by the device-re
 // buffers).
 //
 // A step (Step) is: upload the batch → forward → softmax cross-entropy →
-// zero the gradients → backward, all queued on the Backend's one stream.
-// The second time a batch size comes, the step is captured as a CUDA graph
-// and every later step of that size replays it in one launch; a size seen
-// once (a short last batch) runs as separate launches. Update applies the
-// optimizer (clipping first when asked), one launch outside the graph
-// because its scalars change every step.
+// zero the gradients → backward, all queued on the Backend's one stream
+// through a cuda.Queue. The second time a batch size comes, the step is
+// captured as a CUDA graph and every later step of that size replays it in
+// one launch; a size seen once (a short last batch) runs as separate
+// launches. Update applies the optimizer (clipping first when asked), one
+// launch outside the graph because its scalars change every step.
 //
 // The computation is package nn's, layer by layer, with the same kernels
 // as the Backend's host-slice methods: the tests compare a Trainer on the
-// host emulation with nn on tensor.Reference. A Trainer is used by one
-// goroutine at a time.
+// host emulation (cuda.OpenHost) with nn on tensor.Reference. A Trainer
+// is used by one goroutine at a time.
 type Trainer struct {
-	b       *Backend
+	b       *cuda.Backend
 	layers  []devLayer
 	batch   int // the largest batch
 	inSize  int // floats per sample
@@ -69,14 +70,18 @@ type Trainer struct {
 	hParts  []float64
 	nParts  int
 
-	graphs   map[int]*Graph // captured steps by batch size
-	seen     map[int]int    // steps run per batch size
-	graphErr error          // why capture is off, after a failure
+	graphs   map[int]*cuda.Graph // captured steps by batch size
+	seen     map[int]int         // steps run per batch size
+	graphErr error               // why capture is off, after a failure
 }
 
 // maxGraphs bounds the batch sizes kept as captured graphs (the full batch,
 // a short last batch, a worker's two slice sizes).
 const maxGraphs = 4
+
+// maxParts bounds the partial sums of the gradient's squared norm (for
+// clipping), added on the host: as many as the Backend's own reductions.
+const maxParts = 16384
 
 // optSettings are an optimizer's resolved hyper-parameters (nn's defaults
 // applied).
@@ -89,9 +94,9 @@ type optSettings struct {
 // With opt, Update applies that optimizer on the device; without, the
 // Trainer computes gradients only (Grads brings them back). The
 // parameters start at zero: SetParams gives them their values.
-func NewTrainer(b *Backend, spec nn.ModelSpec, batch int, opt *nn.OptimizerSpec) (*Trainer, error) {
+func NewTrainer(b *cuda.Backend, spec nn.ModelSpec, batch int, opt *nn.OptimizerSpec) (*Trainer, error) {
 	if batch < 1 {
-		return nil, fmt.Errorf("cuda: trainer batch must be positive, got %d", batch)
+		return nil, fmt.Errorf("gputrain: trainer batch must be positive, got %d", batch)
 	}
 	for i, l := range spec.Layers {
 		switch l.Type {
@@ -108,7 +113,7 @@ func NewTrainer(b *Backend, spec nn.ModelSpec, batch int, opt *nn.OptimizerSpec)
 	t := &Trainer{
 		b: b, batch: batch, inSize: tensor.NumElements(m.InShape()), nparams: len(m.Params),
 		classes: out[len(out)-1], rowsPer: tensor.NumElements(out[:len(out)-1]),
-		graphs: map[int]*Graph{}, seen: map[int]int{},
+		graphs: map[int]*cuda.Graph{}, seen: map[int]int{},
 	}
 	if opt != nil {
 		o, err := nn.NewOptimizer(*opt, 0)
@@ -150,24 +155,24 @@ func NewTrainer(b *Backend, spec nn.ModelSpec, batch int, opt *nn.OptimizerSpec)
 		lay.take(&t.parts, 8*t.nParts)
 	}
 	hostBytes := 8*t.nParts + 4*(t.nparams+batch*t.inSize+3*rows)
-	if err := b.call(func() error { return t.allocLocked(&lay, hostBytes, rows) }); err != nil {
+	if err := b.Do(func(q *cuda.Queue) error { return t.alloc(q, &lay, hostBytes, rows) }); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-// allocLocked makes the device allocation and the pinned host memory, and
+// alloc makes the device allocation and the pinned host memory, and
 // zeroes the optimizer state.
-func (t *Trainer) allocLocked(lay *layout, hostBytes, rows int) error {
-	mem, err := t.b.eng.alloc(lay.size)
+func (t *Trainer) alloc(q *cuda.Queue, lay *layout, hostBytes, rows int) error {
+	mem, err := q.Alloc(lay.size)
 	if err != nil {
-		return fmt.Errorf("cuda: trainer memory (%d MiB): %w", lay.size>>20, err)
+		return fmt.Errorf("gputrain: trainer memory (%d MiB): %w", lay.size>>20, err)
 	}
 	t.mem = mem
 	lay.place(mem)
-	p, err := t.b.eng.allocHost(hostBytes)
+	p, err := q.AllocHost(hostBytes)
 	if err != nil {
-		return errors.Join(err, t.freeLocked())
+		return errors.Join(err, t.free(q))
 	}
 	t.pin = p
 	// float64s first, for their alignment.
@@ -180,13 +185,13 @@ func (t *Trainer) allocLocked(lay *layout, hostBytes, rows int) error {
 	t.hY, t.hPred = i[:rows], i[rows:]
 	for _, s := range t.state {
 		if s != 0 {
-			t.b.run(kFill, t.nparams, ptr(s), i32(t.nparams), f32(0))
+			q.Fill(s, t.nparams, 0)
 		}
 	}
-	if err := t.b.takeErr(); err != nil {
-		return errors.Join(err, t.freeLocked())
+	if err := q.Err(); err != nil {
+		return errors.Join(err, t.free(q))
 	}
-	return t.b.eng.sync()
+	return q.Sync()
 }
 
 // Batch is the largest batch the Trainer was laid out for.
@@ -202,15 +207,13 @@ func (t *Trainer) GraphError() error { return t.graphErr }
 // SetParams copies θ (nn.Model.Params' layout) to the device.
 func (t *Trainer) SetParams(src []float32) error {
 	if len(src) != t.nparams {
-		return fmt.Errorf("cuda: SetParams of %d floats, the model has %d", len(src), t.nparams)
+		return fmt.Errorf("gputrain: SetParams of %d floats, the model has %d", len(src), t.nparams)
 	}
-	return t.b.call(func() error {
+	return t.b.Do(func(q *cuda.Queue) error {
 		// The previous transfer through hParams is done: every use syncs.
 		copy(t.hParams, src)
-		if err := t.b.eng.upload(t.params, unsafe.Pointer(&t.hParams[0]), 4*t.nparams); err != nil {
-			return err
-		}
-		return t.b.eng.sync()
+		q.Upload(t.params, unsafe.Pointer(&t.hParams[0]), 4*t.nparams)
+		return q.Sync()
 	})
 }
 
@@ -223,13 +226,11 @@ func (t *Trainer) Grads(dst []float32) error { return t.fetch(dst, t.grads) }
 
 func (t *Trainer) fetch(dst []float32, src uintptr) error {
 	if len(dst) != t.nparams {
-		return fmt.Errorf("cuda: a copy of %d floats, the model has %d", len(dst), t.nparams)
+		return fmt.Errorf("gputrain: a copy of %d floats, the model has %d", len(dst), t.nparams)
 	}
-	return t.b.call(func() error {
-		if err := t.b.eng.download(unsafe.Pointer(&t.hParams[0]), src, 4*t.nparams); err != nil {
-			return err
-		}
-		if err := t.b.eng.sync(); err != nil {
+	return t.b.Do(func(q *cuda.Queue) error {
+		q.Download(unsafe.Pointer(&t.hParams[0]), src, 4*t.nparams)
+		if err := q.Sync(); err != nil {
 			return err
 		}
 		copy(dst, t.hParams)
@@ -245,17 +246,15 @@ func (t *Trainer) Step(x []float32, y []int32, n int) (loss float32, correct int
 	rows := n * t.rowsPer
 	switch {
 	case n < 1 || n > t.batch:
-		return 0, 0, fmt.Errorf("cuda: a step of %d samples on a trainer for 1 to %d", n, t.batch)
+		return 0, 0, fmt.Errorf("gputrain: a step of %d samples on a trainer for 1 to %d", n, t.batch)
 	case len(x) < n*t.inSize || len(y) < rows:
-		return 0, 0, fmt.Errorf("cuda: a step of %d samples needs %d inputs and %d labels, got %d and %d", n, n*t.inSize, rows, len(x), len(y))
+		return 0, 0, fmt.Errorf("gputrain: a step of %d samples needs %d inputs and %d labels, got %d and %d", n, n*t.inSize, rows, len(x), len(y))
 	}
-	err = t.b.call(func() error {
+	err = t.b.Do(func(q *cuda.Queue) error {
 		copy(t.hX, x[:n*t.inSize])
 		copy(t.hY, y[:rows])
-		if err := t.runLocked(n); err != nil {
-			return err
-		}
-		return t.b.eng.sync()
+		t.run(q, n)
+		return q.Sync()
 	})
 	if err != nil {
 		return 0, 0, err
@@ -272,13 +271,13 @@ func (t *Trainer) Step(x []float32, y []int32, n int) (loss float32, correct int
 	return float32(total / float64(rows)), correct, nil
 }
 
-// runLocked queues a step of n samples: a graph replay, a capture followed
-// by its replay, or the separate launches.
-func (t *Trainer) runLocked(n int) error {
+// run queues a step of n samples: a graph replay, a capture followed by
+// its replay, or the separate launches.
+func (t *Trainer) run(q *cuda.Queue, n int) {
 	g := t.graphs[n]
 	if g == nil && t.graphErr == nil && t.seen[n] > 0 && len(t.graphs) < maxGraphs {
 		var err error
-		if g, err = t.b.captureLocked(func() { t.record(n) }); err != nil {
+		if g, err = q.Capture(func() { t.record(q, n) }); err != nil {
 			t.graphErr = err // run uncaptured from now on
 		} else {
 			t.graphs[n] = g
@@ -286,36 +285,36 @@ func (t *Trainer) runLocked(n int) error {
 	}
 	t.seen[n]++
 	if g != nil {
-		return t.b.eng.launchGraph(g.exec)
+		q.LaunchGraph(g)
+		return
 	}
-	t.record(n)
-	return t.b.takeErr()
+	t.record(q, n)
 }
 
 // record queues the work of a step of n samples: nothing in it waits for
 // the stream, so it can be captured.
-func (t *Trainer) record(n int) {
-	b, rows := t.b, n*t.rowsPer
-	b.fail(b.eng.upload(t.x, unsafe.Pointer(&t.hX[0]), 4*n*t.inSize))
-	b.fail(b.eng.upload(t.labels, unsafe.Pointer(&t.hY[0]), 4*rows))
+func (t *Trainer) record(q *cuda.Queue, n int) {
+	rows := n * t.rowsPer
+	q.Upload(t.x, unsafe.Pointer(&t.hX[0]), 4*n*t.inSize)
+	q.Upload(t.labels, unsafe.Pointer(&t.hY[0]), 4*rows)
 	cur := t.x
 	for _, l := range t.layers {
-		cur = l.forward(t, cur, n)
+		cur = l.forward(q, t, cur, n)
 	}
-	b.run(kSoftmaxXent, rows, ptr(cur), ptr(t.labels), ptr(t.probs), ptr(t.loss), i32(rows), i32(t.classes))
-	b.run(kArgmax, rows, ptr(t.probs), i32(rows), i32(t.classes), ptr(t.pred))
-	b.run(kSoftmaxXentBackward, rows*t.classes, ptr(t.probs), ptr(t.labels), ptr(t.dy), i32(rows), i32(t.classes), f32(1/float32(rows)))
-	b.run(kFill, t.nparams, ptr(t.grads), i32(t.nparams), f32(0))
+	q.SoftmaxXent(cur, t.labels, t.probs, t.loss, rows, t.classes)
+	q.Argmax(t.probs, rows, t.classes, t.pred)
+	q.SoftmaxXentBackward(t.probs, t.labels, t.dy, rows, t.classes, 1/float32(rows))
+	q.Fill(t.grads, t.nparams, 0)
 	dy := t.dy
 	for i := len(t.layers) - 1; i >= 0 && dy != 0; i-- {
-		dy = t.layers[i].backward(t, dy, n)
+		dy = t.layers[i].backward(q, t, dy, n)
 	}
 	if t.clip > 0 {
-		b.run(kPartialDot, t.nParts, ptr(t.grads), ptr(t.grads), i32(t.nparams), i32(t.nParts), ptr(t.parts))
-		b.fail(b.eng.download(unsafe.Pointer(&t.hParts[0]), t.parts, 8*t.nParts))
+		q.PartialDot(t.grads, t.grads, t.nparams, t.nParts, t.parts)
+		q.Download(unsafe.Pointer(&t.hParts[0]), t.parts, 8*t.nParts)
 	}
-	b.fail(b.eng.download(unsafe.Pointer(&t.hLoss[0]), t.loss, 4*rows))
-	b.fail(b.eng.download(unsafe.Pointer(&t.hPred[0]), t.pred, 4*rows))
+	q.Download(unsafe.Pointer(&t.hLoss[0]), t.loss, 4*rows)
+	q.Download(unsafe.Pointer(&t.hPred[0]), t.pred, 4*rows)
 }
 
 // Update applies the optimizer to the last Step's gradients at learning
@@ -323,54 +322,53 @@ func (t *Trainer) record(n int) {
 // queues the work and returns; the next call waits for it.
 func (t *Trainer) Update(lr float64) error {
 	if t.opt == nil {
-		return errors.New("cuda: Update on a trainer made without an optimizer")
+		return errors.New("gputrain: Update on a trainer made without an optimizer")
 	}
 	t.step++
-	return t.b.call(func() error {
-		b, n := t.b, t.nparams
+	return t.b.Do(func(q *cuda.Queue) error {
+		n := t.nparams
 		if t.clip > 0 {
 			var ss float64
 			for _, v := range t.hParts {
 				ss += v
 			}
 			if coef := t.clip / (math.Sqrt(ss) + 1e-6); coef < 1 {
-				b.run(kScale, n, f32(float32(coef)), ptr(t.grads), i32(n))
+				q.Scale(float32(coef), t.grads, n)
 			}
 		}
 		if s := t.opt.sgd; s != nil {
-			b.run(kSGD, n, ptr(t.params), ptr(t.grads), ptr(t.state[0]), i32(n), f32(float32(lr)), f32(float32(s.WeightDecay)),
-				f32(float32(s.Momentum)), f32(float32(1-s.Dampening)), flag(t.step == 1), flag(s.Nesterov))
+			q.SGD(t.params, t.grads, t.state[0], n, float32(lr), float32(s.WeightDecay),
+				float32(s.Momentum), float32(1-s.Dampening), t.step == 1, s.Nesterov)
 		} else {
 			a := t.opt.adam
-			c := tensor.NewAdamArgs(a.Beta1, a.Beta2, a.Eps, a.WeightDecay, lr, int64(t.step), a.Decoupled)
-			b.run(kAdam, n, ptr(t.params), ptr(t.grads), ptr(t.state[0]), ptr(t.state[1]), i32(n), f32(c.StepSize),
-				f32(c.InvSqrtBC2), f32(c.Beta1), f32(c.OneMinusB1), f32(c.Beta2), f32(c.OneMinusB2), f32(c.Eps),
-				f32(c.WeightDecay), f32(c.Decay), flag(c.Decoupled))
+			q.Adam(t.params, t.grads, t.state[0], t.state[1], n,
+				tensor.NewAdamArgs(a.Beta1, a.Beta2, a.Eps, a.WeightDecay, lr, int64(t.step), a.Decoupled))
 		}
-		return b.takeErr()
+		return q.Err()
 	})
 }
 
 // Close frees the Trainer's graphs and memory.
 func (t *Trainer) Close() error {
-	return t.b.call(func() error {
-		err := t.b.eng.sync()
+	return t.b.Do(func(q *cuda.Queue) error {
+		err := q.Sync()
 		for n, g := range t.graphs {
-			err = errors.Join(err, t.b.eng.destroyGraph(g.graph, g.exec))
+			err = errors.Join(err, q.FreeGraph(g))
 			delete(t.graphs, n)
 		}
-		return errors.Join(err, t.freeLocked())
+		return errors.Join(err, t.free(q))
 	})
 }
 
-func (t *Trainer) freeLocked() error {
+// free releases the device allocation and the pinned memory.
+func (t *Trainer) free(q *cuda.Queue) error {
 	var err error
 	if t.mem != 0 {
-		err = t.b.eng.free(t.mem)
+		err = q.Free(t.mem)
 		t.mem = 0
 	}
 	if t.pin != nil {
-		err = errors.Join(err, t.b.eng.freeHost(t.pin))
+		err = errors.Join(err, q.FreeHost(t.pin))
 		t.pin = nil
 	}
 	return err
@@ -394,36 +392,4 @@ func (l *layout) place(base uintptr) {
 	for _, p := range l.fields {
 		*p += base
 	}
-}
-
-// takeErr returns the first failure of the work queued since the last
-// takeErr and clears it.
-func (b *Backend) takeErr() error {
-	err := b.err
-	b.err = nil
-	return err
-}
-
-// captureLocked is Capture under the Backend's mutex: record queues work
-// (failures through b.fail), which becomes a Graph instead of running.
-func (b *Backend) captureLocked(record func()) (*Graph, error) {
-	if err := b.eng.beginCapture(); err != nil {
-		return nil, fmt.Errorf("cuda: begin capture: %w", err)
-	}
-	record()
-	recErr := b.takeErr()
-	graph, err := b.eng.endCapture()
-	if recErr == nil && err == nil {
-		var exec uintptr
-		if exec, err = b.eng.instantiate(graph); err == nil {
-			return &Graph{b: b, graph: graph, exec: exec}, nil
-		}
-	}
-	if graph != 0 {
-		_ = b.eng.destroyGraph(graph, 0)
-	}
-	if recErr != nil {
-		return nil, recErr
-	}
-	return nil, fmt.Errorf("cuda: capture: %w", err)
 }

@@ -1,6 +1,9 @@
-package cuda
+package gputrain
 
-import "github.com/maas-ml/maas/nn"
+import (
+	"github.com/maas-ml/maas/nn"
+	"github.com/maas-ml/maas/tensor/cuda"
+)
 
 // rnnLayer is nn.LSTM or nn.GRU over x (n, T, F), in nn's time-major
 // layout: x is transposed to xt (T, n, F) once, each stacked layer k
@@ -102,16 +105,16 @@ func (l *rnnLayer) input(k int) uintptr {
 // at is the address of block t of an array of (n·width)-float blocks.
 func at(base uintptr, t, n, width int) uintptr { return base + 4*uintptr(t*n*width) }
 
-func (l *rnnLayer) forward(t *Trainer, x uintptr, n int) uintptr {
-	b, tn, h, g := t.b, l.steps*n, l.hidden, l.gates
-	b.run(kTranspose021, tn*l.feat, ptr(x), ptr(l.xt), i32(n), i32(l.steps), i32(l.feat))
+func (l *rnnLayer) forward(q *cuda.Queue, t *Trainer, x uintptr, n int) uintptr {
+	tn, h, g := l.steps*n, l.hidden, l.gates
+	q.Transpose021(x, l.xt, n, l.steps, l.feat)
 	for k := range l.p {
 		p, in, act := l.p[k], l.inSize(k), l.act[k]
 		// act (T·n, G) = input (T·n, in) · W_ihᵀ + b_ih
-		b.gemm(false, true, tn, g, in, 1, l.input(k), in, t.p(p.wih), in, 0, act, g)
-		b.run(kAddBias, tn*g, ptr(act), ptr(t.p(p.bih)), i32(tn), i32(g), i32(1))
+		q.Gemm(false, true, tn, g, in, 1, l.input(k), in, t.p(p.wih), in, 0, act, g)
+		q.AddBias(act, t.p(p.bih), tn, g, 1)
 		if !l.gru { // b_hh joins b_ih: both add to every gate
-			b.run(kAddBias, tn*g, ptr(act), ptr(t.p(p.bhh)), i32(tn), i32(g), i32(1))
+			q.AddBias(act, t.p(p.bhh), tn, g, 1)
 		}
 		for s := range l.steps {
 			a, hs := at(act, s, n, g), at(l.hs[k], s, n, h)
@@ -121,44 +124,44 @@ func (l *rnnLayer) forward(t *Trainer, x uintptr, n int) uintptr {
 			}
 			if l.gru {
 				// hh (n, G) = b_hh + h_{t−1}·W_hhᵀ
-				b.run(kFill, n*g, ptr(l.hh), i32(n*g), f32(0))
-				b.run(kAddBias, n*g, ptr(l.hh), ptr(t.p(p.bhh)), i32(n), i32(g), i32(1))
+				q.Fill(l.hh, n*g, 0)
+				q.AddBias(l.hh, t.p(p.bhh), n, g, 1)
 				if s > 0 {
-					b.gemm(false, true, n, g, h, 1, hprev, h, t.p(p.whh), h, 1, l.hh, g)
+					q.Gemm(false, true, n, g, h, 1, hprev, h, t.p(p.whh), h, 1, l.hh, g)
 				}
-				b.run(kGRUForward, n*h, ptr(a), ptr(l.hh), ptr(hprev), ptr(at(l.hn[k], s, n, h)), ptr(hs), i32(n), i32(h))
+				q.GRUForward(a, l.hh, hprev, at(l.hn[k], s, n, h), hs, n, h)
 				continue
 			}
 			var cprev uintptr
 			if s > 0 {
 				// a (n, 4H) += h_{t−1} · W_hhᵀ
-				b.gemm(false, true, n, g, h, 1, hprev, h, t.p(p.whh), h, 1, a, g)
+				q.Gemm(false, true, n, g, h, 1, hprev, h, t.p(p.whh), h, 1, a, g)
 				cprev = at(l.c[k], s-1, n, h)
 			}
-			b.run(kLSTMForward, n*h, ptr(a), ptr(cprev), ptr(at(l.c[k], s, n, h)), ptr(at(l.tc[k], s, n, h)), ptr(hs), i32(n), i32(h))
+			q.LSTMForward(a, cprev, at(l.c[k], s, n, h), at(l.tc[k], s, n, h), hs, n, h)
 		}
 	}
 	top := l.hs[len(l.hs)-1]
 	if !l.seq {
 		return at(top, l.steps-1, n, h)
 	}
-	b.run(kTranspose021, tn*h, ptr(top), ptr(l.y), i32(l.steps), i32(n), i32(h))
+	q.Transpose021(top, l.y, l.steps, n, h)
 	return l.y
 }
 
-func (l *rnnLayer) backward(t *Trainer, dy uintptr, n int) uintptr {
-	b, tn, h := t.b, l.steps*n, l.hidden
+func (l *rnnLayer) backward(q *cuda.Queue, t *Trainer, dy uintptr, n int) uintptr {
+	tn, h := l.steps*n, l.hidden
 	// dh (T, n, H) from dy: every step's, or only the last one's.
 	if l.seq {
-		b.run(kTranspose021, tn*h, ptr(dy), ptr(l.dh), i32(n), i32(l.steps), i32(h))
+		q.Transpose021(dy, l.dh, n, l.steps, h)
 	} else {
-		b.run(kFill, tn*h, ptr(l.dh), i32(tn*h), f32(0))
-		b.run(kAxpy, n*h, f32(1), ptr(dy), ptr(at(l.dh, l.steps-1, n, h)), i32(n*h))
+		q.Fill(l.dh, tn*h, 0)
+		q.Axpy(1, dy, at(l.dh, l.steps-1, n, h), n*h)
 	}
 	var dx uintptr
 	for k := len(l.p) - 1; k >= 0; k-- {
-		l.backwardLayer(t, k, n)
-		dx = l.accumulate(t, k, n)
+		l.backwardLayer(q, t, k, n)
+		dx = l.accumulate(q, t, k, n)
 	}
 	return dx
 }
@@ -166,10 +169,10 @@ func (l *rnnLayer) backward(t *Trainer, dy uintptr, n int) uintptr {
 // backwardLayer runs back through time over stacked layer k: from dh it
 // writes the gate gradients, adding each step's gradient with respect to
 // h_{t−1} into dh_{t−1} on the way.
-func (l *rnnLayer) backwardLayer(t *Trainer, k, n int) {
-	b, h, g, p := t.b, l.hidden, l.gates, l.p[k]
+func (l *rnnLayer) backwardLayer(q *cuda.Queue, t *Trainer, k, n int) {
+	h, g, p := l.hidden, l.gates, l.p[k]
 	if !l.gru {
-		b.run(kFill, n*h, ptr(l.dc), i32(n*h), f32(0))
+		q.Fill(l.dc, n*h, 0)
 	}
 	for s := l.steps - 1; s >= 0; s-- {
 		a, dh := at(l.act[k], s, n, g), at(l.dh, s, n, h)
@@ -180,17 +183,17 @@ func (l *rnnLayer) backwardLayer(t *Trainer, k, n int) {
 		dzi, dzh := at(l.dzi, s, n, g), at(l.dzi, s, n, g)
 		if l.gru {
 			dzh = at(l.dzh, s, n, g)
-			b.run(kGRUBackward, n*h, ptr(a), ptr(at(l.hn[k], s, n, h)), ptr(hprev), ptr(dh), ptr(dprev), ptr(dzi), ptr(dzh), i32(n), i32(h))
+			q.GRUBackward(a, at(l.hn[k], s, n, h), hprev, dh, dprev, dzi, dzh, n, h)
 		} else {
 			var cprev uintptr
 			if s > 0 {
 				cprev = at(l.c[k], s-1, n, h)
 			}
-			b.run(kLSTMBackward, n*h, ptr(a), ptr(at(l.tc[k], s, n, h)), ptr(cprev), ptr(dh), ptr(l.dc), ptr(dzi), i32(n), i32(h))
+			q.LSTMBackward(a, at(l.tc[k], s, n, h), cprev, dh, l.dc, dzi, n, h)
 		}
 		if s > 0 {
 			// dh_{t−1} (n, H) += dzh_t (n, G) · W_hh (G, H)
-			b.gemm(false, false, n, h, g, 1, dzh, g, t.p(p.whh), h, 1, dprev, h)
+			q.Gemm(false, false, n, h, g, 1, dzh, g, t.p(p.whh), h, 1, dprev, h)
 		}
 	}
 }
@@ -198,30 +201,30 @@ func (l *rnnLayer) backwardLayer(t *Trainer, k, n int) {
 // accumulate adds layer k's parameter gradients from its gate gradients
 // over all steps, then writes dL/d input(k): into dh for the layer below,
 // or into dx for k = 0 when needed. It returns dx or 0.
-func (l *rnnLayer) accumulate(t *Trainer, k, n int) uintptr {
-	b, tn, in, g, h, p := t.b, l.steps*n, l.inSize(k), l.gates, l.hidden, l.p[k]
+func (l *rnnLayer) accumulate(q *cuda.Queue, t *Trainer, k, n int) uintptr {
+	tn, in, g, h, p := l.steps*n, l.inSize(k), l.gates, l.hidden, l.p[k]
 	dzi, dzh := l.dzi, l.dzi
 	if l.gru {
 		dzh = l.dzh
 	}
-	b.run(kSumBias, g, ptr(dzi), ptr(t.g(p.bih)), i32(tn), i32(g), i32(1))
-	b.run(kSumBias, g, ptr(dzh), ptr(t.g(p.bhh)), i32(tn), i32(g), i32(1))
+	q.SumBias(dzi, t.g(p.bih), tn, g, 1)
+	q.SumBias(dzh, t.g(p.bhh), tn, g, 1)
 	// dW_ih (G, in) += dziᵀ (G, T·n) · input (T·n, in)
-	b.gemm(true, false, g, in, tn, 1, dzi, g, l.input(k), in, 1, t.g(p.wih), in)
+	q.Gemm(true, false, g, in, tn, 1, dzi, g, l.input(k), in, 1, t.g(p.wih), in)
 	// dW_hh (G, H) += dzh[1:]ᵀ (G, (T−1)·n) · h[:T−1] ((T−1)·n, H)
 	if l.steps > 1 {
-		b.gemm(true, false, g, h, tn-n, 1, at(dzh, 1, n, g), g, l.hs[k], h, 1, t.g(p.whh), h)
+		q.Gemm(true, false, g, h, tn-n, 1, at(dzh, 1, n, g), g, l.hs[k], h, 1, t.g(p.whh), h)
 	}
 	if k > 0 {
 		// dh of layer k−1 (T·n, H) = dzi (T·n, G) · W_ih (G, H)
-		b.gemm(false, false, tn, h, g, 1, dzi, g, t.p(p.wih), h, 0, l.dh, h)
+		q.Gemm(false, false, tn, h, g, 1, dzi, g, t.p(p.wih), h, 0, l.dh, h)
 		return 0
 	}
 	if !l.needDx {
 		return 0
 	}
 	// dx (T·n, F) = dzi · W_ih, then back to (n, T, F).
-	b.gemm(false, false, tn, l.feat, g, 1, dzi, g, t.p(p.wih), l.feat, 0, l.dt, l.feat)
-	b.run(kTranspose021, tn*l.feat, ptr(l.dt), ptr(l.dx), i32(l.steps), i32(n), i32(l.feat))
+	q.Gemm(false, false, tn, l.feat, g, 1, dzi, g, t.p(p.wih), l.feat, 0, l.dt, l.feat)
+	q.Transpose021(l.dt, l.dx, l.steps, n, l.feat)
 	return l.dx
 }

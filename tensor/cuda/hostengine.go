@@ -1,21 +1,22 @@
 package cuda
 
 import (
+	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sync"
-	"testing"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
 )
 
-// hostEngine is a real, in-memory engine for tests: the kernels of
-// kernels/*.cu compiled for the CPU by clang-14 into a shared object, run
+// hostEngine is a real, in-memory engine for tests (OpenHost): the kernels
+// of kernels/*.cu compiled for the CPU by clang-14 into a shared object, run
 // one emulated thread at a time (see maas_cuda.h), on "device memory"
 // that is Go memory. GEMMs run the plain maas_gemm kernel in cuBLAS's
 // place. It checks the kernels' index math and the Backend's code on
@@ -52,73 +53,95 @@ type hostGraph struct {
 
 var _ engine = (*hostEngine)(nil)
 
+// The kernel sources, compiled for the host by OpenHost.
+//
+//go:embed kernels/*.cu kernels/*.h kernels/*.cc
+var kernelSources embed.FS
+
 var (
 	hostLibOnce sync.Once
 	hostLib     uintptr
 	hostLibErr  error
 )
 
-// buildHostKernels compiles kernels/*.cu for the host and loads the result
-// (once per test binary). It returns errNoClang when clang-14 is missing.
+// buildHostKernels compiles the kernel sources for the host and loads the
+// result (once per process). It returns ErrNoClang when clang-14 is
+// missing.
 func buildHostKernels() (uintptr, error) {
-	hostLibOnce.Do(func() {
-		clang := os.Getenv("CLANG")
-		if clang == "" {
-			clang = "clang-14"
-		}
-		if _, err := exec.LookPath(clang); err != nil {
-			hostLibErr = fmt.Errorf("%w (%s not on PATH: apt-get install clang-14)", errNoClang, clang)
-			return
-		}
-		dir, err := os.MkdirTemp("", "maas-cuda-host-")
-		if err != nil {
-			hostLibErr = err
-			return
-		}
-		srcs, _ := filepath.Glob("kernels/*.cu")
-		so := filepath.Join(dir, "kernels.so")
-		args := append([]string{"-x", "c++", "-std=c++17", "-O2", "-fPIC", "-shared", "-ffp-contract=off", "-DMAAS_HOST", "-Wall", "-Werror"}, srcs...)
-		args = append(args, "kernels/host_launch.cc", "-lm", "-o", so)
-		if out, err := exec.Command(clang, args...).CombinedOutput(); err != nil {
-			hostLibErr = fmt.Errorf("compiling the kernels for the host: %v\n%s", err, out)
-			return
-		}
-		hostLib, hostLibErr = purego.Dlopen(so, purego.RTLD_NOW|purego.RTLD_LOCAL)
-		os.RemoveAll(dir) // the loaded object stays mapped
-	})
+	hostLibOnce.Do(func() { hostLib, hostLibErr = compileHostKernels() })
 	return hostLib, hostLibErr
 }
 
-var errNoClang = errors.New("cuda: host emulation needs clang-14")
-
-// newHostBackend returns a Backend on the host engine, or skips t without
-// clang-14 (CI installs it; see .ci/run).
-func newHostBackend(t testing.TB) *Backend {
-	t.Helper()
-	lib, err := buildHostKernels()
-	if errors.Is(err, errNoClang) {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("cuda: %v", err)
-		}
-		t.Skipf("cuda: %v", err)
+func compileHostKernels() (uintptr, error) {
+	clang := os.Getenv("CLANG")
+	if clang == "" {
+		clang = "clang-14"
 	}
+	if _, err := exec.LookPath(clang); err != nil {
+		return 0, fmt.Errorf("%w (%s not on PATH: apt-get install clang-14)", ErrNoClang, clang)
+	}
+	dir, err := os.MkdirTemp("", "maas-cuda-host-")
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
+	}
+	defer os.RemoveAll(dir) // the loaded object stays mapped
+	if err := os.CopyFS(dir, kernelSources); err != nil {
+		return 0, fmt.Errorf("writing the kernel sources: %w", err)
+	}
+	srcs, err := fs.Glob(kernelSources, "kernels/*.cu")
+	if err != nil {
+		return 0, err
+	}
+	so := filepath.Join(dir, "kernels.so")
+	args := []string{"-x", "c++", "-std=c++17", "-O2", "-fPIC", "-shared", "-ffp-contract=off", "-DMAAS_HOST", "-Wall", "-Werror"}
+	args = append(args, srcs...)
+	args = append(args, "kernels/host_launch.cc", "-lm", "-o", so)
+	cmd := exec.Command(clang, args...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("compiling the kernels for the host: %v\n%s", err, out)
+	}
+	return purego.Dlopen(so, purego.RTLD_NOW|purego.RTLD_LOCAL)
+}
+
+// OpenHost returns a Backend on the host emulation, for tests on machines
+// without a GPU: the kernels of kernels/*.cu (embedded) compiled for the
+// CPU by clang-14 (or $CLANG) into a shared object, once per process, and
+// run one emulated thread at a time on "device memory" that is Go memory,
+// with the plain maas_gemm kernel in cuBLAS's place and CUDA graphs
+// recorded and replayed. Without clang the error wraps ErrNoClang, so a
+// test can skip. Close fails when device or pinned memory is left
+// allocated; HostCounts reads the allocation and graph counters.
+func OpenHost() (*Backend, error) {
+	lib, err := buildHostKernels()
+	if err != nil {
+		return nil, err
 	}
 	e := &hostEngine{mem: map[uintptr][]uint64{}, graphs: map[uintptr]*hostGraph{}}
 	for k, kd := range kernels {
 		purego.RegisterLibFunc(&e.fns[k], lib, kd.symbol+"_host")
 	}
-	b := newBackend(e)
-	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Error(err)
-		}
-		if n := len(e.mem); n != 0 {
-			t.Errorf("host engine: %d allocations not freed by Close", n)
-		}
-	})
-	return b
+	return newBackend(e), nil
+}
+
+// HostCounts are the host emulation's counters since OpenHost.
+type HostCounts struct {
+	Allocs     int // device allocations (Queue.Alloc, the Backend's buffers)
+	HostAllocs int // pinned host allocations
+	Captures   int // graphs captured
+	Replays    int // graph launches
+}
+
+// HostCounts returns the host emulation's counters, and false for a
+// Backend on a GPU.
+func (b *Backend) HostCounts() (HostCounts, bool) {
+	e, ok := b.eng.(*hostEngine)
+	if !ok {
+		return HostCounts{}, false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return HostCounts{Allocs: e.allocs, HostAllocs: e.hostAllocs, Captures: e.captures, Replays: e.replays}, true
 }
 
 func (e *hostEngine) name() string { return "host emulation" }
@@ -130,8 +153,18 @@ func (e *hostEngine) sync() error {
 	}
 	return nil
 }
-func (e *hostEngine) close() error         { return nil }
 func (e *hostEngine) free(p uintptr) error { return e.release(p) }
+
+// close fails when memory is left allocated: the Backend frees its own
+// buffers before, so what is left leaked.
+func (e *hostEngine) close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if n := len(e.mem); n != 0 {
+		return fmt.Errorf("host engine: %d allocations not freed at Close", n)
+	}
+	return nil
+}
 
 func (e *hostEngine) alloc(bytes int) (uintptr, error) {
 	e.mu.Lock()
@@ -322,11 +355,4 @@ func (e *hostEngine) destroyGraph(graph, exec uintptr) error {
 	g.pin.Unpin()
 	delete(e.graphs, id)
 	return nil
-}
-
-// counts returns the allocation and graph counters.
-func (e *hostEngine) counts() (allocs, hostAllocs, captures, replays int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.allocs, e.hostAllocs, e.captures, e.replays
 }
