@@ -6,11 +6,13 @@
 #
 #   bench/compare-train.sh                  # 3 rounds, 30 timed steps, 5 warm-up
 #   ROUNDS=5 STEPS=50 bench/compare-train.sh
+#   BASELINE=/tmp/maas-old bench/compare-train.sh   # also another maas build, in the same rounds
 #
 # Environment: MAAS (default ./bin/maas; built with `make build` when
 # missing), PYTHON (default /usr/bin/python3, Debian's python3-torch),
 # ROUNDS (3), STEPS (30), WARMUP (5), SPECS and THREADS (space-separated
-# lists overriding the defaults below).
+# lists overriding the defaults below), BASELINE (a second maas binary run
+# in each round after maas; the table then compares maas with it too).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -22,6 +24,11 @@ STEPS=${STEPS:-30}
 WARMUP=${WARMUP:-5}
 SPECS=${SPECS:-"examples/mnist-cnn.yaml examples/cifar10-cnn.yaml examples/mnist-lstm.yaml examples/mnist-gru.yaml"}
 THREADS=${THREADS:-"1 2"}
+BASELINE=${BASELINE:-}
+if [[ -n "$BASELINE" && ! -x "$BASELINE" ]]; then
+	echo "compare-train: BASELINE=$BASELINE is not an executable" >&2
+	exit 1
+fi
 
 # OpenBLAS single-threaded: each implementation's own thread count is the
 # one under test; a second BLAS thread pool would oversubscribe the cores.
@@ -70,12 +77,15 @@ for spec in $SPECS; do
 	for t in $THREADS; do
 		for ((r = 1; r <= ROUNDS; r++)); do
 			run maas "$spec" "$t" "$MAAS" bench train -f "$spec" --threads "$t" --steps "$STEPS" --warmup "$WARMUP"
+			if [[ -n "$BASELINE" ]]; then
+				run baseline "$spec" "$t" "$BASELINE" bench train -f "$spec" --threads "$t" --steps "$STEPS" --warmup "$WARMUP"
+			fi
 			run pytorch "$spec" "$t" "$PYTHON" bench/torch_peer.py throughput -f "$spec" --threads "$t" --steps "$STEPS" --warmup "$WARMUP"
 		done
 	done
 done
 
-"$PYTHON" - "$TSV" "$SPECS" "$THREADS" <<'PY'
+"$PYTHON" - "$TSV" "$SPECS" "$THREADS" "$BASELINE" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 vals = {}
@@ -84,14 +94,18 @@ for spec, t, impl, sps in rows:
 def med(k):
     v = vals.get(k)
     return statistics.median(v) if v else None
-fmt = "{:<28} {:>7} {:>14} {:>16} {:>13}"
-print(fmt.format("spec", "threads", "maas samp/s", "pytorch samp/s", "maas/pytorch"))
+base = bool(sys.argv[4])
+fmt = "{:<28} {:>7} {:>14} {:>16} {:>13}" + (" {:>16} {:>14}" if base else "")
+head = ["spec", "threads", "maas samp/s", "pytorch samp/s", "maas/pytorch"]
+print(fmt.format(*head, *(["baseline samp/s", "maas/baseline"] if base else [])))
+num = lambda v: "n/a" if v is None else f"{v:.1f}"
+ratio = lambda a, b: f"{a / b:.3f}" if a is not None and b else "n/a"
 for spec in sys.argv[2].split():
     for t in sys.argv[3].split():
-        m, p = med((spec, t, "maas")), med((spec, t, "pytorch"))
-        print(fmt.format(spec, t,
-                         "n/a" if m is None else f"{m:.1f}",
-                         "n/a" if p is None else f"{p:.1f}",
-                         f"{m / p:.3f}" if m is not None and p else "n/a"))
+        m, p, b = med((spec, t, "maas")), med((spec, t, "pytorch")), med((spec, t, "baseline"))
+        cols = [spec, t, num(m), num(p), ratio(m, p)]
+        if base:
+            cols += [num(b), ratio(m, b)]
+        print(fmt.format(*cols))
 PY
 echo "raw results: $OUTFILE" >&2
