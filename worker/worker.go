@@ -84,6 +84,11 @@ type Config struct {
 	// nil (and no error) for a model the device does not run; the steps
 	// then run on Backend.
 	NewDeviceTrainer func(spec nn.ModelSpec, batch int) (DeviceTrainer, error)
+	// SyntheticCompute, when not 0, replaces a benchmark job's
+	// benchmark.synthetic_compute on this worker (one sample's compute
+	// time before dilation): a slower or faster host. Jobs without a
+	// benchmark section compute for real regardless.
+	SyntheticCompute time.Duration
 }
 
 // DeviceTrainer computes a step's gradients on an accelerator that holds
@@ -218,22 +223,13 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data train.Source) (*nn.
 	if err := w.awaitParams(ctx, a, m, refs, inbox, a.FromStep, key); err != nil {
 		return nil, err
 	}
-	out := m.OutShape()
-	loss := nn.NewSoftmaxCrossEntropy(w.cfg.Backend, out[len(out)-1])
-	B := spec.BatchSize
-	var dev DeviceTrainer
-	if w.cfg.NewDeviceTrainer != nil {
-		if dev, err = w.cfg.NewDeviceTrainer(spec.Model, B/a.Members+1); err != nil {
-			return nil, err
-		}
-		if dev != nil {
-			defer dev.Close()
-		}
+	st, err := w.newStepper(spec, m, data, a.Members)
+	if err != nil {
+		return nil, err
 	}
+	defer st.close()
+	B := spec.BatchSize
 	spe := (data.Len() + B - 1) / B
-	labels := data.LabelsPerSample()
-	x := make([]float32, (B/a.Members+1)*data.SampleSize())
-	y := make([]int32, (B/a.Members+1)*labels)
 	var perm []int
 	permEpoch := -1
 	for t := a.FromStep; t < a.TotalSteps; t++ {
@@ -253,20 +249,8 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data train.Source) (*nn.
 		}
 		info := StepInfo{Step: t, N: len(idx)}
 		start := time.Now()
-		if n := len(idx); n > 0 {
-			if err := data.Batch(idx, x, y); err != nil {
-				return nil, err
-			}
-			xs, ys := x[:n*data.SampleSize()], y[:n*labels]
-			if dev != nil {
-				if info.Loss, info.Correct, err = deviceStep(dev, m, xs, ys, n); err != nil {
-					return nil, err
-				}
-			} else {
-				info.Loss, info.Correct = train.Gradient(m, loss, xs, ys, n)
-			}
-		} else {
-			m.ZeroGrad() // an empty slice pushes a zero gradient (its weight n_r/B is 0)
+		if err := st.compute(ctx, idx, &info); err != nil {
+			return nil, err
 		}
 		info.Compute = time.Since(start)
 		start = time.Now()
@@ -284,6 +268,98 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data train.Source) (*nn.
 		}
 	}
 	return m, nil
+}
+
+// stepper computes this worker's part of a step: its slice's gradient
+// into m.Grads, on the backend, a device, or (a benchmark job) by waiting.
+type stepper struct {
+	m      *nn.Model
+	loss   *nn.SoftmaxCrossEntropy
+	data   train.Source
+	dev    DeviceTrainer
+	x      []float32
+	y      []int32
+	labels int
+	// perSample, when not 0, is a benchmark job's wait for one sample in
+	// place of computing it; the gradient pushed is then m.Grads as filled
+	// once by fillSynthetic.
+	perSample time.Duration
+}
+
+func (w *Worker) newStepper(spec *jobspec.Spec, m *nn.Model, data train.Source, members int) (*stepper, error) {
+	out := m.OutShape()
+	slice := spec.BatchSize/members + 1
+	st := &stepper{m: m, loss: nn.NewSoftmaxCrossEntropy(w.cfg.Backend, out[len(out)-1]), data: data, labels: data.LabelsPerSample()}
+	if per := spec.SyntheticCompute(); per > 0 {
+		if w.cfg.SyntheticCompute > 0 {
+			per = spec.Benchmark.Dilate(w.cfg.SyntheticCompute)
+		}
+		st.perSample = per
+		fillSynthetic(m.Grads)
+		return st, nil
+	}
+	if w.cfg.NewDeviceTrainer != nil {
+		dev, err := w.cfg.NewDeviceTrainer(spec.Model, slice)
+		if err != nil {
+			return nil, err
+		}
+		st.dev = dev
+	}
+	st.x = make([]float32, slice*data.SampleSize())
+	st.y = make([]int32, slice*st.labels)
+	return st, nil
+}
+
+// compute fills m.Grads with the gradient of the samples idx (their sum's
+// mean, as the parameter servers weigh it by len(idx)) and info's loss and
+// accuracy.
+func (st *stepper) compute(ctx context.Context, idx []int, info *StepInfo) error {
+	n := len(idx)
+	switch {
+	case st.perSample > 0:
+		return sleep(ctx, time.Duration(n)*st.perSample)
+	case n == 0:
+		st.m.ZeroGrad() // an empty slice pushes a zero gradient (its weight n_r/B is 0)
+		return nil
+	}
+	if err := st.data.Batch(idx, st.x, st.y); err != nil {
+		return err
+	}
+	xs, ys := st.x[:n*st.data.SampleSize()], st.y[:n*st.labels]
+	if st.dev != nil {
+		var err error
+		info.Loss, info.Correct, err = deviceStep(st.dev, st.m, xs, ys, n)
+		return err
+	}
+	info.Loss, info.Correct = train.Gradient(st.m, st.loss, xs, ys, n)
+	return nil
+}
+
+func (st *stepper) close() {
+	if st.dev != nil {
+		st.dev.Close()
+	}
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// fillSynthetic fills a benchmark job's gradient: small, finite values
+// that depend on the index only, the same on every worker and step.
+func fillSynthetic(g []float32) {
+	for i := range g {
+		h := uint32(i) * 2654435761
+		g[i] = (float32(h>>8)/float32(1<<24) - 0.5) * 1e-3
+	}
 }
 
 // deviceStep computes a step on dev: θ_t (m.Params) up, the step, the

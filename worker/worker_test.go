@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -368,4 +369,85 @@ func TestRunRejectsBadAssignments(t *testing.T) {
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/maas-ml/maas/tensor.(*workerPool).work"))
+}
+
+// noBatches is a data source whose batches must not be read.
+type noBatches struct {
+	train.Source
+	reads atomic.Int32
+}
+
+func (s *noBatches) Batch(idx []int, x []float32, y []int32) error {
+	s.reads.Add(1)
+	return errors.New("a benchmark job read a batch")
+}
+
+// TestRunSynthetic: a benchmark job's worker reads no data and computes
+// nothing; each step waits samples × synthetic_compute × dilation (or the
+// worker's own SyntheticCompute in place of the job's), then pushes the
+// same small, finite gradient of the model's size, and the steps go on
+// through the servers as usual.
+func TestRunSynthetic(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		override time.Duration
+		minStep  time.Duration // 8 samples × per-sample × dilation 5
+	}{
+		{"job's compute time", 0, 8 * 2 * 5 * time.Millisecond},
+		{"worker's compute time", 4 * time.Millisecond, 8 * 4 * 5 * time.Millisecond},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			nc, spec, data, theta0 := setup(t)
+			spec.Benchmark = &jobspec.Benchmark{SyntheticCompute: "2ms", Dilation: 5}
+			if err := spec.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			const chunk, steps = 3000, 3
+			srv := newFakeServer(t, nc, "j", theta0, chunk, 0.5)
+			src := &noBatches{Source: data}
+			cfg := worker.DefaultConfig()
+			cfg.Backend, cfg.Logger, cfg.SyntheticCompute = tensor.Reference, zaptest.NewLogger(t), c.override
+			cfg.PushTimeout, cfg.ParamWait, cfg.PullTimeout, cfg.StepTimeout = 100*time.Millisecond, 50*time.Millisecond, 200*time.Millisecond, 5*time.Second
+			var infos []worker.StepInfo
+			cfg.OnStep = func(i worker.StepInfo) { infos = append(infos, i) }
+			m, err := worker.New(nc, cfg).Run(t.Context(), assignment(spec, len(theta0), chunk, steps), src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := src.reads.Load(); n != 0 {
+				t.Errorf("%d batches read", n)
+			}
+			if len(infos) != steps {
+				t.Fatalf("%d steps reported, want %d", len(infos), steps)
+			}
+			for _, i := range infos {
+				if i.Compute < c.minStep {
+					t.Errorf("step %d: compute %v, want at least %v", i.Step, i.Compute, c.minStep)
+				}
+			}
+			srv.mu.Lock()
+			defer srv.mu.Unlock()
+			g0 := srv.grads[0]
+			var nonzero int
+			for _, v := range g0 {
+				if math.IsNaN(float64(v)) || math.Abs(float64(v)) > 1e-3 {
+					t.Fatalf("synthetic gradient value %g, want finite and within ±1e-3", v)
+				}
+				if v != 0 {
+					nonzero++
+				}
+			}
+			if nonzero < len(g0)*9/10 {
+				t.Errorf("%d of %d synthetic gradient values are not zero", nonzero, len(g0))
+			}
+			for s := int64(1); s < steps; s++ {
+				if !slices.Equal(srv.grads[s], g0) {
+					t.Errorf("step %d pushed another gradient than step 0", s)
+				}
+			}
+			if !slices.Equal(m.Params, srv.theta[steps]) {
+				t.Error("the worker does not hold θ_3 at the end")
+			}
+		})
+	}
 }

@@ -287,6 +287,7 @@ func paramserverCmd() *cobra.Command {
 func workerCmd() *cobra.Command {
 	var natsURL, id, cacheDir, metricsAddr string
 	var threads int
+	var synthetic time.Duration
 	var creds natsCreds
 	var dev deviceFlags
 	cmd := &cobra.Command{
@@ -294,6 +295,9 @@ func workerCmd() *cobra.Command {
 		Short: "Run a worker: trains its slice of each batch of the jobs it is assigned",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if synthetic < 0 {
+				return fmt.Errorf("--synthetic-compute must not be negative, got %v", synthetic)
+			}
 			log := newLogger()
 			defer log.Sync()
 			b, closeBackend, err := dev.backend(threads)
@@ -312,7 +316,7 @@ func workerCmd() *cobra.Command {
 			defer nc.Close()
 			host, _ := os.Hostname()
 			wc := worker.DefaultConfig()
-			wc.Backend, wc.Logger, wc.CacheDir = b, log, cacheDir
+			wc.Backend, wc.Logger, wc.CacheDir, wc.SyntheticCompute = b, log, cacheDir, synthetic
 			if !dev.onCPU() {
 				wc.NewDeviceTrainer = func(spec nn.ModelSpec, batch int) (worker.DeviceTrainer, error) {
 					dt, err := newDeviceTrainer(b, spec, batch, nil, log) // the servers update θ
@@ -337,6 +341,7 @@ func workerCmd() *cobra.Command {
 	cmd.Flags().IntVar(&threads, "threads", 0, "cores to use (0: all)")
 	dev.add(cmd.Flags())
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "where to keep the shards of pushed datasets (`maas data push`) fetched from the Object Store (default: <user cache dir>/maas/data)")
+	cmd.Flags().DurationVar(&synthetic, "synthetic-compute", 0, "benchmark jobs only: one sample's compute time on this worker, in place of the job's benchmark.synthetic_compute (a slower or faster host; see docs/scaling.md)")
 	creds.addFlags(cmd.Flags())
 	return cmd
 }

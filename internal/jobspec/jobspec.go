@@ -54,6 +54,9 @@ type Spec struct {
 	StepTimeout string `yaml:"step_timeout,omitempty" json:"step_timeout,omitempty"`
 	// Serving configures how the published model is served.
 	Serving *Serving `yaml:"serving,omitempty" json:"serving,omitempty"`
+	// Benchmark, when set, replaces the workers' computation by waits of
+	// its length (a data-plane benchmark; see Benchmark).
+	Benchmark *Benchmark `yaml:"benchmark,omitempty" json:"benchmark,omitempty"`
 }
 
 // Serving is the model config of the serving endpoint: dynamic batching
@@ -280,6 +283,16 @@ func (s *Spec) Validate() error {
 	}
 	if s.BarrierTimeout != "" && s.Step() <= s.Barrier(0) {
 		return fieldErr("step_timeout", "%v must exceed barrier_timeout %v, so that a missing worker is noticed by the servers first", s.Step(), s.Barrier(0))
+	}
+	if b := s.Benchmark; b != nil {
+		if err := b.validate(); err != nil {
+			return err
+		}
+	}
+	if b := s.Benchmark; b != nil {
+		if err := b.validate(); err != nil {
+			return err
+		}
 	}
 	if v := s.Serving; v != nil {
 		if v.MaxBatchSize < 0 || v.MaxBatchSize > 4096 {

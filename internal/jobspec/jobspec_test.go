@@ -69,6 +69,9 @@ func TestBadSpecs(t *testing.T) {
 		{"barrier not a duration", "seed: 3", "seed: 3\nbarrier_timeout: soon", "barrier_timeout"},
 		{"negative step timeout", "seed: 3", "seed: 3\nstep_timeout: -5s", "step_timeout"},
 		{"step within the barrier", "seed: 3", "seed: 3\nbarrier_timeout: 90s", "step_timeout"},
+		{"synthetic compute missing", "seed: 3", "seed: 3\nbenchmark: {dilation: 4}", "benchmark.synthetic_compute"},
+		{"synthetic compute not a duration", "seed: 3", "seed: 3\nbenchmark: {synthetic_compute: fast}", "benchmark.synthetic_compute"},
+		{"dilation below 1", "seed: 3", "seed: 3\nbenchmark: {synthetic_compute: 1ms, dilation: 0.5}", "benchmark.dilation"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -198,6 +201,28 @@ func TestTimeouts(t *testing.T) {
 	}
 	if d.Barrier(30*time.Second) != 30*time.Second || d.Step() != DefaultStepTimeout {
 		t.Fatalf("defaults: barrier %v step %v", d.Barrier(30*time.Second), d.Step())
+	}
+}
+
+// TestSyntheticCompute: a benchmark job's wait for one sample is
+// synthetic_compute × dilation (dilation 1 when left out); a job without
+// the section computes for real.
+func TestSyntheticCompute(t *testing.T) {
+	for _, c := range []struct {
+		extra string
+		want  time.Duration
+	}{
+		{"", 0},
+		{"benchmark: {synthetic_compute: 700us}\n", 700 * time.Microsecond},
+		{"benchmark: {synthetic_compute: 700us, dilation: 10}\n", 7 * time.Millisecond},
+	} {
+		s, err := Parse([]byte(good + c.extra))
+		if err != nil {
+			t.Fatalf("%q: %v", c.extra, err)
+		}
+		if got := s.SyntheticCompute(); got != c.want {
+			t.Errorf("%q: SyntheticCompute %v, want %v", c.extra, got, c.want)
+		}
 	}
 }
 
