@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/maas-ml/maas/internal/dataset"
@@ -89,6 +90,8 @@ type Config struct {
 	// time before dilation): a slower or faster host. Jobs without a
 	// benchmark section compute for real regardless.
 	SyntheticCompute time.Duration
+	// Registerer gets the worker's metrics (nil: not exported).
+	Registerer prometheus.Registerer
 }
 
 // DeviceTrainer computes a step's gradients on an accelerator that holds
@@ -131,8 +134,9 @@ type chunkRef struct {
 
 // Worker computes gradients for one job assignment at a time.
 type Worker struct {
-	nc  *nats.Conn
-	cfg Config
+	nc      *nats.Conn
+	cfg     Config
+	metrics *metrics
 }
 
 // New returns a worker on connection nc.
@@ -159,7 +163,7 @@ func New(nc *nats.Conn, cfg Config) *Worker {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Worker{nc: nc, cfg: cfg}
+	return &Worker{nc: nc, cfg: cfg, metrics: newMetrics(cfg.Registerer)}
 }
 
 // paramInbox collects fanned-out parameter chunks by step.
@@ -263,6 +267,7 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data train.Source) (*nn.
 			return nil, err
 		}
 		info.Wait = time.Since(start)
+		w.metrics.observe(info)
 		if w.cfg.OnStep != nil {
 			w.cfg.OnStep(info)
 		}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
@@ -408,6 +410,8 @@ func TestRunSynthetic(t *testing.T) {
 			cfg := worker.DefaultConfig()
 			cfg.Backend, cfg.Logger, cfg.SyntheticCompute = tensor.Reference, zaptest.NewLogger(t), c.override
 			cfg.PushTimeout, cfg.ParamWait, cfg.PullTimeout, cfg.StepTimeout = 100*time.Millisecond, 50*time.Millisecond, 200*time.Millisecond, 5*time.Second
+			reg := prometheus.NewPedanticRegistry()
+			cfg.Registerer = reg
 			var infos []worker.StepInfo
 			cfg.OnStep = func(i worker.StepInfo) { infos = append(infos, i) }
 			m, err := worker.New(nc, cfg).Run(t.Context(), assignment(spec, len(theta0), chunk, steps), src)
@@ -420,10 +424,22 @@ func TestRunSynthetic(t *testing.T) {
 			if len(infos) != steps {
 				t.Fatalf("%d steps reported, want %d", len(infos), steps)
 			}
+			var compute time.Duration
 			for _, i := range infos {
 				if i.Compute < c.minStep {
 					t.Errorf("step %d: compute %v, want at least %v", i.Step, i.Compute, c.minStep)
 				}
+				compute += i.Compute
+			}
+			// The metrics count every step's phases and samples.
+			if n := testutil.CollectAndCount(reg, "maas_worker_step_seconds"); n != 3 {
+				t.Errorf("maas_worker_step_seconds has %d series, want 3 phases", n)
+			}
+			if got := counter(t, reg, "maas_worker_samples_total"); got != 8*steps {
+				t.Errorf("maas_worker_samples_total %g, want %d", got, 8*steps)
+			}
+			if sum, count := histogram(t, reg, "compute"); count != steps || math.Abs(sum-compute.Seconds()) > 1e-6 {
+				t.Errorf("compute phase: %d steps summing to %gs, want %d summing to %v", count, sum, steps, compute)
 			}
 			srv.mu.Lock()
 			defer srv.mu.Unlock()
@@ -450,4 +466,44 @@ func TestRunSynthetic(t *testing.T) {
 			}
 		})
 	}
+}
+
+// counter returns the value of the counter name registered in reg.
+func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no counter %s", name)
+	return 0
+}
+
+// histogram returns the sum and count of maas_worker_step_seconds for
+// phase.
+func histogram(t *testing.T, reg *prometheus.Registry, phase string) (float64, uint64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "maas_worker_step_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "phase" && l.GetValue() == phase {
+					return m.GetHistogram().GetSampleSum(), m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	t.Fatalf("no maas_worker_step_seconds{phase=%q}", phase)
+	return 0, 0
 }

@@ -3,11 +3,9 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,10 +18,8 @@ import (
 	"time"
 
 	"github.com/maas-ml/maas/internal/dataset"
+	"github.com/maas-ml/maas/internal/netemu"
 )
-
-// sshdPath is the OpenSSH server the netns test runs in each namespace.
-const sshdPath = "/usr/sbin/sshd"
 
 // TestNetnsCluster launches a real, secured cluster of three hosts with
 // Up and runs it end to end: 3 NATS servers, 3 coordinators, 2 parameter
@@ -41,8 +37,8 @@ func TestNetnsCluster(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: the netns cluster test needs root (network namespaces and sshd)")
 	}
-	if _, err := os.Stat(sshdPath); err != nil {
-		t.Skipf("skipping: no OpenSSH server at %s (apt-get install -y openssh-server)", sshdPath)
+	if _, err := os.Stat(netemu.SSHD); err != nil {
+		t.Skipf("skipping: no OpenSSH server at %s (apt-get install -y openssh-server)", netemu.SSHD)
 	}
 	for _, tool := range []string{"ip", "ssh-keygen", "setsid", "nohup", "go"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -54,19 +50,33 @@ func TestNetnsCluster(t *testing.T) {
 		t.Skipf("skipping: no MNIST to train on: %v", err)
 	}
 	start := time.Now()
-	hosts := newNetns(t, 3)
+	nt, err := netemu.New(3)
+	if errors.Is(err, netemu.ErrUnavailable) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nt.Close() })
+	hosts := nt.Hosts
 	dir := t.TempDir()
 	bin := buildMaas(t, dir)
 	clientKey := filepath.Join(dir, "id_ed25519")
-	sshKeygen(t, clientKey)
+	if err := netemu.SSHKeygen(clientKey); err != nil {
+		t.Fatal(err)
+	}
 	clientPub, err := os.ReadFile(clientKey + ".pub")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var known bytes.Buffer
-	for _, h := range hosts {
-		hostPub := startSSHD(t, h, clientPub)
-		fmt.Fprintf(&known, "%s %s", h.addr, hostPub)
+	for i, h := range hosts {
+		hostPub, stop, err := nt.StartSSHD(i, t.TempDir(), clientPub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(stop)
+		fmt.Fprintf(&known, "%s %s", h.Addr, hostPub)
 	}
 	knownHosts := filepath.Join(dir, "known_hosts")
 	if err := os.WriteFile(knownHosts, known.Bytes(), 0o600); err != nil {
@@ -79,7 +89,7 @@ hosts:
   - {name: h2, address: %s, data_dir: %s, roles: [nats, coordinator, paramserver, worker]}
   - {name: h3, address: %s, data_dir: %s, roles: [nats, coordinator, worker]}
 `, clientKey, knownHosts,
-		hosts[0].addr, filepath.Join(dir, "h1"), hosts[1].addr, filepath.Join(dir, "h2"), hosts[2].addr, filepath.Join(dir, "h3"))
+		hosts[0].Addr, filepath.Join(dir, "h1"), hosts[1].Addr, filepath.Join(dir, "h2"), hosts[2].Addr, filepath.Join(dir, "h3"))
 	f, err := Parse([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +154,7 @@ hosts:
 	}
 	probeSecured(t, f, secrets)
 	// h1's worker serves its metrics where the file says.
-	if resp, err := http.Get("http://" + hosts[0].addr + ":9300/metrics"); err != nil {
+	if resp, err := http.Get("http://" + hosts[0].Addr + ":9300/metrics"); err != nil {
 		t.Errorf("h1's worker metrics: %v", err)
 	} else {
 		b, _ := io.ReadAll(resp.Body)
@@ -228,124 +238,6 @@ type testLog struct{ t *testing.T }
 func (w testLog) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
-}
-
-// nsHost is a network namespace standing for a host.
-type nsHost struct {
-	ns, addr string
-}
-
-// newNetns makes n network namespaces, each with a veth pair to a bridge
-// in the root namespace and an address of its own in a fresh 10.211.x.0/24;
-// the root namespace is .1 on the bridge. They are removed in t.Cleanup.
-func newNetns(t *testing.T, n int) []nsHost {
-	t.Helper()
-	var b [2]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	tag := hex.EncodeToString(b[:])
-	subnet := fmt.Sprintf("10.211.%d", 1+int(b[0])%250)
-	bridge := "mbr" + tag
-	if out, err := exec.Command("ip", "link", "add", bridge, "type", "bridge").CombinedOutput(); err != nil {
-		t.Skipf("skipping: cannot make a bridge (ip link add type bridge): %v: %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
-	ipCmd(t, "addr", "add", subnet+".1/24", "dev", bridge)
-	ipCmd(t, "link", "set", bridge, "up")
-	var hosts []nsHost
-	for i := 1; i <= n; i++ {
-		ns := fmt.Sprintf("maas-%s-%d", tag, i)
-		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-			t.Skipf("skipping: ip netns add fails: %v: %s", err, out)
-		}
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-		outer, inner := fmt.Sprintf("mv%s%d", tag, i), fmt.Sprintf("mp%s%d", tag, i)
-		addr := fmt.Sprintf("%s.%d", subnet, 10+i)
-		ipCmd(t, "link", "add", outer, "type", "veth", "peer", "name", inner)
-		ipCmd(t, "link", "set", inner, "netns", ns)
-		ipCmd(t, "link", "set", outer, "master", bridge, "up")
-		ipCmd(t, "-n", ns, "addr", "add", addr+"/24", "dev", inner)
-		ipCmd(t, "-n", ns, "link", "set", inner, "up")
-		ipCmd(t, "-n", ns, "link", "set", "lo", "up")
-		hosts = append(hosts, nsHost{ns: ns, addr: addr})
-	}
-	return hosts
-}
-
-func ipCmd(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
-// sshKeygen makes an ed25519 key pair without a passphrase at path.
-func sshKeygen(t *testing.T, path string) {
-	t.Helper()
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", path).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v: %s", err, out)
-	}
-}
-
-// startSSHD runs sshd in h's namespace, with a new host key and the
-// client's key authorized, until the test ends. It returns the host's
-// public key line.
-func startSSHD(t *testing.T, h nsHost, clientPub []byte) []byte {
-	t.Helper()
-	dir := t.TempDir()
-	hostKey := filepath.Join(dir, "host_key")
-	sshKeygen(t, hostKey)
-	hostPub, err := os.ReadFile(hostKey + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	authorized := filepath.Join(dir, "authorized_keys")
-	if err := os.WriteFile(authorized, clientPub, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	config := filepath.Join(dir, "sshd_config")
-	conf := fmt.Sprintf(`Port 22
-ListenAddress %s
-HostKey %s
-AuthorizedKeysFile %s
-PidFile %s
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PrintMotd no
-`, h.addr, hostKey, authorized, filepath.Join(dir, "sshd.pid"))
-	if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// sshd insists on its privilege separation directory.
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd := exec.Command("ip", "netns", "exec", h.ns, sshdPath, "-D", "-e", "-f", config)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start sshd in %s: %v", h.ns, err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", net.JoinHostPort(h.addr, "22"), time.Second)
-		if err == nil {
-			c.Close()
-			return hostPub
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd in %s does not listen on %s:22: %v\n%s", h.ns, h.addr, err, stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // buildMaas builds the maas binary (static) into dir.
