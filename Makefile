@@ -6,7 +6,7 @@ OUT       ?= out/mnist-cnn
 SPEC      ?= examples/mnist-cnn.yaml
 FUZZTIME  ?= 10000x
 
-.PHONY: all build mnist run run-single test vet unit race noasm fuzz bench chaos clean ptx ptx-check
+.PHONY: all build mnist run run-single test vet unit race noasm fuzz bench chaos scale scale-quick clean ptx ptx-check
 
 all: build
 
@@ -96,6 +96,20 @@ chaos: mnist
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./tensor/ ./internal/train/
+
+# Scaling curves on emulated hosts (network namespaces on a bridge, links
+# shaped with tc; root, iproute2 and openssh-server needed, else skipped):
+# K = 1…32 workers over up to 8 hosts, at 1, 10 and 25 Gbit/s, for the seed
+# CNN, the row-MNIST LSTM and a 10x wider CNN, plus real-compute checks at
+# K = 2 and 4. One JSON line per configuration in bench/results/scale-*.jsonl.
+# See docs/scaling.md.
+SCALE_FLAGS ?=
+scale: build mnist
+	$(BIN) bench scale --skip-unavailable --real 2,4 $(SCALE_FLAGS)
+
+# A few minutes: K = 1, 4, 8 on 2 worker hosts at 10 Gbit/s, the seed CNN.
+scale-quick: build mnist
+	$(BIN) bench scale --skip-unavailable --workers 1,4,8 --max-hosts 2 --rates 10 --models examples/mnist-cnn.yaml $(SCALE_FLAGS)
 
 clean:
 	rm -rf bin out

@@ -95,6 +95,6 @@ func benchCmd() *cobra.Command {
 	tr.Flags().IntVar(&warmup, "warmup", 5, "untimed steps first")
 	tr.Flags().IntVar(&batch, "batch", 0, "batch size (default: the spec's)")
 	tr.MarkFlagRequired("file")
-	cmd.AddCommand(tr)
+	cmd.AddCommand(tr, benchScaleCmd())
 	return cmd
 }

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -69,11 +70,20 @@ func New(n int) (*Net, error) {
 		return nil, err
 	}
 	var b [2]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return nil, err
+	var subnet string
+	for try := 0; ; try++ {
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		subnet = fmt.Sprintf("10.%d.%d", 180+int(b[0])%60, int(b[1]))
+		if !inUse(subnet + ".1") {
+			break
+		}
+		if try == 20 {
+			return nil, fmt.Errorf("%w: no free 10.x.y.0/24 subnet for the hosts", ErrUnavailable)
+		}
 	}
 	tag := hex.EncodeToString(b[:])
-	subnet := fmt.Sprintf("10.%d.%d", 180+int(b[0])%60, int(b[1]))
 	nt := &Net{Bridge: "neb" + tag, Gateway: subnet + ".1"}
 	if out, err := exec.Command("ip", "link", "add", nt.Bridge, "type", "bridge").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("%w: ip link add type bridge: %v: %s", ErrUnavailable, err, strings.TrimSpace(string(out)))
@@ -84,7 +94,7 @@ func New(n int) (*Net, error) {
 			nt.Close()
 		}
 	}()
-	if err := ip("addr", "add", nt.Gateway+"/16", "dev", nt.Bridge); err != nil {
+	if err := ip("addr", "add", nt.Gateway+"/24", "dev", nt.Bridge); err != nil {
 		return nil, err
 	}
 	if err := ip("link", "set", nt.Bridge, "up"); err != nil {
@@ -101,7 +111,7 @@ func New(n int) (*Net, error) {
 			{"link", "add", h.outer, "type", "veth", "peer", "name", h.inner},
 			{"link", "set", h.inner, "netns", h.NS},
 			{"link", "set", h.outer, "master", nt.Bridge, "up"},
-			{"-n", h.NS, "addr", "add", h.Addr + "/16", "dev", h.inner},
+			{"-n", h.NS, "addr", "add", h.Addr + "/24", "dev", h.inner},
 			{"-n", h.NS, "link", "set", h.inner, "up"},
 			{"-n", h.NS, "link", "set", "lo", "up"},
 		} {
@@ -112,6 +122,22 @@ func New(n int) (*Net, error) {
 	}
 	ok = true
 	return nt, nil
+}
+
+// inUse reports whether addr falls in a network of one of this machine's
+// interfaces (another set of hosts, a real network).
+func inUse(addr string) bool {
+	a := net.ParseIP(addr)
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, x := range addrs {
+		if n, ok := x.(*net.IPNet); ok && n.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func ip(args ...string) error {

@@ -1,0 +1,227 @@
+package scale
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/jobspec"
+)
+
+// MaxCPU is the share of the machine's CPU above which a run is not valid:
+// the emulation, not the emulated cluster, would then set its speed.
+const MaxCPU = 0.70
+
+// Config is one measured configuration on a testbed.
+type Config struct {
+	// Model names the model in the results (e.g. mnist-cnn); Spec is its
+	// job: model, optimizer and per-worker batch (weak scaling: the job's
+	// batch becomes per-worker batch × K).
+	Model  string
+	Spec   *jobspec.Spec
+	Params int // the model's parameter count, for the results
+	// DataPath is the MNIST directory every host reads.
+	DataPath string
+	// Rate is the emulated links' rate in bits/s; the links are shaped to
+	// Rate / Dilation.
+	Rate     float64
+	Dilation float64
+	// PerSample is one sample's compute time (undilated). Real makes the
+	// workers compute for real instead of waiting it.
+	PerSample time.Duration
+	Real      bool
+	// Warmup steps run before the Steps measured. With Budget set, fewer
+	// steps are measured (at least MinSteps) when Steps would take longer
+	// than Budget at the warm-up's pace.
+	Warmup, Steps int
+	Budget        time.Duration
+}
+
+// MinSteps is the fewest steps a run measures under a Budget.
+const MinSteps = 5
+
+// Result is one configuration's figures. Times and rates are the emulated
+// cluster's (measured values divided or multiplied by the dilation);
+// bytes and CPU time are per step.
+type Result struct {
+	Time           string  `json:"time"`
+	CPU            string  `json:"cpu"`
+	Model          string  `json:"model"`
+	Params         int     `json:"params"`
+	Workers        int     `json:"workers"`
+	WorkerHosts    int     `json:"worker_hosts"`
+	WorkersPerHost int     `json:"workers_per_host"`
+	Servers        int     `json:"parameter_servers"`
+	BatchPerWorker int     `json:"batch_per_worker"`
+	Real           bool    `json:"real_compute"`
+	LinkGbit       float64 `json:"link_gbit"`
+	Dilation       float64 `json:"dilation"`
+	ShapedMbit     float64 `json:"shaped_mbit"`
+	MeasuredMbit   float64 `json:"measured_mbit"`
+	PerSampleUS    float64 `json:"compute_per_sample_us"`
+	Steps          int64   `json:"steps"`
+	SamplesPerSec  float64 `json:"samples_per_sec"`
+	StepMS         float64 `json:"step_ms"`
+	ComputeMS      float64 `json:"compute_ms"`
+	PushMS         float64 `json:"push_ms"`
+	WaitMS         float64 `json:"wait_ms"`
+	ServerInMB     float64 `json:"server_in_mb"`
+	ServerOutMB    float64 `json:"server_out_mb"`
+	WorkerInMB     float64 `json:"worker_host_in_mb"`
+	WorkerOutMB    float64 `json:"worker_host_out_mb"`
+	MachineCPU     float64 `json:"machine_cpu"`
+	NATSCPUms      float64 `json:"nats_cpu_ms"`
+	PSCPUms        float64 `json:"paramserver_cpu_ms"`
+	Valid          bool    `json:"valid"`
+	Why            string  `json:"why,omitempty"`
+}
+
+// Run shapes the links, measures one of them, runs the benchmark job of c
+// on the testbed and returns its figures over the measured steps.
+func (tb *Testbed) Run(ctx context.Context, c Config) (Result, error) {
+	k := tb.Layout.Workers()
+	if c.Dilation < 1 || c.Rate <= 0 || c.Steps < 2 || c.Warmup < 1 {
+		return Result{}, fmt.Errorf("scale: dilation %g, rate %g, %d steps after %d: want dilation ≥ 1, a rate, ≥ 2 steps after ≥ 1", c.Dilation, c.Rate, c.Steps, c.Warmup)
+	}
+	shaped := c.Rate / c.Dilation
+	if err := tb.Net.Shape(shaped); err != nil {
+		return Result{}, err
+	}
+	measured, err := tb.Net.Measure(ctx, 1, 0, time.Second)
+	if err != nil {
+		return Result{}, err
+	}
+	spec := *c.Spec
+	spec.BatchSize = c.Spec.BatchSize * k
+	spec.Dataset.Path, spec.Dataset.Name = c.DataPath, ""
+	if !c.Real {
+		spec.Benchmark = &jobspec.Benchmark{SyntheticCompute: c.PerSample.String(), Dilation: c.Dilation}
+	}
+	total := int64(c.Warmup + c.Steps + 1)
+	spe := int64((60000 + spec.BatchSize - 1) / spec.BatchSize)
+	spec.Epochs = int(total/spe) + 1
+	text, err := spec.Marshal()
+	if err != nil {
+		return Result{}, err
+	}
+	sub, err := tb.API.Submit(ctx, api.SubmitRequest{Spec: string(text), Workers: k, ParameterServers: tb.Layout.Servers, MaxSteps: total})
+	if err != nil {
+		return Result{}, fmt.Errorf("scale: submit: %w", err)
+	}
+	if _, err := tb.wait(ctx, sub.ID, func(js api.JobStatus) bool { return js.Step >= 1 }); err != nil {
+		return Result{}, err
+	}
+	first := time.Now()
+	a, err := tb.at(ctx, sub.ID, int64(c.Warmup))
+	if err != nil {
+		return Result{}, err
+	}
+	steps := c.Steps
+	if per := a.at.Sub(first) / time.Duration(max(c.Warmup-1, 1)); c.Budget > 0 && per > 0 {
+		steps = max(MinSteps, min(steps, int(c.Budget/per)))
+	}
+	b, err := tb.at(ctx, sub.ID, int64(c.Warmup+steps))
+	if err != nil {
+		return Result{}, err
+	}
+	// The figures are taken: the rest of the job is not needed.
+	if _, err := tb.API.Cancel(ctx, sub.ID); err != nil {
+		return Result{}, fmt.Errorf("scale: cancel job %s: %w", sub.ID, err)
+	}
+	if _, err := tb.wait(ctx, sub.ID, func(js api.JobStatus) bool { return api.Terminal(js.State) }); err != nil && !errors.Is(err, errEnded) {
+		return Result{}, err
+	}
+	r := tb.result(c, a, b)
+	r.Params, r.ShapedMbit, r.MeasuredMbit = c.Params, shaped/1e6, measured/1e6
+	return r, nil
+}
+
+// errEnded: the job ended before what was waited for.
+var errEnded = errors.New("scale: the job ended")
+
+// at waits for the job to finish step and takes a snapshot then.
+func (tb *Testbed) at(ctx context.Context, id string, step int64) (snapshot, error) {
+	js, err := tb.wait(ctx, id, func(js api.JobStatus) bool { return js.Step >= step })
+	if err != nil {
+		return snapshot{}, err
+	}
+	return tb.take(ctx, js.Step)
+}
+
+// wait polls the job until done holds for its status; a job that ends
+// otherwise is an error with its reason.
+func (tb *Testbed) wait(ctx context.Context, id string, done func(api.JobStatus) bool) (api.JobStatus, error) {
+	for {
+		js, err := tb.API.Job(ctx, id)
+		if err != nil && !errors.Is(err, api.ErrNoLeader) {
+			return js, fmt.Errorf("scale: job %s: %w", id, err)
+		}
+		if err == nil {
+			if done(js) {
+				return js, nil
+			}
+			if api.Terminal(js.State) {
+				return js, fmt.Errorf("%w: job %s ended %s at step %d: %s", errEnded, id, js.State, js.Step, js.Reason)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return js, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// result turns two snapshots into the emulated cluster's figures.
+func (tb *Testbed) result(c Config, a, b snapshot) Result {
+	k, d := tb.Layout.Workers(), c.Dilation
+	steps := b.step - a.step
+	wall := b.at.Sub(a.at).Seconds()
+	r := Result{Time: time.Now().UTC().Format(time.RFC3339), CPU: CPUModel(), Model: c.Model,
+		Workers: k, WorkerHosts: tb.Layout.WorkerHosts, WorkersPerHost: tb.Layout.WorkersPerHost, Servers: tb.Layout.Servers,
+		BatchPerWorker: c.Spec.BatchSize, Real: c.Real, LinkGbit: c.Rate / 1e9, Dilation: d,
+		PerSampleUS: float64(c.PerSample) / 1e3, Steps: steps}
+	if steps <= 0 || wall <= 0 {
+		r.Why = "no steps measured"
+		return r
+	}
+	perStep := func(v float64) float64 { return v / float64(steps) }
+	r.SamplesPerSec = float64(steps) * float64(c.Spec.BatchSize*k) / wall * d
+	r.StepMS = wall / float64(steps) * 1e3 / d
+	for _, p := range phases {
+		n := b.phaseCount[p] - a.phaseCount[p]
+		if n == 0 {
+			continue
+		}
+		ms := (b.phaseSum[p] - a.phaseSum[p]) / float64(n) * 1e3 / d
+		switch p {
+		case "compute":
+			r.ComputeMS = ms
+		case "push":
+			r.PushMS = ms
+		case "wait":
+			r.WaitMS = ms
+		}
+	}
+	r.ServerInMB = perStep(float64(b.linkIn[0]-a.linkIn[0])) / 1e6
+	r.ServerOutMB = perStep(float64(b.linkOut[0]-a.linkOut[0])) / 1e6
+	var in, out float64
+	for h := 1; h < len(b.linkIn); h++ {
+		in += float64(b.linkIn[h] - a.linkIn[h])
+		out += float64(b.linkOut[h] - a.linkOut[h])
+	}
+	hosts := float64(len(b.linkIn) - 1)
+	r.WorkerInMB, r.WorkerOutMB = perStep(in/hosts)/1e6, perStep(out/hosts)/1e6
+	if all := b.cpuAll - a.cpuAll; all > 0 {
+		r.MachineCPU = (b.cpuBusy - a.cpuBusy) / all
+	}
+	r.NATSCPUms = perStep(b.natsCPU-a.natsCPU) * 1e3
+	r.PSCPUms = perStep(b.psCPU-a.psCPU) * 1e3
+	r.Valid = r.MachineCPU <= MaxCPU
+	if !r.Valid {
+		r.Why = fmt.Sprintf("the machine's CPU was %.0f%% busy (limit %.0f%%): raise the dilation", 100*r.MachineCPU, 100*MaxCPU)
+	}
+	return r
+}

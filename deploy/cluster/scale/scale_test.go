@@ -1,0 +1,148 @@
+package scale
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/maas-ml/maas/internal/dataset"
+	"github.com/maas-ml/maas/internal/jobspec"
+	"github.com/maas-ml/maas/internal/netemu"
+)
+
+func TestLayoutFor(t *testing.T) {
+	for _, c := range []struct{ k, max, hosts, per int }{
+		{1, 8, 1, 1}, {4, 8, 4, 1}, {8, 8, 8, 1}, {16, 8, 8, 2}, {32, 8, 8, 4}, {8, 2, 2, 4}, {6, 4, 3, 2}, {7, 4, 1, 7},
+	} {
+		l, err := LayoutFor(c.k, c.max, 1)
+		if err != nil || l.WorkerHosts != c.hosts || l.WorkersPerHost != c.per || l.Workers() != c.k {
+			t.Errorf("LayoutFor(%d, %d) = %+v, %v; want %d hosts × %d", c.k, c.max, l, err, c.hosts, c.per)
+		}
+	}
+	if _, err := LayoutFor(0, 8, 1); err == nil {
+		t.Error("LayoutFor took 0 workers")
+	}
+}
+
+// TestResultDilation: the emulated cluster's figures are the measured
+// ones with time divided by the dilation: throughput × D, step and phase
+// times ÷ D; bytes and CPU time per step are as measured; a busy machine
+// makes the run invalid.
+func TestResultDilation(t *testing.T) {
+	tb := &Testbed{Layout: Layout{WorkerHosts: 2, WorkersPerHost: 2, Servers: 1}}
+	spec := &jobspec.Spec{BatchSize: 64}
+	t0 := time.Unix(1000, 0)
+	a := snapshot{at: t0, step: 5, phaseSum: map[string]float64{"compute": 10, "push": 1, "wait": 2}, phaseCount: map[string]uint64{"compute": 20, "push": 20, "wait": 20},
+		linkIn: []uint64{0, 0, 0}, linkOut: []uint64{0, 0, 0}, cpuBusy: 10, cpuAll: 100, natsCPU: 1, psCPU: 2}
+	// 10 steps in 8 s of 4 workers: 40 phase records.
+	b := snapshot{at: t0.Add(8 * time.Second), step: 15, phaseSum: map[string]float64{"compute": 10 + 40*0.5, "push": 1 + 40*0.1, "wait": 2 + 40*0.2},
+		phaseCount: map[string]uint64{"compute": 60, "push": 60, "wait": 60},
+		linkIn: []uint64{40e6, 10e6, 10e6}, linkOut: []uint64{40e6, 10e6, 10e6}, cpuBusy: 10 + 5, cpuAll: 100 + 16, natsCPU: 1.5, psCPU: 2.2}
+	r := tb.result(Config{Model: "m", Spec: spec, Dilation: 4}, a, b)
+	near := func(what string, got, want float64) {
+		t.Helper()
+		if math.Abs(got-want) > 1e-9*math.Max(1, math.Abs(want)) {
+			t.Errorf("%s = %g, want %g", what, got, want)
+		}
+	}
+	near("samples/s", r.SamplesPerSec, 10*64*4/8.0*4)
+	near("step ms", r.StepMS, 800.0/4)
+	near("compute ms", r.ComputeMS, 500.0/4)
+	near("push ms", r.PushMS, 100.0/4)
+	near("wait ms", r.WaitMS, 200.0/4)
+	near("server in MB", r.ServerInMB, 4)
+	near("worker host out MB", r.WorkerOutMB, 1)
+	near("machine CPU", r.MachineCPU, 5.0/16)
+	near("NATS CPU ms", r.NATSCPUms, 50)
+	near("parameter server CPU ms", r.PSCPUms, 20)
+	if !r.Valid || r.Steps != 10 {
+		t.Errorf("valid %t over %d steps, want valid over 10", r.Valid, r.Steps)
+	}
+	b.cpuBusy = 10 + 12 // 75% busy
+	if r := tb.result(Config{Model: "m", Spec: spec, Dilation: 4}, a, b); r.Valid || r.Why == "" {
+		t.Errorf("a run at 75%% CPU: valid %t (%q)", r.Valid, r.Why)
+	}
+}
+
+// TestTestbedRun launches a real cluster on 3 emulated hosts (a server
+// host, two worker hosts) and runs the seed CNN's benchmark job on it: the
+// step's compute phase is the synthetic wait, the phases add up to the
+// step, and the server host's link carries K gradients in and K copies of
+// θ out per step (4 bytes a parameter, within 10%), at the shaped rate.
+func TestTestbedRun(t *testing.T) {
+	if err := netemu.Available(); err != nil {
+		t.Skip(err)
+	}
+	if _, err := os.Stat(netemu.SSHD); err != nil {
+		t.Skipf("no OpenSSH server at %s", netemu.SSHD)
+	}
+	mnist, err := dataset.DefaultMNISTDir()
+	if err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "maas")
+	build := exec.Command("go", "build", "-o", bin, "../../../cmd/maas")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	spec, err := jobspec.Load("../../../examples/mnist-cnn.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	l := Layout{WorkerHosts: 2, WorkersPerHost: 1, Servers: 1, DataRoots: []string{mnist}}
+	log, err := os.Create(filepath.Join(dir, "launch.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	tb, err := Up(ctx, dir, bin, l, log)
+	if errors.Is(err, netemu.ErrUnavailable) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := tb.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	const params, perSample = 241546, 500 * time.Microsecond
+	r, err := tb.Run(ctx, Config{Model: "mnist-cnn", Spec: spec, Params: params, DataPath: mnist, Rate: 10e9, Dilation: 5,
+		PerSample: perSample, Warmup: 2, Steps: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", r)
+	compute := float64(spec.BatchSize) * perSample.Seconds() * 1e3
+	if r.Steps < 8 || r.SamplesPerSec <= 0 || !r.Valid {
+		t.Errorf("%d steps at %.0f samples/s, valid %t (%s)", r.Steps, r.SamplesPerSec, r.Valid, r.Why)
+	}
+	if r.ComputeMS < compute || r.ComputeMS > 1.2*compute {
+		t.Errorf("compute phase %.2f ms, want the synthetic %.2f ms (up to 20%% more)", r.ComputeMS, compute)
+	}
+	if sum := r.ComputeMS + r.PushMS + r.WaitMS; math.Abs(sum-r.StepMS) > 0.1*r.StepMS {
+		t.Errorf("phases sum to %.2f ms, the step takes %.2f ms", sum, r.StepMS)
+	}
+	ideal := 2 * 4 * float64(params) / 1e6 // MB: two workers' gradients, or θ to two workers
+	for _, v := range []struct {
+		what string
+		mb   float64
+	}{{"in", r.ServerInMB}, {"out", r.ServerOutMB}} {
+		if v.mb < ideal || v.mb > 1.1*ideal {
+			t.Errorf("server host's link carried %.3f MB %s a step, want %.3f (up to 10%% more)", v.mb, v.what, ideal)
+		}
+	}
+	if r.MeasuredMbit < 0.85*r.ShapedMbit || r.MeasuredMbit > 1.05*r.ShapedMbit {
+		t.Errorf("measured %.0f Mbit/s on links shaped to %.0f", r.MeasuredMbit, r.ShapedMbit)
+	}
+}
