@@ -32,6 +32,7 @@ type scaleFlags struct {
 	budget                time.Duration
 	out, dir              string
 	skipUnavailable, keep bool
+	curves                bool
 }
 
 func benchScaleCmd() *cobra.Command {
@@ -68,6 +69,7 @@ compute time. See docs/scaling.md.`,
 	fl.StringVar(&f.dir, "dir", "", "work directory for the hosts' files (default: a temporary one)")
 	fl.BoolVar(&f.skipUnavailable, "skip-unavailable", false, "exit 0 with a message when this machine cannot emulate hosts")
 	fl.BoolVar(&f.keep, "keep", false, "keep the work directory (logs of every process)")
+	fl.BoolVar(&f.curves, "curves", true, "measure the --workers curves (false: only the --real checks)")
 	return cmd
 }
 
@@ -81,8 +83,10 @@ type scaleModel struct {
 
 func (f scaleFlags) validate() error {
 	switch {
-	case len(f.workers) == 0 || len(f.rates) == 0 || len(f.models) == 0:
-		return errors.New("--workers, --rates and --models need at least one value each")
+	case (!f.curves || len(f.workers) == 0) && len(f.real) == 0:
+		return errors.New("nothing to measure: give --workers (with --curves) or --real")
+	case len(f.rates) == 0 || len(f.models) == 0:
+		return errors.New("--rates and --models need at least one value each")
 	case f.dilation != 0 && f.dilation < 1:
 		return fmt.Errorf("--dilation must be 0 (each rate's own) or at least 1, got %g", f.dilation)
 	case f.shaped <= 0:
@@ -152,21 +156,27 @@ func runBenchScale(cmd *cobra.Command, f scaleFlags) error {
 	ctx, stop := signalContext(cmd.Context())
 	defer stop()
 	s := &scaleRun{cmd: cmd, f: f, models: models, mnist: mnist, bin: bin, dir: dir, out: out}
-	total := len(f.workers)*len(f.rates)*len(models) + 2*len(f.real)
+	total := 2 * len(f.real)
+	if f.curves {
+		total += len(f.workers) * len(f.rates) * len(models)
+	}
 	if isTerminal(os.Stderr) { // else each configuration's row is the progress
 		s.bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount(),
 			progressbar.OptionSetPredictTime(true), progressbar.OptionSetWidth(24), progressbar.OptionSetDescription("configurations"),
 			progressbar.OptionClearOnFinish())
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "%-16s %4s %5s %6s %11s %8s %8s %8s %8s %6s %5s %s\n",
-		"model", "K", "hosts", "Gbit/s", "samples/s", "E(K)", "step ms", "push ms", "wait ms", "cpu", "valid", "link measured/shaped Mbit/s")
+		"model", "K", "hosts", "Gbit/s", "samples/s", "E(K)", "step ms", "push ms", "wait ms", "cpu", "valid", "links measured (median, slowest) / shaped Mbit/s")
 	for _, k := range f.workers {
-		if err := s.layout(ctx, k, func(tb *scale.Testbed) error { return s.curves(ctx, tb) }); err != nil {
+		if !f.curves {
+			break
+		}
+		if err := s.layout(ctx, k, "", func(tb *scale.Testbed) error { return s.curves(ctx, tb) }); err != nil {
 			return err
 		}
 	}
 	for _, k := range f.real {
-		if err := s.layout(ctx, k, func(tb *scale.Testbed) error { return s.realCheck(ctx, tb) }); err != nil {
+		if err := s.layout(ctx, k, "-real", func(tb *scale.Testbed) error { return s.realCheck(ctx, tb) }); err != nil {
 			return err
 		}
 	}
@@ -233,14 +243,15 @@ type scaleRun struct {
 	base    map[string]float64 // samples/s at K = 1, by model and rate
 }
 
-// layout brings a testbed of k workers up, runs fn on it and takes it down.
-func (s *scaleRun) layout(ctx context.Context, k int, fn func(*scale.Testbed) error) error {
+// layout brings a testbed of k workers up (its files in the work
+// directory's k<k><suffix>), runs fn on it and takes it down.
+func (s *scaleRun) layout(ctx context.Context, k int, suffix string, fn func(*scale.Testbed) error) error {
 	l, err := scale.LayoutFor(k, s.f.maxHosts, s.f.servers)
 	if err != nil {
 		return err
 	}
 	l.DataRoots = []string{s.mnist}
-	dir := filepath.Join(s.dir, fmt.Sprintf("k%d", k))
+	dir := filepath.Join(s.dir, fmt.Sprintf("k%d%s", k, suffix))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -284,7 +295,7 @@ func (s *scaleRun) curves(ctx context.Context, tb *scale.Testbed) error {
 func (s *scaleRun) realCheck(ctx context.Context, tb *scale.Testbed) error {
 	m, rate := s.models[0], s.f.rates[0]*1e9
 	c := scale.Config{Model: m.name, Spec: m.spec, Params: m.params, DataPath: s.mnist, Rate: rate, Dilation: 1,
-		PerSample: m.perSample, Real: true, Warmup: s.f.warmup, Steps: s.f.steps, Budget: s.f.budget}
+		PerSample: m.perSample, Real: true, RealCheck: true, Warmup: s.f.warmup, Steps: s.f.steps, Budget: s.f.budget}
 	real, err := tb.Run(ctx, c)
 	if err != nil {
 		return fmt.Errorf("real compute, K=%d: %w", tb.Layout.Workers(), err)
@@ -331,8 +342,8 @@ func (s *scaleRun) record(r scale.Result) error {
 	if s.bar != nil {
 		_ = s.bar.Clear()
 	}
-	fmt.Fprintf(s.cmd.OutOrStdout(), "%-16s %4d %5d %6g %11.1f %8s %8.1f %8.1f %8.1f %5.0f%% %5t %.0f/%.0f\n",
-		model, r.Workers, r.WorkerHosts, r.LinkGbit, r.SamplesPerSec, eff, r.StepMS, r.PushMS, r.WaitMS, 100*r.MachineCPU, r.Valid, r.MeasuredMbit, r.ShapedMbit)
+	fmt.Fprintf(s.cmd.OutOrStdout(), "%-16s %4d %5d %6g %11.1f %8s %8.1f %8.1f %8.1f %5.0f%% %5t %.0f, %.0f / %.0f\n",
+		model, r.Workers, r.WorkerHosts, r.LinkGbit, r.SamplesPerSec, eff, r.StepMS, r.PushMS, r.WaitMS, 100*r.MachineCPU, r.Valid, r.MeasuredMbit, r.MeasuredMinMbit, r.ShapedMbit)
 	if s.bar != nil {
 		_ = s.bar.Add(1)
 	}

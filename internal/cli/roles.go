@@ -316,7 +316,7 @@ func workerCmd() *cobra.Command {
 			defer nc.Close()
 			host, _ := os.Hostname()
 			wc := worker.DefaultConfig()
-			wc.Backend, wc.Logger, wc.CacheDir, wc.SyntheticCompute = b, log, cacheDir, synthetic
+			wc.Backend, wc.Logger, wc.CacheDir, wc.SyntheticCompute, wc.Registerer = b, log, cacheDir, synthetic, prometheus.DefaultRegisterer
 			if !dev.onCPU() {
 				wc.NewDeviceTrainer = func(spec nn.ModelSpec, batch int) (worker.DeviceTrainer, error) {
 					dt, err := newDeviceTrainer(b, spec, batch, nil, log) // the servers update θ

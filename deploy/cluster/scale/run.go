@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
 	"time"
 
 	"github.com/maas-ml/maas/internal/api"
@@ -32,6 +34,8 @@ type Config struct {
 	// workers compute for real instead of waiting it.
 	PerSample time.Duration
 	Real      bool
+	// RealCheck marks the runs of the real-compute check.
+	RealCheck bool
 	// Warmup steps run before the Steps measured. With Budget set, fewer
 	// steps are measured (at least MinSteps) when Steps would take longer
 	// than Budget at the warm-up's pace.
@@ -46,36 +50,39 @@ const MinSteps = 5
 // cluster's (measured values divided or multiplied by the dilation);
 // bytes and CPU time are per step.
 type Result struct {
-	Time           string  `json:"time"`
-	CPU            string  `json:"cpu"`
-	Model          string  `json:"model"`
-	Params         int     `json:"params"`
-	Workers        int     `json:"workers"`
-	WorkerHosts    int     `json:"worker_hosts"`
-	WorkersPerHost int     `json:"workers_per_host"`
-	Servers        int     `json:"parameter_servers"`
-	BatchPerWorker int     `json:"batch_per_worker"`
-	Real           bool    `json:"real_compute"`
-	LinkGbit       float64 `json:"link_gbit"`
-	Dilation       float64 `json:"dilation"`
-	ShapedMbit     float64 `json:"shaped_mbit"`
-	MeasuredMbit   float64 `json:"measured_mbit"`
-	PerSampleUS    float64 `json:"compute_per_sample_us"`
-	Steps          int64   `json:"steps"`
-	SamplesPerSec  float64 `json:"samples_per_sec"`
-	StepMS         float64 `json:"step_ms"`
-	ComputeMS      float64 `json:"compute_ms"`
-	PushMS         float64 `json:"push_ms"`
-	WaitMS         float64 `json:"wait_ms"`
-	ServerInMB     float64 `json:"server_in_mb"`
-	ServerOutMB    float64 `json:"server_out_mb"`
-	WorkerInMB     float64 `json:"worker_host_in_mb"`
-	WorkerOutMB    float64 `json:"worker_host_out_mb"`
-	MachineCPU     float64 `json:"machine_cpu"`
-	NATSCPUms      float64 `json:"nats_cpu_ms"`
-	PSCPUms        float64 `json:"paramserver_cpu_ms"`
-	Valid          bool    `json:"valid"`
-	Why            string  `json:"why,omitempty"`
+	Time            string  `json:"time"`
+	CPU             string  `json:"cpu"`
+	Model           string  `json:"model"`
+	Params          int     `json:"params"`
+	Workers         int     `json:"workers"`
+	WorkerHosts     int     `json:"worker_hosts"`
+	WorkersPerHost  int     `json:"workers_per_host"`
+	Servers         int     `json:"parameter_servers"`
+	BatchPerWorker  int     `json:"batch_per_worker"`
+	RealCheck       bool    `json:"real_check,omitempty"` // a run of the real-compute check (real, or synthetic beside it)
+	Real            bool    `json:"real_compute"`
+	LinkGbit        float64 `json:"link_gbit"`
+	Dilation        float64 `json:"dilation"`
+	ShapedMbit      float64 `json:"shaped_mbit"`
+	MeasuredMbit    float64 `json:"measured_mbit"`     // median over every worker host's path to the server host and back
+	MeasuredMinMbit float64 `json:"measured_min_mbit"` // the slowest of them
+	PerSampleUS     float64 `json:"compute_per_sample_us"`
+	Steps           int64   `json:"steps"`
+	SamplesPerSec   float64 `json:"samples_per_sec"`
+	StepMS          float64 `json:"step_ms"`
+	ComputeMS       float64 `json:"compute_ms"`
+	PushMS          float64 `json:"push_ms"`
+	WaitMS          float64 `json:"wait_ms"`
+	ServerInMB      float64 `json:"server_in_mb"`
+	ServerOutMB     float64 `json:"server_out_mb"`
+	WorkerInMB      float64 `json:"worker_host_in_mb"`
+	WorkerOutMB     float64 `json:"worker_host_out_mb"`
+	MachineCPU      float64 `json:"machine_cpu"`
+	MachineCores    int     `json:"machine_cores"`
+	NATSCPUms       float64 `json:"nats_cpu_ms"`
+	PSCPUms         float64 `json:"paramserver_cpu_ms"`
+	Valid           bool    `json:"valid"`
+	Why             string  `json:"why,omitempty"`
 }
 
 // Run shapes the links, measures one of them, runs the benchmark job of c
@@ -86,10 +93,7 @@ func (tb *Testbed) Run(ctx context.Context, c Config) (Result, error) {
 		return Result{}, fmt.Errorf("scale: dilation %g, rate %g, %d steps after %d: want dilation ≥ 1, a rate, ≥ 2 steps after ≥ 1", c.Dilation, c.Rate, c.Steps, c.Warmup)
 	}
 	shaped := c.Rate / c.Dilation
-	if err := tb.Net.Shape(shaped); err != nil {
-		return Result{}, err
-	}
-	measured, err := tb.Net.Measure(ctx, 1, 0, time.Second)
+	lm, err := tb.shape(ctx, shaped)
 	if err != nil {
 		return Result{}, err
 	}
@@ -134,8 +138,40 @@ func (tb *Testbed) Run(ctx context.Context, c Config) (Result, error) {
 		return Result{}, err
 	}
 	r := tb.result(c, a, b)
-	r.Params, r.ShapedMbit, r.MeasuredMbit = c.Params, shaped/1e6, measured/1e6
+	r.Params, r.ShapedMbit, r.MeasuredMbit, r.MeasuredMinMbit = c.Params, shaped/1e6, lm.median/1e6, lm.min/1e6
 	return r, nil
+}
+
+// linkRates are the rates measured over every worker host's path to the
+// server host and back, after shaping.
+type linkRates struct{ median, min float64 }
+
+// shape shapes every link to bits/s and measures each worker host's path
+// to the server host, both ways (once per rate).
+func (tb *Testbed) shape(ctx context.Context, bits float64) (linkRates, error) {
+	if lm, ok := tb.measured[bits]; ok && tb.Net.Rate == bits {
+		return lm, nil
+	}
+	if err := tb.Net.Shape(bits); err != nil {
+		return linkRates{}, err
+	}
+	var rates []float64
+	for h := 1; h < len(tb.Net.Hosts); h++ {
+		for _, dir := range [][2]int{{h, 0}, {0, h}} {
+			r, err := tb.Net.Measure(ctx, dir[0], dir[1], 500*time.Millisecond)
+			if err != nil {
+				return linkRates{}, err
+			}
+			rates = append(rates, r)
+		}
+	}
+	slices.Sort(rates)
+	lm := linkRates{median: rates[len(rates)/2], min: rates[0]}
+	if tb.measured == nil {
+		tb.measured = map[float64]linkRates{}
+	}
+	tb.measured[bits] = lm
+	return lm, nil
 }
 
 // errEnded: the job ended before what was waited for.
@@ -181,8 +217,8 @@ func (tb *Testbed) result(c Config, a, b snapshot) Result {
 	wall := b.at.Sub(a.at).Seconds()
 	r := Result{Time: time.Now().UTC().Format(time.RFC3339), CPU: CPUModel(), Model: c.Model,
 		Workers: k, WorkerHosts: tb.Layout.WorkerHosts, WorkersPerHost: tb.Layout.WorkersPerHost, Servers: tb.Layout.Servers,
-		BatchPerWorker: c.Spec.BatchSize, Real: c.Real, LinkGbit: c.Rate / 1e9, Dilation: d,
-		PerSampleUS: float64(c.PerSample) / 1e3, Steps: steps}
+		BatchPerWorker: c.Spec.BatchSize, Real: c.Real, RealCheck: c.RealCheck, LinkGbit: c.Rate / 1e9, Dilation: d,
+		PerSampleUS: float64(c.PerSample) / 1e3, Steps: steps, MachineCores: runtime.NumCPU()}
 	if steps <= 0 || wall <= 0 {
 		r.Why = "no steps measured"
 		return r

@@ -42,7 +42,7 @@ func TestResultDilation(t *testing.T) {
 	// 10 steps in 8 s of 4 workers: 40 phase records.
 	b := snapshot{at: t0.Add(8 * time.Second), step: 15, phaseSum: map[string]float64{"compute": 10 + 40*0.5, "push": 1 + 40*0.1, "wait": 2 + 40*0.2},
 		phaseCount: map[string]uint64{"compute": 60, "push": 60, "wait": 60},
-		linkIn: []uint64{40e6, 10e6, 10e6}, linkOut: []uint64{40e6, 10e6, 10e6}, cpuBusy: 10 + 5, cpuAll: 100 + 16, natsCPU: 1.5, psCPU: 2.2}
+		linkIn:     []uint64{40e6, 10e6, 10e6}, linkOut: []uint64{40e6, 10e6, 10e6}, cpuBusy: 10 + 5, cpuAll: 100 + 16, natsCPU: 1.5, psCPU: 2.2}
 	r := tb.result(Config{Model: "m", Spec: spec, Dilation: 4}, a, b)
 	near := func(what string, got, want float64) {
 		t.Helper()

@@ -60,9 +60,10 @@ type Testbed struct {
 	File   *cluster.File
 	API    *api.Client
 
-	dir   string
-	opts  cluster.LaunchOptions
-	stops []func()
+	dir      string
+	opts     cluster.LaunchOptions
+	stops    []func()
+	measured map[float64]linkRates // by shaped rate
 }
 
 // Up makes the hosts, starts an SSH server in each and launches the

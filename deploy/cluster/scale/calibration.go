@@ -1,0 +1,12 @@
+package scale
+
+import _ "embed"
+
+// Calibration is the runs `maas plan` fits its cost model to by default:
+// `make scale` on emulated hosts (see docs/scaling.md).
+//
+//go:embed calibration.jsonl
+var Calibration string
+
+// CalibrationSource says where Calibration was measured.
+const CalibrationSource = "make scale, 2026-12-07, AMD EPYC (family 25, model 17), 2 cores"

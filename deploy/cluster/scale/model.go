@@ -1,0 +1,224 @@
+package scale
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+
+	"gonum.org/v1/gonum/optimize"
+
+	"github.com/maas-ml/maas/internal/wire"
+)
+
+// CostModel predicts a synchronous step of today's data plane: every
+// worker pushes its whole gradient through the one NATS server (on the
+// parameter servers' host), the parameter servers sum it behind their
+// barrier, and θ fans out to every worker through the same server. For K
+// workers, a model of S bytes (float32 parameters) in c chunks, links of
+// B bit/s and a server host of n cores:
+//
+//	step = compute + Fixed + PerMessage·K·c + max(wire, cpu)
+//	wire = WireServer·K·S·8/B + WireWorker·S·8/B
+//	cpu  = CPUPerByte·2·K·S / n
+//
+// wire is the links' time: the server host's link carries K gradients in
+// and K copies of θ out (WireServer is 2 when push and fan-out never
+// overlap, 1 when they pipeline fully), a worker's link one of each.
+// cpu is the NATS server's and the parameter servers' work on every byte
+// in and out, spread over the host's cores; links and CPU work at once,
+// so the slower of the two counts. CPUPerByte is measured (the server
+// processes' CPU time per byte in the runs), the other terms are fitted
+// to the runs' step times. Fixed, PerMessage and the CPU do not stretch
+// with the emulation's dilation D (a run dilated by D shows them divided
+// by D); the fit takes that into account, so the model predicts the
+// undilated cluster.
+type CostModel struct {
+	Fixed      float64 `json:"fixed_s"`       // per step
+	PerMessage float64 `json:"per_message_s"` // per chunk through the server
+	WireServer float64 `json:"wire_server"`   // × the server link's time for K·S
+	WireWorker float64 `json:"wire_worker"`   // × a link's time for S
+	CPUPerByte float64 `json:"cpu_per_byte_s"`
+	PSShare    float64 `json:"paramserver_share"` // of the CPU, the parameter servers' (split over P of them)
+	Points     int     `json:"points"`            // runs fitted
+}
+
+// Scenario is a cluster to predict.
+type Scenario struct {
+	Params         int     // float32 parameters
+	Workers        int     // K
+	LinkGbit       float64 // every link's rate
+	Servers        int     // parameter servers (default 1)
+	ServerCores    float64 // cores of the server host (default 8)
+	Compression    float64 // gradient and θ bytes divided by this (default 1)
+	ComputeSeconds float64 // a worker's compute per step
+}
+
+// terms are the parts of a step's communication, undilated.
+type terms struct{ fixed, messages, wire, cpu float64 }
+
+func (cm CostModel) terms(params, k, servers int, linkGbit, compression, cores float64) terms {
+	if compression <= 0 {
+		compression = 1
+	}
+	s := 4 * float64(params) / compression
+	c := math.Ceil(float64(params) / wire.DefaultChunkFloats)
+	link := s * 8 / (linkGbit * 1e9)
+	p := float64(max(servers, 1))
+	cpu := cm.CPUPerByte * ((1 - cm.PSShare) + cm.PSShare/p) * 2 * float64(k) * s / cores
+	return terms{fixed: cm.Fixed, messages: cm.PerMessage * float64(k) * c, wire: cm.WireServer*float64(k)*link + cm.WireWorker*link, cpu: cpu}
+}
+
+// Comm predicts a step's communication time in seconds, undilated.
+func (cm CostModel) Comm(sc Scenario) float64 {
+	cores := sc.ServerCores
+	if cores <= 0 {
+		cores = 8
+	}
+	t := cm.terms(sc.Params, sc.Workers, sc.Servers, sc.LinkGbit, sc.Compression, cores)
+	return t.fixed + t.messages + math.Max(t.wire, t.cpu)
+}
+
+// Step predicts a step's time in seconds and the scaling efficiency
+// against one worker with the same links: E(K) = step(1) / step(K).
+func (cm CostModel) Step(sc Scenario) (step, efficiency float64) {
+	step = sc.ComputeSeconds + cm.Comm(sc)
+	one := sc
+	one.Workers = 1
+	return step, (one.ComputeSeconds + cm.Comm(one)) / step
+}
+
+// dilatedComm is Comm as a run dilated by d showed it (its times divided
+// by d), on the calibration's cores: the terms that do not stretch shrink
+// by d.
+func (cm CostModel) dilatedComm(r Result) float64 {
+	d := max(r.Dilation, 1)
+	t := cm.terms(r.Params, r.Workers, r.Servers, r.LinkGbit, 1, float64(max(r.MachineCores, 1)))
+	return (t.fixed+t.messages)/d + math.Max(t.wire, t.cpu/d)
+}
+
+// ReadResults reads `maas bench scale`'s JSON lines.
+func ReadResults(r io.Reader) ([]Result, error) {
+	var out []Result
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		if len(sc.Bytes()) == 0 {
+			continue
+		}
+		var res Result
+		if err := json.Unmarshal(sc.Bytes(), &res); err != nil {
+			return nil, fmt.Errorf("scale: results line %d: %w", line, err)
+		}
+		out = append(out, res)
+	}
+	return out, sc.Err()
+}
+
+// Usable keeps the valid, synthetic runs of the curves (not the
+// real-compute check's) a model can be fitted to.
+func Usable(rs []Result) []Result {
+	var out []Result
+	for _, r := range rs {
+		if r.Valid && !r.Real && !r.RealCheck && r.Steps > 0 && r.StepMS > r.ComputeMS && r.Params > 0 && r.LinkGbit > 0 {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Fit fits a cost model to runs (Usable ones): the CPU per byte from the server processes' CPU time, the
+// rest minimising the squared relative error of the predicted step time.
+func Fit(rs []Result) (CostModel, error) {
+	if len(rs) < 5 {
+		return CostModel{}, fmt.Errorf("scale: %d usable runs; the cost model needs at least 5", len(rs))
+	}
+	var nats, ps float64
+	var perByte []float64
+	for _, r := range rs {
+		nats += r.NATSCPUms
+		ps += r.PSCPUms
+		if b := (r.ServerInMB + r.ServerOutMB) * 1e6; b > 0 && r.Workers >= 4 {
+			perByte = append(perByte, (r.NATSCPUms+r.PSCPUms)/1e3/b)
+		}
+	}
+	share := 0.5
+	if nats+ps > 0 {
+		share = ps / (nats + ps)
+	}
+	cpu := 0.0
+	if len(perByte) > 0 {
+		sort.Float64s(perByte)
+		cpu = perByte[len(perByte)/2]
+	}
+	// Parameters in log space keep every term positive.
+	model := func(x []float64) CostModel {
+		return CostModel{Fixed: math.Exp(x[0]), PerMessage: math.Exp(x[1]), WireServer: math.Exp(x[2]), WireWorker: math.Exp(x[3]),
+			CPUPerByte: cpu, PSShare: share}
+	}
+	loss := func(x []float64) float64 {
+		cm := model(x)
+		var sum float64
+		for _, r := range rs {
+			pred := r.ComputeMS/1e3 + cm.dilatedComm(r)
+			e := (pred - r.StepMS/1e3) / (r.StepMS / 1e3)
+			sum += e * e
+		}
+		return sum
+	}
+	start := []float64{math.Log(1e-3), math.Log(1e-4), 0, math.Log(0.5)}
+	res, err := optimize.Minimize(optimize.Problem{Func: loss}, start, &optimize.Settings{MajorIterations: 20000, FuncEvaluations: 200000}, &optimize.NelderMead{})
+	if err != nil && res == nil {
+		return CostModel{}, err
+	}
+	if math.IsNaN(loss(res.X)) {
+		return CostModel{}, errors.New("scale: the cost model's fit did not converge")
+	}
+	cm := model(res.X)
+	cm.Points = len(rs)
+	return cm, nil
+}
+
+// Check is one run predicted by a model fitted without it.
+type Check struct {
+	Result
+	PredictedStepMS float64 `json:"predicted_step_ms"`
+	ErrorPct        float64 `json:"error_pct"`
+}
+
+// Validate fits a model to every other run (sorted by model, link rate
+// and K) and predicts the rest.
+func Validate(rs []Result) (CostModel, []Check, error) {
+	rs = append([]Result(nil), rs...)
+	sort.SliceStable(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		if a.Model != b.Model {
+			return a.Model < b.Model
+		}
+		if a.LinkGbit != b.LinkGbit {
+			return a.LinkGbit < b.LinkGbit
+		}
+		return a.Workers < b.Workers
+	})
+	var fit, held []Result
+	for i, r := range rs {
+		if i%2 == 0 {
+			fit = append(fit, r)
+		} else {
+			held = append(held, r)
+		}
+	}
+	cm, err := Fit(fit)
+	if err != nil {
+		return CostModel{}, nil, err
+	}
+	var checks []Check
+	for _, r := range held {
+		pred := (r.ComputeMS/1e3 + cm.dilatedComm(r)) * 1e3
+		checks = append(checks, Check{Result: r, PredictedStepMS: pred, ErrorPct: 100 * (pred - r.StepMS) / r.StepMS})
+	}
+	return cm, checks, nil
+}

@@ -1,0 +1,106 @@
+package scale
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+// synthetic returns runs whose step times a known cost model made, at the
+// dilation each rate would be run at (rate ÷ 1 Gbit/s).
+func synthetic(cm CostModel) []Result {
+	var rs []Result
+	for _, m := range []struct {
+		name    string
+		params  int
+		compute float64 // ms
+	}{{"small", 82186, 14}, {"seed", 241546, 40}, {"wide", 2443914, 140}} {
+		for _, rate := range []float64{1, 10, 25} {
+			for _, k := range []int{1, 2, 4, 8, 16, 32} {
+				r := Result{Model: m.name, Params: m.params, Workers: k, Servers: 1, LinkGbit: rate, Dilation: math.Max(1, rate),
+					ComputeMS: m.compute, Steps: 10, Valid: true, MachineCores: 2}
+				// The server processes' CPU as the model has it: 3:1
+				// between NATS and the parameter server.
+				bytes := 2 * float64(k) * 4 * float64(m.params)
+				cpu := cm.CPUPerByte * bytes * 1e3
+				r.NATSCPUms, r.PSCPUms = cpu*(1-cm.PSShare), cpu*cm.PSShare
+				r.ServerInMB, r.ServerOutMB = bytes/2e6, bytes/2e6
+				r.StepMS = m.compute + cm.dilatedComm(r)*1e3
+				rs = append(rs, r)
+			}
+		}
+	}
+	return rs
+}
+
+// TestFitRecoversModel: fitted to runs a known model made, the cost model
+// finds that model again: every held-out run predicted within 1%, and the
+// undilated prediction of a large cluster within 1% of the truth.
+func TestFitRecoversModel(t *testing.T) {
+	truth := CostModel{Fixed: 0.8e-3, PerMessage: 40e-6, WireServer: 1.7, WireWorker: 0.3, CPUPerByte: 3.5e-9, PSShare: 0.25}
+	rs := synthetic(truth)
+	_, checks, err := Validate(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range checks {
+		if math.Abs(c.ErrorPct) > 1 {
+			t.Errorf("%s K=%d %g Gbit/s: predicted %.2f ms, made %.2f ms (%.2f%%)", c.Model, c.Workers, c.LinkGbit, c.PredictedStepMS, c.StepMS, c.ErrorPct)
+		}
+	}
+	cm, err := Fit(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range []Scenario{
+		{Params: 241546, Workers: 256, LinkGbit: 10, ComputeSeconds: 0.04},
+		{Params: 2443914, Workers: 128, LinkGbit: 25, Servers: 4, ComputeSeconds: 0.14},
+	} {
+		got, gotE := cm.Step(sc)
+		want, wantE := truth.Step(sc)
+		if math.Abs(got-want) > 0.01*want || math.Abs(gotE-wantE) > 0.01*wantE {
+			t.Errorf("%+v: step %.2f ms E %.3f, the truth %.2f ms E %.3f", sc, got*1e3, gotE, want*1e3, wantE)
+		}
+	}
+}
+
+// TestPredictionShape: more workers or fewer bits per second make a step
+// longer and efficiency lower; compression and more parameter servers
+// the other way; one worker is E = 1.
+func TestPredictionShape(t *testing.T) {
+	cm := CostModel{Fixed: 1e-3, PerMessage: 30e-6, WireServer: 1.8, WireWorker: 0.2, CPUPerByte: 3e-9, PSShare: 0.3}
+	// One core: the server's CPU, not its link, sets the pace.
+	base := Scenario{Params: 241546, Workers: 32, LinkGbit: 10, Servers: 1, ServerCores: 1, Compression: 1, ComputeSeconds: 0.04}
+	step, e := cm.Step(base)
+	if _, e1 := cm.Step(Scenario{Params: 241546, Workers: 1, LinkGbit: 10, ComputeSeconds: 0.04}); math.Abs(e1-1) > 1e-12 {
+		t.Errorf("E(1) = %g", e1)
+	}
+	for _, c := range []struct {
+		what   string
+		edit   func(*Scenario)
+		longer bool
+	}{
+		{"more workers", func(s *Scenario) { s.Workers = 64 }, true},
+		{"slower links", func(s *Scenario) { s.LinkGbit = 1 }, true},
+		{"compression", func(s *Scenario) { s.Compression = 4 }, false},
+		{"more parameter servers", func(s *Scenario) { s.Servers = 4 }, false},
+	} {
+		sc := base
+		c.edit(&sc)
+		s2, e2 := cm.Step(sc)
+		if c.longer != (s2 > step) || c.longer != (e2 < e) {
+			t.Errorf("%s: step %.2f → %.2f ms, E %.3f → %.3f", c.what, step*1e3, s2*1e3, e, e2)
+		}
+	}
+}
+
+// TestReadResults: a results file reads back; a bad line is named.
+func TestReadResults(t *testing.T) {
+	rs, err := ReadResults(strings.NewReader(`{"model":"m","workers":2,"valid":true}` + "\n\n" + `{"model":"n","workers":4}` + "\n"))
+	if err != nil || len(rs) != 2 || rs[1].Workers != 4 {
+		t.Fatalf("%+v, %v", rs, err)
+	}
+	if _, err := ReadResults(strings.NewReader("{}\nnot json\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("a bad line: %v", err)
+	}
+}
