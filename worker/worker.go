@@ -461,6 +461,7 @@ func (w *Worker) awaitParams(ctx context.Context, a Assignment, m *nn.Model, ref
 	// for ReconnectGrace after, until the servers answer.
 	reconnects, fastUntil := w.nc.Stats().Reconnects, time.Time{}
 	for {
+		before := got
 		inbox.mu.Lock()
 		have := inbox.chunks[step]
 		for i, ref := range refs {
@@ -484,6 +485,13 @@ func (w *Worker) awaitParams(ctx context.Context, a Assignment, m *nn.Model, ref
 		inbox.mu.Unlock()
 		if got == len(refs) {
 			return nil
+		}
+		if got > before {
+			// The fan-out is under way: a slow one (many workers on one
+			// server's link) must not be pulled again beside it, which
+			// would only add copies to the same link. Pull once it has
+			// made no progress for ParamWait.
+			pullAt = time.Now().Add(w.cfg.ParamWait)
 		}
 		if deadline.Expired() {
 			return fmt.Errorf("%w: θ_%d incomplete after %v (%d of %d chunks)", ErrTimeout, step, w.cfg.StepTimeout, got, len(refs))

@@ -45,6 +45,8 @@ type fakeServer struct {
 	refuse wire.AckCode
 	// holdFrom: θ of this step and later is never given out.
 	holdFrom int64
+	// gap spaces the fan-out's chunks (a slow, busy link).
+	gap time.Duration
 
 	pushes atomic.Int32
 	pulls  atomic.Int32
@@ -121,9 +123,14 @@ func (s *fakeServer) onPush(m *nats.Msg) {
 	s.mu.Unlock()
 	s.ack(m, wire.AckOK)
 	if complete && !s.quiet && (s.holdFrom < 0 || g.Step+1 < s.holdFrom) {
-		for c := range s.refs {
-			s.nc.Publish(wire.ParamSubject(s.job), s.chunk(g.Step+1, c))
-		}
+		go func() {
+			for c := range s.refs {
+				if c > 0 {
+					time.Sleep(s.gap)
+				}
+				s.nc.Publish(wire.ParamSubject(s.job), s.chunk(g.Step+1, c))
+			}
+		}()
 	}
 }
 
@@ -294,6 +301,28 @@ func TestRunPullsMissedParameters(t *testing.T) {
 	}
 	if srv.pulls.Load() < 3*4 { // θ_0 … θ_3, three chunks each
 		t.Errorf("%d pulls, want at least 12", srv.pulls.Load())
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if !slices.Equal(m.Params, srv.theta[3]) {
+		t.Error("the worker does not hold θ_3 at the end")
+	}
+}
+
+// TestRunSlowFanOutNotPulled: a fan-out of θ slower than the worker's
+// ParamWait, but making progress (chunks 40 ms apart, a 50 ms wait), is
+// waited for, not pulled beside: the only pulls are θ_0's, which no one
+// fans out.
+func TestRunSlowFanOutNotPulled(t *testing.T) {
+	nc, spec, data, theta0 := setup(t)
+	srv := newFakeServer(t, nc, "j", theta0, 3000, 0.5)
+	srv.gap = 40 * time.Millisecond
+	m, err := newWorker(t, nc).Run(t.Context(), assignment(spec, len(theta0), 3000, 3), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.pulls.Load(); got != 3 {
+		t.Errorf("%d pulls, want 3 (θ_0's three chunks only)", got)
 	}
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
