@@ -101,7 +101,7 @@ func (s *Server) takeGrad(subject string, g *wire.GradChunk) (wire.AckCode, stri
 	}
 	c := js.chunks[g.Chunk]
 	dst := js.grads[g.Rank][c.Lo-js.rng.Lo : c.Hi-js.rng.Lo]
-	if err := wire.Floats(dst, g.Data); err != nil {
+	if err := wire.DecodeFloats(dst, g.Data, g.Enc); err != nil {
 		return reject(refusedMalformed, wire.AckRejected, "chunk %d: %v", g.Chunk, err)
 	}
 	if js.count > 0 && js.ns[g.Rank] != g.N && js.rankStarted(g.Rank) {

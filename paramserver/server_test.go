@@ -137,6 +137,46 @@ func TestWeightedAverageAndPublication(t *testing.T) {
 	}
 }
 
+// TestCompressedPushes: gradients pushed in fp16 and in bf16 (one rank
+// each) are decoded and averaged like float32 ones; a chunk whose bytes
+// do not fit its encoding is refused.
+func TestCompressedPushes(t *testing.T) {
+	f := newFixture(t, time.Minute, 3)
+	push := func(rank int, enc wire.Encoding, v float32) {
+		for c, size := range []int{4, 4, 2} {
+			b, _ := wire.Encode(&wire.GradChunk{V: wire.Version, Job: "j", Epoch: 1, Step: 0, Rank: rank, N: 1, Chunk: c,
+				Data: wire.AppendEncoded(nil, fill(size, v), enc), Enc: enc})
+			m, err := f.nc.Request(wire.GradSubject("j", 0, fmt.Sprintf("w%d", rank)), b, 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ack wire.Ack
+			if err := wire.Decode(m.Data, &ack); err != nil || !ack.Accepted() {
+				t.Fatalf("rank %d chunk %d in %q: %+v %v", rank, c, enc, ack, err)
+			}
+		}
+	}
+	// 0.1 is not a half: fp16 sends 0.0999755859375, bf16 0.10009765625.
+	push(0, wire.EncFloat16, 0.1)
+	push(1, wire.EncBFloat16, 0.1)
+	want := -(wire.FromFloat16(wire.Float16(0.1))*0.5 + math.Float32frombits(uint32(wire.BFloat16(0.1))<<16)*0.5)
+	for i, v := range f.collect(1) {
+		if math.Abs(float64(v-want)) > 1e-7 {
+			t.Fatalf("θ_1[%d] = %g, want %g", i, v, want)
+		}
+	}
+	b, _ := wire.Encode(&wire.GradChunk{V: wire.Version, Job: "j", Epoch: 1, Step: 1, Rank: 0, N: 1, Chunk: 0,
+		Data: wire.AppendFloats(nil, fill(4, 1)), Enc: wire.EncFloat16})
+	m, err := f.nc.Request(wire.GradSubject("j", 0, "w0"), b, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ack wire.Ack
+	if err := wire.Decode(m.Data, &ack); err != nil || ack.Accepted() {
+		t.Fatalf("16 bytes labelled fp16 for 4 floats: %+v %v", ack, err)
+	}
+}
+
 func TestDuplicatesStaleFutureAndEpoch(t *testing.T) {
 	f := newFixture(t, time.Minute, 3)
 	if ack := f.push(0, 0, 2, 0, fill(4, 1), 1); ack.Code != wire.AckOK {

@@ -388,9 +388,10 @@ func (w *Worker) push(ctx context.Context, a Assignment, grads []float32, refs [
 	if id == "" {
 		id = fmt.Sprintf("rank-%d", a.Rank)
 	}
+	enc := a.Spec.Encoding()
 	for _, ref := range refs {
 		msg, err := wire.Encode(&wire.GradChunk{V: wire.Version, Job: a.Job, Epoch: a.Epoch, Step: t, Rank: a.Rank,
-			N: n, Chunk: ref.index, Data: wire.AppendFloats(nil, grads[ref.rng.Lo:ref.rng.Hi])})
+			N: n, Chunk: ref.index, Data: wire.AppendEncoded(nil, grads[ref.rng.Lo:ref.rng.Hi], enc), Enc: enc})
 		if err != nil {
 			return err
 		}

@@ -106,7 +106,7 @@ func (s *fakeServer) onPush(m *nats.Msg) {
 		s.grads[g.Step] = make([]float32, s.refs[len(s.refs)-1].Hi)
 		s.have[g.Step] = map[int]bool{}
 	}
-	if err := wire.Floats(s.grads[g.Step][r.Lo:r.Hi], g.Data); err != nil {
+	if err := wire.DecodeFloats(s.grads[g.Step][r.Lo:r.Hi], g.Data, g.Enc); err != nil {
 		s.mu.Unlock()
 		s.ack(m, wire.AckRejected)
 		return
@@ -306,6 +306,43 @@ func TestRunPullsMissedParameters(t *testing.T) {
 	defer srv.mu.Unlock()
 	if !slices.Equal(m.Params, srv.theta[3]) {
 		t.Error("the worker does not hold θ_3 at the end")
+	}
+}
+
+// TestRunCompressed: a job with compression pushes each gradient in its
+// 16-bit encoding, the batch's gradient rounded to nearest; the steps go
+// on as usual.
+func TestRunCompressed(t *testing.T) {
+	for _, c := range []struct {
+		typ   string
+		round func(float32) float32
+	}{
+		{"fp16", func(v float32) float32 { return wire.FromFloat16(wire.Float16(v)) }},
+		{"bf16", func(v float32) float32 { return math.Float32frombits(uint32(wire.BFloat16(v)) << 16) }},
+	} {
+		t.Run(c.typ, func(t *testing.T) {
+			nc, spec, data, theta0 := setup(t)
+			spec.Compression = &jobspec.Compression{Type: c.typ}
+			const chunk, steps = 3000, 2
+			srv := newFakeServer(t, nc, "j", theta0, chunk, 0.5)
+			m, err := newWorker(t, nc).Run(t.Context(), assignment(spec, len(theta0), chunk, steps), data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.mu.Lock()
+			defer srv.mu.Unlock()
+			for s := range int64(steps) {
+				want := wantGradient(t, spec, data, srv.theta[s], int(s))
+				for i, v := range want {
+					if got := srv.grads[s][i]; got != c.round(v) {
+						t.Fatalf("step %d: pushed g[%d] = %g, want %g rounded (%g)", s, i, got, v, c.round(v))
+					}
+				}
+			}
+			if !slices.Equal(m.Params, srv.theta[steps]) {
+				t.Error("the worker does not hold the last θ")
+			}
+		})
 	}
 }
 

@@ -57,6 +57,9 @@ type Spec struct {
 	// Benchmark, when set, replaces the workers' computation by waits of
 	// its length (a data-plane benchmark; see Benchmark).
 	Benchmark *Benchmark `yaml:"benchmark,omitempty" json:"benchmark,omitempty"`
+	// Compression, when set, sends a cluster job's gradients in fewer
+	// bytes (see Compression).
+	Compression *Compression `yaml:"compression,omitempty" json:"compression,omitempty"`
 }
 
 // Serving is the model config of the serving endpoint: dynamic batching
@@ -289,8 +292,18 @@ func (s *Spec) Validate() error {
 			return err
 		}
 	}
+	if c := s.Compression; c != nil {
+		if err := c.validate(); err != nil {
+			return err
+		}
+	}
 	if b := s.Benchmark; b != nil {
 		if err := b.validate(); err != nil {
+			return err
+		}
+	}
+	if c := s.Compression; c != nil {
+		if err := c.validate(); err != nil {
 			return err
 		}
 	}

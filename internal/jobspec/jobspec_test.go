@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/maas-ml/maas/internal/wire"
 )
 
 func TestShippedExamplesParse(t *testing.T) {
@@ -72,6 +74,7 @@ func TestBadSpecs(t *testing.T) {
 		{"synthetic compute missing", "seed: 3", "seed: 3\nbenchmark: {dilation: 4}", "benchmark.synthetic_compute"},
 		{"synthetic compute not a duration", "seed: 3", "seed: 3\nbenchmark: {synthetic_compute: fast}", "benchmark.synthetic_compute"},
 		{"dilation below 1", "seed: 3", "seed: 3\nbenchmark: {synthetic_compute: 1ms, dilation: 0.5}", "benchmark.dilation"},
+		{"unknown compression", "seed: 3", "seed: 3\ncompression: {type: zip}", "compression.type"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -222,6 +225,23 @@ func TestSyntheticCompute(t *testing.T) {
 		}
 		if got := s.SyntheticCompute(); got != c.want {
 			t.Errorf("%q: SyntheticCompute %v, want %v", c.extra, got, c.want)
+		}
+	}
+}
+
+// TestCompressionEncoding: the compression type names the pushes' wire
+// encoding; none (or no section) is float32.
+func TestCompressionEncoding(t *testing.T) {
+	for extra, want := range map[string]wire.Encoding{
+		"": wire.EncFloat32, "compression: {type: none}\n": wire.EncFloat32,
+		"compression: {type: fp16}\n": wire.EncFloat16, "compression: {type: bf16}\n": wire.EncBFloat16,
+	} {
+		s, err := Parse([]byte(good + extra))
+		if err != nil {
+			t.Fatalf("%q: %v", extra, err)
+		}
+		if got := s.Encoding(); got != want {
+			t.Errorf("%q: encoding %q, want %q", extra, got, want)
 		}
 	}
 }

@@ -50,6 +50,8 @@ type GradChunk struct {
 	N     int    `msgpack:"n"` // samples behind this gradient
 	Chunk int    `msgpack:"c"` // chunk index within the server's range
 	Data  []byte `msgpack:"d"`
+	// Enc is Data's encoding (the job's compression; "" is float32).
+	Enc Encoding `msgpack:"enc,omitempty"`
 }
 
 func (m *GradChunk) version() int { return m.V }
