@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"os"
 	"path/filepath"
@@ -30,7 +31,7 @@ type scaleFlags struct {
 	dilation, shaped      float64
 	steps, warmup         int
 	budget                time.Duration
-	out, dir              string
+	out, dir, compression string
 	skipUnavailable, keep bool
 	curves                bool
 }
@@ -66,6 +67,7 @@ compute time. See docs/scaling.md.`,
 	fl.IntVar(&f.warmup, "warmup", 3, "steps run before measuring")
 	fl.IntSliceVar(&f.real, "real", nil, "K values to also run with real compute, each beside a synthetic run at the same compute time")
 	fl.StringVar(&f.out, "out", "", "JSON lines file (default bench/results/scale-<time>.jsonl)")
+	fl.StringVar(&f.compression, "compression", "none", "the jobs' gradient compression: "+strings.Join(jobspec.Compressions, ", "))
 	fl.StringVar(&f.dir, "dir", "", "work directory for the hosts' files (default: a temporary one)")
 	fl.BoolVar(&f.skipUnavailable, "skip-unavailable", false, "exit 0 with a message when this machine cannot emulate hosts")
 	fl.BoolVar(&f.keep, "keep", false, "keep the work directory (logs of every process)")
@@ -93,6 +95,8 @@ func (f scaleFlags) validate() error {
 		return fmt.Errorf("--shaped must be a positive rate in Gbit/s, got %g", f.shaped)
 	case f.steps < 2 || f.warmup < 1:
 		return fmt.Errorf("--steps must be ≥ 2 and --warmup ≥ 1, got %d and %d", f.steps, f.warmup)
+	case !slices.Contains(jobspec.Compressions, f.compression):
+		return fmt.Errorf("--compression %q: one of %s", f.compression, strings.Join(jobspec.Compressions, ", "))
 	case f.maxHosts < 1 || f.servers < 1:
 		return fmt.Errorf("--max-hosts and --servers must be positive, got %d and %d", f.maxHosts, f.servers)
 	}
@@ -277,7 +281,8 @@ func (s *scaleRun) curves(ctx context.Context, tb *scale.Testbed) error {
 	for _, rate := range s.f.rates {
 		for _, m := range s.models {
 			r, err := tb.Run(ctx, scale.Config{Model: m.name, Spec: m.spec, Params: m.params, DataPath: s.mnist, Rate: rate * 1e9,
-				Dilation: s.f.dilationFor(rate), PerSample: m.perSample, Warmup: s.f.warmup, Steps: s.f.steps, Budget: s.f.budget})
+				Dilation: s.f.dilationFor(rate), PerSample: m.perSample, Warmup: s.f.warmup, Steps: s.f.steps, Budget: s.f.budget,
+				Compression: s.f.compression})
 			if err != nil {
 				return fmt.Errorf("%s, K=%d, %g Gbit/s: %w", m.name, tb.Layout.Workers(), rate, err)
 			}

@@ -20,6 +20,7 @@ func TestBenchScaleBadFlags(t *testing.T) {
 		{[]string{"--steps", "1"}, "--steps"},
 		{[]string{"--max-hosts", "0"}, "--max-hosts"},
 		{[]string{"--real", "-2"}, "--real"},
+		{[]string{"--compression", "zip"}, "--compression"},
 	} {
 		_, _, err := runRoot(context.Background(), append([]string{"bench", "scale"}, c.args...)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -36,6 +36,8 @@ type Config struct {
 	Real      bool
 	// RealCheck marks the runs of the real-compute check.
 	RealCheck bool
+	// Compression is the job's compression type ("" or none: float32).
+	Compression string
 	// Warmup steps run before the Steps measured. With Budget set, fewer
 	// steps are measured (at least MinSteps) when Steps would take longer
 	// than Budget at the warm-up's pace.
@@ -61,6 +63,7 @@ type Result struct {
 	BatchPerWorker  int     `json:"batch_per_worker"`
 	RealCheck       bool    `json:"real_check,omitempty"` // a run of the real-compute check (real, or synthetic beside it)
 	Real            bool    `json:"real_compute"`
+	Compression     string  `json:"compression,omitempty"`
 	LinkGbit        float64 `json:"link_gbit"`
 	Dilation        float64 `json:"dilation"`
 	ShapedMbit      float64 `json:"shaped_mbit"`
@@ -102,6 +105,9 @@ func (tb *Testbed) Run(ctx context.Context, c Config) (Result, error) {
 	spec.Dataset.Path, spec.Dataset.Name = c.DataPath, ""
 	if !c.Real {
 		spec.Benchmark = &jobspec.Benchmark{SyntheticCompute: c.PerSample.String(), Dilation: c.Dilation}
+	}
+	if c.Compression != "" {
+		spec.Compression = &jobspec.Compression{Type: c.Compression}
 	}
 	total := int64(c.Warmup + c.Steps + 1)
 	spe := int64((60000 + spec.BatchSize - 1) / spec.BatchSize)
@@ -217,7 +223,7 @@ func (tb *Testbed) result(c Config, a, b snapshot) Result {
 	wall := b.at.Sub(a.at).Seconds()
 	r := Result{Time: time.Now().UTC().Format(time.RFC3339), CPU: CPUModel(), Model: c.Model,
 		Workers: k, WorkerHosts: tb.Layout.WorkerHosts, WorkersPerHost: tb.Layout.WorkersPerHost, Servers: tb.Layout.Servers,
-		BatchPerWorker: c.Spec.BatchSize, Real: c.Real, RealCheck: c.RealCheck, LinkGbit: c.Rate / 1e9, Dilation: d,
+		BatchPerWorker: c.Spec.BatchSize, Real: c.Real, RealCheck: c.RealCheck, Compression: c.Compression, LinkGbit: c.Rate / 1e9, Dilation: d,
 		PerSampleUS: float64(c.PerSample) / 1e3, Steps: steps, MachineCores: runtime.NumCPU()}
 	if steps <= 0 || wall <= 0 {
 		r.Why = "no steps measured"
