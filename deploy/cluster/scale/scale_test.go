@@ -117,7 +117,9 @@ func TestTestbedRun(t *testing.T) {
 		}
 	}()
 	const params, perSample = 241546, 500 * time.Microsecond
-	r, err := tb.Run(ctx, Config{Model: "mnist-cnn", Spec: spec, Params: params, DataPath: mnist, Rate: 10e9, Dilation: 5,
+	// 1 Gbit/s dilated by 5: links shaped to 200 Mbit/s, which the link
+	// measurement reaches even on a machine busy with other tests.
+	r, err := tb.Run(ctx, Config{Model: "mnist-cnn", Spec: spec, Params: params, DataPath: mnist, Rate: 1e9, Dilation: 5,
 		PerSample: perSample, Warmup: 2, Steps: 8})
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +147,7 @@ func TestTestbedRun(t *testing.T) {
 			t.Errorf("server host's link carried %.3f MB %s a step, want %.3f (up to 10%% more)", v.mb, v.what, ideal)
 		}
 	}
-	if r.MeasuredMbit < 0.7*r.ShapedMbit || r.MeasuredMbit > 1.05*r.ShapedMbit {
-		t.Errorf("measured %.0f Mbit/s on links shaped to %.0f", r.MeasuredMbit, r.ShapedMbit)
+	if r.MeasuredMbit < 0.7*r.ShapedMbit || r.MeasuredMbit > 1.05*r.ShapedMbit || r.MeasuredMinMbit < 0.5*r.ShapedMbit {
+		t.Errorf("measured %.0f Mbit/s (slowest path %.0f) on links shaped to %.0f", r.MeasuredMbit, r.MeasuredMinMbit, r.ShapedMbit)
 	}
 }
