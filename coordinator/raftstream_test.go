@@ -93,10 +93,24 @@ func TestRaftTLS(t *testing.T) {
 		t.Errorf("a TLS client without a certificate was not refused at once: %v", err)
 	}
 
-	// Replication still works over TLS after the refused attempts.
-	if _, err := leader.Propose(t.Context(), coordinator.Command{Type: coordinator.CmdSubmitJob, RequestID: "job-1",
-		Job: &coordinator.JobRecord{Name: "j", Spec: "x", Workers: 1, ParameterServers: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the job replicated to the follower over TLS", 10*time.Second, func() bool { return jobCount(follower) == 1 })
+	// Replication still works over TLS after the refused attempts. On a
+	// loaded machine the two may hold an election in between (300 ms
+	// timeouts): the job goes to whichever leads.
+	waitFor(t, "the job proposed on the leader", 10*time.Second, func() bool {
+		for _, n := range []*coordinator.Node{leader, follower} {
+			if !n.IsLeader() {
+				continue
+			}
+			_, err := n.Propose(t.Context(), coordinator.Command{Type: coordinator.CmdSubmitJob, RequestID: "job-1",
+				Job: &coordinator.JobRecord{Name: "j", Spec: "x", Workers: 1, ParameterServers: 1}})
+			if err == nil {
+				return true
+			}
+			if !errors.Is(err, coordinator.ErrNotLeader) {
+				t.Fatal(err)
+			}
+		}
+		return false
+	})
+	waitFor(t, "the job replicated to both over TLS", 10*time.Second, func() bool { return jobCount(leader) == 1 && jobCount(follower) == 1 })
 }
