@@ -57,13 +57,20 @@ func serveRange(t *testing.T, s *clustertest.Secrets, url string, reg prometheus
 	t.Helper()
 	cfg := paramserver.DefaultConfig()
 	cfg.Logger, cfg.Registerer = zaptest.NewLogger(t).Named("ps"), reg
-	ps := paramserver.New(connectAs(t, s, url, s.ID(t, deploy.KindParamServer), natsconn.NewMetrics(nil)), cfg)
+	nc := connectAs(t, s, url, s.ID(t, deploy.KindParamServer), natsconn.NewMetrics(nil))
+	ps := paramserver.New(nc, cfg)
 	for job, members := range jobs {
 		a := paramserver.Assignment{Job: job, Ranges: []wire.Range{{Lo: 0, Hi: 10}}, Epoch: 1, Members: len(members), MemberIDs: members,
 			Optimizer: nn.OptimizerSpec{Type: "sgd", LR: 1}, StepsPerEpoch: 10, TotalSteps: 10}
 		if err := ps.Serve(a, make([]float32, 10), nil); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The tests' pushes do not wait for θ_0 as a worker does (which the
+	// server publishes after subscribing): make sure the server has the
+	// subscriptions before they come.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
 	}
 	return ps
 }
