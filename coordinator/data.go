@@ -8,11 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/maas-ml/maas/internal/datastore"
 	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/internal/wire"
 )
 
 // trainSamples returns the size of the training split of spec's dataset,
@@ -40,7 +39,7 @@ func (n *Node) trainSamples(ctx context.Context, spec *jobspec.Spec) (samples in
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	js, err := jetstream.New(n.nc)
+	js, err := wire.JetStream(n.nc)
 	if err != nil {
 		return 0, "dataset.name", http.StatusInternalServerError, err
 	}

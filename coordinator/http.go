@@ -13,12 +13,12 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/maas-ml/maas/internal/api"
 	"github.com/maas-ml/maas/internal/auth"
 	"github.com/maas-ml/maas/internal/jobspec"
+	"github.com/maas-ml/maas/internal/wire"
 	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/tensor"
 )
@@ -426,7 +426,7 @@ func (n *Node) handleModelFile(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, "", "model %s version %d has no file %q (files: %v)", mv.Name, mv.Version, file, mv.Files)
 		return
 	}
-	js, err := jetstream.New(n.nc)
+	js, err := wire.JetStream(n.nc)
 	if err != nil {
 		writeErr(w, http.StatusInternalServerError, "", "%v", err)
 		return

@@ -39,7 +39,7 @@ func (n *Node) storeInitWeights(ctx context.Context, data []byte) (string, error
 	name := wire.InitObject(hex.EncodeToString(sum[:]))
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	js, err := jetstream.New(n.nc)
+	js, err := wire.JetStream(n.nc)
 	if err != nil {
 		return "", err
 	}

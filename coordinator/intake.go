@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/maas-ml/maas/internal/api"
@@ -221,7 +220,7 @@ func (n *Node) onCheckpoint(ls *leaderState, r *wire.Report) {
 func (n *Node) deleteObjects(bucket string, objects []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	js, err := jetstream.New(n.nc)
+	js, err := wire.JetStream(n.nc)
 	if err != nil {
 		return
 	}

@@ -34,7 +34,7 @@ var _ Checkpointer = ObjectStoreCheckpointer{}
 
 // Save implements Checkpointer.
 func (c ObjectStoreCheckpointer) Save(ctx context.Context, job string, step int64, server int, data []byte) (string, string, error) {
-	js, err := jetstream.New(c.NC)
+	js, err := wire.JetStream(c.NC)
 	if err != nil {
 		return "", "", err
 	}
@@ -55,7 +55,7 @@ func (c ObjectStoreCheckpointer) Save(ctx context.Context, job string, step int6
 // fails otherwise than by a missing bucket or object is retried until ctx
 // ends.
 func (c ObjectStoreCheckpointer) Load(ctx context.Context, bucket, object string) ([]byte, error) {
-	js, err := jetstream.New(c.NC)
+	js, err := wire.JetStream(c.NC)
 	if err != nil {
 		return nil, err
 	}

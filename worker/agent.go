@@ -220,7 +220,7 @@ func (a *Agent) publish(ctx context.Context, asg Assignment, m *nn.Model, eval t
 	if err != nil {
 		return err
 	}
-	js, err := jetstream.New(a.nc)
+	js, err := wire.JetStream(a.nc)
 	if err != nil {
 		return err
 	}

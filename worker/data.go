@@ -6,12 +6,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/datastore"
 	"github.com/maas-ml/maas/internal/jobspec"
+	"github.com/maas-ml/maas/internal/wire"
 )
 
 // pushedDataset returns a split of the dataset spec names (dataset.name),
@@ -23,7 +23,7 @@ func (a *Agent) pushedDataset(ctx context.Context, spec *jobspec.Spec, split dat
 	name, outer := spec.Dataset.Name, ctx
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	js, err := jetstream.New(a.nc)
+	js, err := wire.JetStream(a.nc)
 	if err != nil {
 		return nil, err
 	}

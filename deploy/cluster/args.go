@@ -56,19 +56,28 @@ const ProcessEnv = "MAAS_PROCESS"
 // flags that give it its credentials from the host's secrets (see
 // securityArgs).
 //
-// Every process is told all the NATS servers (the client tries them in
-// turn); the NATS servers and serve listen on every interface, the
+// Every process is told its own host's NATS server first and then every
+// full member (NATSServersFor; the client tries them in that order); the
+// NATS servers and serve listen on every interface, the
 // coordinators on the host's address, which is also where the other
 // coordinators reach them.
 func (f *File) Args(p Process, secured bool) []string {
 	h := f.host(p.Host)
 	l := Layout{DataDir: h.DataDir}
-	natsURLs := strings.Join(f.NATSServers(), ",")
+	natsURLs := strings.Join(f.NATSServersFor(p), ",")
 	var a []string
 	switch p.Kind {
 	case KindNATS:
+		if p.Leaf {
+			a = []string{"nats", "--host", "0.0.0.0", "--port", strconv.Itoa(p.Port(PortClient)),
+				"--store-dir", "", "--name", p.ID, "--leaf-remotes", strings.Join(f.NATSLeafRemotes(), ",")}
+			break
+		}
 		a = []string{"nats", "--host", "0.0.0.0", "--port", strconv.Itoa(p.Port(PortClient)),
 			"--store-dir", l.State(p.ID), "--name", p.ID}
+		if f.hasLeaf() {
+			a = append(a, "--leaf-port", strconv.Itoa(p.Port(PortLeaf)))
+		}
 		var routes []string
 		own := "nats://" + p.Addr(PortRoute)
 		for _, r := range f.NATSRoutes() {
@@ -122,8 +131,10 @@ func metricsArgs(p Process) []string {
 // securityArgs are the flags that give process p its credentials from
 // its host's secrets directory (l.Secrets(), see hostSecrets):
 //
-//	nats         TLS with the host's certificate; routes over mutual TLS
-//	             (the cluster's CA); only the users of nats-users.conf
+//	nats         TLS with the host's certificate; routes and leaf
+//	             connections over mutual TLS (the cluster's CA); only the
+//	             users of nats-users.conf; a leaf connects as its own user
+//	             (<id>.nk)
 //	every client its own NATS nkey seed (<id>.nk), TLS trusting ca.crt
 //	coordinator  API over HTTPS with tokens.json; Raft over mutual TLS;
 //	             joins over HTTPS with admin.token
@@ -133,7 +144,11 @@ func securityArgs(p Process, l Layout) []string {
 	sec := func(name string) string { return path.Join(l.Secrets(), name) }
 	cert, key, ca := sec(HostCertFile(p.Host)), sec(HostKeyFile(p.Host)), sec(CACertFile)
 	if p.Kind == KindNATS {
-		return []string{"--tls-cert", cert, "--tls-key", key, "--route-ca", ca, "--auth", sec(NATSUsersFile)}
+		a := []string{"--tls-cert", cert, "--tls-key", key, "--route-ca", ca, "--auth", sec(NATSUsersFile)}
+		if p.Leaf {
+			a = append(a, "--leaf-seed", sec(SeedFile(p.ID)))
+		}
+		return a
 	}
 	a := []string{"--nats-seed", sec(SeedFile(p.ID)), "--nats-ca", ca}
 	switch p.Kind {

@@ -19,9 +19,9 @@ import (
 func TestOperatorPermissions(t *testing.T) {
 	p := OperatorPermissions()
 	for subject, want := range map[string]bool{
-		"$O.maas-data.C.x": true, "$JS.API.STREAM.CREATE.OBJ_maas-data": true, "$JS.API.STREAM.PURGE.OBJ_maas-data": true,
-		"$JS.API.STREAM.INFO.OBJ_maas-models": true, "$O.maas-models.C.x": false, "$O.maas-checkpoints.C.x": false,
-		"$JS.API.STREAM.DELETE.OBJ_maas-data": false, "maas.ctl.member.w": false, "maas.assign.j": false, "_INBOX.x": false,
+		"$O.maas-data.C.x": true, "$JS.maas.API.STREAM.CREATE.OBJ_maas-data": true, "$JS.maas.API.STREAM.PURGE.OBJ_maas-data": true,
+		"$JS.maas.API.STREAM.INFO.OBJ_maas-models": true, "$O.maas-models.C.x": false, "$O.maas-checkpoints.C.x": false,
+		"$JS.maas.API.STREAM.DELETE.OBJ_maas-data": false, "maas.ctl.member.w": false, "maas.assign.j": false, "_INBOX.x": false,
 	} {
 		if got := allowed(p.Publish, subject); got != want {
 			t.Errorf("the operator may publish %s: %v, want %v", subject, got, want)
@@ -50,7 +50,7 @@ func dataPermissions(t *testing.T, op, worker, coord, srv *natsUserConn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	js := func(c *natsUserConn) jetstream.JetStream {
-		j, err := jetstream.New(c.Conn)
+		j, err := wire.JetStream(c.Conn)
 		if err != nil {
 			t.Fatal(err)
 		}

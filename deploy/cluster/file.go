@@ -19,6 +19,7 @@ const (
 	DefaultDataDir        = "/var/lib/maas"
 	DefaultNATSPort       = 4222
 	DefaultNATSRoutePort  = 6222
+	DefaultNATSLeafPort   = 7422
 	DefaultCoordHTTPPort  = 7070
 	DefaultCoordRaftPort  = 7000
 	DefaultServeHTTPPort  = 8080
@@ -110,12 +111,25 @@ type Host struct {
 	Serve       *ServeOptions       `yaml:"serve,omitempty"`
 }
 
-// NATSOptions are the ports of the host's NATS server.
+// NATSOptions are the ports and the kind of the host's NATS server.
+//
+// A host's server is a full member of the cluster's NATS (routed to the
+// other full members, with JetStream) or, with Leaf, a leaf node of them:
+// no JetStream of its own, connected to every full member's leaf port.
+// Give each worker host a leaf server and its processes talk to it: a
+// message then crosses the host's link once however many of the host's
+// processes receive it (θ_{t+1} once per host, not once per worker).
 type NATSOptions struct {
 	// Port is the client port, default 4222.
 	Port int `yaml:"port,omitempty"`
-	// ClusterPort is the port the other NATS servers route to, default 6222.
+	// ClusterPort is the port the other full members route to, default
+	// 6222 (not used by a leaf).
 	ClusterPort int `yaml:"cluster_port,omitempty"`
+	// LeafPort is where a full member accepts the leaf servers' connections,
+	// default 7422; it listens only when the cluster has a leaf.
+	LeafPort int `yaml:"leaf_port,omitempty"`
+	// Leaf makes the host's server a leaf node of the full members.
+	Leaf bool `yaml:"leaf,omitempty"`
 }
 
 // CoordinatorOptions are the ports of the host's coordinator.
@@ -255,6 +269,7 @@ func (f *File) SetDefaults() {
 				h.NATS = orNew(h.NATS)
 				h.NATS.Port = orDefault(h.NATS.Port, DefaultNATSPort)
 				h.NATS.ClusterPort = orDefault(h.NATS.ClusterPort, DefaultNATSRoutePort)
+				h.NATS.LeafPort = orDefault(h.NATS.LeafPort, DefaultNATSLeafPort)
 			case KindCoordinator:
 				h.Coordinator = orNew(h.Coordinator)
 				h.Coordinator.HTTPPort = orDefault(h.Coordinator.HTTPPort, DefaultCoordHTTPPort)

@@ -305,8 +305,8 @@ func (l *launcher) installBinary(ctx context.Context, c *sshHost) error {
 // with. Never the CA's key or the operator's seed.
 func (f *File) hostSecrets(h *Host) []string {
 	names := []string{CACertFile, HostCertFile(h.Name), HostKeyFile(h.Name)}
-	for _, p := range hostProcesses(h) {
-		if _, ok := ProcessPermissions(p.Kind, p.ID); ok { // NATS servers are not NATS users
+	for _, p := range f.hostProcesses(h) {
+		if _, ok := f.userPermissions(p); ok { // full NATS members are not NATS users
 			names = append(names, SeedFile(p.ID))
 		}
 	}

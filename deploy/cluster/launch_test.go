@@ -4,23 +4,29 @@ import (
 	"os"
 	"path"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/maas-ml/maas/internal/wire"
 )
 
 func TestArgs(t *testing.T) {
 	f := loadTestdata(t)
-	nats := "nats://10.0.0.11:4222,nats://10.0.0.12:4222,nats://node3.lab.example.com:4222"
+	// Its own host's server first, then the others turned by the
+	// process's place in the file.
+	n1, n2, n3 := "nats://10.0.0.11:4222", "nats://10.0.0.12:4222", "nats://node3.lab.example.com:4222"
+	nats := n1 + "," + n2 + "," + n3
 	want := map[string]string{
 		"node1-nats": "nats --host 0.0.0.0 --port 4222 --store-dir /var/lib/maas/node1-nats/data --name node1-nats " +
 			"--cluster-name test-lab --cluster-port 6222 --routes nats://10.0.0.12:6222,nats://node3.lab.example.com:6222",
 		"node1-coordinator": "coordinator --id node1-coordinator --raft 10.0.0.11:7000 --api 10.0.0.11:7070 " +
 			"--data-dir /var/lib/maas/node1-coordinator/data --nats " + nats + " --data-roots /srv/datasets,/data/shared",
 		"node3-coordinator": "coordinator --id node3-coordinator --raft node3.lab.example.com:7000 --api node3.lab.example.com:7070 " +
-			"--data-dir /data/maas/node3-coordinator/data --nats " + nats + " --bootstrap=false --join 10.0.0.11:7070 --data-roots /srv/datasets,/data/shared",
-		"node2-paramserver-2": "paramserver --id node2-paramserver-2 --nats " + nats,
+			"--data-dir /data/maas/node3-coordinator/data --nats " + n3 + "," + n1 + "," + n2 + " --bootstrap=false --join 10.0.0.11:7070 --data-roots /srv/datasets,/data/shared",
+		"node2-paramserver-2": "paramserver --id node2-paramserver-2 --nats " + n2 + "," + n3 + "," + n1,
 		"node1-worker-1":      "worker --id node1-worker-1 --nats " + nats + " --threads 14 --metrics-addr 10.0.0.11:9200",
-		"node2-worker-1":      "worker --id node2-worker-1 --nats " + nats,
+		"node2-worker-1":      "worker --id node2-worker-1 --nats " + n2 + "," + n1 + "," + n3,
 		"node1-serve":         "serve --addr 0.0.0.0:8080 --server http://10.0.0.11:7070 --nats " + nats,
 	}
 	seen := 0
@@ -36,6 +42,70 @@ func TestArgs(t *testing.T) {
 	}
 	if seen != len(want) {
 		t.Errorf("checked %d processes, want %d", seen, len(want))
+	}
+}
+
+// TestArgsLeaf: a worker host's leaf server connects to the full members'
+// leaf ports as its own NATS user, stores nothing, and is the first server
+// of its host's workers; the full member listens for it; a process of a
+// host without a server gets the full members alone.
+func TestArgsLeaf(t *testing.T) {
+	f, err := Parse([]byte(`name: lab
+ssh: {agent: true}
+hosts:
+  - {name: s, address: 10.0.0.1, roles: [nats, coordinator, paramserver]}
+  - {name: w1, address: 10.0.0.2, roles: [nats, worker], nats: {leaf: true, port: 4333}}
+  - {name: w2, address: 10.0.0.3, roles: [worker]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := "/var/lib/maas/secrets/"
+	want := map[string]string{
+		"s-nats": "nats --host 0.0.0.0 --port 4222 --store-dir /var/lib/maas/s-nats/data --name s-nats --leaf-port 7422 " +
+			"--tls-cert " + sec + "host-s.crt --tls-key " + sec + "host-s.key --route-ca " + sec + "ca.crt --auth " + sec + "nats-users.conf",
+		"w1-nats": "nats --host 0.0.0.0 --port 4333 --store-dir  --name w1-nats --leaf-remotes nats://10.0.0.1:7422 " +
+			"--tls-cert " + sec + "host-w1.crt --tls-key " + sec + "host-w1.key --route-ca " + sec + "ca.crt --auth " + sec + "nats-users.conf " +
+			"--leaf-seed " + sec + "w1-nats.nk",
+		"w1-worker-1":     "worker --id w1-worker-1 --nats nats://10.0.0.2:4333,nats://10.0.0.1:4222",
+		"w2-worker-1":     "worker --id w2-worker-1 --nats nats://10.0.0.1:4222",
+		"s-paramserver-1": "paramserver --id s-paramserver-1 --nats nats://10.0.0.1:4222",
+	}
+	for _, p := range f.Processes() {
+		w, ok := want[p.ID]
+		if !ok {
+			continue
+		}
+		got := strings.Join(f.Args(p, p.Kind == KindNATS), " ")
+		if got != w {
+			t.Errorf("Args(%s):\n got %s\nwant %s", p.ID, got, w)
+		}
+		delete(want, p.ID)
+	}
+	if len(want) > 0 {
+		t.Errorf("no processes %v", want)
+	}
+	w1 := f.host("w1")
+	if got := f.hostSecrets(w1); !slices.Contains(got, SeedFile("w1-nats")) || !slices.Contains(got, NATSUsersFile) {
+		t.Errorf("w1's secrets %v lack its leaf's seed or the NATS users", got)
+	}
+	perms := f.LeafPermissions(w1)
+	wp, _ := ProcessPermissions(KindWorker, "w1-worker-1")
+	for _, s := range append(wp.Publish, inboxes) {
+		if !slices.Contains(perms.Publish, s) {
+			t.Errorf("w1's leaf may not publish %s, which its worker may", s)
+		}
+	}
+	if slices.Contains(perms.Publish, wire.ParamSubject("*")) || slices.Contains(perms.Publish, wire.AssignSubject("*")) {
+		t.Errorf("w1's leaf may publish parameters or assignments: %v", perms.Publish)
+	}
+
+	if _, err := Parse([]byte(`name: lab
+ssh: {agent: true}
+hosts:
+  - {name: s, address: 10.0.0.1, roles: [nats, coordinator, paramserver, worker], nats: {leaf: true}}
+`)); err == nil || !strings.Contains(err.Error(), "every NATS server is a leaf") {
+		t.Errorf("a cluster of leaves alone: %v", err)
 	}
 }
 

@@ -104,6 +104,62 @@ func ProcessPermissions(kind Kind, id string) (p Permissions, ok bool) {
 	return p, true
 }
 
+// LeafPermissions are what the leaf NATS server on host h may do as a
+// user of the full members: carry its processes' messages into the cluster
+// and theirs out, so the union of what the host's processes may publish
+// and subscribe to, and the replies to requests either way (_INBOX.>, in
+// both lists: the leaf connection relays them for its clients, each of
+// which its own server still holds to its own permissions).
+//
+// A full member sends a leaf the interest of a subscription whose subject
+// covers one the leaf may publish; with nats-server 2.15 that match does
+// not look below a '*' of the leaf's list when the subscription ends in
+// '>', so subscriptions that leaf hosts must reach name their tokens up to
+// the member id (a parameter server's wire.GradSubjects, not
+// wire.AnyGradSubject). TestSecuredLeaf checks a push through a leaf.
+func (f *File) LeafPermissions(h *Host) Permissions {
+	var pub, sub []string
+	seen := map[string]bool{}
+	add := func(list *[]string, subjects []string, kind string) {
+		for _, s := range subjects {
+			if !seen[kind+s] {
+				seen[kind+s] = true
+				*list = append(*list, s)
+			}
+		}
+	}
+	for _, p := range f.hostProcesses(h) {
+		if pp, ok := ProcessPermissions(p.Kind, p.ID); ok {
+			add(&pub, pp.Publish, "pub:")
+			add(&sub, pp.Subscribe, "sub:")
+		}
+	}
+	add(&pub, []string{inboxes}, "pub:")
+	add(&sub, []string{inboxes}, "sub:")
+	return Permissions{Publish: pub, Subscribe: sub}
+}
+
+// userPermissions are process p's permissions as a NATS user; ok is false
+// for a process that is no user (a full NATS member).
+func (f *File) userPermissions(p Process) (Permissions, bool) {
+	if p.Kind == KindNATS && p.Leaf {
+		return f.LeafPermissions(f.host(p.Host)), true
+	}
+	return ProcessPermissions(p.Kind, p.ID)
+}
+
+// jsAPI are the JetStream API subjects of api (STREAM.INFO.OBJ_x...):
+// in maas's domain (wire.JetStream), which its clients publish on and a
+// leaf server relays, and the server's own, which a storing server maps
+// the domain's to before it checks them.
+func jsAPI(api ...string) []string {
+	var s []string
+	for _, a := range api {
+		s = append(s, "$JS."+wire.JetStreamDomain+".API."+a, "$JS.API."+a)
+	}
+	return s
+}
+
 // bucketRead are the subjects a client publishes to read objects of an
 // Object Store bucket: the stream's info, its last message by subject
 // (object metadata), an ordered consumer over an object's chunks (create,
@@ -111,17 +167,16 @@ func ProcessPermissions(kind Kind, id string) (p Permissions, ok bool) {
 // themselves come to the client's inbox.
 func bucketRead(bucket string) []string {
 	stream := "OBJ_" + bucket
-	return []string{
-		"$JS.API.STREAM.INFO." + stream,
-		"$JS.API.STREAM.MSG.GET." + stream,
-		"$JS.API.DIRECT.GET." + stream,
-		"$JS.API.DIRECT.GET." + stream + ".>",
-		"$JS.API.CONSUMER.CREATE." + stream,
-		"$JS.API.CONSUMER.CREATE." + stream + ".>",
-		"$JS.API.CONSUMER.INFO." + stream + ".*",
-		"$JS.API.CONSUMER.DELETE." + stream + ".*",
-		"$JS.FC." + stream + ".>",
-	}
+	return append(jsAPI(
+		"STREAM.INFO."+stream,
+		"STREAM.MSG.GET."+stream,
+		"DIRECT.GET."+stream,
+		"DIRECT.GET."+stream+".>",
+		"CONSUMER.CREATE."+stream,
+		"CONSUMER.CREATE."+stream+".>",
+		"CONSUMER.INFO."+stream+".*",
+		"CONSUMER.DELETE."+stream+".*",
+	), "$JS.FC."+stream+".>")
 }
 
 // bucketWrite are bucketRead plus the subjects to create or update the
@@ -129,12 +184,9 @@ func bucketRead(bucket string) []string {
 // replaced or deleted object.
 func bucketWrite(bucket string) []string {
 	stream := "OBJ_" + bucket
-	return append(bucketRead(bucket),
-		"$JS.API.STREAM.CREATE."+stream,
-		"$JS.API.STREAM.UPDATE."+stream,
-		"$JS.API.STREAM.PURGE."+stream,
-		"$O."+bucket+".>",
-	)
+	return append(append(bucketRead(bucket),
+		jsAPI("STREAM.CREATE."+stream, "STREAM.UPDATE."+stream, "STREAM.PURGE."+stream)...),
+		"$O."+bucket+".>")
 }
 
 func join(lists ...[]string) []string {
@@ -149,6 +201,8 @@ func join(lists ...[]string) []string {
 type natsUser struct {
 	Process   Process
 	PublicKey string
+	// Perms are the process's permissions (File.userPermissions).
+	Perms Permissions
 	// Operator marks the operator's user (OperatorPermissions); Process
 	// is then empty.
 	Operator bool
@@ -163,13 +217,12 @@ func writeNATSUsers(w io.Writer, cluster string, users []natsUser) error {
 	fmt.Fprintf(&b, "# Include this file in every NATS server's configuration.\n")
 	fmt.Fprintf(&b, "authorization {\n  users = [\n")
 	for _, u := range users {
-		perms, ok := ProcessPermissions(u.Process.Kind, u.Process.ID)
-		about := fmt.Sprintf("%s: %s on %s", u.Process.ID, u.Process.Kind, u.Process.Host)
-		if u.Operator {
-			perms, ok, about = OperatorPermissions(), true, "operator: maas data push, ls and rm ("+OperatorSeedFile+")"
+		perms, about := u.Perms, fmt.Sprintf("%s: %s on %s", u.Process.ID, u.Process.Kind, u.Process.Host)
+		if u.Process.Leaf {
+			about += " (leaf connection)"
 		}
-		if !ok {
-			continue
+		if u.Operator {
+			perms, about = OperatorPermissions(), "operator: maas data push, ls and rm ("+OperatorSeedFile+")"
 		}
 		fmt.Fprintf(&b, "    # %s\n", about)
 		fmt.Fprintf(&b, "    {\n      nkey: %s\n      permissions: {\n", quote(u.PublicKey))

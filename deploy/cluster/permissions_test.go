@@ -86,9 +86,9 @@ func TestProcessPermissionsTable(t *testing.T) {
 				{wire.DoneSubject(w2), false}, {wire.HeartbeatSubject("*"), false}, {"maas.ctl.heartbeat", false},
 				{wire.SubjModelPublished, false}, {"_INBOX.abc", false},
 				{"$O.maas-models.C.x", true}, {"$O.maas-checkpoints.C.x", false},
-				{"$JS.API.STREAM.DELETE.OBJ_maas-models", false},
-				{"$JS.API.STREAM.INFO.OBJ_maas-data", true}, {"$JS.API.CONSUMER.CREATE.OBJ_maas-data", true},
-				{"$O.maas-data.C.x", false}, {"$JS.API.STREAM.CREATE.OBJ_maas-data", false}},
+				{"$JS.maas.API.STREAM.DELETE.OBJ_maas-models", false},
+				{"$JS.maas.API.STREAM.INFO.OBJ_maas-data", true}, {"$JS.maas.API.CONSUMER.CREATE.OBJ_maas-data", true},
+				{"$O.maas-data.C.x", false}, {"$JS.maas.API.STREAM.CREATE.OBJ_maas-data", false}},
 			[]check{{wire.MemberSubject(w1), true}, {wire.MemberSubject(w2), false}, {wire.ParamSubject("j"), true},
 				{wire.AssignSubject("j"), true}, {grad(w2), false}, {wire.RegisterSubject(w1), false},
 				{wire.HeartbeatSubject(w2), false}, {"_INBOX.x.y", true}}},
@@ -98,20 +98,20 @@ func TestProcessPermissionsTable(t *testing.T) {
 				{wire.ProgressSubject(ps), false},
 				{wire.AssignSubject("j"), false}, {wire.MemberSubject(w1), false}, {grad(ps), false},
 				{"$O.maas-checkpoints.C.x", true}, {"$O.maas-models.C.x", false},
-				{"$JS.API.STREAM.INFO.OBJ_maas-data", false}},
+				{"$JS.maas.API.STREAM.INFO.OBJ_maas-data", false}},
 			[]check{{grad(w1), true}, {wire.PullSubject("j", 0), true}, {wire.MemberSubject(ps), true},
 				{wire.MemberSubject(w1), false}, {wire.ParamSubject("j"), false}}},
 		{KindCoordinator, coord,
 			[]check{{wire.MemberSubject(w1), true}, {wire.AssignSubject("j"), true}, {wire.SubjModelPublished, true},
 				{wire.ParamSubject("j"), false}, {grad(w1), false},
-				{"$JS.API.STREAM.PURGE.OBJ_maas-checkpoints", true}, {"$JS.API.STREAM.INFO.OBJ_maas-models", true},
-				{"$JS.API.DIRECT.GET.OBJ_maas-data.x", true}, {"$O.maas-data.M.x", false}},
+				{"$JS.maas.API.STREAM.PURGE.OBJ_maas-checkpoints", true}, {"$JS.maas.API.STREAM.INFO.OBJ_maas-models", true},
+				{"$JS.maas.API.DIRECT.GET.OBJ_maas-data.x", true}, {"$O.maas-data.M.x", false}},
 			[]check{{wire.RegisterSubject(w1), true}, {wire.HeartbeatSubject(ps), true}, {wire.ProgressSubject(w1), true},
 				{wire.ReportSubject(ps), true}, {wire.DoneSubject(w1), true}, {grad(w1), false}, {wire.ParamSubject("j"), false}}},
 		{KindServe, "node1-serve",
-			[]check{{"$JS.API.STREAM.INFO.OBJ_maas-models", true}, {"$O.maas-models.C.x", false},
+			[]check{{"$JS.maas.API.STREAM.INFO.OBJ_maas-models", true}, {"$O.maas-models.C.x", false},
 				{wire.RegisterSubject("node1-serve"), false}, {wire.SubjModelPublished, false},
-				{"$JS.API.STREAM.INFO.OBJ_maas-data", false}},
+				{"$JS.maas.API.STREAM.INFO.OBJ_maas-data", false}},
 			[]check{{wire.SubjModelPublished, true}, {wire.ParamSubject("j"), false}}},
 	} {
 		p, ok := ProcessPermissions(c.kind, c.id)
@@ -146,7 +146,7 @@ func startNATS(t *testing.T, dir string) string {
 		t.Fatalf("the NATS server refuses %s: %v", NATSUsersFile, err)
 	}
 	opts.Host, opts.Port = "127.0.0.1", -1
-	opts.JetStream, opts.StoreDir = true, t.TempDir()
+	opts.JetStream, opts.StoreDir, opts.JetStreamDomain = true, t.TempDir(), wire.JetStreamDomain
 	opts.NoLog, opts.NoSigs = true, true
 	s, err := server.NewServer(opts)
 	if err != nil {
@@ -305,7 +305,7 @@ func objectStorePermissions(t *testing.T, worker, ps, coord, srv *natsUserConn) 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	js := func(c *natsUserConn) jetstream.JetStream {
-		j, err := jetstream.New(c.Conn)
+		j, err := wire.JetStream(c.Conn)
 		if err != nil {
 			t.Fatal(err)
 		}

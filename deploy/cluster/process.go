@@ -24,6 +24,7 @@ var Kinds = []Kind{KindNATS, KindCoordinator, KindParamServer, KindWorker, KindS
 const (
 	PortClient  = "client"  // NATS clients
 	PortRoute   = "route"   // NATS routes from the other NATS servers
+	PortLeaf    = "leaf"    // NATS leaf connections from the leaf servers
 	PortHTTP    = "http"    // coordinator API, serving endpoint
 	PortRaft    = "raft"    // coordinator Raft transport
 	PortMetrics = "metrics" // Prometheus metrics of parameter servers and workers
@@ -43,6 +44,8 @@ type Process struct {
 	ID string
 	// Threads is a worker's number of cores; 0 uses them all.
 	Threads int
+	// Leaf marks a NATS server that is a leaf node of the full members.
+	Leaf bool
 	// Ports are the ports it listens on, by name (PortClient...).
 	Ports []Port
 }
@@ -74,7 +77,7 @@ func (p Process) Addr(name string) string {
 func (f *File) Processes() []Process {
 	var ps []Process
 	for i := range f.Hosts {
-		ps = append(ps, hostProcesses(&f.Hosts[i])...)
+		ps = append(ps, f.hostProcesses(&f.Hosts[i])...)
 	}
 	return ps
 }
@@ -91,8 +94,15 @@ func (f *File) ProcessesOf(k Kind) []Process {
 }
 
 // hostProcesses lists host h's processes, reading defaults for the options
-// left zero.
-func hostProcesses(h *Host) []Process {
+// left zero. A full NATS member has a leaf port when the cluster has a
+// leaf server.
+func (f *File) hostProcesses(h *Host) []Process {
+	leaves := false
+	for i := range f.Hosts {
+		if o := f.Hosts[i].NATS; o != nil && o.Leaf && f.Hosts[i].Has(KindNATS) {
+			leaves = true
+		}
+	}
 	var ps []Process
 	add := func(k Kind, index int, ports ...Port) {
 		id := h.Name + "-" + string(k)
@@ -125,8 +135,17 @@ func hostProcesses(h *Host) []Process {
 		switch k {
 		case KindNATS:
 			o := deref(h.NATS)
+			if o.Leaf {
+				add(k, 1, Port{PortClient, orDefault(o.Port, DefaultNATSPort)})
+				ps[len(ps)-1].Leaf = true
+				break
+			}
+			leaf := 0
+			if leaves {
+				leaf = orDefault(o.LeafPort, DefaultNATSLeafPort)
+			}
 			add(k, 1, Port{PortClient, orDefault(o.Port, DefaultNATSPort)},
-				Port{PortRoute, orDefault(o.ClusterPort, DefaultNATSRoutePort)})
+				Port{PortRoute, orDefault(o.ClusterPort, DefaultNATSRoutePort)}, Port{PortLeaf, leaf})
 		case KindCoordinator:
 			o := deref(h.Coordinator)
 			add(k, 1, Port{PortHTTP, orDefault(o.HTTPPort, DefaultCoordHTTPPort)},
@@ -158,25 +177,65 @@ func deref[T any](p *T) T {
 	return *p
 }
 
-// NATSServers are the client URLs of the cluster's NATS servers
-// (nats://address:port), for the processes to connect to.
-func (f *File) NATSServers() []string {
+// NATSServers are the client URLs of the cluster's full NATS members
+// (nats://address:port), in file order.
+func (f *File) NATSServers() []string { return f.fullMembers(PortClient) }
+
+// NATSServersFor are the NATS URLs process p connects to, tried in this
+// order: its own host's server first (a leaf or a full member), then the
+// full members, the list turned by the process's position in the file so
+// that the processes of hosts without a server spread over them.
+func (f *File) NATSServersFor(p Process) []string {
+	full := f.NATSServers()
 	var urls []string
-	for _, p := range f.ProcessesOf(KindNATS) {
-		urls = append(urls, "nats://"+p.Addr(PortClient))
+	for _, n := range f.ProcessesOf(KindNATS) {
+		if n.Host == p.Host {
+			urls = append(urls, "nats://"+n.Addr(PortClient))
+		}
+	}
+	turn := 0
+	for i, q := range f.Processes() {
+		if q.ID == p.ID {
+			turn = i
+		}
+	}
+	for i := range full {
+		if u := full[(i+turn)%len(full)]; len(urls) == 0 || urls[0] != u {
+			urls = append(urls, u)
+		}
 	}
 	return urls
 }
 
-// NATSRoutes are the route URLs of the cluster's NATS servers
-// (nats://address:cluster_port); each server is given them all and skips
-// its own.
-func (f *File) NATSRoutes() []string {
+// NATSRoutes are the route URLs of the cluster's full NATS members
+// (nats://address:cluster_port); each is given them all and skips its
+// own.
+func (f *File) NATSRoutes() []string { return f.fullMembers(PortRoute) }
+
+// NATSLeafRemotes are the leaf URLs of the full members
+// (nats://address:leaf_port), which every leaf server connects to.
+func (f *File) NATSLeafRemotes() []string { return f.fullMembers(PortLeaf) }
+
+// fullMembers are nats://address:port of the full NATS members' port
+// called name.
+func (f *File) fullMembers(name string) []string {
 	var urls []string
 	for _, p := range f.ProcessesOf(KindNATS) {
-		urls = append(urls, "nats://"+p.Addr(PortRoute))
+		if !p.Leaf {
+			urls = append(urls, "nats://"+p.Addr(name))
+		}
 	}
 	return urls
+}
+
+// hasLeaf reports whether a host runs a leaf NATS server.
+func (f *File) hasLeaf() bool {
+	for _, p := range f.ProcessesOf(KindNATS) {
+		if p.Leaf {
+			return true
+		}
+	}
+	return false
 }
 
 // RaftPeer is one coordinator of the Raft cluster.

@@ -131,14 +131,15 @@ func makeSecrets(f *File, now time.Time) ([]secret, error) {
 
 	var users []natsUser
 	for _, p := range f.Processes() {
-		if _, ok := ProcessPermissions(p.Kind, p.ID); !ok {
+		perms, ok := f.userPermissions(p)
+		if !ok {
 			continue
 		}
 		seed, public, err := newUserKey()
 		if err != nil {
 			return nil, fmt.Errorf("cluster: NATS key of %s: %w", p.ID, err)
 		}
-		users = append(users, natsUser{Process: p, PublicKey: public})
+		users = append(users, natsUser{Process: p, PublicKey: public, Perms: perms})
 		files = append(files, secret{SeedFile(p.ID), fmt.Sprintf("NATS user seed of %s (%s)", p.ID, p.Kind), seed})
 	}
 	seed, public, err := newUserKey()

@@ -35,7 +35,7 @@ func Upgrade(ctx context.Context, f *File, o LaunchOptions) error {
 		for _, k := range Kinds {
 			var ps []Process
 			var ids []string
-			for _, p := range hostProcesses(h) {
+			for _, p := range f.hostProcesses(h) {
 				if p.Kind == k {
 					ps = append(ps, p)
 					ids = append(ids, p.ID)

@@ -236,7 +236,7 @@ func (v *validator) ports(p string, f *File, h *Host) {
 	used := map[int]user{}
 	sshPort := f.SSHFor(h).Port
 	used[sshPort] = user{"sshd", "ssh.port"}
-	for _, proc := range hostProcesses(h) {
+	for _, proc := range f.hostProcesses(h) {
 		for _, pt := range proc.Ports {
 			u := user{proc.ID + " " + pt.Name, portField(proc, pt)}
 			if prev, clash := used[pt.Number]; clash {
@@ -278,7 +278,7 @@ func (v *validator) processes(f *File) {
 	ids := map[string]string{}
 	for i := range f.Hosts {
 		p := fmt.Sprintf("hosts[%d]", i)
-		for _, proc := range hostProcesses(&f.Hosts[i]) {
+		for _, proc := range f.hostProcesses(&f.Hosts[i]) {
 			count[proc.Kind]++
 			if !validID(proc.Host) {
 				continue // the host's name is reported already
@@ -293,6 +293,9 @@ func (v *validator) processes(f *File) {
 			}
 			ids[proc.ID] = p
 		}
+	}
+	if len(f.NATSServers()) == 0 && count[KindNATS] > 0 {
+		v.add("hosts", "every NATS server is a leaf (nats.leaf); give at least one host a full NATS server for the leaves to connect to")
 	}
 	for _, k := range []Kind{KindNATS, KindParamServer, KindWorker} {
 		if count[k] == 0 {

@@ -23,7 +23,7 @@ const fetchTimeout = time.Minute
 // maas_serve_load_failures_total; what was served is served still. It
 // returns nil when ctx ends, or an error if it cannot subscribe.
 func (s *Server) WatchPublished(ctx context.Context, nc *nats.Conn) error {
-	js, err := jetstream.New(nc)
+	js, err := wire.JetStream(nc)
 	if err != nil {
 		return fmt.Errorf("serve: JetStream: %w", err)
 	}

@@ -32,6 +32,7 @@ type scaleFlags struct {
 	steps, warmup         int
 	budget                time.Duration
 	out, dir, compression string
+	nats                  string
 	skipUnavailable, keep bool
 	curves                bool
 }
@@ -68,6 +69,7 @@ compute time. See docs/scaling.md.`,
 	fl.IntSliceVar(&f.real, "real", nil, "K values to also run with real compute, each beside a synthetic run at the same compute time")
 	fl.StringVar(&f.out, "out", "", "JSON lines file (default bench/results/scale-<time>.jsonl)")
 	fl.StringVar(&f.compression, "compression", "none", "the jobs' gradient compression: "+strings.Join(jobspec.Compressions, ", "))
+	fl.StringVar(&f.nats, "nats", "central", "central: one NATS server, on the server host; leaf: also one on every worker host, a leaf node of it, for the host's workers")
 	fl.StringVar(&f.dir, "dir", "", "work directory for the hosts' files (default: a temporary one)")
 	fl.BoolVar(&f.skipUnavailable, "skip-unavailable", false, "exit 0 with a message when this machine cannot emulate hosts")
 	fl.BoolVar(&f.keep, "keep", false, "keep the work directory (logs of every process)")
@@ -97,6 +99,8 @@ func (f scaleFlags) validate() error {
 		return fmt.Errorf("--steps must be ≥ 2 and --warmup ≥ 1, got %d and %d", f.steps, f.warmup)
 	case !slices.Contains(jobspec.Compressions, f.compression):
 		return fmt.Errorf("--compression %q: one of %s", f.compression, strings.Join(jobspec.Compressions, ", "))
+	case f.nats != "central" && f.nats != "leaf":
+		return fmt.Errorf("--nats %q: central or leaf", f.nats)
 	case f.maxHosts < 1 || f.servers < 1:
 		return fmt.Errorf("--max-hosts and --servers must be positive, got %d and %d", f.maxHosts, f.servers)
 	}
@@ -254,7 +258,7 @@ func (s *scaleRun) layout(ctx context.Context, k int, suffix string, fn func(*sc
 	if err != nil {
 		return err
 	}
-	l.DataRoots = []string{s.mnist}
+	l.DataRoots, l.LeafNATS = []string{s.mnist}, s.f.nats == "leaf"
 	dir := filepath.Join(s.dir, fmt.Sprintf("k%d%s", k, suffix))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err

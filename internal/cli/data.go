@@ -79,7 +79,7 @@ func (f *dataFlags) connect(parent context.Context) (context.Context, jetstream.
 		}
 		return nil, nil, nil, fmt.Errorf("connect to NATS at %s: %w (%s)", f.url, err, hint)
 	}
-	js, err := jetstream.New(nc)
+	js, err := wire.JetStream(nc)
 	if err != nil {
 		cancel(nil)
 		nc.Close()

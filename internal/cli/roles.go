@@ -46,18 +46,21 @@ func connectNATS(url, name string, log *zap.Logger, o natsconn.Options) (*nats.C
 
 func natsCmd() *cobra.Command {
 	c := natsserver.DefaultConfig()
-	var routes []string
+	var routes, leafRemotes []string
 	cmd := &cobra.Command{
 		Use:   "nats",
 		Short: "Run the embedded NATS server with JetStream (the cluster's bus)",
 		Long: `nats runs the cluster's NATS server. It is open and plain unless given the files of
 ` + "`maas cluster init`" + `: --auth nats-users.conf lets in only the cluster's processes, each with
 its role's permissions; --tls-cert and --tls-key make every client speak TLS, and
---tls-ca makes each present a certificate of the cluster's CA (and secures routes).`,
+--tls-ca makes each present a certificate of the cluster's CA (and secures routes).
+With --leaf-remotes it is a leaf node of other servers (a worker host's own server):
+its clients reach the whole cluster, and a message crosses the leaf connection once
+however many of them receive it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger()
-			c.Routes = routes
+			c.Routes, c.LeafRemotes = routes, leafRemotes
 			s, err := natsserver.Start(c)
 			if err != nil {
 				return err
@@ -80,6 +83,9 @@ its role's permissions; --tls-cert and --tls-key make every client speak TLS, an
 	f.StringVar(&c.ClusterName, "cluster-name", "maas", "cluster name for routes")
 	f.IntVar(&c.ClusterPort, "cluster-port", 0, "port for routes from other NATS servers (0: no cluster)")
 	f.StringSliceVar(&routes, "routes", nil, "routes to other NATS servers (nats://host:port)")
+	f.IntVar(&c.LeafPort, "leaf-port", 0, "port for leaf connections from other hosts' NATS servers (0: none)")
+	f.StringSliceVar(&leafRemotes, "leaf-remotes", nil, "be a leaf node of these NATS servers (nats://host:leaf_port); needs --store-dir \"\"")
+	f.StringVar(&c.LeafSeed, "leaf-seed", "", "nkey seed the leaf connection authenticates with (<id>.nk from `maas cluster init`)")
 	f.StringVar(&c.TLSCert, "tls-cert", "", "require TLS of every client, with this certificate (host-<name>.crt from `maas cluster init`)")
 	f.StringVar(&c.TLSKey, "tls-key", "", "key of --tls-cert (host-<name>.key)")
 	f.StringVar(&c.TLSCA, "tls-ca", "", "require client certificates signed by this CA (ca.crt), and check routes against it")

@@ -42,7 +42,8 @@ type Options struct {
 	ReconnectWait time.Duration
 }
 
-// Connect connects to the NATS server at url and keeps reconnecting for
+// Connect connects to the NATS server at url (or the first of a
+// comma-separated list that answers, in order) and keeps reconnecting for
 // ever. A server that cannot be reached yet is retried in the background
 // (Connect returns a connection that is not connected yet); a server that
 // refuses the process fails Connect with ErrCredentials or ErrTLS and an
@@ -59,7 +60,9 @@ func Connect(url string, o Options) (*nats.Conn, error) {
 	}
 	log := o.Logger
 	opts := append(append([]nats.Option(nil), o.Credentials...),
-		nats.Name(o.Name), nats.MaxReconnects(-1), nats.ReconnectWait(o.ReconnectWait),
+		// The servers in the order given: a cluster's process lists its own
+		// host's server first (cluster.File.NATSServersFor).
+		nats.Name(o.Name), nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(o.ReconnectWait),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("NATS disconnected", zap.Error(err))

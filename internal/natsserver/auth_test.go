@@ -20,6 +20,7 @@ import (
 	"github.com/maas-ml/maas/deploy/cluster"
 	"github.com/maas-ml/maas/deploy/cluster/clustertest"
 	"github.com/maas-ml/maas/internal/natsserver"
+	"github.com/maas-ml/maas/internal/wire"
 )
 
 // startSecured starts a server with the test cluster's TLS certificate and
@@ -248,5 +249,162 @@ func TestRoutesOverTLS(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("an assignment published on b never reached a subscriber on a over the TLS route")
 		}
+	}
+}
+
+// leafCluster is a two-host cluster on loopback: h1 runs the full NATS
+// member and a parameter server, h2 (at 127.0.0.2) a leaf NATS server and
+// three workers.
+const leafCluster = `name: test
+ssh: {agent: true}
+hosts:
+  - name: h1
+    address: 127.0.0.1
+    roles: [nats, coordinator, paramserver]
+  - name: h2
+    address: 127.0.0.2
+    roles: [nats, worker]
+    nats: {port: 4223, leaf: true}
+    worker: {count: 3}
+`
+
+// TestSecuredLeaf: a leaf server connects to a secured hub over mutual
+// TLS as its own NATS user (h2-nats.nk); the host's workers, connected to
+// the leaf, push to a parameter server on the hub and get its parameters,
+// one crossing of the leaf connection for the three of them. A leaf
+// without its seed, or with a certificate of another CA, is refused.
+func TestSecuredLeaf(t *testing.T) {
+	s, other := clustertest.NewFromYAML(t, leafCluster), clustertest.NewFromYAML(t, leafCluster)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	hc := natsserver.DefaultConfig()
+	hc.Port, hc.TLSCert, hc.TLSKey, hc.RouteCA, hc.AuthFile = -1, s.Path(cluster.HostCertFile("h1")), s.Path(cluster.HostKeyFile("h1")), s.CA(), s.NATSUsers()
+	hc.ServerName, hc.LeafPort, hc.StoreDir = "h1-nats", lp, t.TempDir()
+	hub, err := natsserver.Start(hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hub.Shutdown(); hub.WaitForShutdown() })
+
+	leafConfig := func(s *clustertest.Secrets, seed bool) natsserver.Config {
+		c := natsserver.DefaultConfig()
+		c.Host, c.Port, c.TLSCert, c.TLSKey, c.RouteCA, c.AuthFile = "127.0.0.2", -1, s.Path(cluster.HostCertFile("h2")), s.Path(cluster.HostKeyFile("h2")), s.CA(), s.NATSUsers()
+		c.ServerName, c.LeafRemotes = "h2-nats", []string{"nats://127.0.0.1:" + strconv.Itoa(lp)}
+		if seed {
+			c.LeafSeed = s.Path(cluster.SeedFile("h2-nats"))
+		}
+		return c
+	}
+	for _, bad := range []struct {
+		name string
+		c    natsserver.Config
+	}{{"without its seed", leafConfig(s, false)}, {"of another CA", leafConfig(other, true)}} {
+		srv, err := natsserver.Start(bad.c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		if n := hub.NumLeafNodes(); n != 0 {
+			t.Errorf("a leaf %s: the hub has %d leaf connections", bad.name, n)
+		}
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	}
+	leaf, err := natsserver.Start(leafConfig(s, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { leaf.Shutdown(); leaf.WaitForShutdown() })
+	deadline := time.Now().Add(10 * time.Second)
+	for hub.NumLeafNodes() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the leaf with its seed did not connect to the hub")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	as := func(srv *server.Server, id string) *nats.Conn {
+		seed, err := os.ReadFile(s.Path(cluster.SeedFile(id)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := nats.NkeyOptionFromSeed(s.Path(cluster.SeedFile(id)))
+		if err != nil || len(seed) == 0 {
+			t.Fatal(err)
+		}
+		nc, err := nats.Connect(srv.ClientURL(), o, nats.Secure(s.ClientTLS(t, false)), nats.MaxReconnects(0))
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+	ps := as(hub, "h1-paramserver-1")
+	if _, err := ps.Subscribe(wire.GradSubjects("j", 0), func(m *nats.Msg) { m.Respond([]byte("ack")) }); err != nil {
+		t.Fatal(err)
+	}
+	ps.Flush()
+	got := make(chan []byte, 3)
+	var workers []*nats.Conn
+	for i := 1; i <= 3; i++ {
+		w := as(leaf, "h2-worker-"+strconv.Itoa(i))
+		if _, err := w.Subscribe(wire.ParamSubject("j"), func(m *nats.Msg) { got <- m.Data }); err != nil {
+			t.Fatal(err)
+		}
+		w.Flush()
+		workers = append(workers, w)
+	}
+	var reply *nats.Msg
+	for try := 0; ; try++ {
+		reply, err = workers[0].Request(wire.GradSubject("j", 0, "h2-worker-1"), []byte("g"), time.Second)
+		if err == nil || try == 100 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil || string(reply.Data) != "ack" {
+		for _, srv := range []*server.Server{hub, leaf} {
+			z, _ := srv.Leafz(&server.LeafzOptions{Subscriptions: true})
+			for _, l := range z.Leafs {
+				t.Logf("%s: leaf %s subs %v", srv.Name(), l.Name, l.Subs)
+			}
+		}
+		t.Fatalf("a worker's push through the leaf: %v", err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for len(got) < 3 { // until the workers' interest has reached the hub
+		ps.Publish(wire.ParamSubject("j"), []byte("probe"))
+		time.Sleep(100 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatal("the workers on the leaf never received the parameter server's message")
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	for len(got) > 0 {
+		<-got
+	}
+	lz := func() int64 {
+		z, _ := hub.Leafz(nil)
+		var n int64
+		for _, l := range z.Leafs {
+			n += l.OutMsgs
+		}
+		return n
+	}
+	before := lz()
+	ps.Publish(wire.ParamSubject("j"), []byte("theta"))
+	for range 3 {
+		select {
+		case <-got:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a worker on the leaf did not get θ")
+		}
+	}
+	if n := lz() - before; n != 1 {
+		t.Errorf("θ crossed the leaf connection %d times for 3 workers, want once", n)
 	}
 }

@@ -16,9 +16,14 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
+
+	"github.com/maas-ml/maas/internal/wire"
 )
 
 // Config configures an embedded NATS server.
@@ -37,6 +42,19 @@ type Config struct {
 	ClusterName string
 	ClusterPort int
 	Routes      []string
+	// LeafPort, when not 0, accepts leaf-node connections: the NATS
+	// servers of other hosts that extend this one (LeafRemotes). A leaf
+	// connection authenticates as a user of AuthFile, held to its
+	// permissions, and speaks mutual TLS with TLSCA or RouteCA.
+	LeafPort int
+	// LeafRemotes, when set, make this server a leaf node of the servers
+	// at these URLs (nats://host:leaf_port, tried in turn): its clients
+	// reach everything the others' clients do, and a message crosses the
+	// leaf connection once however many of its subscribers are here.
+	// LeafSeed is the nkey seed file the leaf connection authenticates
+	// with (a secured cluster's).
+	LeafRemotes []string
+	LeafSeed    string
 	// ReadyTimeout bounds the wait for the server to accept connections.
 	ReadyTimeout time.Duration
 
@@ -79,10 +97,21 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: a CA to check routes needs the server's own certificate and key too", ErrTLS)
 	case c.TLSCert != "" && c.ClusterPort != 0 && c.TLSCA == "" && c.RouteCA == "":
 		return fmt.Errorf("%w: routes over TLS need the CA that signed the other servers' certificates (the cluster's ca.crt)", ErrTLS)
+	case c.TLSCert != "" && (c.LeafPort != 0 || len(c.LeafRemotes) > 0) && c.TLSCA == "" && c.RouteCA == "":
+		return fmt.Errorf("%w: leaf connections over TLS need the CA that signed the other servers' certificates (the cluster's ca.crt)", ErrTLS)
+	case c.LeafPort < 0 || c.LeafPort > 65535:
+		return fmt.Errorf("natsserver: leaf port %d out of range", c.LeafPort)
+	case len(c.LeafRemotes) > 0 && c.StoreDir != "":
+		return errors.New("natsserver: a leaf node has no JetStream of its own (its clients use the hub's); give no store directory")
 	}
 	for _, r := range c.Routes {
 		if _, err := url.Parse(r); err != nil {
 			return fmt.Errorf("natsserver: route %q: %w", r, err)
+		}
+	}
+	for _, r := range c.LeafRemotes {
+		if u, err := url.Parse(r); err != nil || u.Host == "" {
+			return fmt.Errorf("natsserver: leaf remote %q: want nats://host:port", r)
 		}
 	}
 	return nil
@@ -108,16 +137,30 @@ func (c Config) secure(opts *server.Options) error {
 		if c.ClusterPort != 0 {
 			// A route is both a client and a server: it checks the other
 			// end's certificate either way.
-			ca := c.TLSCA
-			if ca == "" {
-				ca = c.RouteCA
-			}
-			rc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: c.TLSCert, KeyFile: c.TLSKey, CaFile: ca, Verify: true})
+			rc, err := c.peerTLS()
 			if err != nil {
-				return fmt.Errorf("%w: routes: %s, %s, %s: %v", ErrTLS, c.TLSCert, c.TLSKey, ca, err)
+				return fmt.Errorf("%w: routes: %v", ErrTLS, err)
 			}
-			rc.ClientAuth, rc.RootCAs = tls.RequireAndVerifyClientCert, rc.ClientCAs
 			opts.Cluster.TLSConfig, opts.Cluster.TLSTimeout = rc, tlsTimeout
+		}
+		if c.LeafPort != 0 || len(c.LeafRemotes) > 0 {
+			rc, err := c.peerTLS()
+			if err != nil {
+				return fmt.Errorf("%w: leaf connections: %v", ErrTLS, err)
+			}
+			opts.LeafNode.TLSConfig, opts.LeafNode.TLSTimeout = rc, tlsTimeout
+			for _, r := range opts.LeafNode.Remotes {
+				r.TLS, r.TLSConfig, r.TLSTimeout = true, rc, tlsTimeout
+			}
+		}
+	}
+	if c.LeafSeed != "" {
+		seed, err := readSeed(c.LeafSeed)
+		if err != nil {
+			return err
+		}
+		for _, r := range opts.LeafNode.Remotes {
+			r.Nkey = seed
 		}
 	}
 	if c.AuthFile != "" {
@@ -131,6 +174,35 @@ func (c Config) secure(opts *server.Options) error {
 		opts.Nkeys, opts.Users = fo.Nkeys, fo.Users
 	}
 	return nil
+}
+
+// peerTLS is the mutual TLS between NATS servers (routes, leaf
+// connections): the host's certificate, the other end's checked against
+// the cluster's CA either way.
+func (c Config) peerTLS() (*tls.Config, error) {
+	ca := c.TLSCA
+	if ca == "" {
+		ca = c.RouteCA
+	}
+	rc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: c.TLSCert, KeyFile: c.TLSKey, CaFile: ca, Verify: true})
+	if err != nil {
+		return nil, fmt.Errorf("%s, %s, %s: %v", c.TLSCert, c.TLSKey, ca, err)
+	}
+	rc.ClientAuth, rc.RootCAs = tls.RequireAndVerifyClientCert, rc.ClientCAs
+	return rc, nil
+}
+
+// readSeed reads a user nkey seed file (a secured cluster's <id>.nk).
+func readSeed(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%w: leaf seed: %v", ErrAuth, err)
+	}
+	seed := strings.TrimSpace(string(b))
+	if _, err := nkeys.FromSeed([]byte(seed)); err != nil {
+		return "", fmt.Errorf("%w: leaf seed %s: %v", ErrAuth, path, err)
+	}
+	return seed, nil
 }
 
 // tlsTimeout is the seconds a client has to finish its TLS handshake.
@@ -156,6 +228,7 @@ func Start(c Config) (*server.Server, error) {
 	if c.StoreDir != "" {
 		opts.JetStream = true
 		opts.StoreDir = c.StoreDir
+		opts.JetStreamDomain = wire.JetStreamDomain
 	}
 	if c.ClusterPort != 0 {
 		opts.Cluster = server.ClusterOpts{Name: c.ClusterName, Host: c.Host, Port: c.ClusterPort}
@@ -163,6 +236,18 @@ func Start(c Config) (*server.Server, error) {
 			u, _ := url.Parse(r)
 			opts.Routes = append(opts.Routes, u)
 		}
+	}
+	if c.LeafPort != 0 {
+		opts.LeafNode.Host, opts.LeafNode.Port = c.Host, c.LeafPort
+	}
+	if len(c.LeafRemotes) > 0 {
+		r := &server.RemoteLeafOpts{}
+		for _, s := range c.LeafRemotes {
+			u, _ := url.Parse(s)
+			r.URLs = append(r.URLs, u)
+		}
+		opts.LeafNode.Remotes = []*server.RemoteLeafOpts{r}
+		opts.LeafNode.ReconnectInterval = time.Second
 	}
 	if err := c.secure(opts); err != nil {
 		return nil, err

@@ -64,6 +64,7 @@ type Result struct {
 	RealCheck       bool    `json:"real_check,omitempty"` // a run of the real-compute check (real, or synthetic beside it)
 	Real            bool    `json:"real_compute"`
 	Compression     string  `json:"compression,omitempty"`
+	NATS            string  `json:"nats,omitempty"` // "leaf": a leaf NATS server on every worker host; "" one on the server host
 	LinkGbit        float64 `json:"link_gbit"`
 	Dilation        float64 `json:"dilation"`
 	ShapedMbit      float64 `json:"shaped_mbit"`
@@ -225,6 +226,9 @@ func (tb *Testbed) result(c Config, a, b snapshot) Result {
 		Workers: k, WorkerHosts: tb.Layout.WorkerHosts, WorkersPerHost: tb.Layout.WorkersPerHost, Servers: tb.Layout.Servers,
 		BatchPerWorker: c.Spec.BatchSize, Real: c.Real, RealCheck: c.RealCheck, Compression: c.Compression, LinkGbit: c.Rate / 1e9, Dilation: d,
 		PerSampleUS: float64(c.PerSample) / 1e3, Steps: steps, MachineCores: runtime.NumCPU()}
+	if tb.Layout.LeafNATS {
+		r.NATS = "leaf"
+	}
 	if steps <= 0 || wall <= 0 {
 		r.Why = "no steps measured"
 		return r

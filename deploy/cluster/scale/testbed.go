@@ -30,6 +30,9 @@ type Layout struct {
 	// DataRoots are the directories jobs may read dataset paths under
 	// (the cluster file's data_roots).
 	DataRoots []string
+	// LeafNATS gives every worker host its own NATS server, a leaf node of
+	// the server host's, which the host's workers connect to.
+	LeafNATS bool
 }
 
 // Workers is the number of workers, K.
@@ -142,7 +145,8 @@ func Up(ctx context.Context, dir, binary string, l Layout, progress io.Writer) (
 
 // clusterFile is the testbed's cluster file: h1 runs the NATS server, the
 // coordinator and the parameter servers; each worker host its workers,
-// one core each, with metrics from port 9300 up.
+// one core each, with metrics from port 9300 up, and with LeafNATS a leaf
+// NATS server.
 func clusterFile(nt *netemu.Net, l Layout, dir, key, knownHosts string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "name: scale\nssh: {user: root, key: %s, known_hosts: %s}\n", key, knownHosts)
@@ -157,8 +161,12 @@ func clusterFile(nt *netemu.Net, l Layout, dir, key, knownHosts string) string {
 				h.Name, h.Addr, data, l.Servers)
 			continue
 		}
-		fmt.Fprintf(&b, "  - {name: %s, address: %s, data_dir: %s, roles: [worker], worker: {count: %d, threads: 1, metrics_port: %d}}\n",
-			h.Name, h.Addr, data, l.WorkersPerHost, metricsPort)
+		roles, nats := "[worker]", ""
+		if l.LeafNATS {
+			roles, nats = "[nats, worker]", ", nats: {leaf: true}"
+		}
+		fmt.Fprintf(&b, "  - {name: %s, address: %s, data_dir: %s, roles: %s%s, worker: {count: %d, threads: 1, metrics_port: %d}}\n",
+			h.Name, h.Addr, data, roles, nats, l.WorkersPerHost, metricsPort)
 	}
 	return b.String()
 }
