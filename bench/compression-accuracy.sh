@@ -32,7 +32,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p bench/results
 out=bench/results/compression-accuracy-$(date +%Y%m%d-%H%M%S).tsv
 printf 'mode\ttest_accuracy\tseconds\n' >"$out"
-cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
+cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1) (family $(lscpu | sed -n 's/^CPU family: *//p' | head -1), model $(lscpu | sed -n 's/^Model: *//p' | head -1))"
 echo "compression-accuracy: $SPEC, $WORKERS workers, on ${cpu:-unknown CPU}" >&2
 
 declare -A acc
@@ -47,6 +47,7 @@ for mode in $MODES; do
 	secs=$(($(date +%s) - start))
 	a=$("$MAAS" eval "$work/model-$mode" --json | sed -n 's/.*"test_accuracy": *\([0-9.]*\).*/\1/p')
 	[[ -n "$a" ]] || { echo "compression-accuracy: no test accuracy for $mode" >&2; exit 1; }
+	a=$(printf '%.2f' "$a")
 	acc[$mode]=$a
 	printf '%s\t%s\t%s\n' "$mode" "$a" "$secs" >>"$out"
 	printf '%-5s test accuracy %s%% (%ss)\n' "$mode" "$a" "$secs"

@@ -32,23 +32,43 @@ type ObjectStoreCheckpointer struct{ NC *nats.Conn }
 
 var _ Checkpointer = ObjectStoreCheckpointer{}
 
-// Save implements Checkpointer.
+// Save implements Checkpointer. Like Load, it retries until ctx ends:
+// JetStream can be briefly without the bucket's stream leader, and a
+// bucket just created on another NATS server of a cluster can be without
+// interest here for a moment (a write then finds no responders).
 func (c ObjectStoreCheckpointer) Save(ctx context.Context, job string, step int64, server int, data []byte) (string, string, error) {
 	js, err := wire.JetStream(c.NC)
 	if err != nil {
 		return "", "", err
 	}
-	store, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: wire.CheckpointBucket, Description: "maas parameter-server checkpoints",
-		Replicas: natsconn.Replicas(c.NC)})
-	if err != nil {
-		return "", "", fmt.Errorf("checkpoint bucket: %w", err)
-	}
 	name := fmt.Sprintf("%s/%d/%d.safetensors", job, step, server)
-	if _, err := store.Put(ctx, jetstream.ObjectMeta{Name: name}, bytes.NewReader(data)); err != nil {
-		return "", "", fmt.Errorf("store checkpoint %s: %w", name, err)
+	save := func() error {
+		store, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: wire.CheckpointBucket, Description: "maas parameter-server checkpoints",
+			Replicas: natsconn.Replicas(c.NC)})
+		if err != nil {
+			return fmt.Errorf("checkpoint bucket: %w", err)
+		}
+		if _, err := store.Put(ctx, jetstream.ObjectMeta{Name: name}, bytes.NewReader(data)); err != nil {
+			return fmt.Errorf("store checkpoint %s: %w", name, err)
+		}
+		return nil
 	}
-	return wire.CheckpointBucket, name, nil
+	for {
+		err := save()
+		if err == nil {
+			return wire.CheckpointBucket, name, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", "", err
+		case <-time.After(checkpointRetry):
+		}
+	}
 }
+
+// checkpointRetry is the pause between tries of a checkpoint's save or
+// load.
+const checkpointRetry = 250 * time.Millisecond
 
 // Load implements Checkpointer. JetStream can be briefly without a stream
 // leader (a NATS server restarting in a rolling upgrade): a load that
@@ -78,7 +98,7 @@ func (c ObjectStoreCheckpointer) Load(ctx context.Context, bucket, object string
 		select {
 		case <-ctx.Done():
 			return nil, err
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(checkpointRetry):
 		}
 	}
 }
