@@ -24,6 +24,29 @@ func (n *Node) timeouts(j *JobRecord) (barrier, step time.Duration) {
 	return spec.Barrier(n.cfg.BarrierTimeout), spec.Step()
 }
 
+// hostGroups is, for each rank of members, the rank of its host's
+// aggregator: the host's lowest rank. A member whose host is not known is
+// its own.
+func (n *Node) hostGroups(members []string) []int {
+	groups := make([]int, len(members))
+	n.fsm.Read(func(st *State) {
+		first := map[string]int{}
+		for r, id := range members {
+			groups[r] = r
+			host := st.Members[id].Host
+			if host == "" {
+				continue
+			}
+			if f, ok := first[host]; ok {
+				groups[r] = f
+			} else {
+				first[host] = r
+			}
+		}
+	})
+	return groups
+}
+
 // errNoAnswer: a member did not answer its assignment (not running, or
 // restarting); one that answers with a refusal is another matter.
 var errNoAnswer = errors.New("no answer")
@@ -45,6 +68,9 @@ func (n *Node) assign(ls *leaderState, j *JobRecord, ms *Membership, fresh bool)
 	base := wire.Assignment{V: wire.Version, Job: j.ID, Spec: j.Spec, Epoch: ms.Epoch, Members: len(ms.Members), MemberIDs: ms.Members,
 		Ranges: ms.Ranges, FromStep: ms.FromStep, TotalSteps: j.TotalSteps, StepsPerEpoch: j.StepsPerEpoch,
 		BarrierTimeoutMS: barrier.Milliseconds(), StepTimeoutMS: step.Milliseconds(), Init: j.Init}
+	if spec, err := jobspec.Parse([]byte(j.Spec)); err == nil && spec.AggregatesPerHost() {
+		base.Groups = n.hostGroups(ms.Members)
+	}
 	send := func(id string, rank int) error {
 		a := base
 		a.Rank = rank

@@ -127,7 +127,7 @@ func (a *Agent) Assign(ctx context.Context, as *wire.Assignment) error {
 // assignment is the server's Assignment for the coordinator's as.
 func (a *Agent) assignment(as *wire.Assignment, spec *jobspec.Spec) Assignment {
 	asg := Assignment{Job: as.Job, Server: as.Rank, Ranges: as.Ranges, ChunkFloats: as.ChunkFloats, Epoch: as.Epoch,
-		Members: as.Members, MemberIDs: as.MemberIDs, FromStep: as.FromStep, Optimizer: spec.Optimizer, Schedule: spec.Schedule,
+		Members: as.Members, MemberIDs: as.MemberIDs, Groups: as.Groups, FromStep: as.FromStep, Optimizer: spec.Optimizer, Schedule: spec.Schedule,
 		StepsPerEpoch: int(as.StepsPerEpoch), TotalSteps: int(as.StepsPerEpoch) * spec.Epochs,
 		CheckpointEvery: spec.Checkpoints(), MaxBadSteps: spec.BadSteps()}
 	if as.BarrierTimeoutMS > 0 {

@@ -86,13 +86,16 @@ func (s *Server) completeLocked(js *jobState) {
 	clear(js.sum)
 	if total > 0 {
 		for r, g := range js.grads { // rank order: deterministic
-			w := float32(float64(js.ns[r]) / float64(total))
-			if w == 0 {
-				continue
-			}
-			sum := js.sum[:len(g)]
-			for i, v := range g {
-				sum[i] += w * v
+			for c, n := range js.wts[r] {
+				w := float32(float64(n) / float64(total))
+				if w == 0 {
+					continue
+				}
+				lo, hi := js.chunks[c].Lo-js.rng.Lo, js.chunks[c].Hi-js.rng.Lo
+				sum := js.sum[lo:hi]
+				for i, v := range g[lo:hi] {
+					sum[i] += w * v
+				}
 			}
 		}
 	}

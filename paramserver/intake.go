@@ -86,7 +86,7 @@ func (s *Server) takeGrad(subject string, g *wire.GradChunk) (wire.AckCode, stri
 		return reject(refusedFuture, wire.AckFuture, "step %d is ahead of the server's step %d", g.Step, js.step)
 	case g.Rank < 0 || g.Rank >= js.a.Members:
 		return reject(refusedRank, wire.AckRejected, "rank %d is not a member (0..%d)", g.Rank, js.a.Members-1)
-	case len(js.a.MemberIDs) == js.a.Members && from != js.a.MemberIDs[g.Rank]:
+	case len(js.a.MemberIDs) == js.a.Members && from != js.a.MemberIDs[g.Rank] && from != js.aggregatorOf(g.Rank):
 		s.cfg.Logger.Warn("refused a gradient push as another worker's rank",
 			zap.String("job", js.a.Job), zap.String("worker", from), zap.Int("rank", g.Rank), zap.String("rank_worker", js.a.MemberIDs[g.Rank]))
 		return reject(refusedOtherRank, wire.AckRejected, "rank %d is worker %s's; this push came as %s", g.Rank, js.a.MemberIDs[g.Rank], from)
@@ -95,28 +95,90 @@ func (s *Server) takeGrad(subject string, g *wire.GradChunk) (wire.AckCode, stri
 	case g.N < 0:
 		return reject(refusedRank, wire.AckRejected, "negative sample count %d", g.N)
 	}
-	if js.have[g.Rank][g.Chunk] {
+	covers, ns := g.Covers, g.Ns
+	if len(covers) == 0 {
+		covers, ns = []int{g.Rank}, []int{g.N}
+	} else if why := js.checkCovers(g); why != "" {
+		return reject(refusedRank, wire.AckRejected, "%s", why)
+	}
+	had := 0
+	for _, r := range covers {
+		if js.have[r][g.Chunk] {
+			had++
+		}
+	}
+	switch {
+	case had == len(covers):
 		js.stats.Duplicates++
 		return wire.AckDuplicate, ""
+	case had > 0: // some of them pushed on their own: summing them again would count them twice
+		js.stats.Duplicates++
+		return wire.AckConflict, fmt.Sprintf("chunk %d of %d of ranks %v is here already", g.Chunk, had, covers)
+	}
+	for i, r := range covers {
+		if js.count > 0 && js.ns[r] != ns[i] && js.rankStarted(r) {
+			return reject(refusedRank, wire.AckRejected, "rank %d sent %d samples in one chunk and %d in another", r, ns[i], js.ns[r])
+		}
 	}
 	c := js.chunks[g.Chunk]
 	dst := js.grads[g.Rank][c.Lo-js.rng.Lo : c.Hi-js.rng.Lo]
 	if err := wire.DecodeFloats(dst, g.Data, g.Enc); err != nil {
 		return reject(refusedMalformed, wire.AckRejected, "chunk %d: %v", g.Chunk, err)
 	}
-	if js.count > 0 && js.ns[g.Rank] != g.N && js.rankStarted(g.Rank) {
-		return reject(refusedRank, wire.AckRejected, "rank %d sent %d samples in one chunk and %d in another", g.Rank, g.N, js.ns[g.Rank])
+	js.wts[g.Rank][g.Chunk] = g.N
+	for i, r := range covers {
+		js.ns[r] = ns[i]
+		js.have[r][g.Chunk] = true
 	}
-	js.ns[g.Rank] = g.N
-	js.have[g.Rank][g.Chunk] = true
-	js.count++
-	if js.count == 1 {
+	js.count += len(covers)
+	if js.count == len(covers) {
 		s.armBarrierLocked(js, 0)
 	}
 	if js.count == js.a.Members*len(js.chunks) {
 		s.completeLocked(js)
 	}
 	return wire.AckOK, ""
+}
+
+// aggregatorOf is the id of rank's host aggregator ("" without groups).
+func (js *jobState) aggregatorOf(rank int) string {
+	if len(js.a.Groups) != js.a.Members || len(js.a.MemberIDs) != js.a.Members {
+		return ""
+	}
+	return js.a.MemberIDs[js.a.Groups[rank]]
+}
+
+// checkCovers says what is wrong with an aggregated push's ranks: they
+// must be ascending ranks of the pusher's group, their sample counts
+// summing to N.
+func (js *jobState) checkCovers(g *wire.GradChunk) string {
+	if len(g.Ns) != len(g.Covers) {
+		return fmt.Sprintf("%d sample counts for %d ranks", len(g.Ns), len(g.Covers))
+	}
+	if len(js.a.Groups) != js.a.Members {
+		return "the job does not aggregate per host"
+	}
+	total := 0
+	for i, r := range g.Covers {
+		switch {
+		case r < 0 || r >= js.a.Members:
+			return fmt.Sprintf("covered rank %d is not a member (0..%d)", r, js.a.Members-1)
+		case i > 0 && r <= g.Covers[i-1]:
+			return fmt.Sprintf("covered ranks %v are not ascending", g.Covers)
+		case js.a.Groups[r] != js.a.Groups[g.Rank]:
+			return fmt.Sprintf("rank %d is not of rank %d's host", r, g.Rank)
+		case g.Ns[i] < 0:
+			return fmt.Sprintf("negative sample count %d", g.Ns[i])
+		}
+		total += g.Ns[i]
+	}
+	if total != g.N {
+		return fmt.Sprintf("sample counts %v sum to %d, not %d", g.Ns, total, g.N)
+	}
+	if !slices.Contains(g.Covers, g.Rank) {
+		return fmt.Sprintf("covered ranks %v leave out the pushing rank %d", g.Covers, g.Rank)
+	}
+	return ""
 }
 
 // onPull answers a request for a chunk of the current parameters.

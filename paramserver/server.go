@@ -35,8 +35,12 @@ type Assignment struct {
 	Epoch       uint64 // membership epoch
 	Members     int    // ranks 0..Members−1 push every step
 	// MemberIDs, when set, are the ranks' worker ids: a push to
-	// GradSubject(job, server, id) is taken only for id's own rank.
+	// GradSubject(job, server, id) is taken only for id's own rank, or
+	// for the ranks id aggregates.
 	MemberIDs []string
+	// Groups, when set, is each rank's host aggregator (see
+	// wire.Assignment): it may push the sum of its host's ranks.
+	Groups    []int
 	FromStep  int64 // the first step of this epoch
 	Optimizer nn.OptimizerSpec
 	Schedule  nn.ScheduleSpec
@@ -64,6 +68,16 @@ func (a *Assignment) validate() error {
 		return fmt.Errorf("%w: optimizer.clip_norm needs the global gradient norm, which one of several servers does not have; use one parameter server", ErrAssignment)
 	case a.StepsPerEpoch <= 0 || a.TotalSteps <= 0:
 		return fmt.Errorf("%w: %d steps per epoch, %d in all", ErrAssignment, a.StepsPerEpoch, a.TotalSteps)
+	}
+	if a.Groups != nil {
+		if len(a.Groups) != a.Members {
+			return fmt.Errorf("%w: %d host groups for %d members", ErrAssignment, len(a.Groups), a.Members)
+		}
+		for r, g := range a.Groups {
+			if g < 0 || g > r || a.Groups[g] != g {
+				return fmt.Errorf("%w: rank %d's aggregator %d is not the lowest rank of its host", ErrAssignment, r, g)
+			}
+		}
 	}
 	next := 0
 	for i, r := range a.Ranges {
@@ -131,7 +145,8 @@ type jobState struct {
 	opt    nn.Optimizer
 	step   int64
 
-	grads [][]float32 // per rank, the gradient for rng
+	grads [][]float32 // per pushing rank, the gradient for rng (its own, or its host's mean)
+	wts   [][]int     // [rank][chunk]: the samples behind grads[rank]'s chunk
 	ns    []int       // per rank, its sample count this step
 	have  [][]bool    // [rank][chunk]
 	count int
@@ -261,15 +276,18 @@ func (js *jobState) resetPartials() {
 	k := js.a.Members
 	if len(js.grads) != k {
 		js.grads = make([][]float32, k)
+		js.wts = make([][]int, k)
 		js.ns = make([]int, k)
 		js.have = make([][]bool, k)
 		for r := range js.grads {
 			js.grads[r] = make([]float32, js.rng.Len())
+			js.wts[r] = make([]int, len(js.chunks))
 			js.have[r] = make([]bool, len(js.chunks))
 		}
 	}
 	for r := range js.have {
 		clear(js.have[r])
+		clear(js.wts[r])
 		js.ns[r] = 0
 	}
 	js.count = 0

@@ -31,7 +31,9 @@ func newFixture(t *testing.T, barrier time.Duration, maxBad int) *fixture {
 	return newFixtureOpt(t, barrier, maxBad, nn.OptimizerSpec{Type: "sgd", LR: 1})
 }
 
-func newFixtureOpt(t *testing.T, barrier time.Duration, maxBad int, opt nn.OptimizerSpec) *fixture {
+// newFixtureOpt is newFixture with optimizer opt; adjust, when set,
+// changes the assignment.
+func newFixtureOpt(t *testing.T, barrier time.Duration, maxBad int, opt nn.OptimizerSpec, adjust ...func(*paramserver.Assignment)) *fixture {
 	s := testcluster.StartNATS(t)
 	f := &fixture{t: t, nc: testcluster.Connect(t, s), params: make(chan *wire.ParamChunk, 100), reports: make(chan *wire.Report, 100)}
 	f.nc.Subscribe(wire.ParamSubject("j"), func(m *nats.Msg) {
@@ -52,6 +54,9 @@ func newFixtureOpt(t *testing.T, barrier time.Duration, maxBad int, opt nn.Optim
 	f.ps = paramserver.New(testcluster.Connect(t, s), cfg)
 	a := paramserver.Assignment{Job: "j", Ranges: []wire.Range{{Lo: 0, Hi: 10}}, ChunkFloats: 4, Epoch: 1, Members: 2,
 		Optimizer: opt, StepsPerEpoch: 10, TotalSteps: 10, MaxBadSteps: maxBad}
+	for _, f := range adjust {
+		f(&a)
+	}
 	if err := f.ps.Serve(a, make([]float32, 10), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -67,16 +72,7 @@ func (f *fixture) push(step int64, rank, n, chunk int, vals []float32, epoch uin
 // pushAs pushes as worker id (the last token of the subject).
 func (f *fixture) pushAs(id string, step int64, rank, n, chunk int, vals []float32, epoch uint64) wire.Ack {
 	f.t.Helper()
-	b, _ := wire.Encode(&wire.GradChunk{V: wire.Version, Job: "j", Epoch: epoch, Step: step, Rank: rank, N: n, Chunk: chunk, Data: wire.AppendFloats(nil, vals)})
-	m, err := f.nc.Request(wire.GradSubject("j", 0, id), b, 2*time.Second)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	var ack wire.Ack
-	if err := wire.Decode(m.Data, &ack); err != nil {
-		f.t.Fatal(err)
-	}
-	return ack
+	return f.pushChunk(id, wire.GradChunk{Epoch: epoch, Step: step, Rank: rank, N: n, Chunk: chunk, Data: wire.AppendFloats(nil, vals)})
 }
 
 func fill(n int, v float32) []float32 {

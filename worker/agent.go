@@ -101,6 +101,7 @@ func (a *Agent) Assign(ctx context.Context, as *wire.Assignment) error {
 	ctx, cancel := context.WithCancel(ctx)
 	a.job, a.epoch, a.cancel = as.Job, as.Epoch, cancel
 	asg := Assignment{Job: as.Job, ID: a.cfg.ID, Spec: spec, Epoch: as.Epoch, Rank: as.Rank, Members: as.Members, Ranges: as.Ranges,
+		MemberIDs: as.MemberIDs, Groups: as.Groups,
 		ChunkFloats: as.ChunkFloats, FromStep: as.FromStep, TotalSteps: as.TotalSteps,
 		StepTimeout: time.Duration(as.StepTimeoutMS) * time.Millisecond}
 	a.wg.Add(1)

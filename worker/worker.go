@@ -44,6 +44,11 @@ type Assignment struct {
 	Epoch   uint64 // membership epoch
 	Rank    int
 	Members int
+	// MemberIDs are the workers' ids by rank, and Groups, when set (a job
+	// aggregating per host), each rank's host aggregator (see
+	// wire.Assignment).
+	MemberIDs []string
+	Groups    []int
 	// Ranges are the servers' key ranges; server s owns Ranges[s].
 	Ranges      []wire.Range
 	ChunkFloats int
@@ -52,6 +57,14 @@ type Assignment struct {
 	// StepTimeout, when set, is the job's bound on a step's waits
 	// (replacing Config.StepTimeout).
 	StepTimeout time.Duration
+}
+
+// selfID is the worker's id in its subjects.
+func (a Assignment) selfID() string {
+	if a.ID == "" {
+		return fmt.Sprintf("rank-%d", a.Rank)
+	}
+	return a.ID
 }
 
 // Config configures a worker.
@@ -65,6 +78,10 @@ type Config struct {
 	// pulling the missing chunks; PullTimeout bounds each pull.
 	ParamWait   time.Duration
 	PullTimeout time.Duration
+	// AggregateWait is how long a host aggregator waits for the host's
+	// other workers' chunks after its own gradient is ready, before it
+	// pushes without the missing ones (who then push their own).
+	AggregateWait time.Duration
 	// StepTimeout bounds the whole wait for θ_{t+1} (the servers' barrier
 	// timeout plus slack), counted while NATS is connected (see
 	// member.Deadline).
@@ -123,7 +140,7 @@ type StepInfo struct {
 // DefaultConfig returns bounded waits suited to a LAN.
 func DefaultConfig() Config {
 	return Config{PushTimeout: 5 * time.Second, PushRetries: 5, ParamWait: 2 * time.Second,
-		PullTimeout: 5 * time.Second, StepTimeout: 60 * time.Second, Logger: zap.NewNop()}
+		PullTimeout: 5 * time.Second, StepTimeout: 60 * time.Second, AggregateWait: 5 * time.Second, Logger: zap.NewNop()}
 }
 
 // chunkRef is one chunk of the flat vector and the server that owns it.
@@ -159,6 +176,9 @@ func New(nc *nats.Conn, cfg Config) *Worker {
 	}
 	if cfg.StepTimeout <= 0 {
 		cfg.StepTimeout = d.StepTimeout
+	}
+	if cfg.AggregateWait <= 0 {
+		cfg.AggregateWait = d.AggregateWait
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
@@ -222,6 +242,21 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data train.Source) (*nn.
 		return nil, err
 	}
 	defer sub.Unsubscribe()
+	push := func(ctx context.Context, t int64, n int) error { return w.push(ctx, a, m.Grads, refs, t, n) }
+	if g, ok := groupOf(a); ok {
+		if g.leader == a.Rank {
+			ag, err := w.startAggregator(a, g, refs)
+			if err != nil {
+				return nil, err
+			}
+			defer ag.stop()
+			push = func(ctx context.Context, t int64, n int) error { return ag.push(ctx, m.Grads, t, n) }
+		} else {
+			push = func(ctx context.Context, t int64, n int) error {
+				return w.pushToAggregator(ctx, a, g, m.Grads, refs, t, n)
+			}
+		}
+	}
 
 	// θ_FromStep: what was fanned out already, the rest pulled.
 	if err := w.awaitParams(ctx, a, m, refs, inbox, a.FromStep, key); err != nil {
@@ -258,7 +293,7 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data train.Source) (*nn.
 		}
 		info.Compute = time.Since(start)
 		start = time.Now()
-		if err := w.push(ctx, a, m.Grads, refs, t, len(idx)); err != nil {
+		if err := push(ctx, t, len(idx)); err != nil {
 			return nil, err
 		}
 		info.Push = time.Since(start)
@@ -384,10 +419,7 @@ func deviceStep(dev DeviceTrainer, m *nn.Model, x []float32, y []int32, n int) (
 // retrying a chunk whose ack does not come.
 func (w *Worker) push(ctx context.Context, a Assignment, grads []float32, refs []chunkRef, t int64, n int) error {
 	errs := make(chan error, len(refs))
-	id := a.ID
-	if id == "" {
-		id = fmt.Sprintf("rank-%d", a.Rank)
-	}
+	id := a.selfID()
 	enc := a.Spec.Encoding()
 	for _, ref := range refs {
 		msg, err := wire.Encode(&wire.GradChunk{V: wire.Version, Job: a.Job, Epoch: a.Epoch, Step: t, Rank: a.Rank,
@@ -440,6 +472,8 @@ func (w *Worker) pushOne(ctx context.Context, subject string, msg []byte, ref ch
 			// The server finished step t: it had every rank's chunk, this
 			// one included (an earlier try whose ack was lost).
 			return nil
+		case ack.Code == wire.AckConflict:
+			return errConflict
 		case ack.Code == wire.AckEpoch || ack.Code == wire.AckFuture:
 			return fmt.Errorf("%w: step %d: %s", ErrEpochChanged, t, ack.Reason)
 		default:
@@ -534,6 +568,10 @@ func (w *Worker) awaitParams(ctx context.Context, a Assignment, m *nn.Model, ref
 }
 
 var errNotYet = errors.New("worker: parameters not ready")
+
+// errConflict: a server refused a host's aggregate because it has one of
+// the ranks' chunks already; the aggregator pushes them one by one.
+var errConflict = errors.New("worker: aggregate covers a rank the server has")
 
 // reconnectPull is how often a worker waiting for θ looks for its NATS
 // connection coming back, and pulls after it did.

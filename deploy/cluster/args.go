@@ -100,7 +100,7 @@ func (f *File) Args(p Process, secured bool) []string {
 		a = []string{"paramserver", "--id", p.ID, "--nats", natsURLs}
 		a = append(a, metricsArgs(p)...)
 	case KindWorker:
-		a = []string{"worker", "--id", p.ID, "--nats", natsURLs}
+		a = []string{"worker", "--id", p.ID, "--host", p.Host, "--nats", natsURLs}
 		if p.Threads > 0 {
 			a = append(a, "--threads", strconv.Itoa(p.Threads))
 		}

@@ -25,8 +25,8 @@ func TestArgs(t *testing.T) {
 		"node3-coordinator": "coordinator --id node3-coordinator --raft node3.lab.example.com:7000 --api node3.lab.example.com:7070 " +
 			"--data-dir /data/maas/node3-coordinator/data --nats " + n3 + "," + n1 + "," + n2 + " --bootstrap=false --join 10.0.0.11:7070 --data-roots /srv/datasets,/data/shared",
 		"node2-paramserver-2": "paramserver --id node2-paramserver-2 --nats " + n2 + "," + n3 + "," + n1,
-		"node1-worker-1":      "worker --id node1-worker-1 --nats " + nats + " --threads 14 --metrics-addr 10.0.0.11:9200",
-		"node2-worker-1":      "worker --id node2-worker-1 --nats " + n2 + "," + n1 + "," + n3,
+		"node1-worker-1":      "worker --id node1-worker-1 --host node1 --nats " + nats + " --threads 14 --metrics-addr 10.0.0.11:9200",
+		"node2-worker-1":      "worker --id node2-worker-1 --host node2 --nats " + n2 + "," + n1 + "," + n3,
 		"node1-serve":         "serve --addr 0.0.0.0:8080 --server http://10.0.0.11:7070 --nats " + nats,
 	}
 	seen := 0
@@ -67,8 +67,8 @@ hosts:
 		"w1-nats": "nats --host 0.0.0.0 --port 4333 --store-dir  --name w1-nats --leaf-remotes nats://10.0.0.1:7422 " +
 			"--tls-cert " + sec + "host-w1.crt --tls-key " + sec + "host-w1.key --route-ca " + sec + "ca.crt --auth " + sec + "nats-users.conf " +
 			"--leaf-seed " + sec + "w1-nats.nk",
-		"w1-worker-1":     "worker --id w1-worker-1 --nats nats://10.0.0.2:4333,nats://10.0.0.1:4222",
-		"w2-worker-1":     "worker --id w2-worker-1 --nats nats://10.0.0.1:4222",
+		"w1-worker-1":     "worker --id w1-worker-1 --host w1 --nats nats://10.0.0.2:4333,nats://10.0.0.1:4222",
+		"w2-worker-1":     "worker --id w2-worker-1 --host w2 --nats nats://10.0.0.1:4222",
 		"s-paramserver-1": "paramserver --id s-paramserver-1 --nats nats://10.0.0.1:4222",
 	}
 	for _, p := range f.Processes() {
@@ -191,7 +191,7 @@ func TestRunScriptAndUnit(t *testing.T) {
 		"cd '/data/maas/node3-worker-2' || exit 1\n",
 		"echo $$ >pid\n",
 		"MAAS_PROCESS='node3-worker-2'; export MAAS_PROCESS\n",
-		"exec '/data/maas/bin/maas' 'worker' '--id' 'node3-worker-2' '--nats' ",
+		"exec '/data/maas/bin/maas' 'worker' '--id' 'node3-worker-2' '--host' 'node3' '--nats' ",
 		" '--threads' '8' '--metrics-addr' 'node3.lab.example.com:9201'\n", // the second worker: metrics_port + 1
 	} {
 		if !strings.Contains(script, want) {

@@ -49,10 +49,11 @@ type Permissions struct {
 //	             maas.param.* (new parameters)
 //	             checkpoints: read, write
 //	worker       maas.ctl.register.<id>,                maas.ctl.member.<id>, maas.param.*,
-//	             maas.ctl.heartbeat.<id>,               maas.assign.*, _INBOX.>
-//	             maas.ctl.progress.<id>,
+//	             maas.ctl.heartbeat.<id>,               maas.assign.*, maas.agg.*.<id>.*
+//	             maas.ctl.progress.<id>,                (as its host's aggregator), _INBOX.>
 //	             maas.ctl.done.<id>
 //	             maas.grad.*.*.<id> (its own gradients)
+//	             maas.agg.*.*.<id> (to its aggregator)
 //	             maas.pull.*.* (parameter requests)
 //	             models: read, write (rank 0 uploads)
 //	             data: read (pushed datasets)
@@ -90,9 +91,9 @@ func ProcessPermissions(kind Kind, id string) (p Permissions, ok bool) {
 		p.Subscribe = []string{member, wire.AnyGradSubject, wire.AnyPullSubject, wire.AssignSubject("*"), inboxes}
 	case KindWorker:
 		p.Publish = join([]string{wire.RegisterSubject(id), wire.HeartbeatSubject(id), wire.ProgressSubject(id), wire.DoneSubject(id),
-			wire.WorkerGradSubjects(id), wire.AnyPullSubject},
+			wire.WorkerGradSubjects(id), wire.WorkerAggSubjects(id), wire.AnyPullSubject},
 			bucketWrite(wire.ModelBucket), bucketRead(wire.DataBucket))
-		p.Subscribe = []string{member, wire.ParamSubject("*"), wire.AssignSubject("*"), inboxes}
+		p.Subscribe = []string{member, wire.ParamSubject("*"), wire.AssignSubject("*"), wire.AggregatorSubjects(id), inboxes}
 	case KindServe:
 		p.Publish = bucketRead(wire.ModelBucket)
 		p.Subscribe = []string{wire.SubjModelPublished, inboxes}

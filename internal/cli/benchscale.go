@@ -30,9 +30,9 @@ type scaleFlags struct {
 	maxHosts, servers     int
 	dilation, shaped      float64
 	steps, warmup         int
-	budget                time.Duration
+	budget, compute       time.Duration
 	out, dir, compression string
-	nats                  string
+	nats, aggregation     string
 	skipUnavailable, keep bool
 	curves                bool
 }
@@ -65,10 +65,12 @@ compute time. See docs/scaling.md.`,
 	fl.Float64Var(&f.shaped, "shaped", 1, "with --dilation 0: the rate in Gbit/s every link is shaped to")
 	fl.IntVar(&f.steps, "steps", 20, "steps measured per configuration, at most")
 	fl.DurationVar(&f.budget, "budget", 45*time.Second, "measure fewer steps (at least 5) where --steps would take longer than this")
+	fl.DurationVar(&f.compute, "compute", 0, "one sample's compute time on one core for every model (0: each model's, measured here first); fixed, runs of different invocations compare step for step")
 	fl.IntVar(&f.warmup, "warmup", 3, "steps run before measuring")
 	fl.IntSliceVar(&f.real, "real", nil, "K values to also run with real compute, each beside a synthetic run at the same compute time")
 	fl.StringVar(&f.out, "out", "", "JSON lines file (default bench/results/scale-<time>.jsonl)")
 	fl.StringVar(&f.compression, "compression", "none", "the jobs' gradient compression: "+strings.Join(jobspec.Compressions, ", "))
+	fl.StringVar(&f.aggregation, "aggregation", "none", "the jobs' aggregation: none, or host (each worker host's workers sum their gradients, one push per host)")
 	fl.StringVar(&f.nats, "nats", "central", "central: one NATS server, on the server host; leaf: also one on every worker host, a leaf node of it, for the host's workers")
 	fl.StringVar(&f.dir, "dir", "", "work directory for the hosts' files (default: a temporary one)")
 	fl.BoolVar(&f.skipUnavailable, "skip-unavailable", false, "exit 0 with a message when this machine cannot emulate hosts")
@@ -95,10 +97,14 @@ func (f scaleFlags) validate() error {
 		return fmt.Errorf("--dilation must be 0 (each rate's own) or at least 1, got %g", f.dilation)
 	case f.shaped <= 0:
 		return fmt.Errorf("--shaped must be a positive rate in Gbit/s, got %g", f.shaped)
+	case f.compute < 0:
+		return fmt.Errorf("--compute must not be negative, got %v", f.compute)
 	case f.steps < 2 || f.warmup < 1:
 		return fmt.Errorf("--steps must be ≥ 2 and --warmup ≥ 1, got %d and %d", f.steps, f.warmup)
 	case !slices.Contains(jobspec.Compressions, f.compression):
 		return fmt.Errorf("--compression %q: one of %s", f.compression, strings.Join(jobspec.Compressions, ", "))
+	case !slices.Contains(jobspec.Aggregations, f.aggregation):
+		return fmt.Errorf("--aggregation %q: one of %s", f.aggregation, strings.Join(jobspec.Aggregations, ", "))
 	case f.nats != "central" && f.nats != "leaf":
 		return fmt.Errorf("--nats %q: central or leaf", f.nats)
 	case f.maxHosts < 1 || f.servers < 1:
@@ -143,7 +149,7 @@ func runBenchScale(cmd *cobra.Command, f scaleFlags) error {
 	if err != nil {
 		return err
 	}
-	models, err := scaleModels(cmd, f.models)
+	models, err := scaleModels(cmd, f.models, f.compute)
 	if err != nil {
 		return err
 	}
@@ -204,7 +210,7 @@ func (f scaleFlags) dilationFor(rate float64) float64 {
 }
 
 // scaleModels loads the specs and times each model's compute.
-func scaleModels(cmd *cobra.Command, paths []string) ([]scaleModel, error) {
+func scaleModels(cmd *cobra.Command, paths []string, fixed time.Duration) ([]scaleModel, error) {
 	var models []scaleModel
 	for _, p := range paths {
 		spec, err := jobspec.Load(p)
@@ -214,6 +220,9 @@ func scaleModels(cmd *cobra.Command, paths []string) ([]scaleModel, error) {
 		per, params, err := scale.MeasureCompute(spec, 10)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		if fixed > 0 {
+			per = fixed
 		}
 		name := strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))
 		fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d parameters, %v a sample to compute on one core (batch %d)\n", name, params, per, spec.BatchSize)
@@ -286,7 +295,7 @@ func (s *scaleRun) curves(ctx context.Context, tb *scale.Testbed) error {
 		for _, m := range s.models {
 			r, err := tb.Run(ctx, scale.Config{Model: m.name, Spec: m.spec, Params: m.params, DataPath: s.mnist, Rate: rate * 1e9,
 				Dilation: s.f.dilationFor(rate), PerSample: m.perSample, Warmup: s.f.warmup, Steps: s.f.steps, Budget: s.f.budget,
-				Compression: s.f.compression})
+				Compression: s.f.compression, Aggregation: s.f.aggregation})
 			if err != nil {
 				return fmt.Errorf("%s, K=%d, %g Gbit/s: %w", m.name, tb.Layout.Workers(), rate, err)
 			}

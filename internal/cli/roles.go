@@ -290,8 +290,14 @@ func paramserverCmd() *cobra.Command {
 	return cmd
 }
 
+// hostname is this machine's name, or "" when it has none.
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}
+
 func workerCmd() *cobra.Command {
-	var natsURL, id, cacheDir, metricsAddr string
+	var natsURL, id, host, cacheDir, metricsAddr string
 	var threads int
 	var synthetic time.Duration
 	var creds natsCreds
@@ -320,7 +326,6 @@ func workerCmd() *cobra.Command {
 				return err
 			}
 			defer nc.Close()
-			host, _ := os.Hostname()
 			wc := worker.DefaultConfig()
 			wc.Backend, wc.Logger, wc.CacheDir, wc.SyntheticCompute, wc.Registerer = b, log, cacheDir, synthetic, prometheus.DefaultRegisterer
 			if !dev.onCPU() {
@@ -343,6 +348,7 @@ func workerCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&natsURL, "nats", DefaultNATS, "NATS URL")
 	cmd.Flags().StringVar(&id, "id", member.DefaultID("worker"), "member id")
+	cmd.Flags().StringVar(&host, "host", hostname(), "the host this worker runs on, as its members are grouped (a job with aggregation: host sums the gradients of each host's workers before pushing them)")
 	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", metricsFlagUsage)
 	cmd.Flags().IntVar(&threads, "threads", 0, "cores to use (0: all)")
 	dev.add(cmd.Flags())

@@ -39,3 +39,10 @@ func (c *Compression) validate() error {
 	}
 	return nil
 }
+
+// Aggregations lists the values of a spec's aggregation.
+var Aggregations = []string{"none", "host"}
+
+// AggregatesPerHost reports whether the job's workers sum their
+// gradients per host before pushing.
+func (s *Spec) AggregatesPerHost() bool { return s.Aggregation == "host" }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,6 +61,10 @@ type Spec struct {
 	// Compression, when set, sends a cluster job's gradients in fewer
 	// bytes (see Compression).
 	Compression *Compression `yaml:"compression,omitempty" json:"compression,omitempty"`
+	// Aggregation is none (the default: every worker pushes its own
+	// gradient) or host: the workers of a host push to the host's
+	// aggregator, which pushes their sum, one push per host.
+	Aggregation string `yaml:"aggregation,omitempty" json:"aggregation,omitempty"`
 }
 
 // Serving is the model config of the serving endpoint: dynamic batching
@@ -297,15 +302,8 @@ func (s *Spec) Validate() error {
 			return err
 		}
 	}
-	if b := s.Benchmark; b != nil {
-		if err := b.validate(); err != nil {
-			return err
-		}
-	}
-	if c := s.Compression; c != nil {
-		if err := c.validate(); err != nil {
-			return err
-		}
+	if !slices.Contains(Aggregations, s.Aggregation) && s.Aggregation != "" {
+		return fieldErr("aggregation", "unknown aggregation %q; one of %s", s.Aggregation, strings.Join(Aggregations, ", "))
 	}
 	if v := s.Serving; v != nil {
 		if v.MaxBatchSize < 0 || v.MaxBatchSize > 4096 {

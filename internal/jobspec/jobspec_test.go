@@ -75,6 +75,7 @@ func TestBadSpecs(t *testing.T) {
 		{"synthetic compute not a duration", "seed: 3", "seed: 3\nbenchmark: {synthetic_compute: fast}", "benchmark.synthetic_compute"},
 		{"dilation below 1", "seed: 3", "seed: 3\nbenchmark: {synthetic_compute: 1ms, dilation: 0.5}", "benchmark.dilation"},
 		{"unknown compression", "seed: 3", "seed: 3\ncompression: {type: zip}", "compression.type"},
+		{"unknown aggregation", "seed: 3", "seed: 3\naggregation: rack", "aggregation"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

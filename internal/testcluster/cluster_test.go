@@ -40,6 +40,19 @@ func checkEquivalence(t *testing.T, specPath string, configs [][2]int) {
 // checkEquivalenceFrom is checkEquivalence for spec from θ_0 = init (nil:
 // the spec's seeded initialisation) over the given number of steps.
 func checkEquivalenceFrom(t *testing.T, spec *jobspec.Spec, init []float32, steps int, configs [][2]int) {
+	var jobs []StaticJob
+	for _, kp := range configs {
+		jobs = append(jobs, StaticJob{ID: fmt.Sprintf("eq-%d-%d", kp[0], kp[1]), Workers: kp[0], Servers: kp[1]})
+	}
+	compareWithOneProcess(t, spec, init, steps, jobs)
+}
+
+// compareWithOneProcess trains spec for steps steps from init in one
+// process, then runs each job (its ID, Workers, Servers and Groups; the
+// rest filled in) and requires its θ within 1e-5 relative of the one
+// process's.
+func compareWithOneProcess(t *testing.T, spec *jobspec.Spec, init []float32, steps int, jobs []StaticJob) {
+	t.Helper()
 	data := mnistOrSkip(t)
 	b := tensor.NewGo(2)
 	defer b.Close()
@@ -56,10 +69,14 @@ func checkEquivalenceFrom(t *testing.T, spec *jobspec.Spec, init []float32, step
 	}
 	want := tr.Model.Params
 	s := StartNATS(t)
-	for _, kp := range configs {
-		t.Run(fmt.Sprintf("K=%d,P=%d", kp[0], kp[1]), func(t *testing.T) {
-			got, err := RunStatic(t, s, StaticJob{ID: fmt.Sprintf("eq-%d-%d", kp[0], kp[1]), Spec: spec, Data: data,
-				Workers: kp[0], Servers: kp[1], Steps: int64(steps), Backend: b, ChunkSize: 50000, Init: init})
+	for _, job := range jobs {
+		name := fmt.Sprintf("K=%d,P=%d", job.Workers, job.Servers)
+		if job.Groups != nil {
+			name += fmt.Sprintf(",groups=%v", job.Groups)
+		}
+		t.Run(name, func(t *testing.T) {
+			job.Spec, job.Data, job.Steps, job.Backend, job.ChunkSize, job.Init = spec, data, int64(steps), b, 50000, init
+			got, err := RunStatic(t, s, job)
 			if err != nil {
 				t.Fatal(err)
 			}

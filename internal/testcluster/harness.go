@@ -63,6 +63,23 @@ type StaticJob struct {
 	Worker func(rank int, c *worker.Config)
 	// Server adjusts each parameter server's config.
 	Server func(c *paramserver.Config)
+	// Groups, when set, aggregates per host: Groups[r] is rank r's host
+	// aggregator (see wire.Assignment); the workers' ids are rank-<r>.
+	Groups []int
+	// Ranks, when set, are the ranks that run (the others never start:
+	// lost workers); RunStatic then runs until Context ends and returns
+	// no θ.
+	Ranks   []int
+	Context context.Context
+}
+
+// memberIDs are the default worker ids rank-0 … rank-(k−1).
+func memberIDs(k int) []string {
+	ids := make([]string, k)
+	for r := range ids {
+		ids[r] = fmt.Sprintf("rank-%d", r)
+	}
+	return ids
 }
 
 // RunStatic trains job on s with K workers and P parameter servers, each
@@ -93,17 +110,30 @@ func RunStatic(t testing.TB, s *server.Server, job StaticJob) ([]float32, error)
 		a := paramserver.Assignment{Job: job.ID, Server: p, Ranges: ranges, ChunkFloats: job.ChunkSize, Epoch: 1,
 			Members: job.Workers, Optimizer: job.Spec.Optimizer, Schedule: job.Spec.Schedule,
 			StepsPerEpoch: spe, TotalSteps: job.Spec.Epochs * spe}
+		if job.Groups != nil {
+			a.Groups, a.MemberIDs = job.Groups, memberIDs(job.Workers)
+		}
 		if err := ps.Serve(a, m.Params[ranges[p].Lo:ranges[p].Hi], nil); err != nil {
 			return nil, err
 		}
 		t.Cleanup(func() { ps.Stop(job.ID) })
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	parent := job.Context
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	results := make([]*nn.Model, job.Workers)
 	errs := make([]error, job.Workers)
 	var wg sync.WaitGroup
-	for r := range job.Workers {
+	ranks := job.Ranks
+	if ranks == nil {
+		for r := range job.Workers {
+			ranks = append(ranks, r)
+		}
+	}
+	for _, r := range ranks {
 		cfg := worker.DefaultConfig()
 		cfg.Backend = job.Backend
 		if job.Worker != nil {
@@ -113,15 +143,19 @@ func RunStatic(t testing.TB, s *server.Server, job StaticJob) ([]float32, error)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[r], errs[r] = w.Run(ctx, worker.Assignment{Job: job.ID, Spec: job.Spec, Epoch: 1, Rank: r,
-				Members: job.Workers, Ranges: ranges, ChunkFloats: job.ChunkSize, TotalSteps: job.Steps}, train.Images{D: job.Data, Norm: job.Spec.Normalization()})
+			a := worker.Assignment{Job: job.ID, Spec: job.Spec, Epoch: 1, Rank: r,
+				Members: job.Workers, Ranges: ranges, ChunkFloats: job.ChunkSize, TotalSteps: job.Steps}
+			if job.Groups != nil {
+				a.Groups, a.MemberIDs = job.Groups, memberIDs(job.Workers)
+			}
+			results[r], errs[r] = w.Run(ctx, a, train.Images{D: job.Data, Norm: job.Spec.Normalization()})
 			if errs[r] != nil {
 				cancel()
 			}
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(errs...); err != nil || job.Ranks != nil {
 		return nil, err
 	}
 	for r := 1; r < job.Workers; r++ {

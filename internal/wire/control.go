@@ -53,12 +53,16 @@ type Assignment struct {
 	Members int `msgpack:"members"`
 	// MemberIDs (servers) are the workers' ids by rank: a push is taken
 	// only from the rank's own worker (its id ends the subject).
-	MemberIDs     []string `msgpack:"member_ids,omitempty"`
-	Ranges        []Range  `msgpack:"ranges"`
-	ChunkFloats   int      `msgpack:"chunk,omitempty"`
-	FromStep      int64    `msgpack:"from"`
-	TotalSteps    int64    `msgpack:"total"`
-	StepsPerEpoch int64    `msgpack:"spe"`
+	MemberIDs []string `msgpack:"member_ids,omitempty"`
+	// Groups, when set (a job aggregating per host), is for each rank the
+	// rank of its host's aggregator, the host's lowest: the workers of a
+	// host push to it, and it pushes their sum.
+	Groups        []int   `msgpack:"groups,omitempty"`
+	Ranges        []Range `msgpack:"ranges"`
+	ChunkFloats   int     `msgpack:"chunk,omitempty"`
+	FromStep      int64   `msgpack:"from"`
+	TotalSteps    int64   `msgpack:"total"`
+	StepsPerEpoch int64   `msgpack:"spe"`
 	// BarrierTimeoutMS bounds a server's wait for a step's last push;
 	// StepTimeoutMS a worker's wait for θ_{t+1} and its push retries.
 	BarrierTimeoutMS int64 `msgpack:"barrier_ms,omitempty"`

@@ -52,6 +52,12 @@ type GradChunk struct {
 	Data  []byte `msgpack:"d"`
 	// Enc is Data's encoding (the job's compression; "" is float32).
 	Enc Encoding `msgpack:"enc,omitempty"`
+	// Covers, on a push by a host's aggregator, are the ranks whose
+	// gradients Data sums (ascending) and Ns their sample counts: N is
+	// their total and Data the mean over their samples. Empty: Data is
+	// Rank's own. The pusher is Rank's worker or Rank's aggregator.
+	Covers []int `msgpack:"cov,omitempty"`
+	Ns     []int `msgpack:"ns,omitempty"`
 }
 
 func (m *GradChunk) version() int { return m.V }
@@ -67,6 +73,14 @@ const (
 	AckFuture    AckCode = "future"    // a step the server has not reached
 	AckEpoch     AckCode = "epoch"     // another membership epoch
 	AckRejected  AckCode = "rejected"  // malformed, another job, unknown rank or chunk
+	// AckConflict: an aggregate covering a rank whose chunk the server
+	// already has (pushed by itself); the aggregator pushes the ranks one
+	// by one instead.
+	AckConflict AckCode = "conflict"
+	// AckDirect (an aggregator to a worker of its host): the aggregate of
+	// that step and chunk has gone without this push; push to the
+	// parameter server directly.
+	AckDirect AckCode = "direct"
 )
 
 // Ack answers a push or a request.

@@ -69,6 +69,21 @@ func GradSubject(job string, srv int, worker string) string {
 // GradSubject.
 func GradSubjects(job string, srv int) string { return fmt.Sprintf("maas.grad.%s.%d.*", job, srv) }
 
+// AggSubject is where worker pushes a gradient chunk to its host's
+// aggregator (request/reply): maas.agg.<job>.<aggregator>.<worker>.
+func AggSubject(job, aggregator, worker string) string {
+	return "maas.agg." + job + "." + aggregator + "." + worker
+}
+
+// AggSubjects are the AggSubjects an aggregator takes for job.
+func AggSubjects(job, aggregator string) string { return "maas.agg." + job + "." + aggregator + ".*" }
+
+// WorkerAggSubjects are the AggSubjects worker may push on, and
+// AggregatorSubjects those it may take as an aggregator (its NATS
+// permissions).
+func WorkerAggSubjects(worker string) string  { return "maas.agg.*.*." + worker }
+func AggregatorSubjects(worker string) string { return "maas.agg.*." + worker + ".*" }
+
 // WorkerGradSubjects are the GradSubjects of every job and server that
 // worker may push on (its NATS publish permission).
 func WorkerGradSubjects(worker string) string { return "maas.grad.*.*." + worker }

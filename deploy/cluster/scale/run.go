@@ -36,8 +36,9 @@ type Config struct {
 	Real      bool
 	// RealCheck marks the runs of the real-compute check.
 	RealCheck bool
-	// Compression is the job's compression type ("" or none: float32).
-	Compression string
+	// Compression is the job's compression type ("" or none: float32),
+	// Aggregation its aggregation ("" or none, host).
+	Compression, Aggregation string
 	// Warmup steps run before the Steps measured. With Budget set, fewer
 	// steps are measured (at least MinSteps) when Steps would take longer
 	// than Budget at the warm-up's pace.
@@ -64,6 +65,7 @@ type Result struct {
 	RealCheck       bool    `json:"real_check,omitempty"` // a run of the real-compute check (real, or synthetic beside it)
 	Real            bool    `json:"real_compute"`
 	Compression     string  `json:"compression,omitempty"`
+	Aggregation     string  `json:"aggregation,omitempty"`
 	NATS            string  `json:"nats,omitempty"` // "leaf": a leaf NATS server on every worker host; "" one on the server host
 	LinkGbit        float64 `json:"link_gbit"`
 	Dilation        float64 `json:"dilation"`
@@ -110,6 +112,7 @@ func (tb *Testbed) Run(ctx context.Context, c Config) (Result, error) {
 	if c.Compression != "" {
 		spec.Compression = &jobspec.Compression{Type: c.Compression}
 	}
+	spec.Aggregation = c.Aggregation
 	total := int64(c.Warmup + c.Steps + 1)
 	spe := int64((60000 + spec.BatchSize - 1) / spec.BatchSize)
 	spec.Epochs = int(total/spe) + 1
@@ -224,7 +227,7 @@ func (tb *Testbed) result(c Config, a, b snapshot) Result {
 	wall := b.at.Sub(a.at).Seconds()
 	r := Result{Time: time.Now().UTC().Format(time.RFC3339), CPU: CPUModel(), Model: c.Model,
 		Workers: k, WorkerHosts: tb.Layout.WorkerHosts, WorkersPerHost: tb.Layout.WorkersPerHost, Servers: tb.Layout.Servers,
-		BatchPerWorker: c.Spec.BatchSize, Real: c.Real, RealCheck: c.RealCheck, Compression: c.Compression, LinkGbit: c.Rate / 1e9, Dilation: d,
+		BatchPerWorker: c.Spec.BatchSize, Real: c.Real, RealCheck: c.RealCheck, Compression: c.Compression, Aggregation: c.Aggregation, LinkGbit: c.Rate / 1e9, Dilation: d,
 		PerSampleUS: float64(c.PerSample) / 1e3, Steps: steps, MachineCores: runtime.NumCPU()}
 	if tb.Layout.LeafNATS {
 		r.NATS = "leaf"

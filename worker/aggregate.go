@@ -1,0 +1,366 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/maas-ml/maas/internal/wire"
+)
+
+// Per-host aggregation (a job's aggregation: host). The workers of a host
+// push their gradient chunks to the host's aggregator, its lowest rank,
+// over the host's own NATS server; the aggregator sums each chunk in rank
+// order, weighted by samples, and pushes one chunk for the host to the
+// parameter server, naming the ranks it covers. A rank the aggregator has
+// not heard from within Config.AggregateWait of its own gradient is left
+// out of the chunk and pushes its own, so that a lost worker is reported
+// by the parameter servers as itself. A worker that cannot reach its
+// aggregator pushes its own too; a lost aggregator is then the one rank
+// missing, replaced like any worker. On an aggregator's message Chunk
+// counts every server's chunks in order (the index into the worker's
+// chunk list).
+
+// hostGroup is this worker's place in its host's aggregation.
+type hostGroup struct {
+	leader   int    // the rank of the host's aggregator
+	leaderID string // its worker id
+	ranks    []int  // the host's ranks, ascending
+}
+
+// groupOf returns a's host group, or false when the worker pushes its own
+// gradient (no aggregation, or alone on its host).
+func groupOf(a Assignment) (hostGroup, bool) {
+	if len(a.Groups) != a.Members || len(a.MemberIDs) != a.Members {
+		return hostGroup{}, false
+	}
+	l := a.Groups[a.Rank]
+	var ranks []int
+	for r, g := range a.Groups {
+		if g == l {
+			ranks = append(ranks, r)
+		}
+	}
+	if len(ranks) < 2 {
+		return hostGroup{}, false
+	}
+	return hostGroup{leader: l, leaderID: a.MemberIDs[l], ranks: ranks}, true
+}
+
+// errUnreachable: the aggregator did not answer a push at all.
+var errUnreachable = errors.New("worker: host aggregator unreachable")
+
+// pushToAggregator sends every chunk of grads for step t to the host's
+// aggregator, and pushes to the parameter servers directly the chunks it
+// does not take (its aggregate left without them) or when it cannot be
+// reached.
+func (w *Worker) pushToAggregator(ctx context.Context, a Assignment, g hostGroup, grads []float32, refs []chunkRef, t int64, n int) error {
+	subject := wire.AggSubject(a.Job, g.leaderID, a.selfID())
+	errs := make(chan error, len(refs))
+	for i, ref := range refs {
+		msg, err := wire.Encode(&wire.GradChunk{V: wire.Version, Job: a.Job, Epoch: a.Epoch, Step: t, Rank: a.Rank, N: n, Chunk: i,
+			Data: wire.AppendFloats(nil, grads[ref.rng.Lo:ref.rng.Hi])})
+		if err != nil {
+			return err
+		}
+		go func() {
+			code, err := w.request(ctx, subject, msg)
+			switch {
+			case err == nil && (code == wire.AckOK || code == wire.AckDuplicate || code == wire.AckStale):
+				errs <- nil
+				return
+			case err == nil && code == wire.AckEpoch:
+				errs <- fmt.Errorf("%w: step %d (host aggregator %s)", ErrEpochChanged, t, g.leaderID)
+				return
+			case err != nil && !errors.Is(err, errUnreachable):
+				errs <- err
+				return
+			case err == nil && code != wire.AckDirect:
+				errs <- fmt.Errorf("%w: step %d chunk %d: the host aggregator answered %s", ErrRefused, t, i, code)
+				return
+			}
+			if err != nil {
+				w.cfg.Logger.Warn("host aggregator unreachable: pushing directly", zap.String("aggregator", g.leaderID), zap.Int64("step", t))
+			}
+			errs <- w.pushDirect(ctx, a, grads, ref, t, n)
+		}()
+	}
+	var first error
+	for range refs {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// request sends msg and returns the answer's ack code, retrying a request
+// that gets no answer; errUnreachable when every try went unanswered.
+func (w *Worker) request(ctx context.Context, subject string, msg []byte) (wire.AckCode, error) {
+	for try := 0; try <= w.cfg.PushRetries; try++ {
+		rctx, cancel := context.WithTimeout(ctx, w.cfg.PushTimeout)
+		reply, err := w.nc.RequestWithContext(rctx, subject, msg)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				select {
+				case <-ctx.Done():
+					return "", ctx.Err()
+				case <-time.After(min(100*time.Millisecond<<min(try, 5), 2*time.Second)):
+				}
+			}
+			continue
+		}
+		var ack wire.Ack
+		if err := wire.Decode(reply.Data, &ack); err != nil {
+			return "", fmt.Errorf("%w: %v", ErrRefused, err)
+		}
+		return ack.Code, nil
+	}
+	return "", errUnreachable
+}
+
+// pushDirect pushes one chunk of this worker's own gradient to its server.
+func (w *Worker) pushDirect(ctx context.Context, a Assignment, grads []float32, ref chunkRef, t int64, n int) error {
+	enc := a.Spec.Encoding()
+	msg, err := wire.Encode(&wire.GradChunk{V: wire.Version, Job: a.Job, Epoch: a.Epoch, Step: t, Rank: a.Rank, N: n, Chunk: ref.index,
+		Data: wire.AppendEncoded(nil, grads[ref.rng.Lo:ref.rng.Hi], enc), Enc: enc})
+	if err != nil {
+		return err
+	}
+	return w.pushOne(ctx, wire.GradSubject(a.Job, ref.server, a.selfID()), msg, ref, t)
+}
+
+// aggregator is a host aggregator's collection of its host's chunks.
+type aggregator struct {
+	w     *Worker
+	a     Assignment
+	g     hostGroup
+	refs  []chunkRef
+	sub   *nats.Subscription
+	wake  chan struct{}
+	mu    sync.Mutex // guards steps and current
+	steps map[int64]*aggStep
+	// current is the step being pushed; chunks of earlier steps are stale.
+	current int64
+}
+
+// aggStep is what the aggregator has of one step.
+type aggStep struct {
+	grads map[int]map[int][]float32 // chunk → rank → the rank's mean gradient
+	ns    map[int]int               // rank → its samples
+	sent  map[int][]int             // chunk → the ranks its push covered
+}
+
+func newAggStep() *aggStep {
+	return &aggStep{grads: map[int]map[int][]float32{}, ns: map[int]int{}, sent: map[int][]int{}}
+}
+
+// startAggregator takes the host's pushes for a's job until stop.
+func (w *Worker) startAggregator(a Assignment, g hostGroup, refs []chunkRef) (*aggregator, error) {
+	ag := &aggregator{w: w, a: a, g: g, refs: refs, wake: make(chan struct{}, 1), steps: map[int64]*aggStep{}, current: a.FromStep}
+	sub, err := w.nc.Subscribe(wire.AggSubjects(a.Job, a.selfID()), ag.onChunk)
+	if err != nil {
+		return nil, err
+	}
+	ag.sub = sub
+	return ag, w.nc.Flush()
+}
+
+func (ag *aggregator) stop() { ag.sub.Unsubscribe() }
+
+func (ag *aggregator) respond(m *nats.Msg, code wire.AckCode, reason string) {
+	if b, err := wire.Encode(&wire.Ack{V: wire.Version, Code: code, Reason: reason}); err == nil {
+		m.Respond(b)
+	}
+}
+
+// onChunk takes one chunk from a worker of the host.
+func (ag *aggregator) onChunk(m *nats.Msg) {
+	var c wire.GradChunk
+	if err := wire.Decode(m.Data, &c); err != nil {
+		ag.respond(m, wire.AckRejected, err.Error())
+		return
+	}
+	from := wire.MemberOf(m.Subject)
+	switch {
+	case c.Job != ag.a.Job:
+		ag.respond(m, wire.AckRejected, fmt.Sprintf("job %q is not aggregated here", c.Job))
+		return
+	case c.Epoch != ag.a.Epoch:
+		ag.respond(m, wire.AckEpoch, fmt.Sprintf("membership epoch %d, the aggregator is in %d", c.Epoch, ag.a.Epoch))
+		return
+	case c.Rank == ag.a.Rank || !slices.Contains(ag.g.ranks, c.Rank) || ag.a.MemberIDs[c.Rank] != from:
+		ag.respond(m, wire.AckRejected, fmt.Sprintf("rank %d (%s) is not a worker of this host", c.Rank, from))
+		return
+	case c.Chunk < 0 || c.Chunk >= len(ag.refs) || c.N < 0:
+		ag.respond(m, wire.AckRejected, fmt.Sprintf("chunk %d, %d samples", c.Chunk, c.N))
+		return
+	}
+	ref := ag.refs[c.Chunk]
+	g := make([]float32, ref.rng.Len())
+	if err := wire.DecodeFloats(g, c.Data, c.Enc); err != nil {
+		ag.respond(m, wire.AckRejected, err.Error())
+		return
+	}
+	ag.mu.Lock()
+	if c.Step < ag.current {
+		ag.mu.Unlock()
+		ag.respond(m, wire.AckStale, "") // its servers have every rank of that step
+		return
+	}
+	st := ag.steps[c.Step]
+	if st == nil {
+		st = newAggStep()
+		ag.steps[c.Step] = st
+	}
+	if covered, sent := st.sent[c.Chunk]; sent {
+		ag.mu.Unlock()
+		if slices.Contains(covered, c.Rank) {
+			ag.respond(m, wire.AckDuplicate, "")
+		} else {
+			ag.respond(m, wire.AckDirect, "the host's push of this chunk has gone")
+		}
+		return
+	}
+	if st.grads[c.Chunk] == nil {
+		st.grads[c.Chunk] = map[int][]float32{}
+	}
+	st.grads[c.Chunk][c.Rank], st.ns[c.Rank] = g, c.N
+	ag.mu.Unlock()
+	select {
+	case ag.wake <- struct{}{}:
+	default:
+	}
+	ag.respond(m, wire.AckOK, "")
+}
+
+// push pushes the host's gradient of step t, grads and n being the
+// aggregator's own: each chunk once every worker of the host has sent
+// it, or after AggregateWait with those that have.
+func (ag *aggregator) push(ctx context.Context, grads []float32, t int64, n int) error {
+	ag.mu.Lock()
+	ag.current = t
+	for s := range ag.steps {
+		if s < t {
+			delete(ag.steps, s)
+		}
+	}
+	st := ag.steps[t]
+	if st == nil {
+		st = newAggStep()
+		ag.steps[t] = st
+	}
+	st.ns[ag.a.Rank] = n
+	for i, ref := range ag.refs {
+		if st.grads[i] == nil {
+			st.grads[i] = map[int][]float32{}
+		}
+		st.grads[i][ag.a.Rank] = grads[ref.rng.Lo:ref.rng.Hi]
+	}
+	ag.mu.Unlock()
+
+	deadline := time.Now().Add(ag.w.cfg.AggregateWait)
+	errs := make(chan error, len(ag.refs))
+	sent := 0
+	for sent < len(ag.refs) {
+		late := !time.Now().Before(deadline)
+		ag.mu.Lock()
+		for i := range ag.refs {
+			if _, done := st.sent[i]; done {
+				continue
+			}
+			var covers []int
+			for _, r := range ag.g.ranks {
+				if _, ok := st.grads[i][r]; ok {
+					covers = append(covers, r)
+				}
+			}
+			if len(covers) < len(ag.g.ranks) && !late {
+				continue
+			}
+			st.sent[i] = covers
+			parts, ns := make([][]float32, len(covers)), make([]int, len(covers))
+			for k, r := range covers {
+				parts[k], ns[k] = st.grads[i][r], st.ns[r]
+			}
+			sent++
+			go func() { errs <- ag.pushChunk(ctx, i, t, covers, ns, parts) }()
+		}
+		ag.mu.Unlock()
+		if sent == len(ag.refs) {
+			break
+		}
+		if late {
+			ag.w.cfg.Logger.Warn("host aggregation: workers missing after the aggregation wait; they push their own",
+				zap.String("job", ag.a.Job), zap.Int64("step", t))
+		}
+		select {
+		case <-ag.wake:
+		case <-time.After(time.Until(deadline)):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var first error
+	for range ag.refs {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// pushChunk pushes chunk i of step t: the mean of the covered ranks'
+// gradients, weighted by their samples and summed in rank order. A server
+// that has one of them already (pushed on its own) takes them one by one.
+func (ag *aggregator) pushChunk(ctx context.Context, i int, t int64, covers, ns []int, parts [][]float32) error {
+	ref, a := ag.refs[i], ag.a
+	total := 0
+	for _, n := range ns {
+		total += n
+	}
+	mean := make([]float32, ref.rng.Len())
+	if total > 0 {
+		for k, g := range parts {
+			w := float32(float64(ns[k]) / float64(total))
+			if w == 0 {
+				continue
+			}
+			for j, v := range g {
+				mean[j] += w * v
+			}
+		}
+	}
+	enc := a.Spec.Encoding()
+	subject := wire.GradSubject(a.Job, ref.server, a.selfID())
+	msg, err := wire.Encode(&wire.GradChunk{V: wire.Version, Job: a.Job, Epoch: a.Epoch, Step: t, Rank: a.Rank, N: total, Chunk: ref.index,
+		Data: wire.AppendEncoded(nil, mean, enc), Enc: enc, Covers: covers, Ns: ns})
+	if err != nil {
+		return err
+	}
+	err = ag.w.pushOne(ctx, subject, msg, ref, t)
+	if !errors.Is(err, errConflict) {
+		return err
+	}
+	for k, r := range covers {
+		msg, err := wire.Encode(&wire.GradChunk{V: wire.Version, Job: a.Job, Epoch: a.Epoch, Step: t, Rank: r, N: ns[k], Chunk: ref.index,
+			Data: wire.AppendEncoded(nil, parts[k], enc), Enc: enc})
+		if err != nil {
+			return err
+		}
+		if err := ag.w.pushOne(ctx, subject, msg, ref, t); err != nil && !errors.Is(err, errConflict) {
+			return err
+		}
+	}
+	return nil
+}
