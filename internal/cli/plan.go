@@ -26,6 +26,8 @@ type planFlags struct {
 	servers     int
 	cores       float64
 	compression float64
+	perHost     int
+	nats, agg   string
 	validate    bool
 	plot        string
 }
@@ -56,6 +58,9 @@ others, printing each one's error; --plot draws the measured curves.`,
 	fl.IntVar(&f.servers, "servers", 1, "parameter servers")
 	fl.Float64Var(&f.cores, "server-cores", 8, "cores of the server host (the NATS server and the parameter servers)")
 	fl.Float64Var(&f.compression, "compression", 1, "gradients and parameters sent this many times smaller")
+	fl.IntVar(&f.perHost, "workers-per-host", 1, "workers on each worker host")
+	fl.StringVar(&f.nats, "nats", "central", "central (every worker talks to the server host's NATS) or leaf (a leaf NATS server on every worker host: θ crosses the server link once per host)")
+	fl.StringVar(&f.agg, "aggregation", "none", "none or host (each host's gradients summed before they leave it: one push per host)")
 	fl.BoolVar(&f.validate, "validate", false, "fit on half the measured runs, predict the other half, print the errors")
 	fl.StringVar(&f.plot, "plot", "", "directory to draw the measured curves into (efficiency.png, split-MODEL.png)")
 	return cmd
@@ -71,6 +76,12 @@ func runPlan(cmd *cobra.Command, f planFlags) error {
 		return fmt.Errorf("--server-cores must be positive, got %g", f.cores)
 	case f.compression < 1:
 		return fmt.Errorf("--compression must be at least 1, got %g", f.compression)
+	case f.perHost < 1:
+		return fmt.Errorf("--workers-per-host must be at least 1, got %d", f.perHost)
+	case f.nats != "central" && f.nats != "leaf":
+		return fmt.Errorf("--nats %q: central or leaf", f.nats)
+	case f.agg != "none" && f.agg != "host":
+		return fmt.Errorf("--aggregation %q: none or host", f.agg)
 	}
 	for _, k := range f.workers {
 		if k < 1 {
@@ -103,18 +114,20 @@ func runPlan(cmd *cobra.Command, f planFlags) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nmodel (all %d runs): fixed %.3g ms a step, %.3g µs a message, server link time × %.3f, worker link time × %.3f; server CPU %.2f ns a byte (measured; parameter servers' share %.0f%%)\n",
-		cm.Points, cm.Fixed*1e3, cm.PerMessage*1e6, cm.WireServer, cm.WireWorker, cm.CPUPerByte*1e9, 100*cm.PSShare)
+	fmt.Fprintf(out, "\nmodel (all %d runs): fixed %.3g ms a step, %.3g µs a message, server link time × %.3f, worker link time × %.3f; server CPU %.2f ns a byte (measured; parameter servers' share %.0f%%); host aggregation %.3g ns a byte\n",
+		cm.Points, cm.Fixed*1e3, cm.PerMessage*1e6, cm.WireServer, cm.WireWorker, cm.CPUPerByte*1e9, 100*cm.PSShare, cm.AggregateHop*1e9)
 	params, compute, err := planModel(f, all)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\npredicted for %d parameters, %v compute a step, %d parameter server(s) on %g cores, compression %g:\n",
-		params, compute.Round(10*time.Microsecond), f.servers, f.cores, f.compression)
+	plane := scale.Plane{WorkersPerHost: f.perHost, LeafNATS: f.nats == "leaf", Aggregate: f.agg == "host"}
+	fmt.Fprintf(out, "\npredicted for %d parameters, %v compute a step, %d parameter server(s) on %g cores, compression %g, %d worker(s) a host, %s NATS, aggregation %s:\n",
+		params, compute.Round(10*time.Microsecond), f.servers, f.cores, f.compression, f.perHost, f.nats, f.agg)
 	fmt.Fprintf(out, "%6s %8s %10s %10s %8s\n", "K", "Gbit/s", "step ms", "comm ms", "E(K)")
 	for _, rate := range f.rates {
 		for _, k := range f.workers {
-			sc := scale.Scenario{Params: params, Workers: k, LinkGbit: rate, Servers: f.servers, ServerCores: f.cores, Compression: f.compression, ComputeSeconds: compute.Seconds()}
+			sc := scale.Scenario{Params: params, Workers: k, LinkGbit: rate, Servers: f.servers, ServerCores: f.cores, Compression: f.compression,
+				ComputeSeconds: compute.Seconds(), Plane: plane}
 			step, eff := cm.Step(sc)
 			fmt.Fprintf(out, "%6d %8g %10.1f %10.1f %8.3f\n", k, rate, step*1e3, cm.Comm(sc)*1e3, eff)
 		}
@@ -172,10 +185,10 @@ func planValidate(cmd *cobra.Command, usable []scale.Result) error {
 	}
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "\nvalidation: fitted on %d runs, predicting the other %d\n", cm.Points, len(checks))
-	fmt.Fprintf(out, "%-16s %4s %7s %10s %10s %8s\n", "model", "K", "Gbit/s", "measured", "predicted", "error")
+	fmt.Fprintf(out, "%-16s %4s %7s %-12s %10s %10s %8s\n", "model", "K", "Gbit/s", "plane", "measured", "predicted", "error")
 	var errs []float64
 	for _, c := range checks {
-		fmt.Fprintf(out, "%-16s %4d %7g %8.1fms %8.1fms %7.1f%%\n", c.Model, c.Workers, c.LinkGbit, c.StepMS, c.PredictedStepMS, c.ErrorPct)
+		fmt.Fprintf(out, "%-16s %4d %7g %-12s %8.1fms %8.1fms %7.1f%%\n", c.Model, c.Workers, c.LinkGbit, c.PlaneName(), c.StepMS, c.PredictedStepMS, c.ErrorPct)
 		errs = append(errs, math.Abs(c.ErrorPct))
 	}
 	sort.Float64s(errs)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 
 	"gonum.org/v1/gonum/optimize"
@@ -14,20 +15,25 @@ import (
 	"github.com/maas-ml/maas/internal/wire"
 )
 
-// CostModel predicts a synchronous step of today's data plane: every
-// worker pushes its whole gradient through the one NATS server (on the
-// parameter servers' host), the parameter servers sum it behind their
-// barrier, and θ fans out to every worker through the same server. For K
-// workers, a model of S bytes (float32 parameters) in c chunks, links of
-// B bit/s and a server host of n cores:
+// CostModel predicts a synchronous step of the data plane: the workers'
+// gradients reach the NATS server on the parameter servers' host, the
+// parameter servers sum them behind their barrier, and θ fans out through
+// the same server. For K workers on H hosts, a model of S bytes (float32
+// parameters) in c chunks, links of B bit/s and a server host of n
+// cores, the server host's link carries I copies of S in and O out a step:
+// I = K, or H when each host aggregates its workers' gradients (one push
+// per host); O = K, or H with a leaf NATS server on every worker host (one
+// copy of θ per host). With m = (I + O)/2:
 //
-//	step = compute + Fixed + PerMessage·K·c + max(wire, cpu)
-//	wire = WireServer·K·S·8/B + WireWorker·S·8/B
-//	cpu  = CPUPerByte·2·K·S / n
+//	step = compute + Fixed + PerMessage·m·c + max(wire, cpu) + hop
+//	wire = WireServer·m·S·8/B + WireWorker·S·8/B
+//	cpu  = CPUPerByte·(I + O)·S / n
+//	hop  = AggregateHop·(w−1)·S / h (aggregating: the host's w workers to
+//	       their aggregator, on the host's h cores)
 //
-// wire is the links' time: the server host's link carries K gradients in
-// and K copies of θ out (WireServer is 2 when push and fan-out never
-// overlap, 1 when they pipeline fully), a worker's link one of each.
+// wire is the links' time: WireServer is 2 when push and fan-out never
+// overlap, 1 when they pipeline fully; a worker's link carries one copy
+// each way.
 // cpu is the NATS server's and the parameter servers' work on every byte
 // in and out, spread over the host's cores; links and CPU work at once,
 // so the slower of the two counts. CPUPerByte is measured (the server
@@ -43,7 +49,12 @@ type CostModel struct {
 	WireWorker float64 `json:"wire_worker"`   // × a link's time for S
 	CPUPerByte float64 `json:"cpu_per_byte_s"`
 	PSShare    float64 `json:"paramserver_share"` // of the CPU, the parameter servers' (split over P of them)
-	Points     int     `json:"points"`            // runs fitted
+	// AggregateHop is the per-host aggregation's CPU per byte of each
+	// worker's chunks: through the host's NATS server to the aggregator,
+	// and summed. A host of the emulation has the machine's cores shared
+	// by every host; a predicted host has one core per worker.
+	AggregateHop float64 `json:"aggregate_hop_s_per_byte"`
+	Points       int     `json:"points"` // runs fitted
 }
 
 // Scenario is a cluster to predict.
@@ -55,12 +66,34 @@ type Scenario struct {
 	ServerCores    float64 // cores of the server host (default 8)
 	Compression    float64 // gradient and θ bytes divided by this (default 1)
 	ComputeSeconds float64 // a worker's compute per step
+	Plane
+}
+
+// Plane is the data plane's layout: workers per host, and what each host
+// does for its workers.
+type Plane struct {
+	WorkersPerHost int  // default 1
+	LeafNATS       bool // a leaf NATS server on every worker host
+	Aggregate      bool // each host's gradients summed before they leave it
+}
+
+// copies are the copies of S through the server link, in and out.
+func (p Plane) copies(k int) (in, out float64) {
+	h := float64((k + max(p.WorkersPerHost, 1) - 1) / max(p.WorkersPerHost, 1))
+	in, out = float64(k), float64(k)
+	if p.Aggregate {
+		in = h
+	}
+	if p.LeafNATS {
+		out = h
+	}
+	return in, out
 }
 
 // terms are the parts of a step's communication, undilated.
-type terms struct{ fixed, messages, wire, cpu float64 }
+type terms struct{ fixed, messages, wire, cpu, hop float64 }
 
-func (cm CostModel) terms(params, k, servers int, linkGbit, compression, cores float64) terms {
+func (cm CostModel) terms(params, k, servers int, linkGbit, compression, cores, hostCores float64, pl Plane) terms {
 	if compression <= 0 {
 		compression = 1
 	}
@@ -68,8 +101,14 @@ func (cm CostModel) terms(params, k, servers int, linkGbit, compression, cores f
 	c := math.Ceil(float64(params) / wire.DefaultChunkFloats)
 	link := s * 8 / (linkGbit * 1e9)
 	p := float64(max(servers, 1))
-	cpu := cm.CPUPerByte * ((1 - cm.PSShare) + cm.PSShare/p) * 2 * float64(k) * s / cores
-	return terms{fixed: cm.Fixed, messages: cm.PerMessage * float64(k) * c, wire: cm.WireServer*float64(k)*link + cm.WireWorker*link, cpu: cpu}
+	in, out := pl.copies(k)
+	m := (in + out) / 2
+	cpu := cm.CPUPerByte * ((1 - cm.PSShare) + cm.PSShare/p) * (in + out) * s / cores
+	t := terms{fixed: cm.Fixed, messages: cm.PerMessage * m * c, wire: cm.WireServer*m*link + cm.WireWorker*link, cpu: cpu}
+	if pl.Aggregate && pl.WorkersPerHost > 1 && k > 1 {
+		t.hop = cm.AggregateHop * float64(pl.WorkersPerHost-1) * s / hostCores
+	}
+	return t
 }
 
 // Comm predicts a step's communication time in seconds, undilated.
@@ -78,8 +117,8 @@ func (cm CostModel) Comm(sc Scenario) float64 {
 	if cores <= 0 {
 		cores = 8
 	}
-	t := cm.terms(sc.Params, sc.Workers, sc.Servers, sc.LinkGbit, sc.Compression, cores)
-	return t.fixed + t.messages + math.Max(t.wire, t.cpu)
+	t := cm.terms(sc.Params, sc.Workers, sc.Servers, sc.LinkGbit, sc.Compression, cores, float64(max(sc.WorkersPerHost, 1)), sc.Plane)
+	return t.fixed + t.messages + math.Max(t.wire, t.cpu) + t.hop
 }
 
 // Step predicts a step's time in seconds and the scaling efficiency
@@ -96,8 +135,24 @@ func (cm CostModel) Step(sc Scenario) (step, efficiency float64) {
 // by d.
 func (cm CostModel) dilatedComm(r Result) float64 {
 	d := max(r.Dilation, 1)
-	t := cm.terms(r.Params, r.Workers, r.Servers, r.LinkGbit, 1, float64(max(r.MachineCores, 1)))
-	return (t.fixed+t.messages)/d + math.Max(t.wire, t.cpu/d)
+	cores := float64(max(r.MachineCores, 1))
+	t := cm.terms(r.Params, r.Workers, r.Servers, r.LinkGbit, compressionOf(r), cores, cores/float64(r.WorkerHosts+1), r.plane())
+	return (t.fixed+t.messages+t.hop)/d + math.Max(t.wire, t.cpu/d)
+}
+
+// plane is the data plane a run measured.
+func (r Result) plane() Plane {
+	return Plane{WorkersPerHost: max(r.WorkersPerHost, 1), LeafNATS: r.NATS == "leaf", Aggregate: r.Aggregation == "host"}
+}
+
+// compressionOf is how many times smaller a run's pushes were than
+// float32: its θ stays float32, so the two directions' mean.
+func compressionOf(r Result) float64 {
+	switch r.Compression {
+	case "fp16", "bf16":
+		return 4.0 / 3
+	}
+	return 1
 }
 
 // ReadResults reads `maas bench scale`'s JSON lines.
@@ -155,9 +210,14 @@ func Fit(rs []Result) (CostModel, error) {
 		cpu = perByte[len(perByte)/2]
 	}
 	// Parameters in log space keep every term positive.
+	aggregated := slices.ContainsFunc(rs, func(r Result) bool { return r.plane().Aggregate && r.WorkersPerHost > 1 })
 	model := func(x []float64) CostModel {
-		return CostModel{Fixed: math.Exp(x[0]), PerMessage: math.Exp(x[1]), WireServer: math.Exp(x[2]), WireWorker: math.Exp(x[3]),
+		cm := CostModel{Fixed: math.Exp(x[0]), PerMessage: math.Exp(x[1]), WireServer: math.Exp(x[2]), WireWorker: math.Exp(x[3]),
 			CPUPerByte: cpu, PSShare: share}
+		if aggregated {
+			cm.AggregateHop = math.Exp(x[4])
+		}
+		return cm
 	}
 	loss := func(x []float64) float64 {
 		cm := model(x)
@@ -169,7 +229,7 @@ func Fit(rs []Result) (CostModel, error) {
 		}
 		return sum
 	}
-	start := []float64{math.Log(1e-3), math.Log(1e-4), 0, math.Log(0.5)}
+	start := []float64{math.Log(1e-3), math.Log(1e-4), 0, math.Log(0.5), math.Log(1e-9)}
 	res, err := optimize.Minimize(optimize.Problem{Func: loss}, start, &optimize.Settings{MajorIterations: 20000, FuncEvaluations: 200000}, &optimize.NelderMead{})
 	if err != nil && res == nil {
 		return CostModel{}, err

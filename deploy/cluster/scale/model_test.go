@@ -7,9 +7,20 @@ import (
 )
 
 // synthetic returns runs whose step times a known cost model made, at the
-// dilation each rate would be run at (rate ÷ 1 Gbit/s).
+// dilation each rate would be run at (rate ÷ 1 Gbit/s): one worker a host
+// with central NATS, and for the seed model also 4 a host with a leaf
+// NATS server and aggregation.
 func synthetic(cm CostModel) []Result {
 	var rs []Result
+	add := func(r Result) {
+		in, out := r.plane().copies(r.Workers)
+		s := 4 * float64(r.Params)
+		cpu := cm.CPUPerByte * (in + out) * s * 1e3
+		r.NATSCPUms, r.PSCPUms = cpu*(1-cm.PSShare), cpu*cm.PSShare
+		r.ServerInMB, r.ServerOutMB = in*s/1e6, out*s/1e6
+		r.StepMS = r.ComputeMS + cm.dilatedComm(r)*1e3
+		rs = append(rs, r)
+	}
 	for _, m := range []struct {
 		name    string
 		params  int
@@ -17,16 +28,13 @@ func synthetic(cm CostModel) []Result {
 	}{{"small", 82186, 14}, {"seed", 241546, 40}, {"wide", 2443914, 140}} {
 		for _, rate := range []float64{1, 10, 25} {
 			for _, k := range []int{1, 2, 4, 8, 16, 32} {
-				r := Result{Model: m.name, Params: m.params, Workers: k, Servers: 1, LinkGbit: rate, Dilation: math.Max(1, rate),
+				r := Result{Model: m.name, Params: m.params, Workers: k, WorkersPerHost: 1, Servers: 1, LinkGbit: rate, Dilation: math.Max(1, rate),
 					ComputeMS: m.compute, Steps: 10, Valid: true, MachineCores: 2}
-				// The server processes' CPU as the model has it: 3:1
-				// between NATS and the parameter server.
-				bytes := 2 * float64(k) * 4 * float64(m.params)
-				cpu := cm.CPUPerByte * bytes * 1e3
-				r.NATSCPUms, r.PSCPUms = cpu*(1-cm.PSShare), cpu*cm.PSShare
-				r.ServerInMB, r.ServerOutMB = bytes/2e6, bytes/2e6
-				r.StepMS = m.compute + cm.dilatedComm(r)*1e3
-				rs = append(rs, r)
+				add(r)
+				if m.name == "seed" && k >= 8 {
+					r.WorkersPerHost, r.NATS, r.Aggregation = 4, "leaf", "host"
+					add(r)
+				}
 			}
 		}
 	}
@@ -37,7 +45,7 @@ func synthetic(cm CostModel) []Result {
 // finds that model again: every held-out run predicted within 1%, and the
 // undilated prediction of a large cluster within 1% of the truth.
 func TestFitRecoversModel(t *testing.T) {
-	truth := CostModel{Fixed: 0.8e-3, PerMessage: 40e-6, WireServer: 1.7, WireWorker: 0.3, CPUPerByte: 3.5e-9, PSShare: 0.25}
+	truth := CostModel{Fixed: 0.8e-3, PerMessage: 40e-6, WireServer: 1.7, WireWorker: 0.3, CPUPerByte: 3.5e-9, PSShare: 0.25, AggregateHop: 4e-9}
 	rs := synthetic(truth)
 	_, checks, err := Validate(rs)
 	if err != nil {
@@ -55,6 +63,7 @@ func TestFitRecoversModel(t *testing.T) {
 	for _, sc := range []Scenario{
 		{Params: 241546, Workers: 256, LinkGbit: 10, ComputeSeconds: 0.04},
 		{Params: 2443914, Workers: 128, LinkGbit: 25, Servers: 4, ComputeSeconds: 0.14},
+		{Params: 241546, Workers: 256, LinkGbit: 10, ComputeSeconds: 0.04, Plane: Plane{WorkersPerHost: 4, LeafNATS: true, Aggregate: true}},
 	} {
 		got, gotE := cm.Step(sc)
 		want, wantE := truth.Step(sc)
@@ -84,6 +93,8 @@ func TestPredictionShape(t *testing.T) {
 		{"slower links", func(s *Scenario) { s.LinkGbit = 1 }, true},
 		{"compression", func(s *Scenario) { s.Compression = 4 }, false},
 		{"more parameter servers", func(s *Scenario) { s.Servers = 4 }, false},
+		{"a leaf NATS server a host", func(s *Scenario) { s.Plane = Plane{WorkersPerHost: 4, LeafNATS: true} }, false},
+		{"aggregation per host", func(s *Scenario) { s.Plane = Plane{WorkersPerHost: 4, Aggregate: true} }, false},
 	} {
 		sc := base
 		c.edit(&sc)

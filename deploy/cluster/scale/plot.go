@@ -49,7 +49,28 @@ func Efficiencies(rs []Result) map[string]plotter.XYs {
 	return out
 }
 
-func seriesKey(r Result) string { return fmt.Sprintf("%s @ %g Gbit/s", r.Model, r.LinkGbit) }
+// seriesKey names a run's curve: its model and rate, and its data plane
+// when that is not the central one.
+func seriesKey(r Result) string {
+	k := fmt.Sprintf("%s @ %g Gbit/s", r.Model, r.LinkGbit)
+	if p := r.PlaneName(); p != "central" {
+		k += ", " + p
+	}
+	return k
+}
+
+// PlaneName names a run's data plane: central (one NATS server), leaf (a
+// leaf NATS server per worker host), and +host with aggregation per host.
+func (r Result) PlaneName() string {
+	name := "central"
+	if r.NATS == "leaf" {
+		name = "leaf"
+	}
+	if r.Aggregation == "host" {
+		name += "+host"
+	}
+	return name
+}
 
 // PlotEfficiency draws E(K) against K (log scale) for every model and
 // link rate into path (PNG, SVG or PDF by its extension).
@@ -73,11 +94,11 @@ func PlotEfficiency(rs []Result, path string) error {
 }
 
 // PlotSplit draws a model's mean step split (compute, push, wait) against
-// K for each link rate into path.
+// K for each link rate into path, of the runs with the central data plane.
 func PlotSplit(rs []Result, model, path string) error {
 	byRate := map[float64][]Result{}
 	for _, r := range Usable(rs) {
-		if r.Model == model {
+		if r.Model == model && r.PlaneName() == "central" {
 			byRate[r.LinkGbit] = append(byRate[r.LinkGbit], r)
 		}
 	}
