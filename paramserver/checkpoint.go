@@ -67,13 +67,16 @@ func (c ObjectStoreCheckpointer) Save(ctx context.Context, job string, step int6
 }
 
 // checkpointRetry is the pause between tries of a checkpoint's save or
-// load.
-const checkpointRetry = 250 * time.Millisecond
+// load; notFoundGrace how long a load retries a checkpoint not found.
+const (
+	checkpointRetry = 250 * time.Millisecond
+	notFoundGrace   = 3 * time.Second
+)
 
 // Load implements Checkpointer. JetStream can be briefly without a stream
 // leader (a NATS server restarting in a rolling upgrade): a load that
-// fails otherwise than by a missing bucket or object is retried until ctx
-// ends.
+// fails is retried until ctx ends, one that finds no bucket or object for
+// notFoundGrace.
 func (c ObjectStoreCheckpointer) Load(ctx context.Context, bucket, object string) ([]byte, error) {
 	js, err := wire.JetStream(c.NC)
 	if err != nil {
@@ -90,10 +93,21 @@ func (c ObjectStoreCheckpointer) Load(ctx context.Context, bucket, object string
 		}
 		return b, nil
 	}
+	missingSince := time.Time{}
 	for {
 		b, err := load()
-		if err == nil || errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrObjectNotFound) {
-			return b, err
+		if err == nil {
+			return b, nil
+		}
+		if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrObjectNotFound) {
+			// A committed checkpoint exists: a replica of the bucket just
+			// back from a restart may not have it yet (a direct get it
+			// answers). Missing for notFoundGrace, it is missing.
+			if missingSince.IsZero() {
+				missingSince = time.Now()
+			} else if time.Since(missingSince) > notFoundGrace {
+				return nil, err
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -196,7 +196,11 @@ func (ag *aggregator) onChunk(m *nats.Msg) {
 	case c.Job != ag.a.Job:
 		ag.respond(m, wire.AckRejected, fmt.Sprintf("job %q is not aggregated here", c.Job))
 		return
-	case c.Epoch != ag.a.Epoch:
+	case c.Epoch > ag.a.Epoch:
+		// A push of the next epoch while this aggregator of the last one
+		// is still subscribed: the next one's answers it.
+		return
+	case c.Epoch < ag.a.Epoch:
 		ag.respond(m, wire.AckEpoch, fmt.Sprintf("membership epoch %d, the aggregator is in %d", c.Epoch, ag.a.Epoch))
 		return
 	case c.Rank == ag.a.Rank || !slices.Contains(ag.g.ranks, c.Rank) || ag.a.MemberIDs[c.Rank] != from:

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,7 +75,36 @@ func TestResultDilation(t *testing.T) {
 // step's compute phase is the synthetic wait, the phases add up to the
 // step, and the server host's link carries K gradients in and K copies of
 // θ out per step (4 bytes a parameter, within 10%), at the shaped rate.
-func TestTestbedRun(t *testing.T) {
+// built is the maas the testbeds run, built once for the package's tests.
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+	out  []byte
+}
+
+// buildMaas builds a static maas once.
+func buildMaas(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "maas-scale-test"); built.err != nil {
+			return
+		}
+		build := exec.Command("go", "build", "-o", filepath.Join(built.dir, "maas"), "../../../cmd/maas")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		built.out, built.err = build.CombinedOutput()
+	})
+	if built.err != nil {
+		t.Fatalf("go build: %v\n%s", built.err, built.out)
+	}
+	return filepath.Join(built.dir, "maas")
+}
+
+// upTestbed brings up a testbed of layout l (the MNIST data root added)
+// with a maas built for it, taken down when the test ends; it skips where
+// this machine cannot emulate hosts.
+func upTestbed(t *testing.T, ctx context.Context, l Layout) (*Testbed, string, *jobspec.Spec) {
+	t.Helper()
 	if err := netemu.Available(); err != nil {
 		t.Skip(err)
 	}
@@ -86,24 +116,17 @@ func TestTestbedRun(t *testing.T) {
 		t.Skip(err)
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "maas")
-	build := exec.Command("go", "build", "-o", bin, "../../../cmd/maas")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildMaas(t)
 	spec, err := jobspec.Load("../../../examples/mnist-cnn.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	l := Layout{WorkerHosts: 2, WorkersPerHost: 1, Servers: 1, DataRoots: []string{mnist}}
+	l.DataRoots = []string{mnist}
 	log, err := os.Create(filepath.Join(dir, "launch.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer log.Close()
+	t.Cleanup(func() { log.Close() })
 	tb, err := Up(ctx, dir, bin, l, log)
 	if errors.Is(err, netemu.ErrUnavailable) {
 		t.Skip(err)
@@ -111,11 +134,18 @@ func TestTestbedRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		if err := tb.Close(context.Background()); err != nil {
 			t.Error(err)
 		}
-	}()
+	})
+	return tb, mnist, spec
+}
+
+func TestTestbedRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	tb, mnist, spec := upTestbed(t, ctx, Layout{WorkerHosts: 2, WorkersPerHost: 1, Servers: 1})
 	const params, perSample = 241546, 500 * time.Microsecond
 	// 1 Gbit/s dilated by 5: links shaped to 200 Mbit/s, which the link
 	// measurement reaches even on a machine busy with other tests.
@@ -150,4 +180,41 @@ func TestTestbedRun(t *testing.T) {
 	if r.MeasuredMbit < 0.7*r.ShapedMbit || r.MeasuredMbit > 1.05*r.ShapedMbit || r.MeasuredMinMbit < 0.5*r.ShapedMbit {
 		t.Errorf("measured %.0f Mbit/s (slowest path %.0f) on links shaped to %.0f", r.MeasuredMbit, r.MeasuredMinMbit, r.ShapedMbit)
 	}
+}
+
+// TestTestbedPerHost: a launched, secured cluster whose worker hosts each
+// run a leaf NATS server and aggregate their two workers' gradients: the
+// server host's link carries one copy of the model per host each way (2),
+// not one per worker (4).
+func TestTestbedPerHost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	tb, mnist, spec := upTestbed(t, ctx, Layout{WorkerHosts: 2, WorkersPerHost: 2, Servers: 1, LeafNATS: true})
+	const params = 241546
+	r, err := tb.Run(ctx, Config{Model: "mnist-cnn", Spec: spec, Params: params, DataPath: mnist, Rate: 1e9, Dilation: 5,
+		PerSample: 500 * time.Microsecond, Warmup: 2, Steps: 6, Aggregation: "host"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", r)
+	if r.Steps < 6 || r.NATS != "leaf" || r.Aggregation != "host" {
+		t.Errorf("%d steps, NATS %q, aggregation %q", r.Steps, r.NATS, r.Aggregation)
+	}
+	ideal := 2 * 4 * float64(params) / 1e6 // MB: one copy per host
+	for _, v := range []struct {
+		what string
+		mb   float64
+	}{{"in", r.ServerInMB}, {"out", r.ServerOutMB}} {
+		if v.mb < ideal || v.mb > 1.1*ideal {
+			t.Errorf("server host's link carried %.3f MB %s a step, want %.3f (one copy per host, up to 10%% more)", v.mb, v.what, ideal)
+		}
+	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }
