@@ -42,15 +42,8 @@ func (n *Node) onRegister(m *nats.Msg) {
 		n.reply(m, wire.AckRejected, err.Error())
 		return
 	}
-	if ls := n.leaderState(); ls != nil {
-		ls.mu.Lock()
-		ls.lastSeen[r.ID] = time.Now()
-		if r.Kind == wire.KindParamServer {
-			// A member registers when its process starts: whatever it
-			// served before is gone (see assign).
-			ls.serving[r.ID] = serving{since: time.Now()}
-		}
-		ls.mu.Unlock()
+	if ls := n.leaderState(); ls != nil && ls.noteRegistration(&r, time.Now()) {
+		n.log.Info("member restarted under its id", zap.String("id", r.ID))
 	}
 	n.reply(m, wire.AckOK, "")
 }
@@ -60,23 +53,53 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 	if wire.Decode(m.Data, &h) != nil || !n.fromMember(m, "heartbeat", h.ID) {
 		return
 	}
-	if ls := n.leaderState(); ls != nil {
-		ls.mu.Lock()
-		ls.lastSeen[h.ID] = time.Now()
-		if h.Boot != "" {
-			if prev, ok := ls.boots[h.ID]; ok && prev != h.Boot {
-				ls.reborn[h.ID] = true
-				n.log.Info("member restarted under its id", zap.String("id", h.ID))
-			}
-			ls.boots[h.ID] = h.Boot
-		}
-		if h.Kind == wire.KindParamServer {
-			if prev, ok := ls.serving[h.ID]; !ok || prev.job != h.Job {
-				ls.serving[h.ID] = serving{job: h.Job, since: time.Now()}
-			}
-		}
-		ls.mu.Unlock()
+	if ls := n.leaderState(); ls != nil && ls.noteHeartbeat(&h, time.Now()) {
+		n.log.Info("member restarted under its id", zap.String("id", h.ID))
 	}
+}
+
+// noteRegistration records a member's registration at now: a new process
+// (whatever a parameter server served before is gone, see assign) of the
+// incarnation r.Boot. It reports whether that replaces an incarnation
+// this leader knew.
+func (ls *leaderState) noteRegistration(r *wire.Register, now time.Time) (restarted bool) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.lastSeen[r.ID] = now
+	if r.Boot != "" {
+		if prev, ok := ls.boots[r.ID]; ok && prev != r.Boot {
+			ls.reborn[r.ID], restarted = true, true
+		}
+		ls.boots[r.ID], ls.registered[r.ID] = r.Boot, r.Boot
+	}
+	if r.Kind == wire.KindParamServer {
+		ls.serving[r.ID] = serving{since: now}
+	}
+	return restarted
+}
+
+// noteHeartbeat records a member's heartbeat at now, unless it is a late
+// one of the incarnation a registration replaced. It reports whether the
+// heartbeat shows a new incarnation (the process restarted under its id).
+func (ls *leaderState) noteHeartbeat(h *wire.Heartbeat, now time.Time) (restarted bool) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if reg := ls.registered[h.ID]; reg != "" && h.Boot != "" && h.Boot != reg {
+		return false
+	}
+	ls.lastSeen[h.ID] = now
+	if h.Boot != "" {
+		if prev, ok := ls.boots[h.ID]; ok && prev != h.Boot {
+			ls.reborn[h.ID], restarted = true, true
+		}
+		ls.boots[h.ID] = h.Boot
+	}
+	if h.Kind == wire.KindParamServer {
+		if prev, ok := ls.serving[h.ID]; !ok || prev.job != h.Job {
+			ls.serving[h.ID] = serving{job: h.Job, since: now}
+		}
+	}
+	return restarted
 }
 
 func (n *Node) onProgress(m *nats.Msg) {

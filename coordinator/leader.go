@@ -36,6 +36,12 @@ type leaderState struct {
 	// restarted under its id) until the schedule loop has acted on it.
 	boots  map[string]string
 	reborn map[string]bool
+	// registered is, per member, the incarnation it registered as with
+	// this leader: a heartbeat of another one is a late one of a process
+	// the registration replaced (a process registers before it
+	// heartbeats, on the same connection), and says nothing of the member
+	// now.
+	registered map[string]string
 	// standbyWait: since when a job that lost a server waits for a standby.
 	standbyWait map[string]time.Time
 	// losses: job → worker → how often it was lost from the job.
@@ -67,7 +73,7 @@ func (n *Node) startLeading() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ls := &leaderState{ctx: ctx, cancel: cancel, lastSeen: map[string]time.Time{}, progress: map[string]*jobProgress{},
-		logs: map[string][]api.LogEntry{}, assigned: map[string]uint64{}, assignedAt: map[string]time.Time{}, standbyWait: map[string]time.Time{}, serving: map[string]serving{}, boots: map[string]string{}, reborn: map[string]bool{}, losses: map[string]map[string]*workerLosses{}, ckpts: map[string]map[int64]map[int]string{}}
+		logs: map[string][]api.LogEntry{}, assigned: map[string]uint64{}, assignedAt: map[string]time.Time{}, standbyWait: map[string]time.Time{}, serving: map[string]serving{}, boots: map[string]string{}, reborn: map[string]bool{}, registered: map[string]string{}, losses: map[string]map[string]*workerLosses{}, ckpts: map[string]map[int64]map[int]string{}}
 	n.leader = ls
 	n.log.Info("leading", zap.String("node", n.cfg.ID))
 	// Every member sends on subjects ending in its own id (see

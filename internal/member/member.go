@@ -104,7 +104,8 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config, h Handler) error {
 	if err := refusal(nc, true, own...); err != nil {
 		return credentialErr(cfg.ID, err)
 	}
-	reg, _ := wire.Encode(&wire.Register{V: wire.Version, ID: cfg.ID, Kind: cfg.Kind, Host: cfg.Host, Threads: cfg.Threads, Device: cfg.Device})
+	boot := fmt.Sprintf("%016x", rand.Uint64())
+	reg, _ := wire.Encode(&wire.Register{V: wire.Version, ID: cfg.ID, Kind: cfg.Kind, Host: cfg.Host, Threads: cfg.Threads, Device: cfg.Device, Boot: boot})
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		reply, err := nc.RequestWithContext(rctx, wire.RegisterSubject(cfg.ID), reg)
@@ -135,7 +136,6 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config, h Handler) error {
 	cfg.Logger.Info("registered", zap.String("id", cfg.ID), zap.String("kind", cfg.Kind))
 	tick := time.NewTicker(cfg.HeartbeatEvery)
 	defer tick.Stop()
-	boot := fmt.Sprintf("%016x", rand.Uint64())
 	for first := true; ; first = false {
 		job := h.Job()
 		beat := wire.Heartbeat{V: wire.Version, ID: cfg.ID, Kind: cfg.Kind, Job: job, Boot: boot}

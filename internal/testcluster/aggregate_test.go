@@ -34,42 +34,57 @@ func TestSyncSGDEquivalenceHostAggregation(t *testing.T) {
 }
 
 // TestHostAggregationPushesPerHost: with aggregation the parameter server
-// receives one push per host and chunk, each covering the host's ranks.
+// receives one push per host and chunk, each covering the host's ranks;
+// with compression the aggregator sends the host's sum in the job's
+// encoding (the workers send it float32).
 func TestHostAggregationPushesPerHost(t *testing.T) {
-	spec, err := jobspec.Load("../../examples/mnist-cnn.yaml")
+	plain, err := jobspec.Load("../../examples/mnist-cnn.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	bf16 := *plain
+	bf16.Compression = &jobspec.Compression{Type: "bf16"}
 	data := mnistOrSkip(t)
 	b := tensor.NewGo(2)
 	defer b.Close()
 	s := StartNATS(t)
-	watch := Connect(t, s)
-	senders := make(chan string, 1024)
-	if _, err := watch.Subscribe(wire.GradSubjects("aggpush", 0), func(m *nats.Msg) {
-		var g wire.GradChunk
-		if wire.Decode(m.Data, &g) == nil {
-			senders <- fmt.Sprintf("%s:%v", wire.MemberOf(m.Subject), g.Covers)
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	watch.Flush()
-	if _, err := RunStatic(t, s, StaticJob{ID: "aggpush", Spec: spec, Data: data, Workers: 4, Servers: 1, Steps: 2, Backend: b,
-		ChunkSize: 50000, Groups: []int{0, 0, 2, 2}}); err != nil {
-		t.Fatal(err)
-	}
-	watch.Flush()
-	time.Sleep(100 * time.Millisecond)
-	close(senders)
-	count := map[string]int{}
-	for s := range senders {
-		count[s]++
-	}
-	chunks := (241546 + 49999) / 50000
-	want := map[string]int{"rank-0:[0 1]": 2 * chunks, "rank-2:[2 3]": 2 * chunks}
-	if fmt.Sprint(count) != fmt.Sprint(want) {
-		t.Errorf("pushes to the parameter server by sender and covered ranks: %v, want %v", count, want)
+	for _, c := range []struct {
+		id    string
+		spec  *jobspec.Spec
+		bytes int // per float on the wire
+	}{{"aggpush", plain, 4}, {"aggbf16", &bf16, 2}} {
+		t.Run(c.id, func(t *testing.T) {
+			watch := Connect(t, s)
+			senders := make(chan string, 1024)
+			if _, err := watch.Subscribe(wire.GradSubjects(c.id, 0), func(m *nats.Msg) {
+				var g wire.GradChunk
+				if wire.Decode(m.Data, &g) == nil {
+					senders <- fmt.Sprintf("%s:%v:%d", wire.MemberOf(m.Subject), g.Covers, len(g.Data)/c.bytes)
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			watch.Flush()
+			if _, err := RunStatic(t, s, StaticJob{ID: c.id, Spec: c.spec, Data: data, Workers: 4, Servers: 1, Steps: 2, Backend: b,
+				ChunkSize: 100000, Groups: []int{0, 0, 2, 2}}); err != nil {
+				t.Fatal(err)
+			}
+			watch.Flush()
+			time.Sleep(100 * time.Millisecond)
+			close(senders)
+			count := map[string]int{}
+			for s := range senders {
+				count[s]++
+			}
+			// 241,546 floats in chunks of 100,000: two full, one of 41,546.
+			want := map[string]int{}
+			for _, host := range []string{"rank-0:[0 1]", "rank-2:[2 3]"} {
+				want[host+":100000"], want[host+":41546"] = 2*2, 2
+			}
+			if fmt.Sprint(count) != fmt.Sprint(want) {
+				t.Errorf("pushes to the parameter server by sender, covered ranks and floats: %v, want %v", count, want)
+			}
+		})
 	}
 }
 

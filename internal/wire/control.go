@@ -23,6 +23,10 @@ type Register struct {
 	// Device is what the member computes on, e.g. "cpu (go+avx2, 8
 	// threads)" or "NVIDIA H200 (cuda:0)"; "" from older members.
 	Device string `msgpack:"device,omitempty"`
+	// Boot names the process incarnation its heartbeats carry (Heartbeat.
+	// Boot): heartbeats of an earlier incarnation, delayed past this
+	// registration on another path, are ignored.
+	Boot string `msgpack:"boot,omitempty"`
 }
 
 func (m *Register) version() int { return m.V }
