@@ -70,7 +70,11 @@ func (w *Worker) pushToAggregator(ctx context.Context, a Assignment, g hostGroup
 			return err
 		}
 		go func() {
-			code, err := w.request(ctx, subject, msg)
+			ack, err := w.request(ctx, subject, msg, func(try int) bool { return try <= w.cfg.PushRetries })
+			var code wire.AckCode
+			if ack != nil {
+				code = ack.Code
+			}
 			switch {
 			case err == nil && (code == wire.AckOK || code == wire.AckDuplicate || code == wire.AckStale):
 				errs <- nil
@@ -98,35 +102,6 @@ func (w *Worker) pushToAggregator(ctx context.Context, a Assignment, g hostGroup
 		}
 	}
 	return first
-}
-
-// request sends msg and returns the answer's ack code, retrying a request
-// that gets no answer; errUnreachable when every try went unanswered.
-func (w *Worker) request(ctx context.Context, subject string, msg []byte) (wire.AckCode, error) {
-	for try := 0; try <= w.cfg.PushRetries; try++ {
-		rctx, cancel := context.WithTimeout(ctx, w.cfg.PushTimeout)
-		reply, err := w.nc.RequestWithContext(rctx, subject, msg)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return "", ctx.Err()
-			}
-			if !errors.Is(err, context.DeadlineExceeded) {
-				select {
-				case <-ctx.Done():
-					return "", ctx.Err()
-				case <-time.After(min(100*time.Millisecond<<min(try, 5), 2*time.Second)):
-				}
-			}
-			continue
-		}
-		var ack wire.Ack
-		if err := wire.Decode(reply.Data, &ack); err != nil {
-			return "", fmt.Errorf("%w: %v", ErrRefused, err)
-		}
-		return ack.Code, nil
-	}
-	return "", errUnreachable
 }
 
 // pushDirect pushes one chunk of this worker's own gradient to its server.

@@ -443,44 +443,59 @@ func (w *Worker) pushOne(ctx context.Context, subject string, msg []byte, ref ch
 	// outage or a restarting server shorter than that costs time, not the
 	// step.
 	deadline := member.NewDeadline(w.nc, w.cfg.StepTimeout)
-	for try := 0; try <= w.cfg.PushRetries || !deadline.Expired(); try++ {
+	ack, err := w.request(ctx, subject, msg, func(try int) bool { return try <= w.cfg.PushRetries || !deadline.Expired() })
+	switch {
+	case errors.Is(err, errUnreachable):
+		return fmt.Errorf("%w: push of step %d chunk %d to %s: no ack for %v", ErrTimeout, t, ref.index, subject, w.cfg.StepTimeout)
+	case err != nil:
+		return err
+	case ack == nil:
+		return fmt.Errorf("%w: step %d chunk %d: malformed acknowledgement", ErrRefused, t, ref.index)
+	case ack.Accepted():
+		return nil
+	case ack.Code == wire.AckStale:
+		// The server finished step t: it had every rank's chunk, this
+		// one included (an earlier try whose ack was lost).
+		return nil
+	case ack.Code == wire.AckConflict:
+		return errConflict
+	case ack.Code == wire.AckEpoch || ack.Code == wire.AckFuture:
+		return fmt.Errorf("%w: step %d: %s", ErrEpochChanged, t, ack.Reason)
+	default:
+		return fmt.Errorf("%w: step %d chunk %d: %s", ErrRefused, t, ref.index, ack.Reason)
+	}
+}
+
+// request sends msg and returns the decoded answer (nil when it is not an
+// Ack), trying again while again(try) holds after a try that got no
+// answer (backing off after one that failed at once: no responders, no
+// connection); errUnreachable when no try was answered.
+func (w *Worker) request(ctx context.Context, subject string, msg []byte, again func(try int) bool) (*wire.Ack, error) {
+	for try := 0; again(try); try++ {
 		rctx, cancel := context.WithTimeout(ctx, w.cfg.PushTimeout)
 		reply, err := w.nc.RequestWithContext(rctx, subject, msg)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return nil, ctx.Err()
 			}
-			w.cfg.Logger.Debug("push retry", zap.String("subject", subject), zap.Int("try", try), zap.Error(err))
-			if !errors.Is(err, context.DeadlineExceeded) { // failed at once (no responders, no connection): back off
+			w.cfg.Logger.Debug("request retry", zap.String("subject", subject), zap.Int("try", try), zap.Error(err))
+			if !errors.Is(err, context.DeadlineExceeded) {
 				select {
 				case <-ctx.Done():
-					return ctx.Err()
+					return nil, ctx.Err()
 				case <-time.After(min(100*time.Millisecond<<min(try, 5), 2*time.Second)):
 				}
 			}
 			continue
 		}
 		var ack wire.Ack
-		if err := wire.Decode(reply.Data, &ack); err != nil {
-			return fmt.Errorf("%w: step %d chunk %d: %v", ErrRefused, t, ref.index, err)
+		if wire.Decode(reply.Data, &ack) != nil {
+			return nil, nil
 		}
-		switch {
-		case ack.Accepted():
-			return nil
-		case ack.Code == wire.AckStale:
-			// The server finished step t: it had every rank's chunk, this
-			// one included (an earlier try whose ack was lost).
-			return nil
-		case ack.Code == wire.AckConflict:
-			return errConflict
-		case ack.Code == wire.AckEpoch || ack.Code == wire.AckFuture:
-			return fmt.Errorf("%w: step %d: %s", ErrEpochChanged, t, ack.Reason)
-		default:
-			return fmt.Errorf("%w: step %d chunk %d: %s", ErrRefused, t, ref.index, ack.Reason)
-		}
+		return &ack, nil
 	}
-	return fmt.Errorf("%w: push of step %d chunk %d to %s: no ack for %v", ErrTimeout, t, ref.index, subject, w.cfg.StepTimeout)
+	return nil, errUnreachable
 }
 
 // awaitParams fills m.Params with θ_step: chunks fanned out to the inbox,
