@@ -68,8 +68,11 @@ func (n *Node) assign(ls *leaderState, j *JobRecord, ms *Membership, fresh bool)
 	base := wire.Assignment{V: wire.Version, Job: j.ID, Spec: j.Spec, Epoch: ms.Epoch, Members: len(ms.Members), MemberIDs: ms.Members,
 		Ranges: ms.Ranges, FromStep: ms.FromStep, TotalSteps: j.TotalSteps, StepsPerEpoch: j.StepsPerEpoch,
 		BarrierTimeoutMS: barrier.Milliseconds(), StepTimeoutMS: step.Milliseconds(), Init: j.Init}
-	if spec, err := jobspec.Parse([]byte(j.Spec)); err == nil && spec.AggregatesPerHost() {
-		base.Groups = n.hostGroups(ms.Members)
+	if spec, err := jobspec.Parse([]byte(j.Spec)); err == nil {
+		base.ChunkFloats = spec.BucketFloats()
+		if spec.AggregatesPerHost() {
+			base.Groups = n.hostGroups(ms.Members)
+		}
 	}
 	send := func(id string, rank int) error {
 		a := base

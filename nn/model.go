@@ -17,6 +17,8 @@ type Model struct {
 	Views []ParamView
 
 	backend tensor.Backend
+	spans   [][2]int // each layer's part of the flat vector
+	hooks   *StepHooks
 }
 
 // ParamView is one named parameter tensor: Params[Offset : Offset+Size].
@@ -79,6 +81,7 @@ func build(spec ModelSpec, b tensor.Backend, grads bool) (*Model, error) {
 	// Lay out the flat vector.
 	n := 0
 	for _, l := range m.Layers {
+		lo := n
 		for _, ps := range l.Params() {
 			if spec.Init == InitTorch && ps.Init != InitNormal { // embeddings are N(0, 1) in PyTorch too
 				ps.Init = InitTorch
@@ -87,6 +90,7 @@ func build(spec ModelSpec, b tensor.Backend, grads bool) (*Model, error) {
 			m.Views = append(m.Views, ParamView{Name: ps.Name, Shape: ps.Shape, Offset: n, Size: size, spec: ps})
 			n += size
 		}
+		m.spans = append(m.spans, [2]int{lo, n})
 	}
 	m.Params = make([]float32, n)
 	if grads {
@@ -204,7 +208,10 @@ func (m *Model) OutShape() []int { return m.Layers[len(m.Layers)-1].OutShape() }
 // Forward runs a batch x (n, Input...) through the model and returns the
 // output (n, OutShape...), a buffer valid until the next Forward.
 func (m *Model) Forward(x []float32, n int, train bool) []float32 {
-	for _, l := range m.Layers {
+	for i, l := range m.Layers {
+		if lo, hi := m.LayerSpan(i); m.hooks != nil && m.hooks.ParamsNeeded != nil && hi > lo {
+			m.hooks.ParamsNeeded(hi)
+		}
 		x = l.Forward(x, n, train)
 	}
 	return x
@@ -215,6 +222,9 @@ func (m *Model) Forward(x []float32, n int, train bool) []float32 {
 func (m *Model) Backward(dy []float32, n int) {
 	for i := len(m.Layers) - 1; i >= 0 && dy != nil; i-- {
 		dy = m.Layers[i].Backward(dy, n)
+		if lo, hi := m.LayerSpan(i); m.hooks != nil && m.hooks.GradsReady != nil && hi > lo {
+			m.hooks.GradsReady(lo)
+		}
 	}
 }
 

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
-	"go.uber.org/zap"
 
 	"github.com/maas-ml/maas/internal/wire"
 )
@@ -56,65 +54,6 @@ func groupOf(a Assignment) (hostGroup, bool) {
 // errUnreachable: the aggregator did not answer a push at all.
 var errUnreachable = errors.New("worker: host aggregator unreachable")
 
-// pushToAggregator sends every chunk of grads for step t to the host's
-// aggregator, and pushes to the parameter servers directly the chunks it
-// does not take (its aggregate left without them) or when it cannot be
-// reached.
-func (w *Worker) pushToAggregator(ctx context.Context, a Assignment, g hostGroup, grads []float32, refs []chunkRef, t int64, n int) error {
-	subject := wire.AggSubject(a.Job, g.leaderID, a.selfID())
-	errs := make(chan error, len(refs))
-	for i, ref := range refs {
-		msg, err := wire.Encode(&wire.GradChunk{V: wire.Version, Job: a.Job, Epoch: a.Epoch, Step: t, Rank: a.Rank, N: n, Chunk: i,
-			Data: wire.AppendFloats(nil, grads[ref.rng.Lo:ref.rng.Hi])})
-		if err != nil {
-			return err
-		}
-		go func() {
-			ack, err := w.request(ctx, subject, msg, func(try int) bool { return try <= w.cfg.PushRetries })
-			var code wire.AckCode
-			if ack != nil {
-				code = ack.Code
-			}
-			switch {
-			case err == nil && (code == wire.AckOK || code == wire.AckDuplicate || code == wire.AckStale):
-				errs <- nil
-				return
-			case err == nil && code == wire.AckEpoch:
-				errs <- fmt.Errorf("%w: step %d (host aggregator %s)", ErrEpochChanged, t, g.leaderID)
-				return
-			case err != nil && !errors.Is(err, errUnreachable):
-				errs <- err
-				return
-			case err == nil && code != wire.AckDirect:
-				errs <- fmt.Errorf("%w: step %d chunk %d: the host aggregator answered %s", ErrRefused, t, i, code)
-				return
-			}
-			if err != nil {
-				w.cfg.Logger.Warn("host aggregator unreachable: pushing directly", zap.String("aggregator", g.leaderID), zap.Int64("step", t))
-			}
-			errs <- w.pushDirect(ctx, a, grads, ref, t, n)
-		}()
-	}
-	var first error
-	for range refs {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
-}
-
-// pushDirect pushes one chunk of this worker's own gradient to its server.
-func (w *Worker) pushDirect(ctx context.Context, a Assignment, grads []float32, ref chunkRef, t int64, n int) error {
-	enc := a.Spec.Encoding()
-	msg, err := wire.Encode(&wire.GradChunk{V: wire.Version, Job: a.Job, Epoch: a.Epoch, Step: t, Rank: a.Rank, N: n, Chunk: ref.index,
-		Data: wire.AppendEncoded(nil, grads[ref.rng.Lo:ref.rng.Hi], enc), Enc: enc})
-	if err != nil {
-		return err
-	}
-	return w.pushOne(ctx, wire.GradSubject(a.Job, ref.server, a.selfID()), msg, ref, t)
-}
-
 // aggregator is a host aggregator's collection of its host's chunks.
 type aggregator struct {
 	w     *Worker
@@ -127,6 +66,9 @@ type aggregator struct {
 	steps map[int64]*aggStep
 	// current is the step being pushed; chunks of earlier steps are stale.
 	current int64
+	// fb is the error feedback of the host's pushes in a lossy encoding
+	// (nil otherwise).
+	fb *wire.Feedback
 }
 
 // aggStep is what the aggregator has of one step.
@@ -134,6 +76,7 @@ type aggStep struct {
 	grads map[int]map[int][]float32 // chunk → rank → the rank's mean gradient
 	ns    map[int]int               // rank → its samples
 	sent  map[int][]int             // chunk → the ranks its push covered
+	own   int                       // the aggregator's own chunks final so far
 }
 
 func newAggStep() *aggStep {
@@ -143,6 +86,9 @@ func newAggStep() *aggStep {
 // startAggregator takes the host's pushes for a's job until stop.
 func (w *Worker) startAggregator(a Assignment, g hostGroup, refs []chunkRef) (*aggregator, error) {
 	ag := &aggregator{w: w, a: a, g: g, refs: refs, wake: make(chan struct{}, 1), steps: map[int64]*aggStep{}, current: a.FromStep}
+	if len(refs) > 0 {
+		ag.fb = newFeedback(a.Spec, refs[len(refs)-1].rng.Hi)
+	}
 	sub, err := w.nc.Subscribe(wire.AggSubjects(a.Job, a.selfID()), ag.onChunk)
 	if err != nil {
 		return nil, err
@@ -193,8 +139,17 @@ func (ag *aggregator) onChunk(m *nats.Msg) {
 	}
 	ag.mu.Lock()
 	if c.Step < ag.current {
+		// The aggregator has moved on (with overlap, as soon as its pushes
+		// of that step were acknowledged): a chunk its push left out goes
+		// to the server directly; the others are there.
+		code := wire.AckStale
+		if st := ag.steps[c.Step]; st != nil {
+			if covered, sent := st.sent[c.Chunk]; sent && !slices.Contains(covered, c.Rank) {
+				code = wire.AckDirect
+			}
+		}
 		ag.mu.Unlock()
-		ag.respond(m, wire.AckStale, "") // its servers have every rank of that step
+		ag.respond(m, code, "")
 		return
 	}
 	st := ag.steps[c.Step]
@@ -216,87 +171,16 @@ func (ag *aggregator) onChunk(m *nats.Msg) {
 	}
 	st.grads[c.Chunk][c.Rank], st.ns[c.Rank] = g, c.N
 	ag.mu.Unlock()
+	ag.signal()
+	ag.respond(m, wire.AckOK, "")
+}
+
+// signal wakes the step's sending loop.
+func (ag *aggregator) signal() {
 	select {
 	case ag.wake <- struct{}{}:
 	default:
 	}
-	ag.respond(m, wire.AckOK, "")
-}
-
-// push pushes the host's gradient of step t, grads and n being the
-// aggregator's own: each chunk once every worker of the host has sent
-// it, or after AggregateWait with those that have.
-func (ag *aggregator) push(ctx context.Context, grads []float32, t int64, n int) error {
-	ag.mu.Lock()
-	ag.current = t
-	for s := range ag.steps {
-		if s < t {
-			delete(ag.steps, s)
-		}
-	}
-	st := ag.steps[t]
-	if st == nil {
-		st = newAggStep()
-		ag.steps[t] = st
-	}
-	st.ns[ag.a.Rank] = n
-	for i, ref := range ag.refs {
-		if st.grads[i] == nil {
-			st.grads[i] = map[int][]float32{}
-		}
-		st.grads[i][ag.a.Rank] = grads[ref.rng.Lo:ref.rng.Hi]
-	}
-	ag.mu.Unlock()
-
-	deadline := time.Now().Add(ag.w.cfg.AggregateWait)
-	errs := make(chan error, len(ag.refs))
-	sent := 0
-	for sent < len(ag.refs) {
-		late := !time.Now().Before(deadline)
-		ag.mu.Lock()
-		for i := range ag.refs {
-			if _, done := st.sent[i]; done {
-				continue
-			}
-			var covers []int
-			for _, r := range ag.g.ranks {
-				if _, ok := st.grads[i][r]; ok {
-					covers = append(covers, r)
-				}
-			}
-			if len(covers) < len(ag.g.ranks) && !late {
-				continue
-			}
-			st.sent[i] = covers
-			parts, ns := make([][]float32, len(covers)), make([]int, len(covers))
-			for k, r := range covers {
-				parts[k], ns[k] = st.grads[i][r], st.ns[r]
-			}
-			sent++
-			go func() { errs <- ag.pushChunk(ctx, i, t, covers, ns, parts) }()
-		}
-		ag.mu.Unlock()
-		if sent == len(ag.refs) {
-			break
-		}
-		if late {
-			ag.w.cfg.Logger.Warn("host aggregation: workers missing after the aggregation wait; they push their own",
-				zap.String("job", ag.a.Job), zap.Int64("step", t))
-		}
-		select {
-		case <-ag.wake:
-		case <-time.After(time.Until(deadline)):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	var first error
-	for range ag.refs {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
 }
 
 // pushChunk pushes chunk i of step t: the mean of the covered ranks'
@@ -323,7 +207,7 @@ func (ag *aggregator) pushChunk(ctx context.Context, i int, t int64, covers, ns 
 	enc := a.Spec.Encoding()
 	subject := wire.GradSubject(a.Job, ref.server, a.selfID())
 	msg, err := wire.Encode(&wire.GradChunk{V: wire.Version, Job: a.Job, Epoch: a.Epoch, Step: t, Rank: a.Rank, N: total, Chunk: ref.index,
-		Data: wire.AppendEncoded(nil, mean, enc), Enc: enc, Covers: covers, Ns: ns})
+		Data: appendGrad(nil, mean, ref.rng.Lo, a.Spec, ag.fb), Enc: enc, Covers: covers, Ns: ns})
 	if err != nil {
 		return err
 	}
@@ -333,7 +217,7 @@ func (ag *aggregator) pushChunk(ctx context.Context, i int, t int64, covers, ns 
 	}
 	for k, r := range covers {
 		msg, err := wire.Encode(&wire.GradChunk{V: wire.Version, Job: a.Job, Epoch: a.Epoch, Step: t, Rank: r, N: ns[k], Chunk: ref.index,
-			Data: wire.AppendEncoded(nil, parts[k], enc), Enc: enc})
+			Data: appendGrad(nil, parts[k], ref.rng.Lo, a.Spec, nil), Enc: enc})
 		if err != nil {
 			return err
 		}

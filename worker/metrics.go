@@ -11,7 +11,10 @@ import (
 const (
 	phaseCompute = "compute" // forward and backward (a benchmark job: the wait in their place)
 	phasePush    = "push"    // every gradient chunk sent and acknowledged
-	phaseWait    = "wait"    // waiting for θ_{t+1}: the barrier, the update and the fan-out
+	phaseWait    = "wait"    // waiting for θ: the barrier, the update and the fan-out
+	// phaseOverlapped is not a part of the step: the time pushes ran
+	// beside compute.
+	phaseOverlapped = "overlapped"
 )
 
 // metrics are the worker's Prometheus metrics.
@@ -26,7 +29,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		step: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "maas", Subsystem: "worker", Name: "step_seconds",
-			Help:    "Time of a step's phases on this worker: compute (forward and backward of its slice), push (every gradient chunk sent and acknowledged), wait (for the next parameters: the servers' barrier, update and fan-out).",
+			Help:    "Time of a step's phases on this worker: compute (forward and backward of its slice), push (after backward, until every gradient bucket is acknowledged), wait (for the parameters: the servers' barrier, update and fan-out); these add up to the step. overlapped: the time the pushes ran beside backward (hidden).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"phase"}),
 		samples: prometheus.NewCounter(prometheus.CounterOpts{
@@ -57,5 +60,6 @@ func (m *metrics) observe(s StepInfo) {
 	m.step.WithLabelValues(phaseCompute).Observe(s.Compute.Seconds())
 	m.step.WithLabelValues(phasePush).Observe(s.Push.Seconds())
 	m.step.WithLabelValues(phaseWait).Observe(s.Wait.Seconds())
+	m.step.WithLabelValues(phaseOverlapped).Observe(s.Overlapped.Seconds())
 	m.samples.Add(float64(s.N))
 }

@@ -126,15 +126,25 @@ type DeviceTrainer interface {
 	Close() error
 }
 
-// StepInfo describes one finished step on one worker.
+// StepInfo describes one finished step on one worker. With overlap
+// (the job's default) Compute, Wait and Push add up to the step, and the
+// pushes of the buckets that backward finished early ran beside the
+// compute.
 type StepInfo struct {
 	Step    int64
 	Loss    float32
 	Correct int
 	N       int
-	Compute time.Duration // forward and backward
-	Push    time.Duration // pushing every chunk and receiving the acks
-	Wait    time.Duration // waiting for θ_{t+1} (aggregation and fan-out)
+	Compute time.Duration // forward and backward, without the waits for θ
+	// Push is the time after backward until every bucket was
+	// acknowledged: the pushing the step did not hide.
+	Push time.Duration
+	// Wait is the time waiting for θ: for θ_t during the step's forward
+	// (overlap), or for θ_{t+1} after the push (without).
+	Wait time.Duration
+	// Overlapped is how long the pushes ran beside compute: from the
+	// first bucket's push to the end of backward.
+	Overlapped time.Duration
 }
 
 // DefaultConfig returns bounded waits suited to a LAN.
@@ -242,7 +252,10 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data train.Source) (*nn.
 		return nil, err
 	}
 	defer sub.Unsubscribe()
-	push := func(ctx context.Context, t int64, n int) error { return w.push(ctx, a, m.Grads, refs, t, n) }
+	fb := newFeedback(spec, len(m.Params))
+	begin := func(ctx context.Context, t int64, n int) bucketPush {
+		return &directPush{w.newStepPush(ctx, a, m.Grads, refs, t, n, fb)}
+	}
 	if g, ok := groupOf(a); ok {
 		if g.leader == a.Rank {
 			ag, err := w.startAggregator(a, g, refs)
@@ -250,23 +263,26 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data train.Source) (*nn.
 				return nil, err
 			}
 			defer ag.stop()
-			push = func(ctx context.Context, t int64, n int) error { return ag.push(ctx, m.Grads, t, n) }
+			begin = func(ctx context.Context, t int64, n int) bucketPush { return ag.begin(ctx, m.Grads, t, n) }
 		} else {
-			push = func(ctx context.Context, t int64, n int) error {
-				return w.pushToAggregator(ctx, a, g, m.Grads, refs, t, n)
+			begin = func(ctx context.Context, t int64, n int) bucketPush {
+				return &memberPush{stepPush: w.newStepPush(ctx, a, m.Grads, refs, t, n, fb), g: g}
 			}
 		}
-	}
-
-	// θ_FromStep: what was fanned out already, the rest pulled.
-	if err := w.awaitParams(ctx, a, m, refs, inbox, a.FromStep, key); err != nil {
-		return nil, err
 	}
 	st, err := w.newStepper(spec, m, data, a.Members)
 	if err != nil {
 		return nil, err
 	}
 	defer st.close()
+	// θ_FromStep: what was fanned out already, the rest pulled; with
+	// overlap, the first forward takes it layer by layer.
+	params := w.newParamWaiter(a, m, refs, inbox, a.FromStep, key)
+	if !spec.Overlaps() || a.FromStep == a.TotalSteps {
+		if err := params.all(ctx); err != nil {
+			return nil, err
+		}
+	}
 	B := spec.BatchSize
 	spe := (data.Len() + B - 1) / B
 	var perm []int
@@ -287,27 +303,73 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data train.Source) (*nn.
 			w.cfg.OnBatch(t, idx)
 		}
 		info := StepInfo{Step: t, N: len(idx)}
-		start := time.Now()
-		if err := st.compute(ctx, idx, &info); err != nil {
+		if err := w.step(ctx, st, params, begin, refs, idx, &info); err != nil {
 			return nil, err
 		}
-		info.Compute = time.Since(start)
-		start = time.Now()
-		if err := push(ctx, t, len(idx)); err != nil {
-			return nil, err
+		params = w.newParamWaiter(a, m, refs, inbox, t+1, key)
+		if !spec.Overlaps() || t+1 == a.TotalSteps {
+			start := time.Now()
+			if err := params.all(ctx); err != nil {
+				return nil, err
+			}
+			info.Wait += time.Since(start)
 		}
-		info.Push = time.Since(start)
-		start = time.Now()
-		if err := w.awaitParams(ctx, a, m, refs, inbox, t+1, key); err != nil {
-			return nil, err
-		}
-		info.Wait = time.Since(start)
 		w.metrics.observe(info)
 		if w.cfg.OnStep != nil {
 			w.cfg.OnStep(info)
 		}
 	}
 	return m, nil
+}
+
+// step computes and pushes step t on θ_t (params). With the job's overlap
+// the forward asks for θ_t layer by layer and each bucket of the gradient
+// is pushed as soon as backward has finished it; without, θ_t is all in
+// already and the buckets are pushed after backward. It returns once
+// every bucket is acknowledged.
+func (w *Worker) step(ctx context.Context, st *stepper, params *paramWaiter, begin func(context.Context, int64, int) bucketPush,
+	refs []chunkRef, idx []int, info *StepInfo) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var waited time.Duration
+	var needErr error
+	need := func(hi int) error {
+		if needErr == nil {
+			start := time.Now()
+			needErr = params.until(ctx, chunksBelow(refs, hi))
+			waited += time.Since(start)
+		}
+		return needErr
+	}
+	push := begin(ctx, info.Step, len(idx))
+	next := len(refs) // the chunks from next on are pushed
+	var first time.Time
+	ready := func(lo int) {
+		if first.IsZero() {
+			first = time.Now()
+		}
+		for next > 0 && refs[next-1].rng.Lo >= lo {
+			next--
+			push.ready(next)
+		}
+	}
+	start := time.Now()
+	err := st.compute(ctx, idx, info, need, ready)
+	if err == nil {
+		err = needErr
+	}
+	end := time.Now()
+	info.Compute, info.Wait = end.Sub(start)-waited, waited
+	if err != nil {
+		return err
+	}
+	ready(0)
+	if err := push.wait(); err != nil {
+		return err
+	}
+	info.Push = time.Since(end)
+	info.Overlapped = max(0, end.Sub(first))
+	return nil
 }
 
 // stepper computes this worker's part of a step: its slice's gradient
@@ -324,12 +386,17 @@ type stepper struct {
 	// place of computing it; the gradient pushed is then m.Grads as filled
 	// once by fillSynthetic.
 	perSample time.Duration
+	// overlap: the step runs layer by layer with the model's hooks; costs
+	// are each layer's share of a synthetic step.
+	overlap bool
+	costs   []float64
 }
 
 func (w *Worker) newStepper(spec *jobspec.Spec, m *nn.Model, data train.Source, members int) (*stepper, error) {
 	out := m.OutShape()
 	slice := spec.BatchSize/members + 1
-	st := &stepper{m: m, loss: nn.NewSoftmaxCrossEntropy(w.cfg.Backend, out[len(out)-1]), data: data, labels: data.LabelsPerSample()}
+	st := &stepper{m: m, loss: nn.NewSoftmaxCrossEntropy(w.cfg.Backend, out[len(out)-1]), data: data, labels: data.LabelsPerSample(),
+		overlap: spec.Overlaps(), costs: m.LayerCosts()}
 	if per := spec.SyntheticCompute(); per > 0 {
 		if w.cfg.SyntheticCompute > 0 {
 			per = spec.Benchmark.Dilate(w.cfg.SyntheticCompute)
@@ -352,14 +419,25 @@ func (w *Worker) newStepper(spec *jobspec.Spec, m *nn.Model, data train.Source, 
 
 // compute fills m.Grads with the gradient of the samples idx (their sum's
 // mean, as the parameter servers weigh it by len(idx)) and info's loss and
-// accuracy.
-func (st *stepper) compute(ctx context.Context, idx []int, info *StepInfo) error {
-	n := len(idx)
+// accuracy. need(hi) returns once Params[:hi] hold the step's θ (with an
+// error, the step is lost); ready(lo) says that Grads[lo:] are final.
+// Without overlap, on a device or for no samples, all of θ is needed
+// first and the gradient is ready at the end (the caller's ready(0)).
+func (st *stepper) compute(ctx context.Context, idx []int, info *StepInfo, need func(hi int) error, ready func(lo int)) error {
+	n, m := len(idx), st.m
+	whole := !st.overlap || st.dev != nil || n == 0
+	if whole {
+		if err := need(len(m.Params)); err != nil {
+			return err
+		}
+	}
 	switch {
-	case st.perSample > 0:
+	case st.perSample > 0 && whole:
 		return sleep(ctx, time.Duration(n)*st.perSample)
+	case st.perSample > 0:
+		return st.emulate(ctx, time.Duration(n)*st.perSample, need, ready)
 	case n == 0:
-		st.m.ZeroGrad() // an empty slice pushes a zero gradient (its weight n_r/B is 0)
+		m.ZeroGrad() // an empty slice pushes a zero gradient (its weight n_r/B is 0)
 		return nil
 	}
 	if err := st.data.Batch(idx, st.x, st.y); err != nil {
@@ -368,11 +446,64 @@ func (st *stepper) compute(ctx context.Context, idx []int, info *StepInfo) error
 	xs, ys := st.x[:n*st.data.SampleSize()], st.y[:n*st.labels]
 	if st.dev != nil {
 		var err error
-		info.Loss, info.Correct, err = deviceStep(st.dev, st.m, xs, ys, n)
+		info.Loss, info.Correct, err = deviceStep(st.dev, m, xs, ys, n)
 		return err
 	}
-	info.Loss, info.Correct = train.Gradient(st.m, st.loss, xs, ys, n)
+	if !whole {
+		m.SetHooks(&nn.StepHooks{ParamsNeeded: func(hi int) { need(hi) }, GradsReady: ready})
+		defer m.SetHooks(nil)
+	}
+	info.Loss, info.Correct = train.Gradient(m, st.loss, xs, ys, n)
 	return nil
+}
+
+// emulate waits a synthetic step of length d layer by layer: each layer's
+// forward its share of d/3 (by LayerCosts) once its parameters are in,
+// then each layer's backward twice that, in reverse, its gradient ready
+// after it. The waits for θ push the rest of the step back.
+func (st *stepper) emulate(ctx context.Context, d time.Duration, need func(hi int) error, ready func(lo int)) error {
+	total := 0.0
+	for _, c := range st.costs {
+		total += c
+	}
+	share := func(i int) time.Duration { return time.Duration(float64(d) * st.costs[i] / (3 * total)) }
+	at := time.Now()
+	wait := func() error {
+		if d := time.Until(at); d > 0 {
+			return sleep(ctx, d)
+		}
+		return nil
+	}
+	for i := range st.costs {
+		if lo, hi := st.m.LayerSpan(i); hi > lo {
+			if err := wait(); err != nil {
+				return err
+			}
+			if err := need(hi); err != nil {
+				return err
+			}
+			at = later(at, time.Now())
+		}
+		at = at.Add(share(i))
+	}
+	for i := len(st.costs) - 1; i >= 0; i-- {
+		at = at.Add(2 * share(i))
+		if lo, hi := st.m.LayerSpan(i); hi > lo {
+			if err := wait(); err != nil {
+				return err
+			}
+			ready(lo)
+		}
+	}
+	return wait()
+}
+
+// later is the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func (st *stepper) close() {
@@ -413,29 +544,6 @@ func deviceStep(dev DeviceTrainer, m *nn.Model, x []float32, y []int32, n int) (
 		return 0, 0, err
 	}
 	return l, correct, dev.Grads(m.Grads)
-}
-
-// push sends every chunk of grads for step t and waits for every ack,
-// retrying a chunk whose ack does not come.
-func (w *Worker) push(ctx context.Context, a Assignment, grads []float32, refs []chunkRef, t int64, n int) error {
-	errs := make(chan error, len(refs))
-	id := a.selfID()
-	enc := a.Spec.Encoding()
-	for _, ref := range refs {
-		msg, err := wire.Encode(&wire.GradChunk{V: wire.Version, Job: a.Job, Epoch: a.Epoch, Step: t, Rank: a.Rank,
-			N: n, Chunk: ref.index, Data: wire.AppendEncoded(nil, grads[ref.rng.Lo:ref.rng.Hi], enc), Enc: enc})
-		if err != nil {
-			return err
-		}
-		go func() { errs <- w.pushOne(ctx, wire.GradSubject(a.Job, ref.server, id), msg, ref, t) }()
-	}
-	var first error
-	for range refs {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
 }
 
 func (w *Worker) pushOne(ctx context.Context, subject string, msg []byte, ref chunkRef, t int64) error {
@@ -496,128 +604,4 @@ func (w *Worker) request(ctx context.Context, subject string, msg []byte, again 
 		return &ack, nil
 	}
 	return nil, errUnreachable
-}
-
-// awaitParams fills m.Params with θ_step: chunks fanned out to the inbox,
-// and, after ParamWait, explicit pulls of those still missing.
-func (w *Worker) awaitParams(ctx context.Context, a Assignment, m *nn.Model, refs []chunkRef, inbox *paramInbox, step int64, key func(int, int) int) error {
-	deadline := member.NewDeadline(w.nc, w.cfg.StepTimeout)
-	pullAt := time.Now().Add(w.cfg.ParamWait)
-	got := 0
-	done := make([]bool, len(refs))
-	// Back from a NATS outage, the fan-out of θ may have been missed, and
-	// the servers' barrier for the next step may already be running (armed
-	// by a faster worker's push): pull at once, and every reconnectPull
-	// for ReconnectGrace after, until the servers answer.
-	reconnects, fastUntil := w.nc.Stats().Reconnects, time.Time{}
-	for {
-		before := got
-		inbox.mu.Lock()
-		have := inbox.chunks[step]
-		for i, ref := range refs {
-			if d, ok := have[key(ref.server, ref.index)]; ok && !done[i] {
-				if err := wire.Floats(m.Params[ref.rng.Lo:ref.rng.Hi], d); err != nil {
-					inbox.mu.Unlock()
-					return fmt.Errorf("worker: parameter chunk %d of server %d: %w", ref.index, ref.server, err)
-				}
-				done[i] = true
-				got++
-			}
-		}
-		for s := range inbox.chunks { // older steps are no longer needed
-			if s <= step {
-				delete(inbox.chunks, s)
-			}
-		}
-		if got < len(refs) && have != nil {
-			inbox.chunks[step] = have // keep the partial step
-		}
-		inbox.mu.Unlock()
-		if got == len(refs) {
-			return nil
-		}
-		if got > before {
-			// The fan-out is under way: a slow one (many workers on one
-			// server's link) must not be pulled again beside it, which
-			// would only add copies to the same link. Pull once it has
-			// made no progress for ParamWait.
-			pullAt = time.Now().Add(w.cfg.ParamWait)
-		}
-		if deadline.Expired() {
-			return fmt.Errorf("%w: θ_%d incomplete after %v (%d of %d chunks)", ErrTimeout, step, w.cfg.StepTimeout, got, len(refs))
-		}
-		if r := w.nc.Stats().Reconnects; r != reconnects {
-			reconnects, fastUntil, pullAt = r, time.Now().Add(member.ReconnectGrace), time.Now()
-		}
-		if time.Now().After(pullAt) {
-			for i, ref := range refs {
-				if done[i] {
-					continue
-				}
-				d, err := w.pull(ctx, a, ref, step)
-				if err != nil {
-					if errors.Is(err, errNotYet) {
-						continue
-					}
-					return err
-				}
-				if err := wire.Floats(m.Params[ref.rng.Lo:ref.rng.Hi], d); err != nil {
-					return err
-				}
-				done[i] = true
-				got++
-			}
-			pullAt = time.Now().Add(w.cfg.ParamWait)
-			if time.Now().Before(fastUntil) {
-				pullAt = time.Now().Add(min(w.cfg.ParamWait, reconnectPull))
-			}
-			continue
-		}
-		select {
-		case <-inbox.wake:
-		case <-time.After(min(time.Until(pullAt), reconnectPull)): // also looks for a reconnection
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-var errNotYet = errors.New("worker: parameters not ready")
-
-// errConflict: a server refused a host's aggregate because it has one of
-// the ranks' chunks already; the aggregator pushes them one by one.
-var errConflict = errors.New("worker: aggregate covers a rank the server has")
-
-// reconnectPull is how often a worker waiting for θ looks for its NATS
-// connection coming back, and pulls after it did.
-const reconnectPull = 250 * time.Millisecond
-
-// pull asks a chunk's server for θ_step directly.
-func (w *Worker) pull(ctx context.Context, a Assignment, ref chunkRef, step int64) ([]byte, error) {
-	req, err := wire.Encode(&wire.PullRequest{V: wire.Version, Job: a.Job, Step: step, Chunk: ref.index})
-	if err != nil {
-		return nil, err
-	}
-	rctx, cancel := context.WithTimeout(ctx, w.cfg.PullTimeout)
-	defer cancel()
-	reply, err := w.nc.RequestWithContext(rctx, wire.PullSubject(a.Job, ref.server), req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, errNotYet // no answer yet: keep waiting within the step timeout
-	}
-	if code := reply.Header.Get(wire.HeaderAck); code != "" {
-		var ack wire.Ack
-		wire.Decode(reply.Data, &ack)
-		if ack.Code == wire.AckFuture {
-			return nil, errNotYet
-		}
-		return nil, fmt.Errorf("%w: pull of θ_%d chunk %d: %s", ErrEpochChanged, step, ref.index, ack.Reason)
-	}
-	var pc wire.ParamChunk
-	if err := wire.Decode(reply.Data, &pc); err != nil {
-		return nil, err
-	}
-	return pc.Data, nil
 }

@@ -498,8 +498,8 @@ func TestRunSynthetic(t *testing.T) {
 				compute += i.Compute
 			}
 			// The metrics count every step's phases and samples.
-			if n := testutil.CollectAndCount(reg, "maas_worker_step_seconds"); n != 3 {
-				t.Errorf("maas_worker_step_seconds has %d series, want 3 phases", n)
+			if n := testutil.CollectAndCount(reg, "maas_worker_step_seconds"); n != 4 {
+				t.Errorf("maas_worker_step_seconds has %d series, want 4 phases", n)
 			}
 			if got := counter(t, reg, "maas_worker_samples_total"); got != 8*steps {
 				t.Errorf("maas_worker_samples_total %g, want %d", got, 8*steps)
@@ -572,4 +572,94 @@ func histogram(t *testing.T, reg *prometheus.Registry, phase string) (float64, u
 	}
 	t.Fatalf("no maas_worker_step_seconds{phase=%q}", phase)
 	return 0, 0
+}
+
+// TestRunOverlap: with overlap (the default) each bucket of the gradient
+// is pushed as soon as backward has finished it, the last layer's first,
+// and the next forward starts while θ is still arriving (a slow fan-out):
+// the gradients pushed are those of a worker that waited for all of θ.
+// Synthetic steps are emulated layer by layer: the last layer's bucket
+// goes out while the first layer's backward (two thirds of the step) is
+// still running. Without overlap every bucket goes after backward.
+func TestRunOverlap(t *testing.T) {
+	layers := []nn.LayerSpec{{Type: "flatten"}, {Type: "dense", Units: 64}, {Type: "relu"}, {Type: "dense", Units: 10}}
+	// 50,240 + 650 parameters: 16 chunks of the first layer, the 17th the
+	// last layer's.
+	const chunk, steps = 3140, 3
+	for _, overlap := range []string{"backward", "none"} {
+		t.Run(overlap, func(t *testing.T) {
+			nc, spec, data, _ := setup(t)
+			spec.Model.Layers, spec.Overlap = layers, overlap
+			m, err := nn.Build(spec.Model, tensor.Reference)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Init(spec.Seed)
+			srv := newFakeServer(t, nc, "j", m.Params, chunk, 0.5)
+			srv.gap = 2 * time.Millisecond
+			got, err := newWorker(t, nc).Run(t.Context(), assignment(spec, len(m.Params), chunk, steps), data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.mu.Lock()
+			defer srv.mu.Unlock()
+			for s := range int64(steps) {
+				if want := wantGradient(t, spec, data, srv.theta[s], int(s)); !slices.Equal(srv.grads[s], want) {
+					t.Errorf("step %d: pushed gradient differs from the batch's gradient at θ_%d", s, s)
+				}
+			}
+			if !slices.Equal(got.Params, srv.theta[steps]) {
+				t.Error("the worker does not hold θ_3 at the end")
+			}
+		})
+		t.Run(overlap+"/synthetic", func(t *testing.T) {
+			nc, spec, data, _ := setup(t)
+			spec.Model.Layers, spec.Overlap = layers, overlap
+			spec.Benchmark = &jobspec.Benchmark{SyntheticCompute: "5ms", Dilation: 2}
+			m, err := nn.Build(spec.Model, tensor.Reference)
+			if err != nil {
+				t.Fatal(err)
+			}
+			newFakeServer(t, nc, "j", m.Params, chunk, 0.5)
+			var mu sync.Mutex
+			arrived := map[[2]int64]time.Time{}
+			sub, err := nc.Subscribe(wire.GradSubjects("j", 0), func(msg *nats.Msg) {
+				var g wire.GradChunk
+				if wire.Decode(msg.Data, &g) == nil {
+					mu.Lock()
+					arrived[[2]int64{g.Step, int64(g.Chunk)}] = time.Now()
+					mu.Unlock()
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Unsubscribe()
+			cfg := worker.DefaultConfig()
+			cfg.Backend, cfg.Logger = tensor.Reference, zaptest.NewLogger(t)
+			cfg.PushTimeout, cfg.ParamWait, cfg.PullTimeout, cfg.StepTimeout = 100*time.Millisecond, 50*time.Millisecond, 200*time.Millisecond, 5*time.Second
+			var infos []worker.StepInfo
+			cfg.OnStep = func(i worker.StepInfo) { infos = append(infos, i) }
+			if _, err := worker.New(nc, cfg).Run(t.Context(), assignment(spec, len(m.Params), chunk, steps), &noBatches{Source: data}); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, i := range infos {
+				// 8 samples × 10 ms: a forward of 27 ms, the first layer's
+				// backward 52 ms of the 53 ms backward.
+				last, first := arrived[[2]int64{i.Step, 16}], arrived[[2]int64{i.Step, 0}]
+				switch {
+				case i.Compute < 78*time.Millisecond:
+					t.Errorf("step %d: compute %v, want 80 ms", i.Step, i.Compute)
+				case overlap == "backward" && (i.Overlapped < 45*time.Millisecond || first.Sub(last) < 45*time.Millisecond):
+					t.Errorf("step %d: pushes beside compute for %v, the last layer's %v before the first's; want about 52 ms",
+						i.Step, i.Overlapped, first.Sub(last))
+				case overlap == "none" && (i.Overlapped != 0 || first.Sub(last) > 10*time.Millisecond):
+					t.Errorf("step %d: without overlap, pushes beside compute for %v, the last layer's %v before the first's",
+						i.Step, i.Overlapped, first.Sub(last))
+				}
+			}
+		})
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/maas-ml/maas/deploy/cluster/scale"
+	"github.com/maas-ml/maas/internal/jobspec"
 )
 
 // planFlags are `maas plan`'s settings.
@@ -28,6 +29,8 @@ type planFlags struct {
 	compression float64
 	perHost     int
 	nats, agg   string
+	overlap     string
+	bucketKB    int
 	validate    bool
 	plot        string
 }
@@ -61,6 +64,8 @@ others, printing each one's error; --plot draws the measured curves.`,
 	fl.IntVar(&f.perHost, "workers-per-host", 1, "workers on each worker host")
 	fl.StringVar(&f.nats, "nats", "central", "central (every worker talks to the server host's NATS) or leaf (a leaf NATS server on every worker host: θ crosses the server link once per host)")
 	fl.StringVar(&f.agg, "aggregation", "none", "none or host (each host's gradients summed before they leave it: one push per host)")
+	fl.StringVar(&f.overlap, "overlap", "backward", "backward (pushes beside backward, the next forward beside the fan-out: the job default) or none")
+	fl.IntVar(&f.bucketKB, "bucket-kb", jobspec.DefaultBucketKB, "the bucket size in KiB")
 	fl.BoolVar(&f.validate, "validate", false, "fit on half the measured runs, predict the other half, print the errors")
 	fl.StringVar(&f.plot, "plot", "", "directory to draw the measured curves into (efficiency.png, split-MODEL.png)")
 	return cmd
@@ -82,6 +87,10 @@ func runPlan(cmd *cobra.Command, f planFlags) error {
 		return fmt.Errorf("--nats %q: central or leaf", f.nats)
 	case f.agg != "none" && f.agg != "host":
 		return fmt.Errorf("--aggregation %q: none or host", f.agg)
+	case !slices.Contains(jobspec.Overlaps, f.overlap):
+		return fmt.Errorf("--overlap %q: one of %s", f.overlap, strings.Join(jobspec.Overlaps, ", "))
+	case f.bucketKB < jobspec.MinBucketKB || f.bucketKB > jobspec.MaxBucketKB:
+		return fmt.Errorf("--bucket-kb %d: want %d..%d", f.bucketKB, jobspec.MinBucketKB, jobspec.MaxBucketKB)
 	}
 	for _, k := range f.workers {
 		if k < 1 {
@@ -114,15 +123,16 @@ func runPlan(cmd *cobra.Command, f planFlags) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nmodel (all %d runs): fixed %.3g ms a step, %.3g µs a message, server link time × %.3f, worker link time × %.3f; server CPU %.2f ns a byte (measured; parameter servers' share %.0f%%); host aggregation %.3g ns a byte\n",
-		cm.Points, cm.Fixed*1e3, cm.PerMessage*1e6, cm.WireServer, cm.WireWorker, cm.CPUPerByte*1e9, 100*cm.PSShare, cm.AggregateHop*1e9)
+	fmt.Fprintf(out, "\nmodel (all %d runs): fixed %.3g ms a step, %.3g µs a message, server link time × %.3f, worker link time × %.3f; server CPU %.2f ns a byte (measured; parameter servers' share %.0f%%); host aggregation %.3g ns a byte; with overlap, communication beside %.0f%% of the compute\n",
+		cm.Points, cm.Fixed*1e3, cm.PerMessage*1e6, cm.WireServer, cm.WireWorker, cm.CPUPerByte*1e9, 100*cm.PSShare, cm.AggregateHop*1e9, 100*cm.Hidden)
 	params, compute, err := planModel(f, all)
 	if err != nil {
 		return err
 	}
-	plane := scale.Plane{WorkersPerHost: f.perHost, LeafNATS: f.nats == "leaf", Aggregate: f.agg == "host"}
-	fmt.Fprintf(out, "\npredicted for %d parameters, %v compute a step, %d parameter server(s) on %g cores, compression %g, %d worker(s) a host, %s NATS, aggregation %s:\n",
-		params, compute.Round(10*time.Microsecond), f.servers, f.cores, f.compression, f.perHost, f.nats, f.agg)
+	plane := scale.Plane{WorkersPerHost: f.perHost, LeafNATS: f.nats == "leaf", Aggregate: f.agg == "host",
+		Overlap: f.overlap == "backward", BucketFloats: f.bucketKB * 1024 / 4}
+	fmt.Fprintf(out, "\npredicted for %d parameters, %v compute a step, %d parameter server(s) on %g cores, compression %g, %d worker(s) a host, %s NATS, aggregation %s, overlap %s (%d KiB buckets):\n",
+		params, compute.Round(10*time.Microsecond), f.servers, f.cores, f.compression, f.perHost, f.nats, f.agg, f.overlap, f.bucketKB)
 	fmt.Fprintf(out, "%6s %8s %10s %10s %8s\n", "K", "Gbit/s", "step ms", "comm ms", "E(K)")
 	for _, rate := range f.rates {
 		for _, k := range f.workers {

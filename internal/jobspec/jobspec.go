@@ -65,6 +65,16 @@ type Spec struct {
 	// gradient) or host: the workers of a host push to the host's
 	// aggregator, which pushes their sum, one push per host.
 	Aggregation string `yaml:"aggregation,omitempty" json:"aggregation,omitempty"`
+	// Overlap is backward (the default: a worker pushes each bucket of its
+	// gradient as soon as backward has finished it, last layers first, and
+	// starts the next forward on the first layers' parameters while the
+	// others are still arriving) or none (the whole gradient pushed after
+	// backward, the next step started once all of θ is in).
+	Overlap string `yaml:"overlap,omitempty" json:"overlap,omitempty"`
+	// BucketKB is the size in KiB of the buckets a cluster job's gradient
+	// and parameters travel in (default 128): each is pushed, summed and
+	// fanned out as one message.
+	BucketKB int `yaml:"bucket_kb,omitempty" json:"bucket_kb,omitempty"`
 }
 
 // Serving is the model config of the serving endpoint: dynamic batching
@@ -304,6 +314,12 @@ func (s *Spec) Validate() error {
 	}
 	if !slices.Contains(Aggregations, s.Aggregation) && s.Aggregation != "" {
 		return fieldErr("aggregation", "unknown aggregation %q; one of %s", s.Aggregation, strings.Join(Aggregations, ", "))
+	}
+	if !slices.Contains(Overlaps, s.Overlap) && s.Overlap != "" {
+		return fieldErr("overlap", "unknown overlap %q; one of %s", s.Overlap, strings.Join(Overlaps, ", "))
+	}
+	if s.BucketKB != 0 && (s.BucketKB < MinBucketKB || s.BucketKB > MaxBucketKB) {
+		return fieldErr("bucket_kb", "must be in %d..%d (KiB), got %d", MinBucketKB, MaxBucketKB, s.BucketKB)
 	}
 	if v := s.Serving; v != nil {
 		if v.MaxBatchSize < 0 || v.MaxBatchSize > 4096 {

@@ -49,6 +49,9 @@ func AppendEncoded(dst []byte, src []float32, e Encoding) []byte {
 // DecodeFloats decodes src, in encoding e, into dst; src must hold
 // exactly len(dst) floats.
 func DecodeFloats(dst []float32, src []byte, e Encoding) error {
+	if e.Lossy() {
+		return decodeLossy(dst, src, e)
+	}
 	size := e.Size()
 	switch {
 	case size == 0:

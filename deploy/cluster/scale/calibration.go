@@ -9,4 +9,4 @@ import _ "embed"
 var Calibration string
 
 // CalibrationSource says where Calibration was measured.
-const CalibrationSource = "make scale and the per-host data plane runs (maas bench scale --nats leaf --aggregation host), 2026-12-07, AMD EPYC (family 25, model 17), 2 cores"
+const CalibrationSource = "make scale, the per-host data plane runs (maas bench scale --nats leaf --aggregation host) and those with overlap (--overlap, --bucket-kb), 2026-12-07, AMD EPYC (family 25, model 17), 2 cores"

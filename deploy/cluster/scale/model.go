@@ -31,6 +31,16 @@ import (
 //	hop  = AggregateHop·(w−1)·S / h (aggregating: the host's w workers to
 //	       their aggregator, on the host's h cores)
 //
+// With overlap (a job's default) the buckets of the gradient leave while
+// backward runs and the next forward starts on the first bucket of θ: of
+// rest = PerMessage·m·c + max(wire, cpu) + hop, what runs beside a
+// fraction Hidden of the compute is hidden, and at least one bucket's
+// share (rest/c: the last bucket's push, the first bucket of θ) is not:
+//
+//	step = compute + Fixed + max(rest/c, rest − Hidden·compute)
+//
+// c is the model's buckets (chunks) per server range.
+//
 // wire is the links' time: WireServer is 2 when push and fan-out never
 // overlap, 1 when they pipeline fully; a worker's link carries one copy
 // each way.
@@ -54,7 +64,10 @@ type CostModel struct {
 	// and summed. A host of the emulation has the machine's cores shared
 	// by every host; a predicted host has one core per worker.
 	AggregateHop float64 `json:"aggregate_hop_s_per_byte"`
-	Points       int     `json:"points"` // runs fitted
+	// Hidden is the fraction of a worker's compute that communication
+	// runs beside with overlap.
+	Hidden float64 `json:"hidden"`
+	Points int     `json:"points"` // runs fitted
 }
 
 // Scenario is a cluster to predict.
@@ -75,6 +88,30 @@ type Plane struct {
 	WorkersPerHost int  // default 1
 	LeafNATS       bool // a leaf NATS server on every worker host
 	Aggregate      bool // each host's gradients summed before they leave it
+	// Overlap: pushes beside backward, the next forward beside the
+	// fan-out; BucketFloats is the bucket (chunk) size (default
+	// wire.DefaultChunkFloats).
+	Overlap      bool
+	BucketFloats int
+}
+
+// buckets is how many buckets a model of params has.
+func (p Plane) buckets(params int) float64 {
+	b := p.BucketFloats
+	if b <= 0 {
+		b = wire.DefaultChunkFloats
+	}
+	return math.Ceil(float64(params) / float64(b))
+}
+
+// exposed is the part of a step's communication the compute does not
+// hide: all of it without overlap. rest is everything but fixed, compute
+// the compute it may run beside (in the same time scale).
+func (cm CostModel) exposed(fixed, rest, compute, buckets float64, overlap bool) float64 {
+	if !overlap {
+		return fixed + rest
+	}
+	return fixed + math.Max(rest/buckets, rest-cm.Hidden*compute)
 }
 
 // copies are the copies of S through the server link, in and out.
@@ -98,7 +135,7 @@ func (cm CostModel) terms(params, k, servers int, linkGbit, compression, cores, 
 		compression = 1
 	}
 	s := 4 * float64(params) / compression
-	c := math.Ceil(float64(params) / wire.DefaultChunkFloats)
+	c := pl.buckets(params)
 	link := s * 8 / (linkGbit * 1e9)
 	p := float64(max(servers, 1))
 	in, out := pl.copies(k)
@@ -118,7 +155,7 @@ func (cm CostModel) Comm(sc Scenario) float64 {
 		cores = 8
 	}
 	t := cm.terms(sc.Params, sc.Workers, sc.Servers, sc.LinkGbit, sc.Compression, cores, float64(max(sc.WorkersPerHost, 1)), sc.Plane)
-	return t.fixed + t.messages + math.Max(t.wire, t.cpu) + t.hop
+	return cm.exposed(t.fixed, t.messages+math.Max(t.wire, t.cpu)+t.hop, sc.ComputeSeconds, sc.buckets(sc.Params), sc.Overlap)
 }
 
 // Step predicts a step's time in seconds and the scaling efficiency
@@ -136,13 +173,15 @@ func (cm CostModel) Step(sc Scenario) (step, efficiency float64) {
 func (cm CostModel) dilatedComm(r Result) float64 {
 	d := max(r.Dilation, 1)
 	cores := float64(max(r.MachineCores, 1))
-	t := cm.terms(r.Params, r.Workers, r.Servers, r.LinkGbit, compressionOf(r), cores, cores/float64(r.WorkerHosts+1), r.plane())
-	return (t.fixed+t.messages+t.hop)/d + math.Max(t.wire, t.cpu/d)
+	pl := r.plane()
+	t := cm.terms(r.Params, r.Workers, r.Servers, r.LinkGbit, compressionOf(r), cores, cores/float64(r.WorkerHosts+1), pl)
+	return cm.exposed(t.fixed/d, (t.messages+t.hop)/d+math.Max(t.wire, t.cpu/d), r.ComputeMS/1e3, pl.buckets(r.Params), pl.Overlap)
 }
 
 // plane is the data plane a run measured.
 func (r Result) plane() Plane {
-	return Plane{WorkersPerHost: max(r.WorkersPerHost, 1), LeafNATS: r.NATS == "leaf", Aggregate: r.Aggregation == "host"}
+	return Plane{WorkersPerHost: max(r.WorkersPerHost, 1), LeafNATS: r.NATS == "leaf", Aggregate: r.Aggregation == "host",
+		Overlap: r.Overlap == "backward", BucketFloats: r.BucketKB * 1024 / 4}
 }
 
 // compressionOf is how many times smaller a run's pushes were than
@@ -211,11 +250,15 @@ func Fit(rs []Result) (CostModel, error) {
 	}
 	// Parameters in log space keep every term positive.
 	aggregated := slices.ContainsFunc(rs, func(r Result) bool { return r.plane().Aggregate && r.WorkersPerHost > 1 })
+	overlapped := slices.ContainsFunc(rs, func(r Result) bool { return r.plane().Overlap })
 	model := func(x []float64) CostModel {
 		cm := CostModel{Fixed: math.Exp(x[0]), PerMessage: math.Exp(x[1]), WireServer: math.Exp(x[2]), WireWorker: math.Exp(x[3]),
 			CPUPerByte: cpu, PSShare: share}
 		if aggregated {
 			cm.AggregateHop = math.Exp(x[4])
+		}
+		if overlapped {
+			cm.Hidden = 1 / (1 + math.Exp(-x[5]))
 		}
 		return cm
 	}
@@ -229,7 +272,7 @@ func Fit(rs []Result) (CostModel, error) {
 		}
 		return sum
 	}
-	start := []float64{math.Log(1e-3), math.Log(1e-4), 0, math.Log(0.5), math.Log(1e-9)}
+	start := []float64{math.Log(1e-3), math.Log(1e-4), 0, math.Log(0.5), math.Log(1e-9), 0}
 	res, err := optimize.Minimize(optimize.Problem{Func: loss}, start, &optimize.Settings{MajorIterations: 20000, FuncEvaluations: 200000}, &optimize.NelderMead{})
 	if err != nil && res == nil {
 		return CostModel{}, err

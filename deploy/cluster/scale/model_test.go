@@ -9,7 +9,8 @@ import (
 // synthetic returns runs whose step times a known cost model made, at the
 // dilation each rate would be run at (rate ÷ 1 Gbit/s): one worker a host
 // with central NATS, and for the seed model also 4 a host with a leaf
-// NATS server and aggregation.
+// NATS server and aggregation, without and with overlap in 128 KiB
+// buckets.
 func synthetic(cm CostModel) []Result {
 	var rs []Result
 	add := func(r Result) {
@@ -34,6 +35,8 @@ func synthetic(cm CostModel) []Result {
 				if m.name == "seed" && k >= 8 {
 					r.WorkersPerHost, r.NATS, r.Aggregation = 4, "leaf", "host"
 					add(r)
+					r.Overlap, r.BucketKB = "backward", 128
+					add(r)
 				}
 			}
 		}
@@ -45,7 +48,7 @@ func synthetic(cm CostModel) []Result {
 // finds that model again: every held-out run predicted within 1%, and the
 // undilated prediction of a large cluster within 1% of the truth.
 func TestFitRecoversModel(t *testing.T) {
-	truth := CostModel{Fixed: 0.8e-3, PerMessage: 40e-6, WireServer: 1.7, WireWorker: 0.3, CPUPerByte: 3.5e-9, PSShare: 0.25, AggregateHop: 4e-9}
+	truth := CostModel{Fixed: 0.8e-3, PerMessage: 40e-6, WireServer: 1.7, WireWorker: 0.3, CPUPerByte: 3.5e-9, PSShare: 0.25, AggregateHop: 4e-9, Hidden: 0.6}
 	rs := synthetic(truth)
 	_, checks, err := Validate(rs)
 	if err != nil {
@@ -64,6 +67,8 @@ func TestFitRecoversModel(t *testing.T) {
 		{Params: 241546, Workers: 256, LinkGbit: 10, ComputeSeconds: 0.04},
 		{Params: 2443914, Workers: 128, LinkGbit: 25, Servers: 4, ComputeSeconds: 0.14},
 		{Params: 241546, Workers: 256, LinkGbit: 10, ComputeSeconds: 0.04, Plane: Plane{WorkersPerHost: 4, LeafNATS: true, Aggregate: true}},
+		{Params: 241546, Workers: 256, LinkGbit: 10, ComputeSeconds: 0.04, Plane: Plane{WorkersPerHost: 4, LeafNATS: true, Aggregate: true,
+			Overlap: true, BucketFloats: 32768}},
 	} {
 		got, gotE := cm.Step(sc)
 		want, wantE := truth.Step(sc)
@@ -77,7 +82,7 @@ func TestFitRecoversModel(t *testing.T) {
 // longer and efficiency lower; compression and more parameter servers
 // the other way; one worker is E = 1.
 func TestPredictionShape(t *testing.T) {
-	cm := CostModel{Fixed: 1e-3, PerMessage: 30e-6, WireServer: 1.8, WireWorker: 0.2, CPUPerByte: 3e-9, PSShare: 0.3}
+	cm := CostModel{Fixed: 1e-3, PerMessage: 30e-6, WireServer: 1.8, WireWorker: 0.2, CPUPerByte: 3e-9, PSShare: 0.3, Hidden: 0.5}
 	// One core: the server's CPU, not its link, sets the pace.
 	base := Scenario{Params: 241546, Workers: 32, LinkGbit: 10, Servers: 1, ServerCores: 1, Compression: 1, ComputeSeconds: 0.04}
 	step, e := cm.Step(base)
@@ -95,6 +100,7 @@ func TestPredictionShape(t *testing.T) {
 		{"more parameter servers", func(s *Scenario) { s.Servers = 4 }, false},
 		{"a leaf NATS server a host", func(s *Scenario) { s.Plane = Plane{WorkersPerHost: 4, LeafNATS: true} }, false},
 		{"aggregation per host", func(s *Scenario) { s.Plane = Plane{WorkersPerHost: 4, Aggregate: true} }, false},
+		{"overlap", func(s *Scenario) { s.Plane = Plane{WorkersPerHost: 1, Overlap: true} }, false},
 	} {
 		sc := base
 		c.edit(&sc)

@@ -60,7 +60,8 @@ func seriesKey(r Result) string {
 }
 
 // PlaneName names a run's data plane: central (one NATS server), leaf (a
-// leaf NATS server per worker host), and +host with aggregation per host.
+// leaf NATS server per worker host), +host with aggregation per host and
+// +overlap with pushes beside backward.
 func (r Result) PlaneName() string {
 	name := "central"
 	if r.NATS == "leaf" {
@@ -68,6 +69,9 @@ func (r Result) PlaneName() string {
 	}
 	if r.Aggregation == "host" {
 		name += "+host"
+	}
+	if r.Overlap == "backward" {
+		name += "+overlap"
 	}
 	return name
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // phases are the worker step phases maas_worker_step_seconds splits.
-var phases = []string{"compute", "push", "wait"}
+var phases = []string{"compute", "push", "wait", "overlapped"}
 
 // snapshot is what the testbed has counted up to one moment: every
 // worker's step phases (summed over workers), every link's bytes, the

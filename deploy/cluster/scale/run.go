@@ -39,6 +39,10 @@ type Config struct {
 	// Compression is the job's compression type ("" or none: float32),
 	// Aggregation its aggregation ("" or none, host).
 	Compression, Aggregation string
+	// Overlap is the job's overlap ("" or backward, none) and BucketKB
+	// its bucket size (0: the default).
+	Overlap  string
+	BucketKB int
 	// Warmup steps run before the Steps measured. With Budget set, fewer
 	// steps are measured (at least MinSteps) when Steps would take longer
 	// than Budget at the warm-up's pace.
@@ -66,7 +70,9 @@ type Result struct {
 	Real            bool    `json:"real_compute"`
 	Compression     string  `json:"compression,omitempty"`
 	Aggregation     string  `json:"aggregation,omitempty"`
-	NATS            string  `json:"nats,omitempty"` // "leaf": a leaf NATS server on every worker host; "" one on the server host
+	Overlap         string  `json:"overlap,omitempty"`   // "backward": pushes beside backward, forward beside the fan-out; "" none
+	BucketKB        int     `json:"bucket_kb,omitempty"` // absent: 512 (the chunk size before buckets were a job setting)
+	NATS            string  `json:"nats,omitempty"`      // "leaf": a leaf NATS server on every worker host; "" one on the server host
 	LinkGbit        float64 `json:"link_gbit"`
 	Dilation        float64 `json:"dilation"`
 	ShapedMbit      float64 `json:"shaped_mbit"`
@@ -79,6 +85,7 @@ type Result struct {
 	ComputeMS       float64 `json:"compute_ms"`
 	PushMS          float64 `json:"push_ms"`
 	WaitMS          float64 `json:"wait_ms"`
+	OverlappedMS    float64 `json:"overlapped_ms,omitempty"` // pushes running beside compute
 	ServerInMB      float64 `json:"server_in_mb"`
 	ServerOutMB     float64 `json:"server_out_mb"`
 	WorkerInMB      float64 `json:"worker_host_in_mb"`
@@ -113,6 +120,7 @@ func (tb *Testbed) Run(ctx context.Context, c Config) (Result, error) {
 		spec.Compression = &jobspec.Compression{Type: c.Compression}
 	}
 	spec.Aggregation = c.Aggregation
+	spec.Overlap, spec.BucketKB = c.Overlap, c.BucketKB
 	total := int64(c.Warmup + c.Steps + 1)
 	spe := int64((60000 + spec.BatchSize - 1) / spec.BatchSize)
 	spec.Epochs = int(total/spe) + 1
@@ -232,6 +240,13 @@ func (tb *Testbed) result(c Config, a, b snapshot) Result {
 	if tb.Layout.LeafNATS {
 		r.NATS = "leaf"
 	}
+	if c.Overlap != "none" {
+		r.Overlap = "backward"
+	}
+	r.BucketKB = c.BucketKB
+	if r.BucketKB == 0 {
+		r.BucketKB = jobspec.DefaultBucketKB
+	}
 	if steps <= 0 || wall <= 0 {
 		r.Why = "no steps measured"
 		return r
@@ -252,6 +267,8 @@ func (tb *Testbed) result(c Config, a, b snapshot) Result {
 			r.PushMS = ms
 		case "wait":
 			r.WaitMS = ms
+		case "overlapped":
+			r.OverlappedMS = ms
 		}
 	}
 	r.ServerInMB = perStep(float64(b.linkIn[0]-a.linkIn[0])) / 1e6

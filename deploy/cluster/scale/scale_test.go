@@ -203,8 +203,10 @@ func checkServerLink(t *testing.T, r Result, ideal float64) {
 		what string
 		mb   float64
 	}{{"in", r.ServerInMB}, {"out", r.ServerOutMB}} {
-		if v.mb < ideal || v.mb > 1.1*ideal {
-			t.Errorf("server host's link carried %.3f MB %s a step, want %.3f (up to 10%% more)", v.mb, v.what, ideal)
+		// The steps measured begin and end at a step's mark; with overlap
+		// part of a step's pushes fall on either side of it.
+		if v.mb < 0.97*ideal || v.mb > 1.1*ideal {
+			t.Errorf("server host's link carried %.3f MB %s a step, want %.3f (3%% less to 10%% more)", v.mb, v.what, ideal)
 		}
 	}
 }
