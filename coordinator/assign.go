@@ -101,6 +101,11 @@ func (n *Node) assign(ls *leaderState, j *JobRecord, ms *Membership, fresh bool)
 			if err := wire.Decode(reply.Data, &ack); err != nil {
 				return err
 			}
+			if ack.Code == wire.AckNotHeld {
+				// Restarted since it was heard serving the job: from now on
+				// held back for it (see below), and replaced if it stays so.
+				return fmt.Errorf("%w: %s: %s", errNoAnswer, id, ack.Reason)
+			}
 			if !ack.Accepted() {
 				return fmt.Errorf("%s refused its assignment: %s", id, ack.Reason)
 			}

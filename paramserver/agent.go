@@ -110,6 +110,13 @@ func (a *Agent) Assign(ctx context.Context, as *wire.Assignment) error {
 		a.jobs[as.Job] = as.Epoch
 		return nil
 	}
+	if as.FromStep > 0 {
+		// An epoch that goes on from a step the other ranges hold, sent to
+		// this process, which holds nothing: it restarted after the
+		// coordinator last heard it serve the job (an assignment retried
+		// across the restart). Starting the range afresh would be wrong.
+		return fmt.Errorf("%w: %s's epoch %d goes on from step %d, and this server does not serve it", member.ErrNotHeld, as.Job, as.Epoch, as.FromStep)
+	}
 	if as.Rank < 0 || as.Rank >= len(as.Ranges) {
 		return fmt.Errorf("server index %d of %d ranges", as.Rank, len(as.Ranges))
 	}

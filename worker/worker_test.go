@@ -655,7 +655,10 @@ func TestRunOverlap(t *testing.T) {
 				case overlap == "backward" && (i.Overlapped < 45*time.Millisecond || first.Sub(last) < 45*time.Millisecond):
 					t.Errorf("step %d: pushes beside compute for %v, the last layer's %v before the first's; want about 52 ms",
 						i.Step, i.Overlapped, first.Sub(last))
-				case overlap == "none" && (i.Overlapped != 0 || first.Sub(last) > 10*time.Millisecond):
+				case overlap == "none" && (i.Overlapped != 0 || first.Sub(last) > 25*time.Millisecond):
+					// All buckets go after backward, the last layer's first:
+					// apart by the time to send them (more under -race), not
+					// by the 52 ms of the first layer's backward.
 					t.Errorf("step %d: without overlap, pushes beside compute for %v, the last layer's %v before the first's",
 						i.Step, i.Overlapped, first.Sub(last))
 				}

@@ -6,6 +6,7 @@ package member
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -43,6 +44,11 @@ func DefaultID(kind string) string {
 		return '-'
 	}, id)
 }
+
+// ErrNotHeld is returned by a Handler's Assign for an assignment that
+// goes on with a job it holds nothing of; the coordinator is told so
+// (wire.AckNotHeld), not refused.
+var ErrNotHeld = errors.New("member: holds nothing of the job")
 
 // Handler is what a member does with assignments.
 type Handler interface {
@@ -87,7 +93,10 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config, h Handler) error {
 		default:
 			err = h.Assign(ctx, &a)
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrNotHeld):
+			ack.Code, ack.Reason = wire.AckNotHeld, err.Error()
+		case err != nil:
 			ack.Code, ack.Reason = wire.AckRejected, err.Error()
 		}
 		if m.Reply != "" {

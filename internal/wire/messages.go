@@ -81,6 +81,12 @@ const (
 	// that step and chunk has gone without this push; push to the
 	// parameter server directly.
 	AckDirect AckCode = "direct"
+	// AckNotHeld (a member to the coordinator): an assignment that goes on
+	// with a job from a step, to a member that holds nothing of the job
+	// (a parameter server restarted since the coordinator last heard it
+	// serve the job). Not taken, and not a refusal: the coordinator holds
+	// the job back for it, then replaces it.
+	AckNotHeld AckCode = "not_held"
 )
 
 // Ack answers a push or a request.
