@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Does gradient compression cost accuracy? Trains examples/mnist-cnn.yaml (3
+# Does compression cost accuracy? Trains examples/mnist-cnn.yaml (3
 # epochs, real MNIST, real compute) through `maas local` with 4 workers, once
 # per compression mode, evaluates each model on the MNIST test set and fails
 # when a mode's test accuracy is more than 0.3 points from the uncompressed
 # run's.
 #
-#   bench/compression-accuracy.sh                 # none, fp16, bf16
+#   bench/compression-accuracy.sh                 # none, fp16, bf16, int8, topk
 #   MODES="none bf16" EPOCHS=1 bench/compression-accuracy.sh
 #
 # Environment: MAAS (default ./bin/maas; built when missing), SPEC
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 MAAS=${MAAS:-./bin/maas}
 SPEC=${SPEC:-examples/mnist-cnn.yaml}
-MODES=${MODES:-none fp16 bf16}
+MODES=${MODES:-none fp16 bf16 int8 topk}
 WORKERS=${WORKERS:-4}
 TOLERANCE=${TOLERANCE:-0.3}
 EPOCHS=${EPOCHS:-}

@@ -136,7 +136,7 @@ func (a *Agent) assignment(as *wire.Assignment, spec *jobspec.Spec) Assignment {
 	asg := Assignment{Job: as.Job, Server: as.Rank, Ranges: as.Ranges, ChunkFloats: as.ChunkFloats, Epoch: as.Epoch,
 		Members: as.Members, MemberIDs: as.MemberIDs, Groups: as.Groups, FromStep: as.FromStep, Optimizer: spec.Optimizer, Schedule: spec.Schedule,
 		StepsPerEpoch: int(as.StepsPerEpoch), TotalSteps: int(as.StepsPerEpoch) * spec.Epochs,
-		CheckpointEvery: spec.Checkpoints(), MaxBadSteps: spec.BadSteps()}
+		CheckpointEvery: spec.Checkpoints(), MaxBadSteps: spec.BadSteps(), ParamEnc: spec.ParamEncoding(), LastStep: as.TotalSteps}
 	if as.BarrierTimeoutMS > 0 {
 		asg.BarrierTimeout = time.Duration(as.BarrierTimeoutMS) * time.Millisecond
 	}

@@ -120,7 +120,7 @@ func (s *Server) completeLocked(js *jobState) {
 	}
 	js.step++
 	js.resetPartials()
-	if err := s.publishLocked(js, skipped); err != nil {
+	if err := s.publishDeltaLocked(js, skipped); err != nil {
 		s.cfg.Logger.Error("publish parameters", zap.String("job", js.a.Job), zap.Error(err))
 	}
 	s.report(js, "step", nil, "")
@@ -138,14 +138,16 @@ func finite(v []float32) bool {
 	return true
 }
 
-// publishLocked encodes θ_step chunk by chunk, keeps the messages for pulls
-// and publishes each once on the job's parameter subject.
+// publishLocked encodes θ_step chunk by chunk, whole (float32), keeps the
+// messages for pulls and publishes each once on the job's parameter
+// subject. With a.ParamEnc the members now hold θ_step exactly (shadow).
 func (s *Server) publishLocked(js *jobState, skipped bool) error {
+	if js.a.ParamEnc != "" {
+		js.shadow = append(js.shadow[:0], js.theta...)
+	}
 	js.current = js.current[:0]
-	for i, c := range js.chunks {
-		b, err := wire.Encode(&wire.ParamChunk{V: wire.Version, Job: js.a.Job, Epoch: js.a.Epoch, Step: js.step,
-			Server: js.a.Server, Chunk: i, Offset: c.Lo, Skipped: skipped,
-			Data: wire.AppendFloats(nil, js.theta[c.Lo-js.rng.Lo:c.Hi-js.rng.Lo])})
+	for i := range js.chunks {
+		b, err := js.paramChunk(i, skipped, js.theta)
 		if err != nil {
 			return err
 		}
@@ -155,4 +157,54 @@ func (s *Server) publishLocked(js *jobState, skipped bool) error {
 		}
 	}
 	return nil
+}
+
+// publishDeltaLocked publishes θ_step after a step: with a.ParamEnc (and
+// before the job's last θ) each chunk as the change from what the members
+// hold (shadow) in that encoding, which they add to theirs as the server
+// adds it to shadow, bit for bit; what a message leaves out stays in θ −
+// shadow for the next. Pulls get shadow whole. Otherwise, whole.
+func (s *Server) publishDeltaLocked(js *jobState, skipped bool) error {
+	if js.a.ParamEnc == "" || len(js.shadow) != len(js.theta) || js.step == js.a.LastStep {
+		return s.publishLocked(js, skipped)
+	}
+	js.current = js.current[:0]
+	for i, c := range js.chunks {
+		lo, hi := c.Lo-js.rng.Lo, c.Hi-js.rng.Lo
+		d := make([]float32, hi-lo)
+		for j := range d {
+			d[j] = js.theta[lo+j] - js.shadow[lo+j]
+		}
+		data := wire.AppendCompressed(nil, d, js.a.ParamEnc, 0)
+		if err := wire.DecodeFloats(d, data, js.a.ParamEnc); err != nil {
+			return err
+		}
+		sh := js.shadow[lo:hi]
+		for j, v := range d {
+			sh[j] += v
+		}
+		fan, err := wire.Encode(&wire.ParamChunk{V: wire.Version, Job: js.a.Job, Epoch: js.a.Epoch, Step: js.step,
+			Server: js.a.Server, Chunk: i, Offset: c.Lo, Skipped: skipped, Data: data, Enc: js.a.ParamEnc, Delta: true})
+		if err != nil {
+			return err
+		}
+		whole, err := js.paramChunk(i, skipped, js.shadow)
+		if err != nil {
+			return err
+		}
+		js.current = append(js.current, whole)
+		if err := s.nc.Publish(wire.ParamSubject(js.a.Job), fan); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// paramChunk encodes chunk i of θ_step whole, taken from v (the range's
+// values).
+func (js *jobState) paramChunk(i int, skipped bool, v []float32) ([]byte, error) {
+	c := js.chunks[i]
+	return wire.Encode(&wire.ParamChunk{V: wire.Version, Job: js.a.Job, Epoch: js.a.Epoch, Step: js.step,
+		Server: js.a.Server, Chunk: i, Offset: c.Lo, Skipped: skipped,
+		Data: wire.AppendFloats(nil, v[c.Lo-js.rng.Lo:c.Hi-js.rng.Lo])})
 }

@@ -54,6 +54,11 @@ type Assignment struct {
 	// CheckpointEvery stores a checkpoint whenever θ_step has step a
 	// multiple of it (0: never).
 	CheckpointEvery int
+	// ParamEnc, when set, fans θ out as its change since the last step's
+	// fan-out in this encoding (see publishLocked); LastStep (when set)
+	// is the job's last θ, which fans out whole.
+	ParamEnc wire.Encoding
+	LastStep int64
 }
 
 func (a *Assignment) validate() error {
@@ -164,6 +169,10 @@ type jobState struct {
 	}
 
 	current [][]byte // the encoded ParamChunks of θ_step, for pulls
+	// shadow, with a.ParamEnc, is θ as the members hold it: the last
+	// whole θ fanned out plus every change fanned out since, each as it
+	// decodes. Pulls get it whole.
+	shadow  []float32
 	barrier *time.Timer
 	// fenced: the coordinator is replacing the membership epoch (see
 	// Fence); fence lifts it if no new epoch comes.

@@ -458,3 +458,91 @@ func TestPushOnlyAsItsRank(t *testing.T) {
 		t.Fatalf("an accepted push counted as rejected: %+v", after)
 	}
 }
+
+// TestParamDeltas: a compressed job's θ fans out whole at the start, then
+// as each step's change in the job's encoding, which a member adds to
+// what it holds; what it holds is then the server's answer to a pull, bit
+// for bit, close to θ (what one message leaves out goes with the next),
+// and the job's last θ fans out whole and exact.
+func TestParamDeltas(t *testing.T) {
+	for _, c := range []struct {
+		enc wire.Encoding
+		tol float64 // |held − θ| after a step, against a change of up to 1
+	}{{wire.EncFloat16, 1e-3}, {wire.EncBFloat16, 4e-3}, {wire.EncInt8, 8e-3}} {
+		t.Run(string(c.enc), func(t *testing.T) {
+			const last = 4
+			f := newFixtureOpt(t, time.Minute, 3, nn.OptimizerSpec{Type: "sgd", LR: 1}, func(a *paramserver.Assignment) {
+				a.ParamEnc, a.LastStep = c.enc, last
+			})
+			held := make([]float32, 10) // θ_0 = 0, as fanned out whole
+			exact := make([]float64, 10)
+			for step := int64(0); step < last; step++ {
+				v0, v1 := 0.1+0.37*float64(step), 0.05-0.23*float64(step)
+				f.pushAll(step, 0, 3, float32(v0))
+				f.pushAll(step, 1, 1, float32(v1))
+				for i := range exact {
+					exact[i] -= (3*float64(float32(v0)) + float64(float32(v1))) / 4
+				}
+				for got := 0; got < 3; got++ {
+					var pc *wire.ParamChunk
+					select {
+					case pc = <-f.params:
+					case <-time.After(5 * time.Second):
+						t.Fatalf("θ_%d not published", step+1)
+					}
+					dst := held[pc.Offset : pc.Offset+map[int]int{0: 4, 1: 4, 2: 2}[pc.Chunk]]
+					if step+1 == last {
+						if pc.Delta || wire.Floats(dst, pc.Data) != nil {
+							t.Fatalf("the last θ fanned out as a change (%v) or malformed", pc.Delta)
+						}
+						continue
+					}
+					if !pc.Delta || pc.Enc != c.enc || len(pc.Data) >= 4*len(dst) {
+						t.Fatalf("θ_%d chunk %d: delta %v in %q, %d bytes for %d values", pc.Step, pc.Chunk, pc.Delta, pc.Enc, len(pc.Data), len(dst))
+					}
+					d := make([]float32, len(dst))
+					if err := wire.DecodeFloats(d, pc.Data, pc.Enc); err != nil {
+						t.Fatal(err)
+					}
+					for i, v := range d {
+						dst[i] += v
+					}
+				}
+				for chunk := range 3 {
+					pc := f.pull(step+1, chunk)
+					want := make([]float32, len(pc.Data)/4)
+					if err := wire.Floats(want, pc.Data); err != nil || pc.Delta {
+						t.Fatalf("pull of θ_%d chunk %d: delta %v, %v", step+1, chunk, pc.Delta, err)
+					}
+					if !slices.Equal(held[pc.Offset:pc.Offset+len(want)], want) {
+						t.Fatalf("θ_%d chunk %d: a member holds %v, a pull answers %v", step+1, chunk, held[pc.Offset:pc.Offset+len(want)], want)
+					}
+				}
+				tol := c.tol
+				if step+1 == last {
+					tol = 1e-6
+				}
+				for i, v := range held {
+					if math.Abs(float64(v)-exact[i]) > tol {
+						t.Fatalf("θ_%d[%d]: a member holds %g, θ is %g", step+1, i, v, exact[i])
+					}
+				}
+			}
+		})
+	}
+}
+
+// pull asks the server for chunk of θ_step.
+func (f *fixture) pull(step int64, chunk int) *wire.ParamChunk {
+	f.t.Helper()
+	b, _ := wire.Encode(&wire.PullRequest{V: wire.Version, Job: "j", Step: step, Chunk: chunk})
+	m, err := f.nc.Request(wire.PullSubject("j", 0), b, time.Second)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var pc wire.ParamChunk
+	if err := wire.Decode(m.Data, &pc); err != nil {
+		f.t.Fatal(err)
+	}
+	return &pc
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/maas-ml/maas/internal/member"
@@ -25,13 +26,45 @@ type paramWaiter struct {
 	step  int64
 	done  []bool
 	got   int
+	// held is the step of θ each chunk of m.Params holds, across steps:
+	// a change fanned out for θ_step applies to θ_{step−1} only.
+	held []int64
+	buf  []float32
 	// reconnects is the NATS reconnection count last seen.
 	reconnects uint64
 }
 
-func (w *Worker) newParamWaiter(a Assignment, m *nn.Model, refs []chunkRef, inbox *paramInbox, step int64, key func(int, int) int) *paramWaiter {
+func (w *Worker) newParamWaiter(a Assignment, m *nn.Model, refs []chunkRef, inbox *paramInbox, held []int64, step int64, key func(int, int) int) *paramWaiter {
 	return &paramWaiter{w: w, a: a, m: m, refs: refs, inbox: inbox, key: key, step: step, done: make([]bool, len(refs)),
-		reconnects: w.nc.Stats().Reconnects}
+		held: held, reconnects: w.nc.Stats().Reconnects}
+}
+
+// apply puts chunk i of θ_step from pc into m.Params: whole, or as a
+// change from θ_{step−1} when this worker holds that (false otherwise:
+// the chunk is pulled whole).
+func (p *paramWaiter) apply(i int, pc *wire.ParamChunk) (bool, error) {
+	ref := p.refs[i]
+	dst := p.m.Params[ref.rng.Lo:ref.rng.Hi]
+	switch {
+	case !pc.Delta:
+		if err := wire.Floats(dst, pc.Data); err != nil {
+			return false, fmt.Errorf("worker: parameter chunk %d of server %d: %w", ref.index, ref.server, err)
+		}
+	case p.held[i] != p.step-1:
+		return false, nil
+	default:
+		p.buf = slices.Grow(p.buf[:0], len(dst))[:len(dst)]
+		if err := wire.DecodeFloats(p.buf, pc.Data, pc.Enc); err != nil {
+			return false, fmt.Errorf("worker: parameter chunk %d of server %d: %w", ref.index, ref.server, err)
+		}
+		for j, v := range p.buf {
+			dst[j] += v
+		}
+	}
+	p.held[i] = p.step
+	p.done[i] = true
+	p.got++
+	return true, nil
 }
 
 // chunksBelow is how many of refs (ascending) start below hi: the chunks
@@ -61,12 +94,10 @@ func (p *paramWaiter) take() error {
 	defer inbox.mu.Unlock()
 	have := inbox.chunks[p.step]
 	for i, ref := range p.refs {
-		if d, ok := have[p.key(ref.server, ref.index)]; ok && !p.done[i] {
-			if err := wire.Floats(p.m.Params[ref.rng.Lo:ref.rng.Hi], d); err != nil {
-				return fmt.Errorf("worker: parameter chunk %d of server %d: %w", ref.index, ref.server, err)
+		if pc, ok := have[p.key(ref.server, ref.index)]; ok && !p.done[i] {
+			if _, err := p.apply(i, pc); err != nil {
+				return err
 			}
-			p.done[i] = true
-			p.got++
 		}
 	}
 	for s := range inbox.chunks { // older steps are no longer needed, nor what was taken
@@ -116,18 +147,16 @@ func (p *paramWaiter) until(ctx context.Context, n int) error {
 				if p.done[i] {
 					continue
 				}
-				d, err := w.pull(ctx, p.a, ref, p.step)
+				pc, err := w.pull(ctx, p.a, ref, p.step)
 				if err != nil {
 					if errors.Is(err, errNotYet) {
 						continue
 					}
 					return err
 				}
-				if err := wire.Floats(p.m.Params[ref.rng.Lo:ref.rng.Hi], d); err != nil {
+				if _, err := p.apply(i, pc); err != nil {
 					return err
 				}
-				p.done[i] = true
-				p.got++
 			}
 			pullAt = time.Now().Add(w.cfg.ParamWait)
 			if time.Now().Before(fastUntil) {
@@ -158,7 +187,7 @@ var errConflict = errors.New("worker: aggregate covers a rank the server has")
 const reconnectPull = 250 * time.Millisecond
 
 // pull asks a chunk's server for θ_step directly.
-func (w *Worker) pull(ctx context.Context, a Assignment, ref chunkRef, step int64) ([]byte, error) {
+func (w *Worker) pull(ctx context.Context, a Assignment, ref chunkRef, step int64) (*wire.ParamChunk, error) {
 	req, err := wire.Encode(&wire.PullRequest{V: wire.Version, Job: a.Job, Step: step, Chunk: ref.index})
 	if err != nil {
 		return nil, err
@@ -184,5 +213,8 @@ func (w *Worker) pull(ctx context.Context, a Assignment, ref chunkRef, step int6
 	if err := wire.Decode(reply.Data, &pc); err != nil {
 		return nil, err
 	}
-	return pc.Data, nil
+	if pc.Delta {
+		return nil, fmt.Errorf("worker: pull of θ_%d chunk %d answered with a change, not the chunk", step, ref.index)
+	}
+	return &pc, nil
 }

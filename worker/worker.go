@@ -199,17 +199,17 @@ func New(nc *nats.Conn, cfg Config) *Worker {
 // paramInbox collects fanned-out parameter chunks by step.
 type paramInbox struct {
 	mu     sync.Mutex // guards chunks and wake
-	chunks map[int64]map[int][]byte
+	chunks map[int64]map[int]*wire.ParamChunk
 	wake   chan struct{}
 }
 
-func (p *paramInbox) put(step int64, idx int, data []byte) {
+func (p *paramInbox) put(pc *wire.ParamChunk, idx int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.chunks[step] == nil {
-		p.chunks[step] = map[int][]byte{}
+	if p.chunks[pc.Step] == nil {
+		p.chunks[pc.Step] = map[int]*wire.ParamChunk{}
 	}
-	p.chunks[step][idx] = data
+	p.chunks[pc.Step][idx] = pc
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -240,13 +240,13 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data train.Source) (*nn.
 		}
 	}
 	key := func(server, idx int) int { return server<<20 | idx }
-	inbox := &paramInbox{chunks: map[int64]map[int][]byte{}, wake: make(chan struct{}, 1)}
+	inbox := &paramInbox{chunks: map[int64]map[int]*wire.ParamChunk{}, wake: make(chan struct{}, 1)}
 	sub, err := w.nc.Subscribe(wire.ParamSubject(a.Job), func(msg *nats.Msg) {
 		var pc wire.ParamChunk
 		if wire.Decode(msg.Data, &pc) != nil || pc.Job != a.Job {
 			return
 		}
-		inbox.put(pc.Step, key(pc.Server, pc.Chunk), pc.Data)
+		inbox.put(&pc, key(pc.Server, pc.Chunk))
 	})
 	if err != nil {
 		return nil, err
@@ -275,9 +275,14 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data train.Source) (*nn.
 		return nil, err
 	}
 	defer st.close()
+	// held is the step of θ each chunk of m.Params holds (−1: none yet).
+	held := make([]int64, len(refs))
+	for i := range held {
+		held[i] = -1
+	}
 	// θ_FromStep: what was fanned out already, the rest pulled; with
 	// overlap, the first forward takes it layer by layer.
-	params := w.newParamWaiter(a, m, refs, inbox, a.FromStep, key)
+	params := w.newParamWaiter(a, m, refs, inbox, held, a.FromStep, key)
 	if !spec.Overlaps() || a.FromStep == a.TotalSteps {
 		if err := params.all(ctx); err != nil {
 			return nil, err
@@ -306,7 +311,7 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data train.Source) (*nn.
 		if err := w.step(ctx, st, params, begin, refs, idx, &info); err != nil {
 			return nil, err
 		}
-		params = w.newParamWaiter(a, m, refs, inbox, t+1, key)
+		params = w.newParamWaiter(a, m, refs, inbox, held, t+1, key)
 		if !spec.Overlaps() || t+1 == a.TotalSteps {
 			start := time.Now()
 			if err := params.all(ctx); err != nil {

@@ -666,3 +666,56 @@ func TestRunOverlap(t *testing.T) {
 		})
 	}
 }
+
+// TestRunErrorFeedback: with int8 and topk a worker pushes each chunk of
+// its gradient plus what its earlier pushes left out of that chunk, in the
+// encoding: the first step's push is the gradient encoded, every later
+// one the encoding of the gradient and the remainder, chunk by chunk.
+func TestRunErrorFeedback(t *testing.T) {
+	for _, typ := range []string{"int8", "topk"} {
+		t.Run(typ, func(t *testing.T) {
+			nc, spec, data, theta0 := setup(t)
+			spec.Compression = &jobspec.Compression{Type: typ}
+			if typ == "topk" {
+				spec.Compression.Ratio = 0.05
+			}
+			enc, ratio := spec.Encoding(), spec.TopKRatio()
+			const chunk, steps = 3000, 4
+			srv := newFakeServer(t, nc, "j", theta0, chunk, 0.5)
+			if _, err := newWorker(t, nc).Run(t.Context(), assignment(spec, len(theta0), chunk, steps), data); err != nil {
+				t.Fatal(err)
+			}
+			srv.mu.Lock()
+			defer srv.mu.Unlock()
+			left := make([]float32, len(theta0)) // what the pushes have left out
+			for s := range int64(steps) {
+				g := wantGradient(t, spec, data, srv.theta[s], int(s))
+				for _, r := range wire.Chunks(wire.Range{Lo: 0, Hi: len(g)}, chunk) {
+					u := make([]float32, r.Len())
+					for i := range u {
+						u[i] = g[r.Lo+i] + left[r.Lo+i]
+					}
+					sent := make([]float32, len(u))
+					if err := wire.DecodeFloats(sent, wire.AppendCompressed(nil, u, enc, ratio), enc); err != nil {
+						t.Fatal(err)
+					}
+					if !slices.Equal(srv.grads[s][r.Lo:r.Hi], sent) {
+						t.Fatalf("step %d chunk at %d: the push is not the encoding of the gradient and what earlier pushes left out", s, r.Lo)
+					}
+					for i := range u {
+						left[r.Lo+i] = u[i] - sent[i]
+					}
+				}
+			}
+			var nonzero int
+			for _, v := range left {
+				if v != 0 {
+					nonzero++
+				}
+			}
+			if nonzero == 0 {
+				t.Error("nothing was left out: the test does not exercise the feedback")
+			}
+		})
+	}
+}

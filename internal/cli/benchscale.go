@@ -35,6 +35,7 @@ type scaleFlags struct {
 	nats, aggregation     string
 	overlap               string
 	bucketKB              int
+	topkRatio             float64
 	skipUnavailable, keep bool
 	curves                bool
 }
@@ -74,6 +75,7 @@ compute time. See docs/scaling.md.`,
 	fl.StringVar(&f.compression, "compression", "none", "the jobs' gradient compression: "+strings.Join(jobspec.Compressions, ", "))
 	fl.StringVar(&f.aggregation, "aggregation", "none", "the jobs' aggregation: none, or host (each worker host's workers sum their gradients, one push per host)")
 	fl.StringVar(&f.overlap, "overlap", "backward", "the jobs' overlap: backward (buckets pushed as backward finishes them, the next forward started as θ arrives) or none")
+	fl.Float64Var(&f.topkRatio, "topk-ratio", 0, "with --compression topk: the share of values sent (0: the job spec's default, 0.01)")
 	fl.IntVar(&f.bucketKB, "bucket-kb", 0, "the jobs' bucket size in KiB (0: the job spec's default)")
 	fl.StringVar(&f.nats, "nats", "central", "central: one NATS server, on the server host; leaf: also one on every worker host, a leaf node of it, for the host's workers")
 	fl.StringVar(&f.dir, "dir", "", "work directory for the hosts' files (default: a temporary one)")
@@ -113,6 +115,8 @@ func (f scaleFlags) validate() error {
 		return fmt.Errorf("--overlap %q: one of %s", f.overlap, strings.Join(jobspec.Overlaps, ", "))
 	case f.bucketKB != 0 && (f.bucketKB < jobspec.MinBucketKB || f.bucketKB > jobspec.MaxBucketKB):
 		return fmt.Errorf("--bucket-kb %d: 0 or %d..%d", f.bucketKB, jobspec.MinBucketKB, jobspec.MaxBucketKB)
+	case f.topkRatio < 0 || f.topkRatio > 1 || f.topkRatio != 0 && f.compression != "topk":
+		return fmt.Errorf("--topk-ratio %g: in (0, 1], with --compression topk", f.topkRatio)
 	case f.nats != "central" && f.nats != "leaf":
 		return fmt.Errorf("--nats %q: central or leaf", f.nats)
 	case f.maxHosts < 1 || f.servers < 1:
@@ -303,7 +307,7 @@ func (s *scaleRun) curves(ctx context.Context, tb *scale.Testbed) error {
 		for _, m := range s.models {
 			r, err := tb.Run(ctx, scale.Config{Model: m.name, Spec: m.spec, Params: m.params, DataPath: s.mnist, Rate: rate * 1e9,
 				Dilation: s.f.dilationFor(rate), PerSample: m.perSample, Warmup: s.f.warmup, Steps: s.f.steps, Budget: s.f.budget,
-				Compression: s.f.compression, Aggregation: s.f.aggregation, Overlap: s.f.overlap, BucketKB: s.f.bucketKB})
+				Compression: s.f.compression, Aggregation: s.f.aggregation, Overlap: s.f.overlap, BucketKB: s.f.bucketKB, TopKRatio: s.f.topkRatio})
 			if err != nil {
 				return fmt.Errorf("%s, K=%d, %g Gbit/s: %w", m.name, tb.Layout.Workers(), rate, err)
 			}
@@ -322,7 +326,7 @@ func (s *scaleRun) realCheck(ctx context.Context, tb *scale.Testbed) error {
 	m, rate := s.models[0], s.f.rates[0]*1e9
 	c := scale.Config{Model: m.name, Spec: m.spec, Params: m.params, DataPath: s.mnist, Rate: rate, Dilation: 1,
 		PerSample: m.perSample, Real: true, RealCheck: true, Warmup: s.f.warmup, Steps: s.f.steps, Budget: s.f.budget,
-		Compression: s.f.compression, Aggregation: s.f.aggregation, Overlap: s.f.overlap, BucketKB: s.f.bucketKB}
+		Compression: s.f.compression, Aggregation: s.f.aggregation, Overlap: s.f.overlap, BucketKB: s.f.bucketKB, TopKRatio: s.f.topkRatio}
 	real, err := tb.Run(ctx, c)
 	if err != nil {
 		return fmt.Errorf("real compute, K=%d: %w", tb.Layout.Workers(), err)

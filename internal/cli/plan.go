@@ -60,7 +60,7 @@ others, printing each one's error; --plot draws the measured curves.`,
 	fl.Float64SliceVar(&f.rates, "rates", []float64{10, 25}, "link rates in Gbit/s")
 	fl.IntVar(&f.servers, "servers", 1, "parameter servers")
 	fl.Float64Var(&f.cores, "server-cores", 8, "cores of the server host (the NATS server and the parameter servers)")
-	fl.Float64Var(&f.compression, "compression", 1, "gradients and parameters sent this many times smaller")
+	fl.Float64Var(&f.compression, "compression", 1, "gradients and parameters sent this many times smaller (compression.type fp16 or bf16: 2, int8: 4, topk at ratio 0.01: 7.4)")
 	fl.IntVar(&f.perHost, "workers-per-host", 1, "workers on each worker host")
 	fl.StringVar(&f.nats, "nats", "central", "central (every worker talks to the server host's NATS) or leaf (a leaf NATS server on every worker host: θ crosses the server link once per host)")
 	fl.StringVar(&f.agg, "aggregation", "none", "none or host (each host's gradients summed before they leave it: one push per host)")

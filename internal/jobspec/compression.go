@@ -46,6 +46,18 @@ func (s *Spec) Encoding() wire.Encoding {
 	return wire.EncFloat32
 }
 
+// ParamEncoding is the encoding of the change of θ a compressed job's
+// parameter servers fan out after each step: the pushes' (int8 for topk),
+// or "" (float32, whole) without compression.
+func (s *Spec) ParamEncoding() wire.Encoding {
+	switch e := s.Encoding(); e {
+	case wire.EncTopK:
+		return wire.EncInt8
+	default:
+		return e
+	}
+}
+
 // TopKRatio is the share of values a topk job sends.
 func (s *Spec) TopKRatio() float64 {
 	if c := s.Compression; c != nil && c.Ratio > 0 {

@@ -76,6 +76,10 @@ func TestBadSpecs(t *testing.T) {
 		{"dilation below 1", "seed: 3", "seed: 3\nbenchmark: {synthetic_compute: 1ms, dilation: 0.5}", "benchmark.dilation"},
 		{"unknown compression", "seed: 3", "seed: 3\ncompression: {type: zip}", "compression.type"},
 		{"unknown aggregation", "seed: 3", "seed: 3\naggregation: rack", "aggregation"},
+		{"ratio without topk", "seed: 3", "seed: 3\ncompression: {type: int8, ratio: 0.1}", "compression.ratio"},
+		{"topk ratio above 1", "seed: 3", "seed: 3\ncompression: {type: topk, ratio: 2}", "compression.ratio"},
+		{"unknown overlap", "seed: 3", "seed: 3\noverlap: forward", "overlap"},
+		{"bucket too large", "seed: 3", "seed: 3\nbucket_kb: 2048", "bucket_kb"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -109,7 +109,7 @@ func RunStatic(t testing.TB, s *server.Server, job StaticJob) ([]float32, error)
 		ps := paramserver.New(Connect(t, s), cfg)
 		a := paramserver.Assignment{Job: job.ID, Server: p, Ranges: ranges, ChunkFloats: job.ChunkSize, Epoch: 1,
 			Members: job.Workers, Optimizer: job.Spec.Optimizer, Schedule: job.Spec.Schedule,
-			StepsPerEpoch: spe, TotalSteps: job.Spec.Epochs * spe}
+			StepsPerEpoch: spe, TotalSteps: job.Spec.Epochs * spe, ParamEnc: job.Spec.ParamEncoding(), LastStep: job.Steps}
 		if job.Groups != nil {
 			a.Groups, a.MemberIDs = job.Groups, memberIDs(job.Workers)
 		}

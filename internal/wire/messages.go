@@ -116,6 +116,11 @@ type ParamChunk struct {
 	Data   []byte `msgpack:"d"`
 	// Skipped is set when step Step−1 was skipped (a non-finite gradient).
 	Skipped bool `msgpack:"skip,omitempty"`
+	// Delta: Data is the change from θ_{Step−1} as this server last sent
+	// it, in encoding Enc, to be added to it; otherwise Data is the chunk
+	// whole, in float32.
+	Delta bool     `msgpack:"delta,omitempty"`
+	Enc   Encoding `msgpack:"enc,omitempty"`
 }
 
 func (m *ParamChunk) version() int { return m.V }

@@ -184,14 +184,30 @@ func (r Result) plane() Plane {
 		Overlap: r.Overlap == "backward", BucketFloats: r.BucketKB * 1024 / 4}
 }
 
-// compressionOf is how many times smaller a run's pushes were than
-// float32: its θ stays float32, so the two directions' mean.
+// compressionOf is how many times fewer bytes than float32 a run's
+// pushes and fan-out carried together: fp16 and bf16 half each way, int8 a
+// quarter, topk 8 bytes for each value kept (of 4) and θ's change in int8.
 func compressionOf(r Result) float64 {
-	switch r.Compression {
+	return Compression(r.Compression, r.TopKRatio)
+}
+
+// Compression is how many times fewer bytes than float32 compression typ
+// (a job spec's compression.type; ratio topk's) moves over a step's push
+// and fan-out together.
+func Compression(typ string, ratio float64) float64 {
+	push, theta := 1.0, 1.0
+	switch typ {
 	case "fp16", "bf16":
-		return 4.0 / 3
+		push, theta = 0.5, 0.5
+	case "int8":
+		push, theta = 0.25, 0.25
+	case "topk":
+		if ratio <= 0 {
+			ratio = 0.01
+		}
+		push, theta = 2*ratio, 0.25
 	}
-	return 1
+	return 2 / (push + theta)
 }
 
 // ReadResults reads `maas bench scale`'s JSON lines.

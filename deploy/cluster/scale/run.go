@@ -43,6 +43,9 @@ type Config struct {
 	// its bucket size (0: the default).
 	Overlap  string
 	BucketKB int
+	// TopKRatio is a topk compression's share of values sent (0: the
+	// default).
+	TopKRatio float64
 	// Warmup steps run before the Steps measured. With Budget set, fewer
 	// steps are measured (at least MinSteps) when Steps would take longer
 	// than Budget at the warm-up's pace.
@@ -69,6 +72,7 @@ type Result struct {
 	RealCheck       bool    `json:"real_check,omitempty"` // a run of the real-compute check (real, or synthetic beside it)
 	Real            bool    `json:"real_compute"`
 	Compression     string  `json:"compression,omitempty"`
+	TopKRatio       float64 `json:"topk_ratio,omitempty"`
 	Aggregation     string  `json:"aggregation,omitempty"`
 	Overlap         string  `json:"overlap,omitempty"`   // "backward": pushes beside backward, forward beside the fan-out; "" none
 	BucketKB        int     `json:"bucket_kb,omitempty"` // absent: 512 (the chunk size before buckets were a job setting)
@@ -118,6 +122,9 @@ func (tb *Testbed) Run(ctx context.Context, c Config) (Result, error) {
 	}
 	if c.Compression != "" {
 		spec.Compression = &jobspec.Compression{Type: c.Compression}
+		if c.Compression == "topk" {
+			spec.Compression.Ratio = c.TopKRatio
+		}
 	}
 	spec.Aggregation = c.Aggregation
 	spec.Overlap, spec.BucketKB = c.Overlap, c.BucketKB
@@ -242,6 +249,12 @@ func (tb *Testbed) result(c Config, a, b snapshot) Result {
 	}
 	if c.Overlap != "none" {
 		r.Overlap = "backward"
+	}
+	if c.Compression == "topk" {
+		r.TopKRatio = c.TopKRatio
+		if r.TopKRatio == 0 {
+			r.TopKRatio = jobspec.DefaultTopKRatio
+		}
 	}
 	r.BucketKB = c.BucketKB
 	if r.BucketKB == 0 {
