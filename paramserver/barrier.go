@@ -171,7 +171,7 @@ func (s *Server) publishDeltaLocked(js *jobState, skipped bool) error {
 	js.current = js.current[:0]
 	for i, c := range js.chunks {
 		lo, hi := c.Lo-js.rng.Lo, c.Hi-js.rng.Lo
-		d := make([]float32, hi-lo)
+		d := js.sum[lo:hi] // the step's sum is applied: its buffer is free
 		for j := range d {
 			d[j] = js.theta[lo+j] - js.shadow[lo+j]
 		}

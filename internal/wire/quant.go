@@ -196,19 +196,19 @@ type Feedback struct {
 	Enc   Encoding
 	Ratio float64 // EncTopK's share kept
 	resid []float32
+	u     []float32 // scratch: a message's values before encoding
 }
 
 // NewFeedback returns the feedback of a flat vector of n values.
 func NewFeedback(enc Encoding, ratio float64, n int) *Feedback {
-	return &Feedback{Enc: enc, Ratio: ratio, resid: make([]float32, n)}
+	return &Feedback{Enc: enc, Ratio: ratio, resid: make([]float32, n), u: make([]float32, n)}
 }
 
 // Append encodes src, the values at [lo, lo+len(src)) of the flat vector,
 // plus what earlier messages left out there, and keeps what this one
 // leaves out. Concurrent calls must cover disjoint ranges.
 func (f *Feedback) Append(dst []byte, src []float32, lo int) []byte {
-	r := f.resid[lo : lo+len(src)]
-	u := make([]float32, len(src))
+	r, u := f.resid[lo:lo+len(src)], f.u[lo:lo+len(src)]
 	for i, v := range src {
 		u[i] = v + r[i]
 	}
