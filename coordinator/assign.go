@@ -74,9 +74,9 @@ func (n *Node) assign(ls *leaderState, j *JobRecord, ms *Membership, fresh bool)
 			base.Groups = n.hostGroups(ms.Members)
 		}
 	}
-	send := func(id string, rank int) error {
+	send := func(id string, rank int, boot string) error {
 		a := base
-		a.Rank = rank
+		a.Rank, a.Boot = rank, boot
 		if ms.Reset && slices.Contains(ms.Servers, id) {
 			a.Reset = true
 			if rank < len(ms.Restore) {
@@ -114,16 +114,18 @@ func (n *Node) assign(ls *leaderState, j *JobRecord, ms *Membership, fresh bool)
 		return fmt.Errorf("%w: %s did not take its assignment: %v", errNoAnswer, id, last)
 	}
 	for i, id := range ms.Servers {
+		boot := ""
 		if !fresh && !ms.Reset {
 			ls.mu.Lock()
 			holds := ls.serving[id].job == j.ID
+			boot = ls.boots[id] // the incarnation heard serving it
 			ls.mu.Unlock()
 			if !holds {
 				n.log.Debug("assignment held back: the server holds nothing of the job", zap.String("job", j.ID), zap.String("server", id))
 				return
 			}
 		}
-		if err := send(id, i); err != nil {
+		if err := send(id, i, boot); err != nil {
 			if errors.Is(err, errNoAnswer) {
 				// Down or restarting (a rolling upgrade): delivery is tried
 				// again next tick, and a server that stays away is judged
@@ -139,7 +141,7 @@ func (n *Node) assign(ls *leaderState, j *JobRecord, ms *Membership, fresh bool)
 	var why error
 	unanswered := 0
 	for r, id := range ms.Members {
-		if err := send(id, r); err != nil {
+		if err := send(id, r, ""); err != nil {
 			lost, why = append(lost, id), err
 			if errors.Is(err, errNoAnswer) {
 				unanswered++

@@ -18,7 +18,9 @@ import (
 // TestAgentHoldsNothing: a parameter server that holds nothing of a job
 // does not take an epoch that goes on from a later step (it would start
 // the range afresh there); it tells the coordinator so (not_held, not a
-// refusal). The job's first epoch, from step 0, it takes.
+// refusal), and so does any process for an assignment addressed to
+// another incarnation of it (one that served the job before a restart).
+// The job's first epoch, from step 0, it takes.
 func TestAgentHoldsNothing(t *testing.T) {
 	text, err := os.ReadFile("../examples/mnist-cnn.yaml")
 	if err != nil {
@@ -40,9 +42,9 @@ func TestAgentHoldsNothing(t *testing.T) {
 	go func() { done <- agent.Run(ctx, testcluster.Connect(t, s)) }()
 	defer func() { cancel(); <-done }()
 	nc := testcluster.Connect(t, s)
-	assign := func(from int64) wire.Ack {
+	assign := func(from int64, boot string) wire.Ack {
 		t.Helper()
-		b, err := wire.Encode(&wire.Assignment{V: wire.Version, Job: "j", Spec: string(text), Epoch: 3, Members: 1, MemberIDs: []string{"w"},
+		b, err := wire.Encode(&wire.Assignment{V: wire.Version, Job: "j", Spec: string(text), Epoch: 3, Members: 1, MemberIDs: []string{"w"}, Boot: boot,
 			Ranges: []wire.Range{{Lo: 0, Hi: len(m.Params)}}, FromStep: from, TotalSteps: 100, StepsPerEpoch: 50})
 		if err != nil {
 			t.Fatal(err)
@@ -63,13 +65,16 @@ func TestAgentHoldsNothing(t *testing.T) {
 			return ack
 		}
 	}
-	if ack := assign(380); ack.Code != wire.AckNotHeld {
+	if ack := assign(380, ""); ack.Code != wire.AckNotHeld {
 		t.Errorf("an epoch from step 380 to a server holding nothing: %s %q, want %s", ack.Code, ack.Reason, wire.AckNotHeld)
+	}
+	if ack := assign(0, "an-earlier-incarnation"); ack.Code != wire.AckNotHeld {
+		t.Errorf("an epoch for another incarnation: %s %q, want %s", ack.Code, ack.Reason, wire.AckNotHeld)
 	}
 	if st, ok := agent.Server().Stats("j"); ok {
 		t.Errorf("the server took the job anyway: %+v", st)
 	}
-	if ack := assign(0); ack.Code != wire.AckOK {
+	if ack := assign(0, ""); ack.Code != wire.AckOK {
 		t.Errorf("the job's first epoch: %s %q", ack.Code, ack.Reason)
 	}
 }

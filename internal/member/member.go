@@ -80,6 +80,7 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config, h Handler) error {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	boot := fmt.Sprintf("%016x", rand.Uint64())
 	sub, err := nc.Subscribe(wire.MemberSubject(cfg.ID), func(m *nats.Msg) {
 		var a wire.Assignment
 		ack := wire.Ack{V: wire.Version, Code: wire.AckOK}
@@ -90,6 +91,8 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config, h Handler) error {
 			err = fmt.Errorf("member %s (%s) holds no parameters to fence", cfg.ID, cfg.Kind)
 		case a.Fence:
 			ack.Step, err = f.Fence(a.Job, a.Epoch, time.Duration(a.FenceMS)*time.Millisecond)
+		case a.Boot != "" && a.Boot != boot && !a.Stop:
+			err = fmt.Errorf("%w: the assignment of %s's epoch %d is for incarnation %s of %s, this is %s", ErrNotHeld, a.Job, a.Epoch, a.Boot, cfg.ID, boot)
 		default:
 			err = h.Assign(ctx, &a)
 		}
@@ -113,7 +116,6 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config, h Handler) error {
 	if err := refusal(nc, true, own...); err != nil {
 		return credentialErr(cfg.ID, err)
 	}
-	boot := fmt.Sprintf("%016x", rand.Uint64())
 	reg, _ := wire.Encode(&wire.Register{V: wire.Version, ID: cfg.ID, Kind: cfg.Kind, Host: cfg.Host, Threads: cfg.Threads, Device: cfg.Device, Boot: boot})
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)

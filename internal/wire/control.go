@@ -47,9 +47,14 @@ func (m *Heartbeat) version() int { return m.V }
 // Assignment gives a member its part of a job for one membership epoch, or
 // (Stop) tells it to stop working on the job.
 type Assignment struct {
-	V     int    `msgpack:"v"`
-	Job   string `msgpack:"job"`
-	Stop  bool   `msgpack:"stop,omitempty"`
+	V    int    `msgpack:"v"`
+	Job  string `msgpack:"job"`
+	Stop bool   `msgpack:"stop,omitempty"`
+	// Boot, when set, is the incarnation of the member (Register.Boot)
+	// the assignment is for: a parameter server's epoch that goes on
+	// with the range it holds. Another incarnation (the process restarted
+	// while the assignment was on its way) answers AckNotHeld.
+	Boot  string `msgpack:"boot,omitempty"`
 	Spec  string `msgpack:"spec,omitempty"` // the job spec, YAML
 	Epoch uint64 `msgpack:"e"`
 	// Rank is the worker's rank, or the server's index in Ranges.
