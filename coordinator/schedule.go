@@ -143,7 +143,15 @@ func (n *Node) tendJob(ls *leaderState, j *JobRecord, ts *tickState) {
 		switch {
 		case len(lostServers) > 0:
 			// A restarted server may take a range again, after the idle ones.
-			spare := append(idle(wire.KindParamServer, ts.members, ts.alive, ts.busy), restarted...)
+			// The kept servers' hosts are taken: a standby on another host
+			// comes first.
+			var kept []string
+			for _, id := range cur.Servers {
+				if !slices.Contains(lostServers, id) {
+					kept = append(kept, id)
+				}
+			}
+			spare := append(spreadByHost(idle(wire.KindParamServer, ts.members, ts.alive, ts.busy), ts.members, kept), restarted...)
 			if n.replaceServers(ls, j.ID, lostServers, why, spare) {
 				ls.forgetRestarts(lostServers)
 			}
@@ -214,7 +222,8 @@ func (n *Node) lostMembers(ls *leaderState, j *JobRecord, ts *tickState) (lost, 
 // startJob starts queued job j on idle members when there are enough:
 // commits its first membership epoch and delivers it.
 func (n *Node) startJob(ls *leaderState, j *JobRecord, ts *tickState) {
-	idleW, idleS := idle(wire.KindWorker, ts.members, ts.alive, ts.busy), idle(wire.KindParamServer, ts.members, ts.alive, ts.busy)
+	idleW := idle(wire.KindWorker, ts.members, ts.alive, ts.busy)
+	idleS := spreadByHost(idle(wire.KindParamServer, ts.members, ts.alive, ts.busy), ts.members, nil)
 	if len(idleW) < j.Workers || len(idleS) < j.ParameterServers {
 		return
 	}
@@ -270,6 +279,33 @@ type serving struct {
 }
 
 // idle lists the live members of kind that work on no job, sorted.
+// spreadByHost orders servers so that the first P of them are on as many
+// hosts as they can be: each next one is on the host with the fewest of
+// those before it and of taken (servers the job keeps), the lower id
+// first. A job's ranges then cross as many server links as there are
+// hosts to carry them.
+func spreadByHost(servers []string, members map[string]MemberInfo, taken []string) []string {
+	count := map[string]int{}
+	for _, id := range taken {
+		count[members[id].Host]++
+	}
+	left := slices.Clone(servers)
+	out := make([]string, 0, len(servers))
+	for len(left) > 0 {
+		best := 0
+		for i, id := range left {
+			if count[members[id].Host] < count[members[left[best]].Host] {
+				best = i
+			}
+		}
+		id := left[best]
+		count[members[id].Host]++
+		out = append(out, id)
+		left = slices.Delete(left, best, best+1)
+	}
+	return out
+}
+
 func idle(kind string, members map[string]MemberInfo, alive, busy map[string]bool) []string {
 	var ids []string
 	for id, m := range members {

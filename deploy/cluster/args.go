@@ -70,7 +70,7 @@ func (f *File) Args(p Process, secured bool) []string {
 	case KindNATS:
 		if p.Leaf {
 			a = []string{"nats", "--host", "0.0.0.0", "--port", strconv.Itoa(p.Port(PortClient)),
-				"--store-dir", "", "--name", p.ID, "--leaf-remotes", strings.Join(f.NATSLeafRemotes(), ",")}
+				"--store-dir", "", "--name", p.ID, "--leaf-remotes", strings.Join(f.NATSLeafRemotesFor(p), ",")}
 			break
 		}
 		a = []string{"nats", "--host", "0.0.0.0", "--port", strconv.Itoa(p.Port(PortClient)),
@@ -97,7 +97,7 @@ func (f *File) Args(p Process, secured bool) []string {
 		}
 		a = append(a, f.DataRootsArgs()...)
 	case KindParamServer:
-		a = []string{"paramserver", "--id", p.ID, "--nats", natsURLs}
+		a = []string{"paramserver", "--id", p.ID, "--host", p.Host, "--nats", natsURLs}
 		a = append(a, metricsArgs(p)...)
 	case KindWorker:
 		a = []string{"worker", "--id", p.ID, "--host", p.Host, "--nats", natsURLs}
@@ -236,14 +236,24 @@ type Stage struct {
 	Processes []Process
 }
 
-// Stages are the cluster's processes in start order: the NATS servers, the
-// first coordinator (which bootstraps Raft), the other coordinators (which
+// Stages are the cluster's processes in start order: the full NATS
+// members, the leaf NATS servers (each then finds the member it is to
+// connect to first listening: NATSLeafRemotesFor), the first coordinator (which bootstraps Raft), the other coordinators (which
 // join it), the parameter servers, the workers, and serve. Empty stages
 // are left out; down walks them backwards.
 func (f *File) Stages() []Stage {
 	coords := f.ProcessesOf(KindCoordinator)
+	var full, leaves []Process
+	for _, p := range f.ProcessesOf(KindNATS) {
+		if p.Leaf {
+			leaves = append(leaves, p)
+		} else {
+			full = append(full, p)
+		}
+	}
 	all := []Stage{
-		{"nats", f.ProcessesOf(KindNATS)},
+		{"nats", full},
+		{"leaf nats", leaves},
 		{"first coordinator", coords[:min(1, len(coords))]},
 		{"other coordinators", coords[min(1, len(coords)):]},
 		{"parameter servers", f.ProcessesOf(KindParamServer)},

@@ -24,7 +24,7 @@ func TestArgs(t *testing.T) {
 			"--data-dir /var/lib/maas/node1-coordinator/data --nats " + nats + " --data-roots /srv/datasets,/data/shared",
 		"node3-coordinator": "coordinator --id node3-coordinator --raft node3.lab.example.com:7000 --api node3.lab.example.com:7070 " +
 			"--data-dir /data/maas/node3-coordinator/data --nats " + n3 + "," + n1 + "," + n2 + " --bootstrap=false --join 10.0.0.11:7070 --data-roots /srv/datasets,/data/shared",
-		"node2-paramserver-2": "paramserver --id node2-paramserver-2 --nats " + n2 + "," + n3 + "," + n1,
+		"node2-paramserver-2": "paramserver --id node2-paramserver-2 --host node2 --nats " + n2 + "," + n3 + "," + n1,
 		"node1-worker-1":      "worker --id node1-worker-1 --host node1 --nats " + nats + " --threads 14 --metrics-addr 10.0.0.11:9200",
 		"node2-worker-1":      "worker --id node2-worker-1 --host node2 --nats " + n2 + "," + n1 + "," + n3,
 		"node1-serve":         "serve --addr 0.0.0.0:8080 --server http://10.0.0.11:7070 --nats " + nats,
@@ -69,7 +69,7 @@ hosts:
 			"--leaf-seed " + sec + "w1-nats.nk",
 		"w1-worker-1":     "worker --id w1-worker-1 --host w1 --nats nats://10.0.0.2:4333,nats://10.0.0.1:4222",
 		"w2-worker-1":     "worker --id w2-worker-1 --host w2 --nats nats://10.0.0.1:4222",
-		"s-paramserver-1": "paramserver --id s-paramserver-1 --nats nats://10.0.0.1:4222",
+		"s-paramserver-1": "paramserver --id s-paramserver-1 --host s --nats nats://10.0.0.1:4222",
 	}
 	for _, p := range f.Processes() {
 		w, ok := want[p.ID]
@@ -106,6 +106,45 @@ hosts:
   - {name: s, address: 10.0.0.1, roles: [nats, coordinator, paramserver, worker], nats: {leaf: true}}
 `)); err == nil || !strings.Contains(err.Error(), "every NATS server is a leaf") {
 		t.Errorf("a cluster of leaves alone: %v", err)
+	}
+}
+
+// TestLeafRemotesSpread: with two full members (two server hosts) the
+// leaves take them in turn, each trying its own first, then the other.
+func TestLeafRemotesSpread(t *testing.T) {
+	f, err := Parse([]byte(`name: lab
+ssh: {agent: true}
+hosts:
+  - {name: s1, address: 10.0.0.1, roles: [nats, coordinator, paramserver]}
+  - {name: s2, address: 10.0.0.2, roles: [nats, paramserver]}
+  - {name: w1, address: 10.0.0.3, roles: [nats, worker], nats: {leaf: true}}
+  - {name: w2, address: 10.0.0.4, roles: [nats, worker], nats: {leaf: true}}
+  - {name: w3, address: 10.0.0.5, roles: [nats, worker], nats: {leaf: true}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1, h2 := "nats://10.0.0.1:7422", "nats://10.0.0.2:7422"
+	want := map[string][]string{"w1-nats": {h1, h2}, "w2-nats": {h2, h1}, "w3-nats": {h1, h2}}
+	for _, p := range f.ProcessesOf(KindNATS) {
+		if w, ok := want[p.ID]; ok {
+			if got := f.NATSLeafRemotesFor(p); !slices.Equal(got, w) {
+				t.Errorf("%s's leaf remotes %v, want %v", p.ID, got, w)
+			}
+			delete(want, p.ID)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("no leaves %v", want)
+	}
+	// The leaves start once the full members listen.
+	if st := f.Stages(); len(st) < 2 || st[0].Name != "nats" || len(st[0].Processes) != 2 || st[1].Name != "leaf nats" || len(st[1].Processes) != 3 {
+		t.Errorf("stages %+v: want the two full members, then the three leaves", st[:min(2, len(st))])
+	}
+	for _, p := range f.ProcessesOf(KindParamServer) {
+		if a := strings.Join(f.Args(p, false), " "); !strings.Contains(a, "--host "+p.Host+" ") {
+			t.Errorf("%s is not told its host: %s", p.ID, a)
+		}
 	}
 }
 

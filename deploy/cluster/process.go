@@ -216,6 +216,30 @@ func (f *File) NATSRoutes() []string { return f.fullMembers(PortRoute) }
 // (nats://address:leaf_port), which every leaf server connects to.
 func (f *File) NATSLeafRemotes() []string { return f.fullMembers(PortLeaf) }
 
+// NATSLeafRemotesFor are the leaf URLs leaf server p connects to, tried in
+// this order: the full members turned by p's place among the leaves, so
+// that the n-th leaf starts at the n-th full member (round robin). Each
+// full member then relays the traffic of an equal share of the hosts: with
+// parameter servers on several hosts, no one host's link carries every
+// worker host's pushes and θ.
+func (f *File) NATSLeafRemotesFor(p Process) []string {
+	full := f.NATSLeafRemotes()
+	turn := 0
+	for _, q := range f.ProcessesOf(KindNATS) {
+		if q.ID == p.ID {
+			break
+		}
+		if q.Leaf {
+			turn++
+		}
+	}
+	urls := make([]string, 0, len(full))
+	for i := range full {
+		urls = append(urls, full[(i+turn)%len(full)])
+	}
+	return urls
+}
+
 // fullMembers are nats://address:port of the full NATS members' port
 // called name.
 func (f *File) fullMembers(name string) []string {

@@ -28,6 +28,7 @@ type scaleFlags struct {
 	rates                 []float64 // Gbit/s
 	models                []string  // job spec files
 	maxHosts, servers     int
+	serverHosts           int
 	dilation, shaped      float64
 	steps, warmup         int
 	budget, compute       time.Duration
@@ -46,8 +47,9 @@ func benchScaleCmd() *cobra.Command {
 		Use:   "scale",
 		Short: "Scaling curves of a training cluster on emulated hosts (network namespaces, shaped links); one JSON line per configuration",
 		Long: `Builds a cluster on hosts emulated with network namespaces on this machine
-(root, iproute2 and OpenSSH's sshd needed): a server host with the NATS server,
-the coordinator and the parameter servers, and up to --max-hosts worker hosts,
+(root, iproute2 and OpenSSH's sshd needed): --server-hosts server hosts with a
+NATS server and parameter servers each (the first the coordinator too), and up
+to --max-hosts worker hosts,
 launched over SSH as 'maas cluster up' does. For each number of workers K, link
 rate and model it runs a benchmark job (each worker keeps its batch: weak
 scaling; compute replaced by waits of the model's measured compute time), with
@@ -63,7 +65,8 @@ compute time. See docs/scaling.md.`,
 	fl.Float64SliceVar(&f.rates, "rates", []float64{1, 10, 25}, "link rates in Gbit/s")
 	fl.StringSliceVar(&f.models, "models", []string{"examples/mnist-cnn.yaml", "examples/mnist-lstm.yaml", "bench/specs/mnist-cnn-wide.yaml"}, "job specs whose models to measure")
 	fl.IntVar(&f.maxHosts, "max-hosts", 8, "worker hosts at most (workers are spread evenly over them)")
-	fl.IntVar(&f.servers, "servers", 1, "parameter servers (on the server host)")
+	fl.IntVar(&f.servers, "servers", 1, "parameter servers, spread evenly over the server hosts")
+	fl.IntVar(&f.serverHosts, "server-hosts", 1, "server hosts, each with its own link, a full NATS member and its share of the parameter servers (--servers a multiple of it); with --nats leaf the worker hosts' leaves take them in turn")
 	fl.Float64Var(&f.dilation, "dilation", 0, "time dilation D: compute waits × D, link rates ÷ D (0: each rate's own, rate ÷ --shaped, at least 1)")
 	fl.Float64Var(&f.shaped, "shaped", 1, "with --dilation 0: the rate in Gbit/s every link is shaped to")
 	fl.IntVar(&f.steps, "steps", 20, "steps measured per configuration, at most")
@@ -119,8 +122,10 @@ func (f scaleFlags) validate() error {
 		return fmt.Errorf("--topk-ratio %g: in (0, 1], with --compression topk", f.topkRatio)
 	case f.nats != "central" && f.nats != "leaf":
 		return fmt.Errorf("--nats %q: central or leaf", f.nats)
-	case f.maxHosts < 1 || f.servers < 1:
-		return fmt.Errorf("--max-hosts and --servers must be positive, got %d and %d", f.maxHosts, f.servers)
+	case f.maxHosts < 1 || f.servers < 1 || f.serverHosts < 1:
+		return fmt.Errorf("--max-hosts, --servers and --server-hosts must be positive, got %d, %d and %d", f.maxHosts, f.servers, f.serverHosts)
+	case f.servers%f.serverHosts != 0:
+		return fmt.Errorf("--servers %d: a multiple of --server-hosts %d (as many parameter servers on every server host)", f.servers, f.serverHosts)
 	}
 	for _, r := range f.rates {
 		if r <= 0 {
@@ -275,7 +280,7 @@ type scaleRun struct {
 // layout brings a testbed of k workers up (its files in the work
 // directory's k<k><suffix>), runs fn on it and takes it down.
 func (s *scaleRun) layout(ctx context.Context, k int, suffix string, fn func(*scale.Testbed) error) error {
-	l, err := scale.LayoutFor(k, s.f.maxHosts, s.f.servers)
+	l, err := scale.LayoutFor(k, s.f.maxHosts, s.f.servers, s.f.serverHosts)
 	if err != nil {
 		return err
 	}

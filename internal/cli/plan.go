@@ -25,6 +25,7 @@ type planFlags struct {
 	workers     []int
 	rates       []float64
 	servers     int
+	serverHosts int
 	cores       float64
 	compression float64
 	perHost     int
@@ -58,8 +59,9 @@ others, printing each one's error; --plot draws the measured curves.`,
 	fl.DurationVar(&f.compute, "compute", 0, "a worker's compute time per step (instead of --model's)")
 	fl.IntSliceVar(&f.workers, "workers", []int{1, 8, 16, 32, 64, 128, 256}, "numbers of workers K")
 	fl.Float64SliceVar(&f.rates, "rates", []float64{10, 25}, "link rates in Gbit/s")
-	fl.IntVar(&f.servers, "servers", 1, "parameter servers")
-	fl.Float64Var(&f.cores, "server-cores", 8, "cores of the server host (the NATS server and the parameter servers)")
+	fl.IntVar(&f.servers, "servers", 1, "parameter servers, spread evenly over the server hosts")
+	fl.IntVar(&f.serverHosts, "server-hosts", 1, "server hosts, each with its own link, a NATS hub and its share of the parameter servers and of the worker hosts")
+	fl.Float64Var(&f.cores, "server-cores", 8, "cores of each server host (its NATS server and parameter servers)")
 	fl.Float64Var(&f.compression, "compression", 1, "gradients and parameters sent this many times smaller (compression.type fp16 or bf16: 2, int8: 4, topk at ratio 0.01: 7.4)")
 	fl.IntVar(&f.perHost, "workers-per-host", 1, "workers on each worker host")
 	fl.StringVar(&f.nats, "nats", "central", "central (every worker talks to the server host's NATS) or leaf (a leaf NATS server on every worker host: θ crosses the server link once per host)")
@@ -75,8 +77,10 @@ func runPlan(cmd *cobra.Command, f planFlags) error {
 	switch {
 	case f.params < 0 || f.compute < 0:
 		return fmt.Errorf("--params and --compute must not be negative")
-	case f.servers < 1:
-		return fmt.Errorf("--servers must be at least 1, got %d", f.servers)
+	case f.servers < 1 || f.serverHosts < 1:
+		return fmt.Errorf("--servers and --server-hosts must be at least 1, got %d and %d", f.servers, f.serverHosts)
+	case f.servers%f.serverHosts != 0:
+		return fmt.Errorf("--servers %d: a multiple of --server-hosts %d (as many parameter servers on every server host)", f.servers, f.serverHosts)
 	case f.cores <= 0:
 		return fmt.Errorf("--server-cores must be positive, got %g", f.cores)
 	case f.compression < 1:
@@ -130,16 +134,17 @@ func runPlan(cmd *cobra.Command, f planFlags) error {
 		return err
 	}
 	plane := scale.Plane{WorkersPerHost: f.perHost, LeafNATS: f.nats == "leaf", Aggregate: f.agg == "host",
-		Overlap: f.overlap == "backward", BucketFloats: f.bucketKB * 1024 / 4}
-	fmt.Fprintf(out, "\npredicted for %d parameters, %v compute a step, %d parameter server(s) on %g cores, compression %g, %d worker(s) a host, %s NATS, aggregation %s, overlap %s (%d KiB buckets):\n",
-		params, compute.Round(10*time.Microsecond), f.servers, f.cores, f.compression, f.perHost, f.nats, f.agg, f.overlap, f.bucketKB)
-	fmt.Fprintf(out, "%6s %8s %10s %10s %8s\n", "K", "Gbit/s", "step ms", "comm ms", "E(K)")
+		Overlap: f.overlap == "backward", BucketFloats: f.bucketKB * 1024 / 4, ServerHosts: f.serverHosts}
+	fmt.Fprintf(out, "\npredicted for %d parameters, %v compute a step, %d parameter server(s) on %d server host(s) of %g cores, compression %g, %d worker(s) a host, %s NATS, aggregation %s, overlap %s (%d KiB buckets):\n",
+		params, compute.Round(10*time.Microsecond), f.servers, f.serverHosts, f.cores, f.compression, f.perHost, f.nats, f.agg, f.overlap, f.bucketKB)
+	fmt.Fprintf(out, "%6s %8s %10s %10s %8s   %s\n", "K", "Gbit/s", "step ms", "comm ms", "E(K)", "server hosts enough (E within 0.01 of the most, at that count)")
 	for _, rate := range f.rates {
 		for _, k := range f.workers {
 			sc := scale.Scenario{Params: params, Workers: k, LinkGbit: rate, Servers: f.servers, ServerCores: f.cores, Compression: f.compression,
 				ComputeSeconds: compute.Seconds(), Plane: plane}
 			step, eff := cm.Step(sc)
-			fmt.Fprintf(out, "%6d %8g %10.1f %10.1f %8.3f\n", k, rate, step*1e3, cm.Comm(sc)*1e3, eff)
+			n, e := scale.ServerHostsEnough(cm, sc, f.servers/f.serverHosts)
+			fmt.Fprintf(out, "%6d %8g %10.1f %10.1f %8.3f   %d (%.3f)\n", k, rate, step*1e3, cm.Comm(sc)*1e3, eff, n, e)
 		}
 	}
 	return nil
@@ -195,10 +200,10 @@ func planValidate(cmd *cobra.Command, usable []scale.Result) error {
 	}
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "\nvalidation: fitted on %d runs, predicting the other %d\n", cm.Points, len(checks))
-	fmt.Fprintf(out, "%-16s %4s %7s %-12s %10s %10s %8s\n", "model", "K", "Gbit/s", "plane", "measured", "predicted", "error")
+	fmt.Fprintf(out, "%-16s %4s %7s %-22s %10s %10s %8s\n", "model", "K", "Gbit/s", "plane", "measured", "predicted", "error")
 	var errs []float64
 	for _, c := range checks {
-		fmt.Fprintf(out, "%-16s %4d %7g %-12s %8.1fms %8.1fms %7.1f%%\n", c.Model, c.Workers, c.LinkGbit, c.PlaneName(), c.StepMS, c.PredictedStepMS, c.ErrorPct)
+		fmt.Fprintf(out, "%-16s %4d %7g %-22s %8.1fms %8.1fms %7.1f%%\n", c.Model, c.Workers, c.LinkGbit, c.PlaneName(), c.StepMS, c.PredictedStepMS, c.ErrorPct)
 		errs = append(errs, math.Abs(c.ErrorPct))
 	}
 	sort.Float64s(errs)

@@ -253,7 +253,7 @@ func joinCluster(ctx context.Context, c *api.Client, req api.JoinRequest) error 
 }
 
 func paramserverCmd() *cobra.Command {
-	var natsURL, id, metricsAddr string
+	var natsURL, id, host, metricsAddr string
 	var creds natsCreds
 	sc := paramserver.DefaultConfig()
 	cmd := &cobra.Command{
@@ -272,7 +272,6 @@ func paramserverCmd() *cobra.Command {
 				return err
 			}
 			defer nc.Close()
-			host, _ := os.Hostname()
 			sc.Logger, sc.Registerer = log, prometheus.DefaultRegisterer
 			a := paramserver.NewAgent(nc, member.Config{ID: id, Host: host, Logger: log}, sc)
 			ctx, stop := signalContext(cmd.Context())
@@ -285,6 +284,7 @@ func paramserverCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&natsURL, "nats", DefaultNATS, "NATS URL")
 	cmd.Flags().StringVar(&id, "id", member.DefaultID("ps"), "member id")
+	cmd.Flags().StringVar(&host, "host", hostname(), "the host this server runs on: a job's parameter servers are taken on as many hosts as they can be, each host's link carrying its own ranges")
 	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", metricsFlagUsage)
 	creds.addFlags(cmd.Flags())
 	return cmd

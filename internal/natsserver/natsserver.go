@@ -48,7 +48,7 @@ type Config struct {
 	// permissions, and speaks mutual TLS with TLSCA or RouteCA.
 	LeafPort int
 	// LeafRemotes, when set, make this server a leaf node of the servers
-	// at these URLs (nats://host:leaf_port, tried in turn): its clients
+	// at these URLs (nats://host:leaf_port, tried in this order): its clients
 	// reach everything the others' clients do, and a message crosses the
 	// leaf connection once however many of its subscribers are here.
 	// LeafSeed is the nkey seed file the leaf connection authenticates
@@ -241,7 +241,7 @@ func Start(c Config) (*server.Server, error) {
 		opts.LeafNode.Host, opts.LeafNode.Port = c.Host, c.LeafPort
 	}
 	if len(c.LeafRemotes) > 0 {
-		r := &server.RemoteLeafOpts{}
+		r := &server.RemoteLeafOpts{NoRandomize: true} // the order is the launcher's: leaves spread over the hubs
 		for _, s := range c.LeafRemotes {
 			u, _ := url.Parse(s)
 			r.URLs = append(r.URLs, u)

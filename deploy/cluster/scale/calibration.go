@@ -9,4 +9,4 @@ import _ "embed"
 var Calibration string
 
 // CalibrationSource says where Calibration was measured.
-const CalibrationSource = "make scale, the per-host data plane runs (maas bench scale --nats leaf --aggregation host) and those with overlap (--overlap, --bucket-kb), 2026-12-07, AMD EPYC (family 25, model 17), 2 cores"
+const CalibrationSource = "make scale, the per-host data plane runs (maas bench scale --nats leaf --aggregation host), those with overlap (--overlap, --bucket-kb) and with several server hosts (--server-hosts), 2026-12-07, AMD EPYC (family 25, model 17), 2 cores"

@@ -48,7 +48,7 @@ func synthetic(cm CostModel) []Result {
 // finds that model again: every held-out run predicted within 1%, and the
 // undilated prediction of a large cluster within 1% of the truth.
 func TestFitRecoversModel(t *testing.T) {
-	truth := CostModel{Fixed: 0.8e-3, PerMessage: 40e-6, WireServer: 1.7, WireWorker: 0.3, CPUPerByte: 3.5e-9, PSShare: 0.25, AggregateHop: 4e-9, Hidden: 0.6}
+	truth := CostModel{Fixed: 0.8e-3, PerMessage: 40e-6, WireServer: 1.7, WireWorker: 0.3, CPUPerByte: 3.5e-9, PSShare: 0.25, AggregateHop: 4e-9, Hidden: 1}
 	rs := synthetic(truth)
 	_, checks, err := Validate(rs)
 	if err != nil {
@@ -119,5 +119,54 @@ func TestReadResults(t *testing.T) {
 	}
 	if _, err := ReadResults(strings.NewReader("{}\nnot json\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("a bad line: %v", err)
+	}
+}
+
+// TestServerHostsCopies: the copies of the model through the busiest
+// server host's link, counted message by message for S hubs each holding
+// 1/S of θ and serving 1/S of the worker hosts (their leaves).
+func TestServerHostsCopies(t *testing.T) {
+	for _, c := range []struct {
+		hosts, perHost, s int
+		aggregate, leaf   bool
+	}{
+		{8, 4, 1, true, true}, {8, 4, 2, true, true}, {8, 4, 4, true, true}, {2, 2, 2, true, true},
+		{64, 4, 8, true, true}, {8, 1, 4, false, false}, {8, 4, 2, false, true},
+	} {
+		k := c.hosts * c.perHost
+		// Count: hub j serves worker hosts h with h % S == j.
+		var in, out float64
+		for h := range c.hosts {
+			if h%c.s != 0 {
+				continue // hub 0's
+			}
+			pushes, thetas := float64(c.perHost), float64(c.perHost)
+			if c.aggregate {
+				pushes = 1
+			}
+			if c.leaf {
+				thetas = 1
+			}
+			in += pushes                                  // every push reaches the host's hub
+			out += pushes * float64(c.s-1) / float64(c.s) // the other hubs' ranges of it
+			out += thetas                                 // θ, every range, to the host
+		}
+		for h := range c.hosts {
+			if h%c.s == 0 {
+				continue
+			}
+			pushes := float64(c.perHost)
+			if c.aggregate {
+				pushes = 1
+			}
+			in += pushes / float64(c.s) // hub 0's range of another hub's host's pushes
+		}
+		in += float64(c.s-1) / float64(c.s)  // the other ranges of θ
+		out += float64(c.s-1) / float64(c.s) // hub 0's range to the other hubs
+		pl := Plane{WorkersPerHost: c.perHost, LeafNATS: c.leaf, Aggregate: c.aggregate, ServerHosts: c.s}
+		gin, gout := pl.copies(k)
+		if math.Abs(gin-in) > 1e-9 || math.Abs(gout-out) > 1e-9 {
+			t.Errorf("%+v: copies %.3f in, %.3f out; counted %.3f, %.3f", c, gin, gout, in, out)
+		}
 	}
 }

@@ -60,8 +60,9 @@ func seriesKey(r Result) string {
 }
 
 // PlaneName names a run's data plane: central (one NATS server), leaf (a
-// leaf NATS server per worker host), +host with aggregation per host and
-// +overlap with pushes beside backward.
+// leaf NATS server per worker host), +host with aggregation per host,
+// +overlap with pushes beside backward and +Nsrv with the parameter
+// servers on N server hosts.
 func (r Result) PlaneName() string {
 	name := "central"
 	if r.NATS == "leaf" {
@@ -72,6 +73,9 @@ func (r Result) PlaneName() string {
 	}
 	if r.Overlap == "backward" {
 		name += "+overlap"
+	}
+	if r.ServerHosts > 1 {
+		name += fmt.Sprintf("+%dsrv", r.ServerHosts)
 	}
 	return name
 }

@@ -68,6 +68,7 @@ type Result struct {
 	WorkerHosts     int     `json:"worker_hosts"`
 	WorkersPerHost  int     `json:"workers_per_host"`
 	Servers         int     `json:"parameter_servers"`
+	ServerHosts     int     `json:"server_hosts,omitempty"` // the hosts the parameter servers are spread over (absent: 1)
 	BatchPerWorker  int     `json:"batch_per_worker"`
 	RealCheck       bool    `json:"real_check,omitempty"` // a run of the real-compute check (real, or synthetic beside it)
 	Real            bool    `json:"real_compute"`
@@ -172,7 +173,7 @@ func (tb *Testbed) Run(ctx context.Context, c Config) (Result, error) {
 type linkRates struct{ median, min float64 }
 
 // shape shapes every link to bits/s and measures each worker host's path
-// to the server host, both ways (once per rate).
+// to the (first) server host, both ways (once per rate).
 func (tb *Testbed) shape(ctx context.Context, bits float64) (linkRates, error) {
 	if lm, ok := tb.measured[bits]; ok && tb.Net.Rate == bits {
 		return lm, nil
@@ -181,7 +182,7 @@ func (tb *Testbed) shape(ctx context.Context, bits float64) (linkRates, error) {
 		return linkRates{}, err
 	}
 	var rates []float64
-	for h := 1; h < len(tb.Net.Hosts); h++ {
+	for h := tb.Layout.serverHosts(); h < len(tb.Net.Hosts); h++ {
 		for _, dir := range [][2]int{{h, 0}, {0, h}} {
 			r, err := tb.Net.Measure(ctx, dir[0], dir[1], 500*time.Millisecond)
 			if err != nil {
@@ -242,6 +243,7 @@ func (tb *Testbed) result(c Config, a, b snapshot) Result {
 	wall := b.at.Sub(a.at).Seconds()
 	r := Result{Time: time.Now().UTC().Format(time.RFC3339), CPU: CPUModel(), Model: c.Model,
 		Workers: k, WorkerHosts: tb.Layout.WorkerHosts, WorkersPerHost: tb.Layout.WorkersPerHost, Servers: tb.Layout.Servers,
+		ServerHosts:    tb.Layout.ServerHosts,
 		BatchPerWorker: c.Spec.BatchSize, Real: c.Real, RealCheck: c.RealCheck, Compression: c.Compression, Aggregation: c.Aggregation, LinkGbit: c.Rate / 1e9, Dilation: d,
 		PerSampleUS: float64(c.PerSample) / 1e3, Steps: steps, MachineCores: runtime.NumCPU()}
 	if tb.Layout.LeafNATS {
@@ -284,14 +286,18 @@ func (tb *Testbed) result(c Config, a, b snapshot) Result {
 			r.OverlappedMS = ms
 		}
 	}
-	r.ServerInMB = perStep(float64(b.linkIn[0]-a.linkIn[0])) / 1e6
-	r.ServerOutMB = perStep(float64(b.linkOut[0]-a.linkOut[0])) / 1e6
+	// The server link is the busiest server host's, each way.
+	sh := tb.Layout.serverHosts()
+	for h := range sh {
+		r.ServerInMB = max(r.ServerInMB, perStep(float64(b.linkIn[h]-a.linkIn[h]))/1e6)
+		r.ServerOutMB = max(r.ServerOutMB, perStep(float64(b.linkOut[h]-a.linkOut[h]))/1e6)
+	}
 	var in, out float64
-	for h := 1; h < len(b.linkIn); h++ {
+	for h := sh; h < len(b.linkIn); h++ {
 		in += float64(b.linkIn[h] - a.linkIn[h])
 		out += float64(b.linkOut[h] - a.linkOut[h])
 	}
-	hosts := float64(len(b.linkIn) - 1)
+	hosts := float64(len(b.linkIn) - sh)
 	r.WorkerInMB, r.WorkerOutMB = perStep(in/hosts)/1e6, perStep(out/hosts)/1e6
 	if all := b.cpuAll - a.cpuAll; all > 0 {
 		r.MachineCPU = (b.cpuBusy - a.cpuBusy) / all

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,13 +21,19 @@ func TestLayoutFor(t *testing.T) {
 	for _, c := range []struct{ k, max, hosts, per int }{
 		{1, 8, 1, 1}, {4, 8, 4, 1}, {8, 8, 8, 1}, {16, 8, 8, 2}, {32, 8, 8, 4}, {8, 2, 2, 4}, {6, 4, 3, 2}, {7, 4, 1, 7},
 	} {
-		l, err := LayoutFor(c.k, c.max, 1)
+		l, err := LayoutFor(c.k, c.max, 1, 1)
 		if err != nil || l.WorkerHosts != c.hosts || l.WorkersPerHost != c.per || l.Workers() != c.k {
 			t.Errorf("LayoutFor(%d, %d) = %+v, %v; want %d hosts × %d", c.k, c.max, l, err, c.hosts, c.per)
 		}
 	}
-	if _, err := LayoutFor(0, 8, 1); err == nil {
+	if _, err := LayoutFor(0, 8, 1, 1); err == nil {
 		t.Error("LayoutFor took 0 workers")
+	}
+	if l, err := LayoutFor(32, 8, 4, 2); err != nil || l.Servers != 4 || l.serverHosts() != 2 {
+		t.Errorf("LayoutFor(32, 8, 4 servers, 2 server hosts) = %+v, %v", l, err)
+	}
+	if _, err := LayoutFor(32, 8, 3, 2); err == nil {
+		t.Error("LayoutFor spread 3 servers over 2 hosts")
 	}
 }
 
@@ -174,14 +181,17 @@ func TestTestbedRun(t *testing.T) {
 	}
 }
 
-// TestTestbedPerHost: a launched, secured cluster whose worker hosts each
-// run a leaf NATS server and aggregate their two workers' gradients: the
-// server host's link carries one copy of the model per host each way (2),
-// not one per worker (4).
+// TestTestbedPerHost: a launched, secured cluster of two server hosts
+// whose worker hosts each run a leaf NATS server (one a leaf of each
+// server host) and aggregate their two workers' gradients: the job's two
+// parameter servers are on the two server hosts, and the busiest server
+// host's link carries two copies of the model each way (its leaf host's
+// pushes and the other's relayed to it, θ to its leaf host and its range
+// to the other server host), not one per worker (4).
 func TestTestbedPerHost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	tb, mnist, spec := upTestbed(t, ctx, Layout{WorkerHosts: 2, WorkersPerHost: 2, Servers: 1, LeafNATS: true})
+	tb, mnist, spec := upTestbed(t, ctx, Layout{WorkerHosts: 2, WorkersPerHost: 2, Servers: 2, ServerHosts: 2, LeafNATS: true})
 	const params = 241546
 	r, err := tb.Run(ctx, Config{Model: "mnist-cnn", Spec: spec, Params: params, DataPath: mnist, Rate: 1e9, Dilation: 5,
 		PerSample: 500 * time.Microsecond, Warmup: 2, Steps: 6, Aggregation: "host"})
@@ -193,6 +203,17 @@ func TestTestbedPerHost(t *testing.T) {
 		t.Errorf("%d steps, NATS %q, aggregation %q", r.Steps, r.NATS, r.Aggregation)
 	}
 	checkServerLink(t, r, 2*4*float64(params)/1e6) // MB: one copy per host
+	jobs, err := tb.API.Jobs(ctx)
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("%d jobs, err %v", len(jobs), err)
+	}
+	hosts := map[string]bool{}
+	for _, id := range jobs[0].Servers {
+		hosts[strings.SplitN(id, "-", 2)[0]] = true
+	}
+	if len(jobs[0].Servers) != 2 || len(hosts) != 2 {
+		t.Errorf("the job's parameter servers %v, want one on each of the two server hosts", jobs[0].Servers)
+	}
 }
 
 // checkServerLink requires the server host's link to have carried ideal

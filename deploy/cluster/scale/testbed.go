@@ -18,15 +18,17 @@ import (
 	"github.com/maas-ml/maas/internal/netemu"
 )
 
-// Layout is the shape of a testbed: a server host (h1: the NATS server,
-// the coordinator and the parameter servers) and worker hosts (h2…), each
-// running the same number of single-threaded workers.
+// Layout is the shape of a testbed: server hosts (h1…: a full NATS
+// member and parameter servers each, h1 the coordinator too) and worker
+// hosts after them, each running the same number of single-threaded
+// workers.
 type Layout struct {
 	WorkerHosts    int
 	WorkersPerHost int
-	// Servers is the number of parameter servers on the server host
-	// (default 1).
-	Servers int
+	// Servers is the number of parameter servers (default 1), spread
+	// evenly over ServerHosts hosts (default 1), each with its own link.
+	Servers     int
+	ServerHosts int
 	// DataRoots are the directories jobs may read dataset paths under
 	// (the cluster file's data_roots).
 	DataRoots []string
@@ -38,17 +40,26 @@ type Layout struct {
 // Workers is the number of workers, K.
 func (l Layout) Workers() int { return l.WorkerHosts * l.WorkersPerHost }
 
+// serverHosts is the number of server hosts, S: the first S of the
+// testbed's hosts.
+func (l Layout) serverHosts() int { return max(l.ServerHosts, 1) }
+
 // LayoutFor spreads k workers over up to maxHosts worker hosts, as many
-// hosts as divide k evenly.
-func LayoutFor(k, maxHosts, servers int) (Layout, error) {
+// hosts as divide k evenly, and servers parameter servers over
+// serverHosts hosts (servers a multiple of serverHosts).
+func LayoutFor(k, maxHosts, servers, serverHosts int) (Layout, error) {
 	if k < 1 || maxHosts < 1 {
 		return Layout{}, fmt.Errorf("scale: %d workers on up to %d hosts", k, maxHosts)
+	}
+	servers, serverHosts = max(servers, 1), max(serverHosts, 1)
+	if servers%serverHosts != 0 {
+		return Layout{}, fmt.Errorf("scale: %d parameter servers do not spread evenly over %d server hosts", servers, serverHosts)
 	}
 	h := min(k, maxHosts)
 	for k%h != 0 {
 		h--
 	}
-	return Layout{WorkerHosts: h, WorkersPerHost: k / h, Servers: max(servers, 1)}, nil
+	return Layout{WorkerHosts: h, WorkersPerHost: k / h, Servers: servers, ServerHosts: serverHosts}, nil
 }
 
 // metricsPort is the first worker's metrics port on a worker host.
@@ -79,7 +90,7 @@ func Up(ctx context.Context, dir, binary string, l Layout, progress io.Writer) (
 	if _, err := os.Stat(netemu.SSHD); err != nil {
 		return nil, fmt.Errorf("%w: no OpenSSH server at %s (apt-get install openssh-server)", netemu.ErrUnavailable, netemu.SSHD)
 	}
-	nt, err := netemu.New(1 + l.WorkerHosts)
+	nt, err := netemu.New(l.serverHosts() + l.WorkerHosts)
 	if err != nil {
 		return nil, err
 	}
@@ -143,10 +154,11 @@ func Up(ctx context.Context, dir, binary string, l Layout, progress io.Writer) (
 	return tb, nil
 }
 
-// clusterFile is the testbed's cluster file: h1 runs the NATS server, the
-// coordinator and the parameter servers; each worker host its workers,
-// one core each, with metrics from port 9300 up, and with LeafNATS a leaf
-// NATS server.
+// clusterFile is the testbed's cluster file: each server host runs a full
+// NATS member and its share of the parameter servers, h1 the coordinator
+// too; each worker host its workers, one core each, with metrics from port
+// 9300 up, and with LeafNATS a leaf NATS server (the leaves spread over
+// the full members, cluster.File.NATSLeafRemotesFor).
 func clusterFile(nt *netemu.Net, l Layout, dir, key, knownHosts string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "name: scale\nssh: {user: root, key: %s, known_hosts: %s}\n", key, knownHosts)
@@ -156,9 +168,13 @@ func clusterFile(nt *netemu.Net, l Layout, dir, key, knownHosts string) string {
 	b.WriteString("hosts:\n")
 	for i, h := range nt.Hosts {
 		data := filepath.Join(dir, h.Name)
-		if i == 0 {
-			fmt.Fprintf(&b, "  - {name: %s, address: %s, data_dir: %s, roles: [nats, coordinator, paramserver], paramserver: {count: %d}}\n",
-				h.Name, h.Addr, data, l.Servers)
+		if i < l.serverHosts() {
+			roles := "[nats, paramserver]"
+			if i == 0 {
+				roles = "[nats, coordinator, paramserver]"
+			}
+			fmt.Fprintf(&b, "  - {name: %s, address: %s, data_dir: %s, roles: %s, paramserver: {count: %d}}\n",
+				h.Name, h.Addr, data, roles, l.Servers/l.serverHosts())
 			continue
 		}
 		roles, nats := "[worker]", ""
@@ -174,7 +190,7 @@ func clusterFile(nt *netemu.Net, l Layout, dir, key, knownHosts string) string {
 // WorkerMetrics returns the metrics URLs of every worker.
 func (tb *Testbed) WorkerMetrics() []string {
 	var urls []string
-	for _, h := range tb.Net.Hosts[1:] {
+	for _, h := range tb.Net.Hosts[tb.Layout.serverHosts():] {
 		for i := range tb.Layout.WorkersPerHost {
 			urls = append(urls, "http://"+h.Addr+":"+strconv.Itoa(metricsPort+i)+"/metrics")
 		}
