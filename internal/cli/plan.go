@@ -62,7 +62,7 @@ others, printing each one's error; --plot draws the measured curves.`,
 	fl.IntVar(&f.servers, "servers", 1, "parameter servers, spread evenly over the server hosts")
 	fl.IntVar(&f.serverHosts, "server-hosts", 1, "server hosts, each with its own link, a NATS hub and its share of the parameter servers and of the worker hosts")
 	fl.Float64Var(&f.cores, "server-cores", 8, "cores of each server host (its NATS server and parameter servers)")
-	fl.Float64Var(&f.compression, "compression", 1, "gradients and parameters sent this many times smaller (compression.type fp16 or bf16: 2, int8: 4, topk at ratio 0.01: 7.4)")
+	fl.Float64Var(&f.compression, "compression", 1, "gradients and parameters sent this many times smaller (compression.type fp16 or bf16: 2, int8: 4, topk at ratio 0.01: 39)")
 	fl.IntVar(&f.perHost, "workers-per-host", 1, "workers on each worker host")
 	fl.StringVar(&f.nats, "nats", "central", "central (every worker talks to the server host's NATS) or leaf (a leaf NATS server on every worker host: θ crosses the server link once per host)")
 	fl.StringVar(&f.agg, "aggregation", "none", "none or host (each host's gradients summed before they leave it: one push per host)")

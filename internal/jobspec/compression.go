@@ -47,12 +47,13 @@ func (s *Spec) Encoding() wire.Encoding {
 }
 
 // ParamEncoding is the encoding of the change of θ a compressed job's
-// parameter servers fan out after each step: the pushes' (int8 for topk),
-// or "" (float32, whole) without compression.
+// parameter servers fan out after each step: the pushes' (for topk a bit
+// a value, wire.EncSign: θ's change is dense, every value moving each
+// step under Adam), or "" (float32, whole) without compression.
 func (s *Spec) ParamEncoding() wire.Encoding {
 	switch e := s.Encoding(); e {
 	case wire.EncTopK:
-		return wire.EncInt8
+		return wire.EncSign
 	default:
 		return e
 	}

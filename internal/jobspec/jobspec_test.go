@@ -235,18 +235,23 @@ func TestSyntheticCompute(t *testing.T) {
 }
 
 // TestCompressionEncoding: the compression type names the pushes' wire
-// encoding; none (or no section) is float32.
+// encoding and that of θ's changes (topk's: a bit a value); none (or no
+// section) is float32, θ whole.
 func TestCompressionEncoding(t *testing.T) {
-	for extra, want := range map[string]wire.Encoding{
-		"": wire.EncFloat32, "compression: {type: none}\n": wire.EncFloat32,
-		"compression: {type: fp16}\n": wire.EncFloat16, "compression: {type: bf16}\n": wire.EncBFloat16,
+	for extra, want := range map[string][2]wire.Encoding{
+		"": {wire.EncFloat32, ""}, "compression: {type: none}\n": {wire.EncFloat32, ""},
+		"compression: {type: fp16}\n": {wire.EncFloat16, wire.EncFloat16}, "compression: {type: bf16}\n": {wire.EncBFloat16, wire.EncBFloat16},
+		"compression: {type: int8}\n": {wire.EncInt8, wire.EncInt8}, "compression: {type: topk, ratio: 0.02}\n": {wire.EncTopK, wire.EncSign},
 	} {
 		s, err := Parse([]byte(good + extra))
 		if err != nil {
 			t.Fatalf("%q: %v", extra, err)
 		}
-		if got := s.Encoding(); got != want {
-			t.Errorf("%q: encoding %q, want %q", extra, got, want)
+		if got := s.Encoding(); got != want[0] {
+			t.Errorf("%q: encoding %q, want %q", extra, got, want[0])
+		}
+		if got := s.ParamEncoding(); got != want[1] {
+			t.Errorf("%q: θ's encoding %q, want %q", extra, got, want[1])
 		}
 	}
 }

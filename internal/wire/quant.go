@@ -19,10 +19,17 @@ const (
 	// uint32 count k, k ascending uint32 indices, k float32 values; the
 	// rest decode as 0.
 	EncTopK Encoding = "topk"
+	// EncSign: a float32 scale, the mean magnitude of the values, then a
+	// bit a value (value i in byte i/8, bit i%8): set decodes as +scale,
+	// clear as −scale. A chunk holding a non-finite value decodes as all
+	// NaN. With error feedback each value then moves towards its target
+	// by the chunk's mean step every message: a topk job's parameter
+	// servers send θ's change so.
+	EncSign Encoding = "sign"
 )
 
 // Lossy reports whether e needs error feedback to train as float32 does.
-func (e Encoding) Lossy() bool { return e == EncInt8 || e == EncTopK }
+func (e Encoding) Lossy() bool { return e == EncInt8 || e == EncTopK || e == EncSign }
 
 // AppendCompressed appends src to dst in encoding e; ratio is the share
 // of values EncTopK keeps (at least one), unused by the others.
@@ -32,8 +39,34 @@ func AppendCompressed(dst []byte, src []float32, e Encoding, ratio float64) []by
 		return appendInt8(dst, src)
 	case EncTopK:
 		return appendTopK(dst, src, ratio)
+	case EncSign:
+		return appendSign(dst, src)
 	}
 	return AppendEncoded(dst, src, e)
+}
+
+func appendSign(dst []byte, src []float32) []byte {
+	var sum float64
+	for _, v := range src {
+		sum += math.Abs(float64(v))
+	}
+	var scale float32
+	if len(src) > 0 {
+		scale = float32(sum / float64(len(src))) // NaN or Inf for a non-finite value
+	}
+	if math.IsInf(float64(scale), 0) {
+		scale = float32(math.NaN())
+	}
+	dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(scale))
+	start := len(dst)
+	dst = append(dst, make([]byte, (len(src)+7)/8)...)
+	bits := dst[start:]
+	for i, v := range src {
+		if v >= 0 {
+			bits[i/8] |= 1 << (i % 8)
+		}
+	}
+	return dst
 }
 
 func appendInt8(dst []byte, src []float32) []byte {
@@ -155,7 +188,7 @@ func selectKth(a []float32, k int) float32 {
 	return a[k]
 }
 
-// decodeLossy decodes an EncInt8 or EncTopK src into dst.
+// decodeLossy decodes an EncInt8, EncTopK or EncSign src into dst.
 func decodeLossy(dst []float32, src []byte, e Encoding) error {
 	switch e {
 	case EncInt8:
@@ -184,6 +217,20 @@ func decodeLossy(dst []float32, src []byte, e Encoding) error {
 			}
 			last = i
 			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4+4*k+4*j:]))
+		}
+		return nil
+	case EncSign:
+		if len(src) != 4+(len(dst)+7)/8 {
+			return fmt.Errorf("%w: %d bytes of sign, want a scale and %d bits", ErrFloats, len(src), len(dst))
+		}
+		scale := math.Float32frombits(binary.LittleEndian.Uint32(src))
+		bits := src[4:]
+		for i := range dst {
+			if bits[i/8]&(1<<(i%8)) != 0 {
+				dst[i] = scale
+			} else {
+				dst[i] = -scale
+			}
 		}
 		return nil
 	}

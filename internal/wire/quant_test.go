@@ -93,6 +93,106 @@ func TestTopK(t *testing.T) {
 	}
 }
 
+// TestSign: a scale that is the values' mean magnitude and a bit a value,
+// +scale for the non-negative and −scale for the negative ones; a chunk
+// with a non-finite value decodes as all NaN.
+func TestSign(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, n := range []int{1, 8, 9, 1000} {
+		v := randomValues(rng, n)
+		b := AppendCompressed(nil, v, EncSign, 0)
+		if len(b) != 4+(n+7)/8 {
+			t.Fatalf("%d values in %d bytes", n, len(b))
+		}
+		var mean float64
+		for _, x := range v {
+			mean += math.Abs(float64(x))
+		}
+		mean /= float64(n)
+		got := make([]float32, n)
+		if err := DecodeFloats(got, b, EncSign); err != nil {
+			t.Fatal(err)
+		}
+		for i, x := range v {
+			want := float32(mean)
+			if x < 0 {
+				want = -want
+			}
+			if math.Abs(float64(got[i]-want)) > 1e-6*mean {
+				t.Fatalf("n=%d: value %d (%g) decoded as %g, want %g", n, i, x, got[i], want)
+			}
+		}
+	}
+	got := make([]float32, 3)
+	bad := []float32{1, float32(math.NaN()), 2}
+	if err := DecodeFloats(got, AppendCompressed(nil, bad, EncSign, 0), EncSign); err != nil || !math.IsNaN(float64(got[0])) || !math.IsNaN(float64(got[2])) {
+		t.Errorf("a chunk with a NaN decodes as %v (%v), want NaN", got, err)
+	}
+	inf := []float32{1, float32(math.Inf(-1)), 2}
+	if err := DecodeFloats(got, AppendCompressed(nil, inf, EncSign, 0), EncSign); err != nil || !math.IsNaN(float64(got[0])) {
+		t.Errorf("a chunk with an infinity decodes as %v (%v), want NaN", got, err)
+	}
+}
+
+// TestSignTracks: a receiver that adds sign-encoded changes, sent with
+// error feedback, follows a target that drifts like θ under Adam (every
+// value a step of about the learning rate, in a direction that persists)
+// to within a few steps' movement, and the sender's copy equals the
+// receiver's bit for bit.
+func TestSignTracks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	const n, steps, lr = 4096, 400, 1e-3
+	target, held, shadow := make([]float32, n), make([]float32, n), make([]float32, n)
+	dir := make([]float32, n)
+	for i := range target {
+		target[i] = float32(rng.NormFloat64() * 0.1)
+		dir[i] = float32(rng.NormFloat64())
+	}
+	copy(held, target)
+	copy(shadow, target)
+	d := make([]float32, n)
+	var worst float64
+	for step := range steps {
+		for i := range target {
+			if rng.IntN(20) == 0 {
+				dir[i] = float32(rng.NormFloat64())
+			}
+			target[i] -= lr * float32(math.Tanh(float64(dir[i])*3)+rng.NormFloat64()*0.3)
+		}
+		for i := range d {
+			d[i] = target[i] - shadow[i]
+		}
+		b := AppendCompressed(nil, d, EncSign, 0)
+		if err := DecodeFloats(d, b, EncSign); err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range d {
+			shadow[i] += v
+		}
+		if err := DecodeFloats(d, b, EncSign); err != nil { // the receiver
+			t.Fatal(err)
+		}
+		for i, v := range d {
+			held[i] += v
+		}
+		if step >= steps/2 {
+			var rms float64
+			for i := range target {
+				e := float64(target[i] - held[i])
+				rms += e * e
+			}
+			worst = max(worst, math.Sqrt(rms/n))
+		}
+	}
+	if !slices.Equal(held, shadow) {
+		t.Error("the receiver's copy differs from the sender's")
+	}
+	if worst > 3*lr {
+		t.Errorf("the receiver's copy is %g (rms) from the target, want within 3 steps' movement (%g)", worst, 3*lr)
+	}
+	t.Logf("rms distance after %d steps: %.3g (a step: %g)", steps/2, worst, lr)
+}
+
 // TestLossyDecodeErrors: malformed messages are errors, not panics.
 func TestLossyDecodeErrors(t *testing.T) {
 	dst := make([]float32, 4)
@@ -105,6 +205,8 @@ func TestLossyDecodeErrors(t *testing.T) {
 		"topk count too large": {AppendCompressed(nil, make([]float32, 8), EncTopK, 1), EncTopK},
 		"topk index repeated":  {[]byte{2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, EncTopK},
 		"topk index outside":   {[]byte{1, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0}, EncTopK},
+		"sign short":           {[]byte{0, 0, 0x80, 0x3f}, EncSign},
+		"sign long":            {[]byte{0, 0, 0x80, 0x3f, 1, 2}, EncSign},
 	} {
 		if err := DecodeFloats(dst, c.b, c.e); err == nil {
 			t.Errorf("%s: decoded without an error", name)
@@ -118,7 +220,7 @@ func TestLossyDecodeErrors(t *testing.T) {
 func TestFeedback(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	const n, steps = 3000, 50
-	for _, e := range []Encoding{EncInt8, EncTopK} {
+	for _, e := range []Encoding{EncInt8, EncTopK, EncSign} {
 		f := NewFeedback(e, 0.01, n)
 		sent, carried := make([]float64, n), make([]float64, n)
 		got := make([]float32, n/2)

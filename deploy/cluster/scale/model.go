@@ -243,7 +243,8 @@ func (r Result) plane() Plane {
 
 // compressionOf is how many times fewer bytes than float32 a run's
 // pushes and fan-out carried together: fp16 and bf16 half each way, int8 a
-// quarter, topk 8 bytes for each value kept (of 4) and θ's change in int8.
+// quarter, topk 8 bytes for each value kept (of 4) and θ's change a bit a
+// value.
 func compressionOf(r Result) float64 {
 	return Compression(r.Compression, r.TopKRatio)
 }
@@ -262,7 +263,7 @@ func Compression(typ string, ratio float64) float64 {
 		if ratio <= 0 {
 			ratio = 0.01
 		}
-		push, theta = 2*ratio, 0.25
+		push, theta = 2*ratio, 1.0/32
 	}
 	return 2 / (push + theta)
 }
