@@ -80,7 +80,7 @@ compute time. See docs/scaling.md.`,
 	fl.StringVar(&f.overlap, "overlap", "backward", "the jobs' overlap: backward (buckets pushed as backward finishes them, the next forward started as θ arrives) or none")
 	fl.Float64Var(&f.topkRatio, "topk-ratio", 0, "with --compression topk: the share of values sent (0: the job spec's default, 0.01)")
 	fl.IntVar(&f.bucketKB, "bucket-kb", 0, "the jobs' bucket size in KiB (0: the job spec's default)")
-	fl.StringVar(&f.nats, "nats", "central", "central: one NATS server, on the server host; leaf: also one on every worker host, a leaf node of it, for the host's workers")
+	fl.StringVar(&f.nats, "nats", "central", "central: one NATS server, on the server host; leaf: also one on every worker host, a leaf node of it, for the host's workers; routes: also one on every worker host, a full member routed to every other")
 	fl.StringVar(&f.dir, "dir", "", "work directory for the hosts' files (default: a temporary one)")
 	fl.BoolVar(&f.skipUnavailable, "skip-unavailable", false, "exit 0 with a message when this machine cannot emulate hosts")
 	fl.BoolVar(&f.keep, "keep", false, "keep the work directory (logs of every process)")
@@ -120,8 +120,8 @@ func (f scaleFlags) validate() error {
 		return fmt.Errorf("--bucket-kb %d: 0 or %d..%d", f.bucketKB, jobspec.MinBucketKB, jobspec.MaxBucketKB)
 	case f.topkRatio < 0 || f.topkRatio > 1 || f.topkRatio != 0 && f.compression != "topk":
 		return fmt.Errorf("--topk-ratio %g: in (0, 1], with --compression topk", f.topkRatio)
-	case f.nats != "central" && f.nats != "leaf":
-		return fmt.Errorf("--nats %q: central or leaf", f.nats)
+	case f.nats != "central" && f.nats != "leaf" && f.nats != "routes":
+		return fmt.Errorf("--nats %q: central, leaf or routes", f.nats)
 	case f.maxHosts < 1 || f.servers < 1 || f.serverHosts < 1:
 		return fmt.Errorf("--max-hosts, --servers and --server-hosts must be positive, got %d, %d and %d", f.maxHosts, f.servers, f.serverHosts)
 	case f.servers%f.serverHosts != 0:
@@ -284,7 +284,7 @@ func (s *scaleRun) layout(ctx context.Context, k int, suffix string, fn func(*sc
 	if err != nil {
 		return err
 	}
-	l.DataRoots, l.LeafNATS = []string{s.mnist}, s.f.nats == "leaf"
+	l.DataRoots, l.LeafNATS, l.RoutedNATS = []string{s.mnist}, s.f.nats == "leaf", s.f.nats == "routes"
 	dir := filepath.Join(s.dir, fmt.Sprintf("k%d%s", k, suffix))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err

@@ -64,7 +64,7 @@ others, printing each one's error; --plot draws the measured curves.`,
 	fl.Float64Var(&f.cores, "server-cores", 8, "cores of each server host (its NATS server and parameter servers)")
 	fl.Float64Var(&f.compression, "compression", 1, "gradients and parameters sent this many times smaller (compression.type fp16 or bf16: 2, int8: 4, topk at ratio 0.01: 39)")
 	fl.IntVar(&f.perHost, "workers-per-host", 1, "workers on each worker host")
-	fl.StringVar(&f.nats, "nats", "central", "central (every worker talks to the server host's NATS) or leaf (a leaf NATS server on every worker host: θ crosses the server link once per host)")
+	fl.StringVar(&f.nats, "nats", "central", "central (every worker talks to the server host's NATS), leaf (a leaf NATS server on every worker host: θ crosses the server link once per host) or routes (a full member on every worker host: as leaf, and no relays through the server hosts' hubs)")
 	fl.StringVar(&f.agg, "aggregation", "none", "none or host (each host's gradients summed before they leave it: one push per host)")
 	fl.StringVar(&f.overlap, "overlap", "backward", "backward (pushes beside backward, the next forward beside the fan-out: the job default) or none")
 	fl.IntVar(&f.bucketKB, "bucket-kb", jobspec.DefaultBucketKB, "the bucket size in KiB")
@@ -87,8 +87,8 @@ func runPlan(cmd *cobra.Command, f planFlags) error {
 		return fmt.Errorf("--compression must be at least 1, got %g", f.compression)
 	case f.perHost < 1:
 		return fmt.Errorf("--workers-per-host must be at least 1, got %d", f.perHost)
-	case f.nats != "central" && f.nats != "leaf":
-		return fmt.Errorf("--nats %q: central or leaf", f.nats)
+	case f.nats != "central" && f.nats != "leaf" && f.nats != "routes":
+		return fmt.Errorf("--nats %q: central, leaf or routes", f.nats)
 	case f.agg != "none" && f.agg != "host":
 		return fmt.Errorf("--aggregation %q: none or host", f.agg)
 	case !slices.Contains(jobspec.Overlaps, f.overlap):
@@ -133,7 +133,7 @@ func runPlan(cmd *cobra.Command, f planFlags) error {
 	if err != nil {
 		return err
 	}
-	plane := scale.Plane{WorkersPerHost: f.perHost, LeafNATS: f.nats == "leaf", Aggregate: f.agg == "host",
+	plane := scale.Plane{WorkersPerHost: f.perHost, LeafNATS: f.nats == "leaf", RoutedNATS: f.nats == "routes", Aggregate: f.agg == "host",
 		Overlap: f.overlap == "backward", BucketFloats: f.bucketKB * 1024 / 4, ServerHosts: f.serverHosts}
 	fmt.Fprintf(out, "\npredicted for %d parameters, %v compute a step, %d parameter server(s) on %d server host(s) of %g cores, compression %g, %d worker(s) a host, %s NATS, aggregation %s, overlap %s (%d KiB buckets):\n",
 		params, compute.Round(10*time.Microsecond), f.servers, f.serverHosts, f.cores, f.compression, f.perHost, f.nats, f.agg, f.overlap, f.bucketKB)

@@ -94,7 +94,11 @@ type Scenario struct {
 type Plane struct {
 	WorkersPerHost int  // default 1
 	LeafNATS       bool // a leaf NATS server on every worker host
-	Aggregate      bool // each host's gradients summed before they leave it
+	// RoutedNATS: a full NATS member on every worker host, routed to
+	// every other (one copy of θ per host, and no relays through the
+	// server hosts' hubs)
+	RoutedNATS bool
+	Aggregate  bool // each host's gradients summed before they leave it
 	// Overlap: pushes beside backward, the next forward beside the
 	// fan-out; BucketFloats is the bucket (chunk) size (default
 	// wire.DefaultChunkFloats).
@@ -136,16 +140,22 @@ func (cm CostModel) exposed(fixed, rest, compute, buckets float64, overlap bool)
 //
 //	in  = I/S + (S−1)·I/S² + (S−1)/S
 //	out = O/S + (S−1)·I/S² + (S−1)/S
+//
+// With a full NATS member on every worker host (routes) each message goes
+// straight to the servers that want it: I/S in and O/S out.
 func (p Plane) copies(k int) (in, out float64) {
 	h := float64((k + max(p.WorkersPerHost, 1) - 1) / max(p.WorkersPerHost, 1))
 	in, out = float64(k), float64(k)
 	if p.Aggregate {
 		in = h
 	}
-	if p.LeafNATS {
+	if p.LeafNATS || p.RoutedNATS {
 		out = h
 	}
 	s := float64(p.serverHosts())
+	if p.RoutedNATS {
+		return in / s, out / s
+	}
 	relay := (s - 1) * in / (s * s)
 	ranges := (s - 1) / s
 	return in/s + relay + ranges, out/s + relay + ranges
@@ -237,7 +247,7 @@ func (cm CostModel) dilatedComm(r Result) float64 {
 
 // plane is the data plane a run measured.
 func (r Result) plane() Plane {
-	return Plane{WorkersPerHost: max(r.WorkersPerHost, 1), LeafNATS: r.NATS == "leaf", Aggregate: r.Aggregation == "host",
+	return Plane{WorkersPerHost: max(r.WorkersPerHost, 1), LeafNATS: r.NATS == "leaf", RoutedNATS: r.NATS == "routes", Aggregate: r.Aggregation == "host",
 		Overlap: r.Overlap == "backward", BucketFloats: r.BucketKB * 1024 / 4, ServerHosts: r.ServerHosts}
 }
 

@@ -168,5 +168,15 @@ func TestServerHostsCopies(t *testing.T) {
 		if math.Abs(gin-in) > 1e-9 || math.Abs(gout-out) > 1e-9 {
 			t.Errorf("%+v: copies %.3f in, %.3f out; counted %.3f, %.3f", c, gin, gout, in, out)
 		}
+		// Routed: every host's pushes for hub 0's range, and θ's range to
+		// every host, straight.
+		pushes := float64(k)
+		if c.aggregate {
+			pushes = float64(c.hosts)
+		}
+		pl.LeafNATS, pl.RoutedNATS = false, true
+		if rin, rout := pl.copies(k); math.Abs(rin-pushes/float64(c.s)) > 1e-9 || math.Abs(rout-float64(c.hosts)/float64(c.s)) > 1e-9 {
+			t.Errorf("%+v routed: copies %.3f in, %.3f out; want %.3f, %.3f", c, rin, rout, pushes/float64(c.s), float64(c.hosts)/float64(c.s))
+		}
 	}
 }

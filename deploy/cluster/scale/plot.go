@@ -65,8 +65,8 @@ func seriesKey(r Result) string {
 // servers on N server hosts.
 func (r Result) PlaneName() string {
 	name := "central"
-	if r.NATS == "leaf" {
-		name = "leaf"
+	if r.NATS == "leaf" || r.NATS == "routes" {
+		name = r.NATS
 	}
 	if r.Aggregation == "host" {
 		name += "+host"

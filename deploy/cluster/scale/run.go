@@ -77,7 +77,7 @@ type Result struct {
 	Aggregation     string  `json:"aggregation,omitempty"`
 	Overlap         string  `json:"overlap,omitempty"`   // "backward": pushes beside backward, forward beside the fan-out; "" none
 	BucketKB        int     `json:"bucket_kb,omitempty"` // absent: 512 (the chunk size before buckets were a job setting)
-	NATS            string  `json:"nats,omitempty"`      // "leaf": a leaf NATS server on every worker host; "" one on the server host
+	NATS            string  `json:"nats,omitempty"`      // "leaf": a leaf NATS server on every worker host, "routes": a full member on every one; "" one on the server host
 	LinkGbit        float64 `json:"link_gbit"`
 	Dilation        float64 `json:"dilation"`
 	ShapedMbit      float64 `json:"shaped_mbit"`
@@ -246,8 +246,11 @@ func (tb *Testbed) result(c Config, a, b snapshot) Result {
 		ServerHosts:    tb.Layout.ServerHosts,
 		BatchPerWorker: c.Spec.BatchSize, Real: c.Real, RealCheck: c.RealCheck, Compression: c.Compression, Aggregation: c.Aggregation, LinkGbit: c.Rate / 1e9, Dilation: d,
 		PerSampleUS: float64(c.PerSample) / 1e3, Steps: steps, MachineCores: runtime.NumCPU()}
-	if tb.Layout.LeafNATS {
+	switch {
+	case tb.Layout.LeafNATS:
 		r.NATS = "leaf"
+	case tb.Layout.RoutedNATS:
+		r.NATS = "routes"
 	}
 	if c.Overlap != "none" {
 		r.Overlap = "backward"

@@ -216,6 +216,28 @@ func TestTestbedPerHost(t *testing.T) {
 	}
 }
 
+// TestTestbedRoutes: the same cluster with a full NATS member (routed)
+// on each worker host instead of a leaf: each push goes straight to the
+// server host of its range and θ's ranges straight to the worker hosts, so
+// the busiest server host's link carries one copy of the model each way
+// (H/G), not two.
+func TestTestbedRoutes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	tb, mnist, spec := upTestbed(t, ctx, Layout{WorkerHosts: 2, WorkersPerHost: 2, Servers: 2, ServerHosts: 2, RoutedNATS: true})
+	const params = 241546
+	r, err := tb.Run(ctx, Config{Model: "mnist-cnn", Spec: spec, Params: params, DataPath: mnist, Rate: 1e9, Dilation: 5,
+		PerSample: 500 * time.Microsecond, Warmup: 2, Steps: 6, Aggregation: "host"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", r)
+	if r.Steps < 6 || r.NATS != "routes" {
+		t.Errorf("%d steps, NATS %q", r.Steps, r.NATS)
+	}
+	checkServerLink(t, r, 4*float64(params)/1e6) // MB: one copy
+}
+
 // checkServerLink requires the server host's link to have carried ideal
 // MB each way a step, up to 10% more.
 func checkServerLink(t *testing.T, r Result, ideal float64) {

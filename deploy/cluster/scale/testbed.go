@@ -35,6 +35,10 @@ type Layout struct {
 	// LeafNATS gives every worker host its own NATS server, a leaf node of
 	// the server host's, which the host's workers connect to.
 	LeafNATS bool
+	// RoutedNATS gives every worker host its own NATS server as a full
+	// member of the cluster (routed to every other, with JetStream)
+	// instead.
+	RoutedNATS bool
 }
 
 // Workers is the number of workers, K.
@@ -178,6 +182,9 @@ func clusterFile(nt *netemu.Net, l Layout, dir, key, knownHosts string) string {
 			continue
 		}
 		roles, nats := "[worker]", ""
+		if l.RoutedNATS {
+			roles = "[nats, worker]"
+		}
 		if l.LeafNATS {
 			roles, nats = "[nats, worker]", ", nats: {leaf: true}"
 		}
