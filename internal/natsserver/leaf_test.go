@@ -160,12 +160,16 @@ func TestLeafNode(t *testing.T) {
 	if err := hubc.Publish("maas.param.j", payload); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 3 {
+	for i := 0; i < 3; {
 		select {
 		case d := <-got:
+			if string(d) == "probe" { // late, on a loaded machine
+				continue
+			}
 			if !bytes.Equal(d, payload) {
 				t.Fatalf("subscriber %d got %d bytes", i, len(d))
 			}
+			i++
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%d of 3 subscribers on the leaf got the message", i)
 		}
