@@ -44,7 +44,8 @@ var routes = []route{
 	{"GET /v1/jobs", auth.RoleRead, true, (*Node).handleJobs},
 	{"GET /v1/jobs/{id}", auth.RoleRead, true, (*Node).handleJob},
 	{"POST /v1/jobs/{id}/cancel", auth.RoleSubmit, true, (*Node).handleCancel},
-	{"GET /v1/jobs/{id}/logs", auth.RoleRead, true, (*Node).handleLogs},
+	{"GET /v1/jobs/{id}/logs", auth.RoleRead, false, (*Node).handleLogs},
+	{"GET /v1/jobs/{id}/metrics", auth.RoleRead, false, (*Node).handleMetrics},
 	{"GET /v1/models", auth.RoleRead, true, (*Node).handleModels},
 	{"GET /v1/models/{name}", auth.RoleRead, true, (*Node).handleModel},
 	{"GET /v1/models/{name}/versions/{v}", auth.RoleRead, true, (*Node).handleModel},
@@ -343,17 +344,31 @@ func (n *Node) handleLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	since, _ := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
-	page := api.LogPage{Entries: []api.LogEntry{}, Done: api.Terminal(j.State)}
-	if ls := n.leaderState(); ls != nil {
-		ls.mu.Lock()
-		for _, e := range ls.logs[id] {
-			if e.Seq > since {
-				page.Entries = append(page.Entries, e)
-			}
-		}
-		ls.mu.Unlock()
+	page := api.LogPage{Done: api.Terminal(j.State)}
+	if page.Done {
+		n.flushHistory(2 * time.Second) // its last events, when this node wrote them
+	}
+	var err error
+	if page.Entries, err = n.jobEvents(r.Context(), id, uint64(max(since, 0))); err != nil {
+		writeErr(w, http.StatusServiceUnavailable, "", "%v; retry", err)
+		return
 	}
 	writeJSON(w, http.StatusOK, page)
+}
+
+// handleMetrics answers a job's training curves, from its history.
+func (n *Node) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, ok := n.job(id); !ok {
+		writeErr(w, http.StatusNotFound, "", "job %q not found", id)
+		return
+	}
+	m, err := n.jobMetrics(r.Context(), id)
+	if err != nil {
+		writeErr(w, http.StatusServiceUnavailable, "", "%v; retry", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
 }
 
 func (n *Node) handleModels(w http.ResponseWriter, r *http.Request) {

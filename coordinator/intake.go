@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/internal/wire"
 )
 
@@ -109,10 +110,11 @@ func (n *Node) onProgress(m *nats.Msg) {
 		return
 	}
 	var members int
-	var spe int64
+	var spe, total int64
+	var specText string
 	n.fsm.Read(func(st *State) {
 		if j, ok := st.Jobs[p.Job]; ok && j.Current() != nil {
-			members, spe = len(j.Current().Members), j.StepsPerEpoch
+			members, spe, total, specText = len(j.Current().Members), j.StepsPerEpoch, j.TotalSteps, j.Spec
 		}
 	})
 	if members == 0 {
@@ -122,10 +124,16 @@ func (n *Node) onProgress(m *nats.Msg) {
 	defer ls.mu.Unlock()
 	jp := ls.progress[p.Job]
 	if jp == nil {
-		jp = &jobProgress{perStep: map[int64]int{}, first: time.Now(), step: -1}
+		now := time.Now()
+		jp = &jobProgress{perStep: map[int64]int{}, first: now, step: -1, every: wire.HistoryEvery(total), epochSteps: spe,
+			lr: learningRate(specText, spe, total), point: pointSums{step: p.Step - 1, at: now}}
 		ls.progress[p.Job] = jp
 	}
 	if e := p.Step / spe; e != jp.epoch {
+		if jp.n > 0 && e > jp.epoch {
+			ls.record(p.Job, wire.HistoryEpochs, &wire.HistoryEpoch{V: wire.Version, Epoch: jp.epoch, Step: (jp.epoch+1)*spe - 1,
+				Time: time.Now().UnixNano(), TrainLoss: jp.lossSum / float64(jp.n), TrainAccuracy: float64(jp.correct) / float64(jp.n), Samples: jp.n})
+		}
 		jp.epoch, jp.lossSum, jp.correct, jp.n = e, 0, 0, 0
 	}
 	jp.computeUS += p.ComputeUS
@@ -137,12 +145,59 @@ func (n *Node) onProgress(m *nats.Msg) {
 	jp.n += p.N
 	jp.samples += p.N
 	jp.last = time.Now()
+	pt := &jp.point
+	pt.computeUS += p.ComputeUS
+	pt.pushUS += p.PushUS
+	pt.waitUS += p.WaitUS
+	pt.reports++
+	pt.lossSum += p.LossSum
+	pt.correct += p.Correct
+	pt.n += p.N
 	jp.perStep[p.Step]++
 	if jp.perStep[p.Step] >= members {
 		delete(jp.perStep, p.Step)
 		if p.Step > jp.step {
 			jp.step = p.Step
+			if (p.Step+1)%jp.every == 0 || p.Step+1 == total {
+				ls.recordPoint(p.Job, jp, p.Step)
+			}
 		}
+	}
+}
+
+// recordPoint records job's metric point at step, from the reports since
+// its last one.
+func (ls *leaderState) recordPoint(job string, jp *jobProgress, step int64) {
+	pt := &jp.point
+	now := time.Now()
+	if pt.n == 0 || pt.reports == 0 || step <= pt.step {
+		return
+	}
+	secs := now.Sub(pt.at).Seconds()
+	r := float64(pt.reports)
+	hp := &wire.HistoryPoint{V: wire.Version, Step: step, Epoch: step / max(jp.epochSteps, 1), Time: now.UnixNano(),
+		Loss: pt.lossSum / float64(pt.n), Accuracy: float64(pt.correct) / float64(pt.n),
+		StepMS: secs * 1e3 / float64(step-pt.step), ComputeMS: float64(pt.computeUS) / r / 1e3,
+		PushMS: float64(pt.pushUS) / r / 1e3, WaitMS: float64(pt.waitUS) / r / 1e3}
+	if secs > 0 {
+		hp.SamplesPerSec = float64(pt.n) / secs
+	}
+	if jp.lr != nil {
+		hp.LR = jp.lr(step)
+	}
+	ls.record(job, wire.HistoryPoints, hp)
+	*pt = pointSums{step: step, at: now}
+}
+
+// learningRate is the learning rate of a job of spec text at a step, or
+// nil when the spec does not parse.
+func learningRate(text string, spe, total int64) func(int64) float64 {
+	spec, err := jobspec.Parse([]byte(text))
+	if err != nil {
+		return nil
+	}
+	return func(step int64) float64 {
+		return spec.Schedule.LR(spec.Optimizer.LR, int(step), int(spe), int(total))
 	}
 }
 

@@ -4,18 +4,19 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
-	"github.com/maas-ml/maas/internal/api"
 	"github.com/maas-ml/maas/internal/wire"
 )
 
-// leaderState is what the leader keeps in memory: heartbeats, step
-// progress and job logs. None of it is in the Raft log; a new leader
-// rebuilds it from the next heartbeats and reports.
+// leaderState is what the leader keeps in memory: heartbeats and step
+// progress. None of it is in the Raft log; a new leader rebuilds it from
+// the next heartbeats and reports. Job events and training metrics go to
+// the history stream as they happen (history.go).
 type leaderState struct {
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -25,7 +26,6 @@ type leaderState struct {
 	mu         sync.Mutex // guards the fields below
 	lastSeen   map[string]time.Time
 	progress   map[string]*jobProgress
-	logs       map[string][]api.LogEntry
 	assigned   map[string]uint64    // job → membership epoch whose assignments were delivered
 	assignedAt map[string]time.Time // job → when they were
 	// serving is, per parameter server, the job its heartbeats name and
@@ -48,6 +48,12 @@ type leaderState struct {
 	losses map[string]map[string]*workerLosses
 	// ckpts collects stored checkpoint ranges: job → step → server → object.
 	ckpts map[string]map[int64]map[int]string
+
+	// history queues the job history records runHistory writes;
+	// dropped counts those the queue had no room for.
+	history chan historyRecord
+	dropped atomic.Int64
+	pending atomic.Int64 // queued or being written
 }
 
 // jobProgress accumulates the workers' step reports of a job.
@@ -63,6 +69,23 @@ type jobProgress struct {
 	// Sums over every worker's step reports, in microseconds.
 	computeUS, pushUS, waitUS int64
 	reports                   int64
+
+	// Since the last metric point (history): its step and time, and the
+	// reports' sums since.
+	point      pointSums
+	every      int64                    // steps between points (wire.HistoryEvery)
+	lr         func(step int64) float64 // the job's learning rate at a step
+	epochSteps int64                    // the job's steps an epoch
+}
+
+// pointSums are the step reports summed since a job's last metric point.
+type pointSums struct {
+	step                      int64
+	at                        time.Time
+	lossSum                   float64
+	correct, n                int
+	computeUS, pushUS, waitUS int64
+	reports                   int64
 }
 
 func (n *Node) startLeading() {
@@ -73,9 +96,14 @@ func (n *Node) startLeading() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ls := &leaderState{ctx: ctx, cancel: cancel, lastSeen: map[string]time.Time{}, progress: map[string]*jobProgress{},
-		logs: map[string][]api.LogEntry{}, assigned: map[string]uint64{}, assignedAt: map[string]time.Time{}, standbyWait: map[string]time.Time{}, serving: map[string]serving{}, boots: map[string]string{}, reborn: map[string]bool{}, registered: map[string]string{}, losses: map[string]map[string]*workerLosses{}, ckpts: map[string]map[int64]map[int]string{}}
+		history: make(chan historyRecord, historyQueue), assigned: map[string]uint64{}, assignedAt: map[string]time.Time{}, standbyWait: map[string]time.Time{}, serving: map[string]serving{}, boots: map[string]string{}, reborn: map[string]bool{}, registered: map[string]string{}, losses: map[string]map[string]*workerLosses{}, ckpts: map[string]map[int64]map[int]string{}}
 	n.leader = ls
 	n.log.Info("leading", zap.String("node", n.cfg.ID))
+	ls.wg.Add(1)
+	go func() {
+		defer ls.wg.Done()
+		n.runHistory(ls)
+	}()
 	// Every member sends on subjects ending in its own id (see
 	// wire.HeartbeatSubject): "*" hears them all.
 	for subj, h := range map[string]nats.MsgHandler{
@@ -149,10 +177,7 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	}
 }
 
-// logf appends an event to a job's log (leader memory).
+// logf records an event of a job in its history.
 func (ls *leaderState) logf(job, format string, args ...any) {
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	entries := ls.logs[job]
-	ls.logs[job] = append(entries, api.LogEntry{Seq: int64(len(entries) + 1), Time: time.Now().UTC(), Message: fmt.Sprintf(format, args...)})
+	ls.record(job, wire.HistoryEvents, &wire.HistoryEvent{V: wire.Version, Time: time.Now().UnixNano(), Message: fmt.Sprintf(format, args...)})
 }

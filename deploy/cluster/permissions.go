@@ -43,6 +43,7 @@ type Permissions struct {
 //	             maas.model.published                   maas.ctl.done.*, _INBOX.>
 //	             models, checkpoints: read, write
 //	             data: read
+//	             job history: maas.history.> and its stream
 //	paramserver  maas.ctl.register.<id>,                maas.ctl.member.<id>, maas.grad.>,
 //	             maas.ctl.heartbeat.<id>,               maas.pull.*.*, maas.assign.*, _INBOX.>
 //	             maas.ctl.report.<id>
@@ -82,7 +83,7 @@ func ProcessPermissions(kind Kind, id string) (p Permissions, ok bool) {
 	switch kind {
 	case KindCoordinator:
 		p.Publish = join([]string{wire.MemberSubject("*"), wire.AssignSubject("*"), wire.SubjModelPublished},
-			bucketWrite(wire.ModelBucket), bucketWrite(wire.CheckpointBucket), bucketRead(wire.DataBucket))
+			bucketWrite(wire.ModelBucket), bucketWrite(wire.CheckpointBucket), bucketRead(wire.DataBucket), historyWrite())
 		p.Subscribe = []string{wire.RegisterSubject("*"), wire.HeartbeatSubject("*"), wire.ProgressSubject("*"),
 			wire.ReportSubject("*"), wire.DoneSubject("*"), inboxes}
 	case KindParamServer:
@@ -188,6 +189,27 @@ func bucketWrite(bucket string) []string {
 	return append(append(bucketRead(bucket),
 		jsAPI("STREAM.CREATE."+stream, "STREAM.UPDATE."+stream, "STREAM.PURGE."+stream)...),
 		"$O."+bucket+".>")
+}
+
+// historyWrite are the subjects a coordinator publishes to keep the job
+// history: create or update its stream and look it up, store records
+// (acknowledged), and read them back with an ordered consumer (create,
+// fetch, look up, delete it) or the last record of a subject.
+func historyWrite() []string {
+	stream := wire.HistoryStream
+	return append(jsAPI(
+		"STREAM.CREATE."+stream,
+		"STREAM.UPDATE."+stream,
+		"STREAM.INFO."+stream,
+		"STREAM.MSG.GET."+stream,
+		"DIRECT.GET."+stream,
+		"DIRECT.GET."+stream+".>",
+		"CONSUMER.CREATE."+stream,
+		"CONSUMER.CREATE."+stream+".>",
+		"CONSUMER.MSG.NEXT."+stream+".*",
+		"CONSUMER.INFO."+stream+".*",
+		"CONSUMER.DELETE."+stream+".*",
+	), wire.HistorySubjects, "$JS.FC."+stream+".>")
 }
 
 func join(lists ...[]string) []string {

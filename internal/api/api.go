@@ -9,6 +9,7 @@
 //	GET  /v1/jobs/{id}                     → JobStatus; 404 Error
 //	POST /v1/jobs/{id}/cancel              → JobStatus
 //	GET  /v1/jobs/{id}/logs?since=N        → LogPage (entries with Seq > N)
+//	GET  /v1/jobs/{id}/metrics             → JobMetrics (training curves)
 //	GET  /v1/models                        → []ModelVersion (every version)
 //	GET  /v1/models/{name}                 → ModelVersion (the newest)
 //	GET  /v1/models/{name}/versions/{v}    → ModelVersion
@@ -159,6 +160,39 @@ type LogEntry struct {
 	Seq     int64     `json:"seq"`
 	Time    time.Time `json:"time"`
 	Message string    `json:"message"`
+}
+
+// JobMetrics are a job's training curves, from its history: a point every
+// few steps (at most 2,000 a job, evenly spaced) and one a finished epoch.
+type JobMetrics struct {
+	Points []MetricPoint  `json:"points"`
+	Epochs []EpochMetrics `json:"epochs"`
+}
+
+// MetricPoint is a job's training metrics over the steps since the point
+// before, up to Step.
+type MetricPoint struct {
+	Step          int64     `json:"step"`
+	Epoch         int64     `json:"epoch"`
+	Time          time.Time `json:"time"`
+	Loss          float64   `json:"loss"`     // mean training loss
+	Accuracy      float64   `json:"accuracy"` // share of training samples classified right
+	SamplesPerSec float64   `json:"samples_per_sec"`
+	StepMS        float64   `json:"step_ms"`
+	ComputeMS     float64   `json:"compute_ms"` // the workers' mean step split
+	PushMS        float64   `json:"push_ms"`
+	WaitMS        float64   `json:"wait_ms"`
+	LR            float64   `json:"lr"` // the learning rate at Step
+}
+
+// EpochMetrics are a finished epoch's training loss and accuracy.
+type EpochMetrics struct {
+	Epoch         int64     `json:"epoch"`
+	Step          int64     `json:"step"` // its last step
+	Time          time.Time `json:"time"`
+	TrainLoss     float64   `json:"train_loss"`
+	TrainAccuracy float64   `json:"train_accuracy"`
+	Samples       int       `json:"samples"`
 }
 
 // LogPage is the entries after a sequence number, and whether the job has

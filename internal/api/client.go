@@ -276,6 +276,17 @@ func (c *Client) Logs(ctx context.Context, id string, since int64) (LogPage, err
 	return page, err
 }
 
+// Metrics returns the job's training curves.
+func (c *Client) Metrics(ctx context.Context, id string) (JobMetrics, error) {
+	var m JobMetrics
+	p, err := jobPath(id, "/metrics")
+	if err != nil {
+		return m, err
+	}
+	err = c.callJSON(ctx, http.MethodGet, p, nil, nil, &m)
+	return m, err
+}
+
 // Models lists every version of every model.
 func (c *Client) Models(ctx context.Context) ([]ModelVersion, error) {
 	var ms []ModelVersion

@@ -45,7 +45,7 @@ func jobCmd() *cobra.Command {
 	}
 	r.addServerFlag(cmd, true)
 	r.addOutputFlag(cmd, true)
-	cmd.AddCommand(jobSubmitCmd(r), jobLsCmd(r), jobStatusCmd(r), jobLogsCmd(r), jobCancelCmd(r))
+	cmd.AddCommand(jobSubmitCmd(r), jobLsCmd(r), jobStatusCmd(r), jobLogsCmd(r), jobPlotCmd(r), jobCancelCmd(r))
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"image/png"
 	"io"
 	"net"
 	"net/http"
@@ -39,6 +40,7 @@ type fakeCoordinator struct {
 	// logs are revealed one more per call; Done once all are.
 	logs       []api.LogEntry
 	logCalls   int
+	metrics    api.JobMetrics
 	model      api.ModelVersion
 	files      map[string]string
 	brokenFile string // its download stops half-way
@@ -121,6 +123,14 @@ func newFakeCoordinator(t *testing.T) *fakeCoordinator {
 			}
 		}
 		reply(w, http.StatusOK, page)
+	})
+	mux.HandleFunc("GET /v1/jobs/{id}/metrics", func(w http.ResponseWriter, r *http.Request) {
+		if !f.known(w, r) {
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		reply(w, http.StatusOK, f.metrics)
 	})
 	mux.HandleFunc("GET /v1/models", func(w http.ResponseWriter, r *http.Request) {
 		old := f.model
@@ -422,6 +432,62 @@ func TestJobLogsFollow(t *testing.T) {
 		if l != want {
 			t.Errorf("line %d = %q, want %q", i, l, want)
 		}
+	}
+}
+
+// TestJobPlot: the curves are drawn into a PNG of three panels, in the
+// first job's colour; an image name that is not .png, or a job without
+// metrics, is refused naming why, and no file is left.
+func TestJobPlot(t *testing.T) {
+	f := newFakeCoordinator(t)
+	for i := range 60 {
+		f.metrics.Points = append(f.metrics.Points, api.MetricPoint{Step: int64(2*i + 1), Time: t0,
+			Loss: 2 / float64(i+1), Accuracy: 1 - 1/float64(i+2), SamplesPerSec: 3000 + float64(i%5)*10})
+	}
+	f.metrics.Epochs = []api.EpochMetrics{{Epoch: 0, Step: 59, TrainLoss: 0.2, TrainAccuracy: 0.9}}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "curves.png")
+	if _, _, err := maas(context.Background(), "job", "plot", "j1", "-o", out, "--server", f.URL); err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	img, err := png.Decode(fh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := img.Bounds()
+	if b.Dx() < 500 || b.Dy() <= b.Dx() {
+		t.Errorf("image %v: want a tall image of three panels", b)
+	}
+	// The curve's colour, in each third of the image.
+	for third := range 3 {
+		found := false
+		for y := b.Min.Y + third*b.Dy()/3; y < b.Min.Y+(third+1)*b.Dy()/3 && !found; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				if r, g, bl, _ := img.At(x, y).RGBA(); r>>8 == 31 && g>>8 == 119 && bl>>8 == 180 {
+					found = true
+					break
+				}
+			}
+		}
+		if !found {
+			t.Errorf("panel %d has no curve drawn", third+1)
+		}
+	}
+
+	if _, _, err := maas(context.Background(), "job", "plot", "j1", "-o", filepath.Join(dir, "c.jpg"), "--server", f.URL); err == nil || !strings.Contains(err.Error(), ".png") {
+		t.Errorf("a .jpg output: %v", err)
+	}
+	f.metrics = api.JobMetrics{}
+	if _, _, err := maas(context.Background(), "job", "plot", "j1", "-o", filepath.Join(dir, "empty.png"), "--server", f.URL); err == nil || !strings.Contains(err.Error(), "no training metrics") {
+		t.Errorf("a job without metrics: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("the directory holds %d files, want the one image", len(entries))
 	}
 }
 

@@ -26,6 +26,23 @@ func TestHarnessLeaderLossAndWorkerLoss(t *testing.T) {
 	spec := strings.Replace(e2eSpec, "epochs: 1", "epochs: 30", 1)
 	id := c.Submit(spec, 2, 2)
 	c.WaitForStep(id, 5, 30*time.Second)
+	// The history the first leader wrote: events and metric points.
+	ctx := context.Background()
+	var before api.JobMetrics
+	c.WaitFor("three metric points", 20*time.Second, func() bool {
+		m, err := c.API().Metrics(ctx, id)
+		before = m
+		return err == nil && len(m.Points) >= 3
+	})
+	events, err := c.API().Logs(ctx, id, 0)
+	if err != nil || len(events.Entries) < 2 {
+		t.Fatalf("before the leader change: %d events, err %v", len(events.Entries), err)
+	}
+	for i, p := range before.Points {
+		if !(p.Loss > 0) || !(p.SamplesPerSec > 0) || !(p.StepMS > 0) || p.LR != 0.01 || p.Step%2 != 1 || i > 0 && p.Step <= before.Points[i-1].Step {
+			t.Fatalf("metric point %d: %+v (want a loss, samples/s, a step time, lr 0.01, every other step from step 1)", i, p)
+		}
+	}
 
 	old, oldID := c.Leader(), c.LeaderID()
 	c.Kill(oldID)
@@ -37,6 +54,23 @@ func TestHarnessLeaderLossAndWorkerLoss(t *testing.T) {
 	js := c.WaitForStep(id, 1, 20*time.Second)
 	if js.State != api.JobRunning {
 		t.Fatalf("after the leader change the job is %s: %s", js.State, js.Reason)
+	}
+	// Nothing of the history is lost, and the new leader adds to it.
+	var after api.JobMetrics
+	c.WaitFor("metric points from the new leader", 20*time.Second, func() bool {
+		m, err := c.API().Metrics(ctx, id)
+		after = m
+		return err == nil && len(m.Points) > len(before.Points)
+	})
+	if !slices.Equal(after.Points[:len(before.Points)], before.Points) {
+		t.Errorf("the metric points before the leader change differ after it")
+	}
+	again, err := c.API().Logs(ctx, id, 0)
+	if err != nil || len(again.Entries) < len(events.Entries) || !slices.Equal(again.Entries[:len(events.Entries)], events.Entries) {
+		t.Fatalf("after the leader change the events are %v (err %v), want %v first", again.Entries, err, events.Entries)
+	}
+	if tail, err := c.API().Logs(ctx, id, events.Entries[len(events.Entries)-1].Seq); err != nil || len(tail.Entries) != len(again.Entries)-len(events.Entries) {
+		t.Errorf("the events after the last seen: %d (err %v), want %d", len(tail.Entries), err, len(again.Entries)-len(events.Entries))
 	}
 
 	c.Kill("w-2")
@@ -55,6 +89,22 @@ func TestHarnessLeaderLossAndWorkerLoss(t *testing.T) {
 	js = c.WaitJob(id, 30*time.Second)
 	if js.State != api.JobFailed || !strings.Contains(js.Reason, "every worker was lost") || !strings.Contains(js.Reason, "w-1") {
 		t.Fatalf("after losing the last worker the job is %s: %q", js.State, js.Reason)
+	}
+	// The whole story is in the history: the start, the membership change
+	// and the failure with its reason.
+	all, err := c.API().Logs(ctx, id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text []string
+	for _, e := range all.Entries {
+		text = append(text, e.Message)
+	}
+	joined := strings.Join(text, "\n")
+	for _, want := range []string{"started on workers", "w-2", "every worker was lost"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("the job's events lack %q:\n%s", want, joined)
+		}
 	}
 }
 
