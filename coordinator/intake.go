@@ -136,23 +136,10 @@ func (n *Node) onProgress(m *nats.Msg) {
 		}
 		jp.epoch, jp.lossSum, jp.correct, jp.n = e, 0, 0, 0
 	}
-	jp.computeUS += p.ComputeUS
-	jp.pushUS += p.PushUS
-	jp.waitUS += p.WaitUS
-	jp.reports++
-	jp.lossSum += p.LossSum
-	jp.correct += p.Correct
-	jp.n += p.N
+	jp.reportSums.add(&p)
+	jp.point.add(&p)
 	jp.samples += p.N
 	jp.last = time.Now()
-	pt := &jp.point
-	pt.computeUS += p.ComputeUS
-	pt.pushUS += p.PushUS
-	pt.waitUS += p.WaitUS
-	pt.reports++
-	pt.lossSum += p.LossSum
-	pt.correct += p.Correct
-	pt.n += p.N
 	jp.perStep[p.Step]++
 	if jp.perStep[p.Step] >= members {
 		delete(jp.perStep, p.Step)

@@ -58,17 +58,15 @@ type leaderState struct {
 
 // jobProgress accumulates the workers' step reports of a job.
 type jobProgress struct {
-	step       int64 // the latest step every rank reported
-	perStep    map[int64]int
-	epoch      int64
-	lossSum    float64
-	correct, n int
-	samples    int
-	first      time.Time
-	last       time.Time
-	// Sums over every worker's step reports, in microseconds.
-	computeUS, pushUS, waitUS int64
-	reports                   int64
+	step    int64 // the latest step every rank reported
+	perStep map[int64]int
+	epoch   int64
+	// The reports' sums: the loss, correct and samples over the epoch,
+	// the phases over the job.
+	reportSums
+	samples int
+	first   time.Time
+	last    time.Time
 
 	// Since the last metric point (history): its step and time, and the
 	// reports' sums since.
@@ -80,12 +78,28 @@ type jobProgress struct {
 
 // pointSums are the step reports summed since a job's last metric point.
 type pointSums struct {
-	step                      int64
-	at                        time.Time
+	step int64
+	at   time.Time
+	reportSums
+}
+
+// reportSums are sums over the workers' step reports: loss × samples,
+// samples classified right, samples, and the phases in microseconds.
+type reportSums struct {
 	lossSum                   float64
 	correct, n                int
 	computeUS, pushUS, waitUS int64
 	reports                   int64
+}
+
+func (s *reportSums) add(p *wire.Progress) {
+	s.lossSum += p.LossSum
+	s.correct += p.Correct
+	s.n += p.N
+	s.computeUS += p.ComputeUS
+	s.pushUS += p.PushUS
+	s.waitUS += p.WaitUS
+	s.reports++
 }
 
 func (n *Node) startLeading() {

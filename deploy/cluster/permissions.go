@@ -162,13 +162,11 @@ func jsAPI(api ...string) []string {
 	return s
 }
 
-// bucketRead are the subjects a client publishes to read objects of an
-// Object Store bucket: the stream's info, its last message by subject
-// (object metadata), an ordered consumer over an object's chunks (create,
-// look up, delete it) and that consumer's flow control. The chunks
+// streamRead are the subjects a client publishes to read a stream: its
+// info, its last message by subject, an ordered consumer over it (create,
+// look up, delete it) and that consumer's flow control. The messages
 // themselves come to the client's inbox.
-func bucketRead(bucket string) []string {
-	stream := "OBJ_" + bucket
+func streamRead(stream string) []string {
 	return append(jsAPI(
 		"STREAM.INFO."+stream,
 		"STREAM.MSG.GET."+stream,
@@ -181,6 +179,11 @@ func bucketRead(bucket string) []string {
 	), "$JS.FC."+stream+".>")
 }
 
+// bucketRead are the subjects a client publishes to read objects of an
+// Object Store bucket: its stream's (object metadata by subject, an
+// object's chunks through an ordered consumer).
+func bucketRead(bucket string) []string { return streamRead("OBJ_" + bucket) }
+
 // bucketWrite are bucketRead plus the subjects to create or update the
 // bucket, publish its chunks and metadata, and purge the chunks of a
 // replaced or deleted object.
@@ -192,24 +195,13 @@ func bucketWrite(bucket string) []string {
 }
 
 // historyWrite are the subjects a coordinator publishes to keep the job
-// history: create or update its stream and look it up, store records
-// (acknowledged), and read them back with an ordered consumer (create,
-// fetch, look up, delete it) or the last record of a subject.
+// history: create or update its stream, store records (acknowledged) and
+// read them back (streamRead, and fetching from the ordered consumer).
 func historyWrite() []string {
 	stream := wire.HistoryStream
-	return append(jsAPI(
-		"STREAM.CREATE."+stream,
-		"STREAM.UPDATE."+stream,
-		"STREAM.INFO."+stream,
-		"STREAM.MSG.GET."+stream,
-		"DIRECT.GET."+stream,
-		"DIRECT.GET."+stream+".>",
-		"CONSUMER.CREATE."+stream,
-		"CONSUMER.CREATE."+stream+".>",
-		"CONSUMER.MSG.NEXT."+stream+".*",
-		"CONSUMER.INFO."+stream+".*",
-		"CONSUMER.DELETE."+stream+".*",
-	), wire.HistorySubjects, "$JS.FC."+stream+".>")
+	return append(append(streamRead(stream),
+		jsAPI("STREAM.CREATE."+stream, "STREAM.UPDATE."+stream, "CONSUMER.MSG.NEXT."+stream+".*")...),
+		wire.HistorySubjects)
 }
 
 func join(lists ...[]string) []string {

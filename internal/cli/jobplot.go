@@ -2,8 +2,8 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"image/color"
+	"os"
 	"path/filepath"
 	"strings"
 

@@ -189,9 +189,24 @@ func TestTestbedRun(t *testing.T) {
 // pushes and the other's relayed to it, θ to its leaf host and its range
 // to the other server host), not one per worker (4).
 func TestTestbedPerHost(t *testing.T) {
+	perHostRun(t, false)
+}
+
+// TestTestbedRoutes: the same cluster with a full NATS member (routed)
+// on each worker host instead of a leaf: each push goes straight to the
+// server host of its range and θ's ranges straight to the worker hosts, so
+// the busiest server host's link carries one copy of the model each way
+// (H/G), not two.
+func TestTestbedRoutes(t *testing.T) {
+	perHostRun(t, true)
+}
+
+// perHostRun runs the per-host tests' cluster: 2 server hosts, 2 worker
+// hosts of 2 aggregating workers, leaves or (routed) full members.
+func perHostRun(t *testing.T, routed bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	tb, mnist, spec := upTestbed(t, ctx, Layout{WorkerHosts: 2, WorkersPerHost: 2, Servers: 2, ServerHosts: 2, LeafNATS: true})
+	tb, mnist, spec := upTestbed(t, ctx, Layout{WorkerHosts: 2, WorkersPerHost: 2, Servers: 2, ServerHosts: 2, LeafNATS: !routed, RoutedNATS: routed})
 	const params = 241546
 	r, err := tb.Run(ctx, Config{Model: "mnist-cnn", Spec: spec, Params: params, DataPath: mnist, Rate: 1e9, Dilation: 5,
 		PerSample: 500 * time.Microsecond, Warmup: 2, Steps: 6, Aggregation: "host"})
@@ -199,10 +214,14 @@ func TestTestbedPerHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%+v", r)
-	if r.Steps < 6 || r.NATS != "leaf" || r.Aggregation != "host" {
+	nats, copies := "leaf", 2.0
+	if routed {
+		nats, copies = "routes", 1
+	}
+	if r.Steps < 6 || r.NATS != nats || r.Aggregation != "host" {
 		t.Errorf("%d steps, NATS %q, aggregation %q", r.Steps, r.NATS, r.Aggregation)
 	}
-	checkServerLink(t, r, 2*4*float64(params)/1e6) // MB: one copy per host
+	checkServerLink(t, r, copies*4*float64(params)/1e6) // MB
 	jobs, err := tb.API.Jobs(ctx)
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("%d jobs, err %v", len(jobs), err)
@@ -214,28 +233,6 @@ func TestTestbedPerHost(t *testing.T) {
 	if len(jobs[0].Servers) != 2 || len(hosts) != 2 {
 		t.Errorf("the job's parameter servers %v, want one on each of the two server hosts", jobs[0].Servers)
 	}
-}
-
-// TestTestbedRoutes: the same cluster with a full NATS member (routed)
-// on each worker host instead of a leaf: each push goes straight to the
-// server host of its range and θ's ranges straight to the worker hosts, so
-// the busiest server host's link carries one copy of the model each way
-// (H/G), not two.
-func TestTestbedRoutes(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	tb, mnist, spec := upTestbed(t, ctx, Layout{WorkerHosts: 2, WorkersPerHost: 2, Servers: 2, ServerHosts: 2, RoutedNATS: true})
-	const params = 241546
-	r, err := tb.Run(ctx, Config{Model: "mnist-cnn", Spec: spec, Params: params, DataPath: mnist, Rate: 1e9, Dilation: 5,
-		PerSample: 500 * time.Microsecond, Warmup: 2, Steps: 6, Aggregation: "host"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%+v", r)
-	if r.Steps < 6 || r.NATS != "routes" {
-		t.Errorf("%d steps, NATS %q", r.Steps, r.NATS)
-	}
-	checkServerLink(t, r, 4*float64(params)/1e6) // MB: one copy
 }
 
 // checkServerLink requires the server host's link to have carried ideal
