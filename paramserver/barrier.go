@@ -79,6 +79,10 @@ func (s *Server) completeLocked(js *jobState) {
 	if js.barrier != nil {
 		js.barrier.Stop()
 	}
+	if !js.firstPush.IsZero() {
+		s.metrics.barrier.WithLabelValues(js.a.Job).Observe(time.Since(js.firstPush).Seconds())
+	}
+	s.metrics.steps.WithLabelValues(js.a.Job).Inc()
 	total := 0
 	for _, n := range js.ns {
 		total += n
@@ -152,6 +156,7 @@ func (s *Server) publishLocked(js *jobState, skipped bool) error {
 			return err
 		}
 		js.current = append(js.current, b)
+		s.metrics.bytes.WithLabelValues(js.a.Job, bytesPublished).Add(float64(len(b)))
 		if err := s.nc.Publish(wire.ParamSubject(js.a.Job), b); err != nil {
 			return err
 		}
@@ -193,6 +198,7 @@ func (s *Server) publishDeltaLocked(js *jobState, skipped bool) error {
 			return err
 		}
 		js.current = append(js.current, whole)
+		s.metrics.bytes.WithLabelValues(js.a.Job, bytesPublished).Add(float64(len(fan)))
 		if err := s.nc.Publish(wire.ParamSubject(js.a.Job), fan); err != nil {
 			return err
 		}

@@ -158,6 +158,7 @@ func (s *Server) checkpointLocked(js *jobState) {
 			s.cfg.Logger.Warn("checkpoint not stored", zap.String("job", job), zap.Int64("step", step), zap.Error(err))
 			return
 		}
+		s.metrics.checkpoint.WithLabelValues(job).SetToCurrentTime()
 		b, err := wire.Encode(&wire.Report{V: wire.Version, ID: s.cfg.ID, Job: job, Server: server, Kind: "checkpoint", Step: step,
 			Bucket: bucket, Object: object})
 		if err == nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
@@ -131,7 +132,9 @@ func (s *Server) takeGrad(subject string, g *wire.GradChunk) (wire.AckCode, stri
 		js.have[r][g.Chunk] = true
 	}
 	js.count += len(covers)
+	s.metrics.bytes.WithLabelValues(js.a.Job, bytesReceived).Add(float64(len(g.Data)))
 	if js.count == len(covers) {
+		js.firstPush = time.Now()
 		s.armBarrierLocked(js, 0)
 	}
 	if js.count == js.a.Members*len(js.chunks) {

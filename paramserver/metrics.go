@@ -1,9 +1,9 @@
 package paramserver
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/maas-ml/maas/internal/promreg"
 )
 
 // Reasons a push is refused, the values of the reason label of
@@ -22,23 +22,56 @@ const (
 
 // metrics are the server's Prometheus metrics.
 type metrics struct {
-	refused *prometheus.CounterVec // reason
+	refused    *prometheus.CounterVec   // reason
+	barrier    *prometheus.HistogramVec // maas_job
+	steps      *prometheus.CounterVec   // maas_job
+	bytes      *prometheus.CounterVec   // maas_job, direction
+	checkpoint *prometheus.GaugeVec     // maas_job
+	epoch      *prometheus.GaugeVec     // maas_job
 }
+
+// Directions of maas_paramserver_bytes_total.
+const (
+	bytesReceived  = "received"  // gradient chunks taken
+	bytesPublished = "published" // θ fanned out
+)
 
 // newMetrics registers the server's metrics with reg (nil: none are
 // exported, but they are still counted).
 func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "maas", Subsystem: "paramserver", Name: "refused_pushes_total",
-		Help: "Gradient pushes refused, by reason: malformed, unknown_job, failed, epoch, stale, future, rank, not_member (a worker outside the job's membership epoch), other_rank (a member pushing as another).",
-	}, []string{"reason"})}
-	if reg != nil {
-		if err := reg.Register(m.refused); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				m.refused = are.ExistingCollector.(*prometheus.CounterVec)
-			}
-		}
+	job := []string{"maas_job"}
+	return &metrics{
+		refused: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "maas", Subsystem: "paramserver", Name: "refused_pushes_total",
+			Help: "Gradient pushes refused, by reason: malformed, unknown_job, failed, epoch, stale, future, rank, not_member (a worker outside the job's membership epoch), other_rank (a member pushing as another).",
+		}, []string{"reason"})),
+		barrier: promreg.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "maas", Subsystem: "paramserver", Name: "barrier_seconds",
+			Help:    "A step's barrier on this server, by job (maas_job): from the step's first gradient chunk to its last, after which the server applies the step.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18),
+		}, job)),
+		steps: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "maas", Subsystem: "paramserver", Name: "steps_total",
+			Help: "Steps this server applied to its range, by job (maas_job).",
+		}, job)),
+		bytes: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "maas", Subsystem: "paramserver", Name: "bytes_total",
+			Help: "Bytes of the data plane, by job (maas_job) and direction: received (gradient chunks taken), published (θ fanned out).",
+		}, []string{"maas_job", "direction"})),
+		checkpoint: promreg.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "maas", Subsystem: "paramserver", Name: "checkpoint_timestamp_seconds",
+			Help: "When this server last stored a checkpoint of its range of the job (maas_job), Unix seconds: time() minus it is the checkpoint's age.",
+		}, job)),
+		epoch: promreg.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "maas", Subsystem: "paramserver", Name: "membership_epoch",
+			Help: "The membership epoch this server serves the job (maas_job) in.",
+		}, job)),
 	}
-	return m
+}
+
+// Collectors are the server's metrics, unregistered: what a dashboard of
+// them may query (deploy/grafana's test).
+func Collectors() []prometheus.Collector {
+	m := newMetrics(nil)
+	return []prometheus.Collector{m.refused, m.barrier, m.steps, m.bytes, m.checkpoint, m.epoch}
 }

@@ -174,6 +174,8 @@ type jobState struct {
 	// decodes. Pulls get it whole.
 	shadow  []float32
 	barrier *time.Timer
+	// firstPush is when the current step's first gradient chunk came.
+	firstPush time.Time
 	// fenced: the coordinator is replacing the membership epoch (see
 	// Fence); fence lifts it if no new epoch comes.
 	fenced bool
@@ -233,6 +235,7 @@ func (s *Server) Serve(a Assignment, theta []float32, opt nn.Optimizer) error {
 	}
 	js.subs = []*nats.Subscription{gs, ps}
 	s.jobs[a.Job] = js
+	s.metrics.epoch.WithLabelValues(a.Job).Set(float64(a.Epoch))
 	return s.publishLocked(js, false)
 }
 
@@ -335,6 +338,7 @@ func (s *Server) Reconfigure(a Assignment) error {
 	}
 	js.unfenceLocked()
 	js.a = a
+	s.metrics.epoch.WithLabelValues(a.Job).Set(float64(a.Epoch))
 	js.resetPartials()
 	s.cfg.Logger.Info("membership changed", zap.String("job", a.Job), zap.Uint64("epoch", a.Epoch),
 		zap.Int("members", a.Members), zap.Int64("from_step", a.FromStep))

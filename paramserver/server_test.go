@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/maas-ml/maas/internal/testcluster"
 	"github.com/maas-ml/maas/internal/wire"
@@ -25,6 +27,7 @@ type fixture struct {
 	ps      *paramserver.Server
 	params  chan *wire.ParamChunk
 	reports chan *wire.Report
+	reg     *prometheus.Registry
 }
 
 func newFixture(t *testing.T, barrier time.Duration, maxBad int) *fixture {
@@ -51,6 +54,8 @@ func newFixtureOpt(t *testing.T, barrier time.Duration, maxBad int, opt nn.Optim
 	f.nc.Flush()
 	cfg := paramserver.DefaultConfig()
 	cfg.BarrierTimeout = barrier
+	f.reg = prometheus.NewPedanticRegistry()
+	cfg.Registerer = f.reg
 	f.ps = paramserver.New(testcluster.Connect(t, s), cfg)
 	a := paramserver.Assignment{Job: "j", Ranges: []wire.Range{{Lo: 0, Hi: 10}}, ChunkFloats: 4, Epoch: 1, Members: 2,
 		Optimizer: opt, StepsPerEpoch: 10, TotalSteps: 10, MaxBadSteps: maxBad}
@@ -130,6 +135,23 @@ func TestWeightedAverageAndPublication(t *testing.T) {
 	st, _ := f.ps.Stats("j")
 	if st.Step != 1 || st.Completed != 1 {
 		t.Fatalf("stats %+v", st)
+	}
+	// The metrics, per job: one step, its barrier, 2 ranks × 10 floats
+	// taken, θ_0 and θ_1 published, membership epoch 1.
+	job := map[string]string{"maas_job": "j"}
+	for name, want := range map[string]float64{"maas_paramserver_steps_total": 1, "maas_paramserver_membership_epoch": 1} {
+		if got := testcluster.MustMetricValue(t, f.reg, name, job); got != want {
+			t.Errorf("%s = %g, want %g", name, got, want)
+		}
+	}
+	if got := testcluster.MustMetricValue(t, f.reg, "maas_paramserver_bytes_total", map[string]string{"maas_job": "j", "direction": "received"}); got != 2*10*4 {
+		t.Errorf("%g gradient bytes taken, want 80", got)
+	}
+	if got := testcluster.MustMetricValue(t, f.reg, "maas_paramserver_bytes_total", map[string]string{"maas_job": "j", "direction": "published"}); got < 2*10*4 {
+		t.Errorf("%g bytes of θ published, want at least θ_0's and θ_1's 80", got)
+	}
+	if n := testutil.CollectAndCount(f.reg, "maas_paramserver_barrier_seconds"); n != 1 {
+		t.Errorf("maas_paramserver_barrier_seconds has %d series, want 1", n)
 	}
 }
 

@@ -44,6 +44,7 @@ func (w *Worker) newParamWaiter(a Assignment, m *nn.Model, refs []chunkRef, inbo
 // the chunk is pulled whole).
 func (p *paramWaiter) apply(i int, pc *wire.ParamChunk) (bool, error) {
 	ref := p.refs[i]
+	p.w.countBytes(bytesReceived, len(pc.Data))
 	dst := p.m.Params[ref.rng.Lo:ref.rng.Hi]
 	switch {
 	case !pc.Delta:

@@ -164,6 +164,9 @@ type Worker struct {
 	nc      *nats.Conn
 	cfg     Config
 	metrics *metrics
+	// job is the job Run works on: the maas_job of its byte counts (set
+	// before Run starts its pushes).
+	job string
 }
 
 // New returns a worker on connection nc.
@@ -227,6 +230,7 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data train.Source) (*nn.
 	if err != nil {
 		return nil, err
 	}
+	w.job = a.Job
 	if a.Ranges[len(a.Ranges)-1].Hi != len(m.Params) {
 		return nil, fmt.Errorf("%w: servers cover %d parameters, the model has %d", ErrAssignment, a.Ranges[len(a.Ranges)-1].Hi, len(m.Params))
 	}
@@ -319,7 +323,7 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data train.Source) (*nn.
 			}
 			info.Wait += time.Since(start)
 		}
-		w.metrics.observe(info)
+		w.metrics.observe(a.Job, a.Epoch, info)
 		if w.cfg.OnStep != nil {
 			w.cfg.OnStep(info)
 		}
@@ -579,6 +583,14 @@ func (w *Worker) pushOne(ctx context.Context, subject string, msg []byte, ref ch
 	}
 }
 
+// countBytes counts n bytes of the data plane in direction for the job
+// Run works on.
+func (w *Worker) countBytes(direction string, n int) {
+	if w.job != "" {
+		w.metrics.bytes.WithLabelValues(w.job, direction).Add(float64(n))
+	}
+}
+
 // request sends msg and returns the decoded answer (nil when it is not an
 // Ack), trying again while again(try) holds after a try that got no
 // answer (backing off after one that failed at once: no responders, no
@@ -586,6 +598,7 @@ func (w *Worker) pushOne(ctx context.Context, subject string, msg []byte, ref ch
 func (w *Worker) request(ctx context.Context, subject string, msg []byte, again func(try int) bool) (*wire.Ack, error) {
 	for try := 0; again(try); try++ {
 		rctx, cancel := context.WithTimeout(ctx, w.cfg.PushTimeout)
+		w.countBytes(bytesPushed, len(msg))
 		reply, err := w.nc.RequestWithContext(rctx, subject, msg)
 		cancel()
 		if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/maas-ml/maas/internal/dataset"
 	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/internal/natsserver"
+	"github.com/maas-ml/maas/internal/testcluster"
 	"github.com/maas-ml/maas/internal/train"
 	"github.com/maas-ml/maas/internal/wire"
 	"github.com/maas-ml/maas/nn"
@@ -506,6 +507,22 @@ func TestRunSynthetic(t *testing.T) {
 			}
 			if sum, count := histogram(t, reg, "compute"); count != steps || math.Abs(sum-compute.Seconds()) > 1e-6 {
 				t.Errorf("compute phase: %d steps summing to %gs, want %d summing to %v", count, sum, steps, compute)
+			}
+			// Per job: the last step's loss, the membership epoch, and the
+			// bytes both ways (every step's gradient out, θ in).
+			job := map[string]string{"maas_job": "j"}
+			if got := testcluster.MustMetricValue(t, reg, "maas_worker_loss", job); got != float64(infos[steps-1].Loss) {
+				t.Errorf("maas_worker_loss %g, want the last step's %g", got, infos[steps-1].Loss)
+			}
+			if got := testcluster.MustMetricValue(t, reg, "maas_worker_membership_epoch", job); got != 1 {
+				t.Errorf("maas_worker_membership_epoch %g, want 1", got)
+			}
+			floats := float64(4 * len(theta0) * steps)
+			if got := testcluster.MustMetricValue(t, reg, "maas_worker_bytes_total", map[string]string{"maas_job": "j", "direction": "pushed"}); got < floats || got > 1.1*floats {
+				t.Errorf("%g bytes pushed, want %g and the messages' headers", got, floats)
+			}
+			if got := testcluster.MustMetricValue(t, reg, "maas_worker_bytes_total", map[string]string{"maas_job": "j", "direction": "received"}); got < floats {
+				t.Errorf("%g bytes of θ received, want at least %g", got, floats)
 			}
 			srv.mu.Lock()
 			defer srv.mu.Unlock()

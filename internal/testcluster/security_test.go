@@ -21,6 +21,7 @@ import (
 	"github.com/maas-ml/maas/internal/api"
 	"github.com/maas-ml/maas/internal/member"
 	"github.com/maas-ml/maas/internal/natsconn"
+	"github.com/maas-ml/maas/internal/testcluster"
 	"github.com/maas-ml/maas/internal/wire"
 	"github.com/maas-ml/maas/nn"
 	"github.com/maas-ml/maas/paramserver"
@@ -166,24 +167,8 @@ func TestSecurityOtherJobsGradients(t *testing.T) {
 // counter is the value of counter vector name's counter whose label
 // is value, in reg (0 when it has none).
 func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	v, _ := testcluster.MetricValue(reg, name, map[string]string{label: value})
+	return v
 }
 
 // idle is a member that takes every assignment and works on nothing.
