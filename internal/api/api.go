@@ -193,6 +193,16 @@ type EpochMetrics struct {
 	TrainLoss     float64   `json:"train_loss"`
 	TrainAccuracy float64   `json:"train_accuracy"`
 	Samples       int       `json:"samples"`
+	// Eval is the model evaluated on a held-out set at the epoch's end,
+	// where there is one.
+	Eval *EvalMetrics `json:"eval,omitempty"`
+}
+
+// EvalMetrics are a model's loss and accuracy on a held-out set.
+type EvalMetrics struct {
+	Set      string  `json:"set"` // e.g. mnist-test
+	Loss     float64 `json:"loss"`
+	Accuracy float64 `json:"accuracy"`
 }
 
 // LogPage is the entries after a sequence number, and whether the job has

@@ -203,7 +203,7 @@ func maas(ctx context.Context, args ...string) (stdout, stderr string, err error
 	root := &cobra.Command{Use: "maas", SilenceUsage: true, SilenceErrors: true}
 	cluster := &cobra.Command{Use: "cluster"}
 	cluster.AddCommand(clusterStatusCmd(), clusterInitCmd())
-	root.AddCommand(jobCmd(), modelCmd(), cluster, loginCmd())
+	root.AddCommand(jobCmd(), modelCmd(), cluster, loginCmd(), trainCmd())
 	var out, errb bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errb)
@@ -450,7 +450,25 @@ func TestJobPlot(t *testing.T) {
 	if _, _, err := maas(context.Background(), "job", "plot", "j1", "-o", out, "--server", f.URL); err != nil {
 		t.Fatal(err)
 	}
-	fh, err := os.Open(out)
+	checkCurves(t, out)
+
+	if _, _, err := maas(context.Background(), "job", "plot", "j1", "-o", filepath.Join(dir, "c.jpg"), "--server", f.URL); err == nil || !strings.Contains(err.Error(), ".png") {
+		t.Errorf("a .jpg output: %v", err)
+	}
+	f.metrics = api.JobMetrics{}
+	if _, _, err := maas(context.Background(), "job", "plot", "j1", "-o", filepath.Join(dir, "empty.png"), "--server", f.URL); err == nil || !strings.Contains(err.Error(), "no training metrics") {
+		t.Errorf("a job without metrics: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("the directory holds %d files, want the one image", len(entries))
+	}
+}
+
+// checkCurves requires path to be a tall PNG of three panels with a curve
+// in the first job's colour in each.
+func checkCurves(t *testing.T, path string) {
+	t.Helper()
+	fh, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,7 +481,6 @@ func TestJobPlot(t *testing.T) {
 	if b.Dx() < 500 || b.Dy() <= b.Dx() {
 		t.Errorf("image %v: want a tall image of three panels", b)
 	}
-	// The curve's colour, in each third of the image.
 	for third := range 3 {
 		found := false
 		for y := b.Min.Y + third*b.Dy()/3; y < b.Min.Y+(third+1)*b.Dy()/3 && !found; y++ {
@@ -477,17 +494,6 @@ func TestJobPlot(t *testing.T) {
 		if !found {
 			t.Errorf("panel %d has no curve drawn", third+1)
 		}
-	}
-
-	if _, _, err := maas(context.Background(), "job", "plot", "j1", "-o", filepath.Join(dir, "c.jpg"), "--server", f.URL); err == nil || !strings.Contains(err.Error(), ".png") {
-		t.Errorf("a .jpg output: %v", err)
-	}
-	f.metrics = api.JobMetrics{}
-	if _, _, err := maas(context.Background(), "job", "plot", "j1", "-o", filepath.Join(dir, "empty.png"), "--server", f.URL); err == nil || !strings.Contains(err.Error(), "no training metrics") {
-		t.Errorf("a job without metrics: %v", err)
-	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
-		t.Errorf("the directory holds %d files, want the one image", len(entries))
 	}
 }
 

@@ -77,10 +77,13 @@ func plotJobs(jobs []jobCurves, path string) error {
 		title, y string
 		point    func(api.MetricPoint) float64
 		epoch    func(api.EpochMetrics) float64
+		eval     func(api.EvalMetrics) float64
 	}{
-		{"training loss", "loss", func(p api.MetricPoint) float64 { return p.Loss }, func(e api.EpochMetrics) float64 { return e.TrainLoss }},
-		{"training accuracy", "accuracy", func(p api.MetricPoint) float64 { return p.Accuracy }, func(e api.EpochMetrics) float64 { return e.TrainAccuracy }},
-		{"throughput", "samples/s", func(p api.MetricPoint) float64 { return p.SamplesPerSec }, nil},
+		{"loss", "loss", func(p api.MetricPoint) float64 { return p.Loss }, func(e api.EpochMetrics) float64 { return e.TrainLoss },
+			func(e api.EvalMetrics) float64 { return e.Loss }},
+		{"accuracy", "accuracy", func(p api.MetricPoint) float64 { return p.Accuracy }, func(e api.EpochMetrics) float64 { return e.TrainAccuracy },
+			func(e api.EvalMetrics) float64 { return e.Accuracy }},
+		{"throughput", "samples/s", func(p api.MetricPoint) float64 { return p.SamplesPerSec }, nil, nil},
 	}
 	plots := make([][]*plot.Plot, len(panels))
 	for i, pn := range panels {
@@ -117,7 +120,10 @@ func plotJobs(jobs []jobCurves, path string) error {
 				s.Color, s.Shape, s.Radius = c, draw.CircleGlyph{}, vg.Points(3.5)
 				p.Add(s)
 				if i == 0 && j == 0 {
-					p.Legend.Add("epoch mean", s)
+					p.Legend.Add("training, epoch mean", s)
+				}
+				if err := addEval(p, jc.m.Epochs, pn.eval, c, i == 0 && j == 0); err != nil {
+					return err
 				}
 			}
 		}
@@ -136,6 +142,32 @@ func plotJobs(jobs []jobCurves, path string) error {
 		plots[i][0].Draw(canvases[i][0])
 	}
 	return saveCanvas(img, path)
+}
+
+// addEval marks each epoch's held-out value (eval of it) on p as squares,
+// naming them in the legend when legend is set.
+func addEval(p *plot.Plot, epochs []api.EpochMetrics, eval func(api.EvalMetrics) float64, c color.Color, legend bool) error {
+	var xy plotter.XYs
+	name := ""
+	for _, e := range epochs {
+		if e.Eval != nil {
+			xy = append(xy, plotter.XY{X: float64(e.Step), Y: eval(*e.Eval)})
+			name = e.Eval.Set
+		}
+	}
+	if len(xy) == 0 {
+		return nil
+	}
+	s, err := plotter.NewScatter(xy)
+	if err != nil {
+		return err
+	}
+	s.Color, s.Shape, s.Radius = c, draw.BoxGlyph{}, vg.Points(3.5)
+	p.Add(s)
+	if legend {
+		p.Legend.Add(name+", epoch end", s)
+	}
+	return nil
 }
 
 // saveCanvas writes img as a PNG at path, through a temporary file in

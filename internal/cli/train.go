@@ -7,20 +7,24 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/maas-ml/maas/internal/api"
 	"github.com/maas-ml/maas/internal/jobspec"
 	"github.com/maas-ml/maas/internal/modeldir"
 	"github.com/maas-ml/maas/internal/train"
+	"github.com/maas-ml/maas/internal/wire"
 )
 
 func trainCmd() *cobra.Command {
 	var (
 		specPath, out, initPath, evalData string
+		plotPath                          string
 		epochs, maxSteps, threads         int
 		dev                               deviceFlags
 	)
@@ -37,6 +41,9 @@ func trainCmd() *cobra.Command {
 			}
 			if epochs < 0 || maxSteps < 0 {
 				return fmt.Errorf("--epochs and --max-steps must not be negative")
+			}
+			if plotPath != "" && strings.ToLower(filepath.Ext(plotPath)) != ".png" {
+				return fmt.Errorf("--plot %q: want a .png file", plotPath)
 			}
 			if epochs > 0 {
 				spec.Epochs = epochs
@@ -87,22 +94,29 @@ func trainCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 			defer stop()
 			rep := newReporter(log, isTerminal(os.Stderr))
+			var curves curveRecorder
 			res, err := t.Run(ctx, train.Options{
 				MaxSteps: maxSteps,
-				OnStep:   rep.step,
+				OnStep: func(p train.Progress) {
+					rep.step(p)
+					curves.step(p)
+				},
 				OnEpoch: func(epoch int, p train.Progress) {
 					rep.finish()
 					fields := []zap.Field{zap.Int("epoch", epoch), zap.Float64("loss", p.Loss),
 						zap.Float64("train_accuracy", p.Accuracy), zap.Float64("samples_per_sec", p.SamplesPerSec)}
+					var eval *api.EvalMetrics
 					if evalSet != nil {
 						m, err := train.EvaluateSource(t.Model, evalSet, 256)
 						if err == nil {
+							eval = &api.EvalMetrics{Set: evalSet.Name(), Loss: m.Loss, Accuracy: m.Accuracy}
 							fields = append(fields, zap.String("eval", evalSet.Name()), zap.Float64("eval_loss", m.Loss), zap.Float64("eval_accuracy", m.Accuracy))
 							if evalSet.LabelsPerSample() > 1 { // text: bits per character
 								fields = append(fields, zap.Float64("eval_bits_per_char", m.Loss/math.Ln2))
 							}
 						}
 					}
+					curves.epoch(p, eval)
 					log.Info("epoch done", fields...)
 				},
 			})
@@ -119,6 +133,12 @@ func trainCmd() *cobra.Command {
 			}
 			log.Info("model written", zap.String("dir", out), zap.Int("steps", res.Steps),
 				zap.Duration("took", res.Duration.Round(time.Second)))
+			if plotPath != "" {
+				if err := plotJobs([]jobCurves{{spec.Name, curves.m}}, plotPath); err != nil {
+					return fmt.Errorf("--plot: %w", err)
+				}
+				log.Info("curves drawn", zap.String("file", plotPath))
+			}
 			return nil
 		},
 	}
@@ -130,6 +150,7 @@ func trainCmd() *cobra.Command {
 	cmd.Flags().IntVar(&threads, "threads", 0, "cores to use (0: all)")
 	dev.add(cmd.Flags())
 	cmd.Flags().StringVar(&evalData, "eval", "", "evaluate on this dataset after each epoch (e.g. mnist-test)")
+	cmd.Flags().StringVar(&plotPath, "plot", "", "draw the training curves (loss, accuracy, samples/s; --eval's at each epoch's end) into this PNG")
 	cmd.MarkFlagRequired("file")
 	return cmd
 }
@@ -147,6 +168,44 @@ func openTraining(spec *jobspec.Spec, evalData string) (data, eval train.Source,
 		return nil, nil, nil, err
 	}
 	return data, train.Images{D: e, Norm: spec.Normalization()}, meta, nil
+}
+
+// curveRecorder keeps a run's curves as a cluster job's history keeps
+// them: a point every wire.HistoryEvery(total) steps, the mean loss and
+// accuracy since the point before, and each epoch's.
+type curveRecorder struct {
+	m api.JobMetrics
+	// The epoch's running sums at the last point: loss × steps, accuracy
+	// × steps, the step within the epoch, and when.
+	loss, acc float64
+	at        int
+	since     time.Time
+}
+
+func (c *curveRecorder) step(p train.Progress) {
+	if p.Step == 1 || c.since.IsZero() {
+		c.loss, c.acc, c.at = 0, 0, 0
+		if c.since.IsZero() {
+			c.since = time.Now()
+		}
+	}
+	if int64(p.GlobalStep)%wire.HistoryEvery(int64(p.TotalSteps)) != 0 && p.GlobalStep != p.TotalSteps {
+		return
+	}
+	// The running means over the epoch are sums over its steps so far.
+	loss, acc := p.Loss*float64(p.Step), p.Accuracy*float64(p.Step)
+	n := float64(p.Step - c.at)
+	if n <= 0 {
+		return
+	}
+	c.m.Points = append(c.m.Points, api.MetricPoint{Step: int64(p.GlobalStep), Epoch: int64(p.Epoch - 1), Time: time.Now(),
+		Loss: (loss - c.loss) / n, Accuracy: (acc - c.acc) / n, SamplesPerSec: p.SamplesPerSec, LR: p.LR})
+	c.loss, c.acc, c.at = loss, acc, p.Step
+}
+
+func (c *curveRecorder) epoch(p train.Progress, eval *api.EvalMetrics) {
+	c.m.Epochs = append(c.m.Epochs, api.EpochMetrics{Epoch: int64(p.Epoch - 1), Step: int64(p.GlobalStep), Time: time.Now(),
+		TrainLoss: p.Loss, TrainAccuracy: p.Accuracy, Eval: eval})
 }
 
 // reporter shows progress: a bar on a terminal, a log line every few

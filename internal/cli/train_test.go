@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/maas-ml/maas/internal/dataset"
@@ -38,4 +41,22 @@ func TestTextExamplesMatchTheirCorpus(t *testing.T) {
 	if seen == 0 {
 		t.Fatal("no text example found")
 	}
+}
+
+// TestTrainPlot: `maas train --plot` draws the run's curves (one epoch of
+// the tiny CNN, evaluated on the MNIST test set) next to the model; a
+// --plot that is not a PNG is refused before training.
+func TestTrainPlot(t *testing.T) {
+	dir := t.TempDir()
+	spec, img := "../../testdata/specs/tiny-cnn.yaml", filepath.Join(dir, "curves.png")
+	if _, _, err := maas(context.Background(), "train", "-f", spec, "--plot", filepath.Join(dir, "c.svg"), "-o", filepath.Join(dir, "m0")); err == nil || !strings.Contains(err.Error(), ".png") {
+		t.Fatalf("--plot c.svg: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "m0")); err == nil {
+		t.Error("a model was written though --plot was refused")
+	}
+	if _, _, err := maas(context.Background(), "train", "-f", spec, "--threads", "2", "--eval", "mnist-test", "--plot", img, "-o", filepath.Join(dir, "m")); err != nil {
+		t.Fatal(err)
+	}
+	checkCurves(t, img)
 }
