@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -237,5 +238,26 @@ func (n *Node) jobMetrics(ctx context.Context, job string) (api.JobMetrics, erro
 		}
 		return nil
 	})
+	if err != nil {
+		return out, err
+	}
+	// Each epoch's evaluation joins its epoch (the last of an epoch
+	// recorded twice, after a leader change).
+	err = n.readHistory(ctx, job, wire.HistoryEvals, 0, func(_ uint64, data []byte) error {
+		var e wire.HistoryEval
+		if wire.Decode(data, &e) != nil {
+			return nil
+		}
+		ev := &api.EvalMetrics{Set: e.Set, Loss: e.Loss, Accuracy: e.Accuracy}
+		for i := len(out.Epochs) - 1; i >= 0; i-- {
+			if out.Epochs[i].Epoch == e.Epoch {
+				out.Epochs[i].Eval = ev
+				return nil
+			}
+		}
+		out.Epochs = append(out.Epochs, api.EpochMetrics{Epoch: e.Epoch, Step: e.Step, Time: time.Unix(0, e.Time).UTC(), Eval: ev})
+		return nil
+	})
+	sort.SliceStable(out.Epochs, func(i, j int) bool { return out.Epochs[i].Epoch < out.Epochs[j].Epoch })
 	return out, err
 }

@@ -120,6 +120,11 @@ func (n *Node) onProgress(m *nats.Msg) {
 	if members == 0 {
 		return
 	}
+	if e := p.Eval; e != nil { // the model after an epoch, not a step
+		ls.record(p.Job, wire.HistoryEvals, &wire.HistoryEval{V: wire.Version, Epoch: e.Epoch, Step: e.Step, Time: time.Now().UnixNano(),
+			Set: e.Set, Loss: e.Loss, Accuracy: e.Accuracy})
+		return
+	}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	jp := ls.progress[p.Job]
@@ -129,12 +134,11 @@ func (n *Node) onProgress(m *nats.Msg) {
 			lr: learningRate(specText, spe, total), point: pointSums{step: p.Step - 1, at: now}}
 		ls.progress[p.Job] = jp
 	}
-	if e := p.Step / spe; e != jp.epoch {
-		if jp.n > 0 && e > jp.epoch {
-			ls.record(p.Job, wire.HistoryEpochs, &wire.HistoryEpoch{V: wire.Version, Epoch: jp.epoch, Step: (jp.epoch+1)*spe - 1,
-				Time: time.Now().UnixNano(), TrainLoss: jp.lossSum / float64(jp.n), TrainAccuracy: float64(jp.correct) / float64(jp.n), Samples: jp.n})
-		}
-		jp.epoch, jp.lossSum, jp.correct, jp.n = e, 0, 0, 0
+	if e := p.Step / spe; e > jp.epoch {
+		// An epoch whose last step was never complete here (this leader
+		// started during it, or a member was lost at its end).
+		ls.recordEpoch(p.Job, jp, min((jp.epoch+1)*spe, total)-1)
+		jp.epoch = e
 	}
 	jp.reportSums.add(&p)
 	jp.point.add(&p)
@@ -148,8 +152,22 @@ func (n *Node) onProgress(m *nats.Msg) {
 			if (p.Step+1)%jp.every == 0 || p.Step+1 == total {
 				ls.recordPoint(p.Job, jp, p.Step)
 			}
+			if (p.Step+1)%spe == 0 || p.Step+1 == total {
+				ls.recordEpoch(p.Job, jp, p.Step)
+				jp.epoch = p.Step/spe + 1
+			}
 		}
 	}
+}
+
+// recordEpoch records job's epoch jp.epoch, which ended at step, from its
+// reports (none: nothing), and starts the next epoch's sums.
+func (ls *leaderState) recordEpoch(job string, jp *jobProgress, step int64) {
+	if jp.n > 0 {
+		ls.record(job, wire.HistoryEpochs, &wire.HistoryEpoch{V: wire.Version, Epoch: jp.epoch, Step: step, Time: time.Now().UnixNano(),
+			TrainLoss: jp.lossSum / float64(jp.n), TrainAccuracy: float64(jp.correct) / float64(jp.n), Samples: jp.n})
+	}
+	jp.lossSum, jp.correct, jp.n = 0, 0, 0
 }
 
 // recordPoint records job's metric point at step, from the reports since

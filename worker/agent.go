@@ -189,6 +189,20 @@ func (a *Agent) train(ctx context.Context, asg Assignment) error {
 			ComputeUS: s.Compute.Microseconds(), PushUS: s.Push.Microseconds(), WaitUS: s.Wait.Microseconds()})
 		a.nc.Publish(wire.ProgressSubject(a.cfg.ID), b)
 	}
+	if asg.Rank == 0 && eval != nil {
+		// The model after each epoch on the held-out set, for the job's
+		// history.
+		w.cfg.OnEpochEnd = func(epoch int, step int64, m *nn.Model) {
+			r, err := train.EvaluateSource(m, eval, 256)
+			if err != nil {
+				a.log.Warn("evaluate after an epoch", zap.String("job", asg.Job), zap.Int("epoch", epoch), zap.Error(err))
+				return
+			}
+			b, _ := wire.Encode(&wire.Progress{V: wire.Version, ID: a.cfg.ID, Job: asg.Job, Rank: asg.Rank, Step: step,
+				Eval: &wire.EvalReport{Epoch: int64(epoch), Step: step, Set: heldOut(asg.Spec), Loss: r.Loss, Accuracy: r.Accuracy}})
+			a.nc.Publish(wire.ProgressSubject(a.cfg.ID), b)
+		}
+	}
 	m, err := w.Run(ctx, asg, data)
 	if err != nil {
 		return err
@@ -199,6 +213,15 @@ func (a *Agent) train(ctx context.Context, asg Assignment) error {
 	return a.publish(ctx, asg, m, eval, meta)
 }
 
+// heldOut names the held-out set a job's model is evaluated on: an image
+// set's test split, a text's validation tail.
+func heldOut(spec *jobspec.Spec) string {
+	if spec.Dataset.Kind == "text" {
+		return "validation"
+	}
+	return "test"
+}
+
 // publish writes the trained model to the Object Store (rank 0) and
 // reports it to the coordinator, with its metrics on eval (an image set's
 // test split, a text's held-out tail) when there is one.
@@ -206,10 +229,7 @@ func (a *Agent) publish(ctx context.Context, asg Assignment, m *nn.Model, eval t
 	metrics := map[string]float64{}
 	if eval != nil {
 		if r, err := train.EvaluateSource(m, eval, 256); err == nil {
-			what := "test"
-			if asg.Spec.Dataset.Kind == "text" {
-				what = "validation"
-			}
+			what := heldOut(asg.Spec)
 			metrics[what+"_accuracy"], metrics[what+"_loss"] = r.Accuracy, r.Loss
 		}
 	}

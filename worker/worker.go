@@ -96,6 +96,11 @@ type Config struct {
 	// OnStep, when set, is called after every step with its loss and
 	// accuracy on this worker's slice.
 	OnStep func(StepInfo)
+	// OnEpochEnd, when set, is called after each epoch's last step (0-based
+	// epoch, that step) with m holding all of θ after it; the next step
+	// waits for it. (With overlap the worker then waits for the whole of
+	// θ before that next step.)
+	OnEpochEnd func(epoch int, step int64, m *nn.Model)
 	// NewDeviceTrainer, when set, makes the DeviceTrainer that computes
 	// the steps of a job's model for slices of up to batch samples, in
 	// place of the model's Forward and Backward on Backend. It may return
@@ -316,7 +321,8 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data train.Source) (*nn.
 			return nil, err
 		}
 		params = w.newParamWaiter(a, m, refs, inbox, held, t+1, key)
-		if !spec.Overlaps() || t+1 == a.TotalSteps {
+		epochEnd := w.cfg.OnEpochEnd != nil && (int(t+1)%spe == 0 || t+1 == a.TotalSteps)
+		if !spec.Overlaps() || t+1 == a.TotalSteps || epochEnd {
 			start := time.Now()
 			if err := params.all(ctx); err != nil {
 				return nil, err
@@ -326,6 +332,9 @@ func (w *Worker) Run(ctx context.Context, a Assignment, data train.Source) (*nn.
 		w.metrics.observe(a.Job, a.Epoch, info)
 		if w.cfg.OnStep != nil {
 			w.cfg.OnStep(info)
+		}
+		if epochEnd {
+			w.cfg.OnEpochEnd(epoch, t, m)
 		}
 	}
 	return m, nil

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -122,6 +123,20 @@ func TestCoordinatorRunsJob(t *testing.T) {
 		t.Fatalf("published model: %+v", st.Model)
 	}
 	t.Logf("job %s: %d steps, model %s v%d, test accuracy %.3f", st.ID, st.TotalSteps, st.Model.Name, st.Model.Version, st.Model.Metrics["test_accuracy"])
+	// The job's curves: a point a step (100 steps), the epoch's training
+	// loss and accuracy, and the model after it on the test split, which
+	// is the published model (the same θ).
+	var jm api.JobMetrics
+	if code := httpJSON(t, "GET", base+"/v1/jobs/"+sub.ID+"/metrics", nil, &jm); code != 200 || len(jm.Points) != int(st.TotalSteps) || len(jm.Epochs) != 1 {
+		t.Fatalf("metrics: %d, %d points, %d epochs; want %d points, 1 epoch", code, len(jm.Points), len(jm.Epochs), st.TotalSteps)
+	}
+	ep := jm.Epochs[0]
+	if ep.Epoch != 0 || ep.Step != st.TotalSteps-1 || !(ep.TrainLoss > 0) || !(ep.TrainAccuracy > 0.5) || ep.Samples != 60000 {
+		t.Errorf("epoch record %+v: want epoch 0 ending at step %d, its training loss and accuracy over 60,000 samples", ep, st.TotalSteps-1)
+	}
+	if ep.Eval == nil || ep.Eval.Set != "test" || math.Abs(ep.Eval.Accuracy-st.Model.Metrics["test_accuracy"]) > 1e-12 || math.Abs(ep.Eval.Loss-st.Model.Metrics["test_loss"]) > 1e-12 {
+		t.Errorf("the epoch's evaluation %+v, want the published model's test metrics %v", ep.Eval, st.Model.Metrics)
+	}
 	resp, err := http.Get(base + "/v1/models/tiny-cnn/versions/1/files/model.safetensors")
 	if err != nil {
 		t.Fatal(err)

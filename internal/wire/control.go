@@ -110,6 +110,18 @@ type Progress struct {
 	ComputeUS int64 `msgpack:"compute_us"`
 	PushUS    int64 `msgpack:"push_us"`
 	WaitUS    int64 `msgpack:"wait_us"`
+	// Eval, when set, makes this a report of the model evaluated at an
+	// epoch's end (rank 0), not of a step.
+	Eval *EvalReport `msgpack:"eval,omitempty"`
+}
+
+// EvalReport is the model after an epoch evaluated on a held-out set.
+type EvalReport struct {
+	Epoch    int64   `msgpack:"e"` // 0-based
+	Step     int64   `msgpack:"t"` // the epoch's last step
+	Set      string  `msgpack:"set"`
+	Loss     float64 `msgpack:"loss"`
+	Accuracy float64 `msgpack:"acc"`
 }
 
 func (m *Progress) version() int { return m.V }

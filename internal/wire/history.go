@@ -13,6 +13,8 @@ package wire
 //	                            a job, every HistoryEvery steps
 //	maas.history.<job>.epochs   HistoryEpoch: each epoch's training loss
 //	                            and accuracy
+//	maas.history.<job>.evals    HistoryEval: the model after each epoch on
+//	                            a held-out set (the test split)
 //
 // A record's place in the stream (its stream sequence) orders it and is
 // what a reader asks for the records after.
@@ -28,6 +30,7 @@ const (
 	HistoryEvents = "events"
 	HistoryPoints = "points"
 	HistoryEpochs = "epochs"
+	HistoryEvals  = "evals"
 )
 
 // HistorySubject is where job's records of kind go.
@@ -90,3 +93,16 @@ type HistoryEpoch struct {
 }
 
 func (m *HistoryEpoch) version() int { return m.V }
+
+// HistoryEval is the model after an epoch evaluated on a held-out set.
+type HistoryEval struct {
+	V        int     `msgpack:"v"`
+	Epoch    int64   `msgpack:"e"`
+	Step     int64   `msgpack:"t"`
+	Time     int64   `msgpack:"time"`
+	Set      string  `msgpack:"set"`
+	Loss     float64 `msgpack:"loss"`
+	Accuracy float64 `msgpack:"acc"`
+}
+
+func (m *HistoryEval) version() int { return m.V }
