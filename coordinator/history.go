@@ -28,6 +28,11 @@ const HistoryMaxAge = 90 * 24 * time.Hour
 // go first.
 const HistoryMaxBytes = 1 << 30
 
+// historySettle is how long after a job ends a reader of its events
+// still expects more (LogPage.Done waits for it): the leader's last
+// records of it, written just after its state changed.
+const historySettle = 3 * time.Second
+
 // historyQueue is how many records wait for JetStream at most; past it a
 // record is dropped (and logged) rather than hold up the leader.
 const historyQueue = 8192

@@ -344,9 +344,12 @@ func (n *Node) handleLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	since, _ := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
-	page := api.LogPage{Done: api.Terminal(j.State)}
-	if page.Done {
-		n.flushHistory(2 * time.Second) // its last events, when this node wrote them
+	// Done once the job has ended and its last events have had time to
+	// reach the history (the leader writes them just after the state
+	// changes); this node waits for those it wrote itself.
+	page := api.LogPage{Done: api.Terminal(j.State) && time.Since(j.Finished) >= historySettle}
+	if api.Terminal(j.State) {
+		n.flushHistory(2 * time.Second)
 	}
 	var err error
 	if page.Entries, err = n.jobEvents(r.Context(), id, uint64(max(since, 0))); err != nil {

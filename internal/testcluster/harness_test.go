@@ -91,11 +91,13 @@ func TestHarnessLeaderLossAndWorkerLoss(t *testing.T) {
 		t.Fatalf("after losing the last worker the job is %s: %q", js.State, js.Reason)
 	}
 	// The whole story is in the history: the start, the membership change
-	// and the failure with its reason.
-	all, err := c.API().Logs(ctx, id, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// and the failure with its reason (read as `maas job logs --follow`
+	// does: until the page says the job is done).
+	var all api.LogPage
+	c.WaitFor("the job's events, to its end", 15*time.Second, func() bool {
+		all, err = c.API().Logs(ctx, id, 0)
+		return err == nil && all.Done
+	})
 	var text []string
 	for _, e := range all.Entries {
 		text = append(text, e.Message)
