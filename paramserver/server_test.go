@@ -568,3 +568,39 @@ func (f *fixture) pull(step int64, chunk int) *wire.ParamChunk {
 	}
 	return &pc
 }
+
+// TestCheckpointMetric: a stored checkpoint sets the job's
+// maas_paramserver_checkpoint_timestamp_seconds to when it was stored.
+func TestCheckpointMetric(t *testing.T) {
+	s := testcluster.StartNATS(t)
+	reg := prometheus.NewPedanticRegistry()
+	cfg := paramserver.DefaultConfig()
+	cfg.Registerer, cfg.Checkpointer = reg, &paramserver.ObjectStoreCheckpointer{NC: testcluster.Connect(t, s)}
+	ps := paramserver.New(testcluster.Connect(t, s), cfg)
+	a := paramserver.Assignment{Job: "j", Ranges: []wire.Range{{Lo: 0, Hi: 10}}, ChunkFloats: 4, Epoch: 1, Members: 1,
+		Optimizer: nn.OptimizerSpec{Type: "sgd", LR: 1}, StepsPerEpoch: 10, TotalSteps: 10, MaxBadSteps: 3}
+	if err := ps.Serve(a, make([]float32, 10), nil); err != nil {
+		t.Fatal(err)
+	}
+	job := map[string]string{"maas_job": "j"}
+	if _, ok := testcluster.MetricValue(reg, "maas_paramserver_checkpoint_timestamp_seconds", job); ok {
+		t.Fatal("a checkpoint time before any checkpoint")
+	}
+	before := float64(time.Now().Unix())
+	if err := ps.Checkpoint("j"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if v, ok := testcluster.MetricValue(reg, "maas_paramserver_checkpoint_timestamp_seconds", job); ok {
+			if v < before || v > float64(time.Now().Unix())+1 {
+				t.Fatalf("checkpoint time %v, want between %v and now", v, before)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint time after a stored checkpoint")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
