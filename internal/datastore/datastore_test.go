@@ -427,3 +427,24 @@ func TestPushErrors(t *testing.T) {
 		t.Errorf("a server without JetStream: %v", err)
 	}
 }
+
+// TestTransient: Open retries JetStream's "temporarily unavailable" (503)
+// and a timeout, but not JetStream being off or a missing object.
+func TestTransient(t *testing.T) {
+	unavailable := &jetstream.APIError{Code: 503, ErrorCode: 10008, Description: "JetStream system temporarily unavailable"}
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("read m/manifest.json: %w", unavailable), true},
+		{nats.ErrTimeout, true},
+		{jetstream.ErrJetStreamNotEnabled, false},
+		{jetstream.ErrJetStreamNotEnabledForAccount, false},
+		{jetstream.ErrObjectNotFound, false},
+		{&jetstream.APIError{Code: 404, ErrorCode: 10059}, false},
+	} {
+		if got := transient(c.err); got != c.want {
+			t.Errorf("transient(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}

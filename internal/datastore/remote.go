@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
@@ -34,11 +35,39 @@ type objectGetter interface {
 }
 
 // Open reads the manifest of dataset name. A dataset without one (never
-// pushed, removed, or still being pushed) is ErrNotFound.
+// pushed, removed, or still being pushed) is ErrNotFound. JetStream being
+// unavailable for a while (503: its servers electing a leader, one
+// restarting) is retried until ctx ends.
 func Open(ctx context.Context, js jetstream.JetStream, name string) (*Remote, error) {
 	if err := dataset.ValidName(name); err != nil {
 		return nil, err
 	}
+	wait := 100 * time.Millisecond
+	for {
+		r, err := open(ctx, js, name)
+		if err == nil || !transient(err) {
+			return r, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// transient: JetStream answered that it is unavailable for now (not that
+// it is not enabled at all), or did not answer in time.
+func transient(err error) bool {
+	var ae *jetstream.APIError
+	if errors.As(err, &ae) {
+		return ae.Code == 503 && ae.ErrorCode != jetstream.JSErrCodeJetStreamNotEnabled && ae.ErrorCode != jetstream.JSErrCodeJetStreamNotEnabledForAccount
+	}
+	return errors.Is(err, nats.ErrTimeout)
+}
+
+func open(ctx context.Context, js jetstream.JetStream, name string) (*Remote, error) {
 	store, err := openBucket(ctx, js, false)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
