@@ -662,23 +662,30 @@ func TestRunOverlap(t *testing.T) {
 			}
 			mu.Lock()
 			defer mu.Unlock()
+			var gaps []time.Duration
 			for _, i := range infos {
 				// 8 samples × 10 ms: a forward of 27 ms, the first layer's
 				// backward 52 ms of the 53 ms backward.
 				last, first := arrived[[2]int64{i.Step, 16}], arrived[[2]int64{i.Step, 0}]
+				gaps = append(gaps, first.Sub(last))
 				switch {
 				case i.Compute < 78*time.Millisecond:
 					t.Errorf("step %d: compute %v, want 80 ms", i.Step, i.Compute)
 				case overlap == "backward" && (i.Overlapped < 45*time.Millisecond || first.Sub(last) < 45*time.Millisecond):
 					t.Errorf("step %d: pushes beside compute for %v, the last layer's %v before the first's; want about 52 ms",
 						i.Step, i.Overlapped, first.Sub(last))
-				case overlap == "none" && (i.Overlapped != 0 || first.Sub(last) > 25*time.Millisecond):
-					// All buckets go after backward, the last layer's first:
-					// apart by the time to send them (more under -race), not
-					// by the 52 ms of the first layer's backward.
-					t.Errorf("step %d: without overlap, pushes beside compute for %v, the last layer's %v before the first's",
-						i.Step, i.Overlapped, first.Sub(last))
+				case overlap == "none" && i.Overlapped != 0:
+					t.Errorf("step %d: without overlap, pushes beside compute for %v", i.Step, i.Overlapped)
 				}
+			}
+			// Without overlap all buckets go after backward, the last
+			// layer's first: apart by the time to send them, not by the
+			// 52 ms of the first layer's backward. The median step's gap,
+			// as one step's sending can be held up on a loaded machine
+			// (-race beside other packages' tests).
+			slices.Sort(gaps)
+			if g := gaps[len(gaps)/2]; overlap == "none" && g > 25*time.Millisecond {
+				t.Errorf("without overlap, the last layer's bucket arrives a median %v before the first's (gaps %v)", g, gaps)
 			}
 		})
 	}
