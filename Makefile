@@ -21,6 +21,7 @@ mnist:
 # server, one worker per core and the serving endpoint in one process train
 # the MNIST CNN, publish it (test accuracy in the summary), pull it into
 # $(OUT) and serve it on http://127.0.0.1:8080 (KServe V2) until Ctrl-C.
+# The dashboard is at http://127.0.0.1:7070/ui/ (it prints the address).
 run: build mnist
 	$(BIN) local -f $(SPEC) -o $(OUT) --keep-serving
 
@@ -101,15 +102,16 @@ bench:
 # shaped with tc; root, iproute2 and openssh-server needed, else skipped):
 # K = 1…32 workers over up to 8 hosts, at 1, 10 and 25 Gbit/s, for the seed
 # CNN, the row-MNIST LSTM and a 10x wider CNN, plus real-compute checks at
-# K = 2 and 4. One JSON line per configuration in bench/results/scale-*.jsonl.
+# K = 2 and 4. One JSON line per configuration in bench/results/scale-*.jsonl,
+# the curves drawn into bench/results/scale/ (efficiency.png, split-*.png).
 # See docs/scaling.md.
 SCALE_FLAGS ?=
 scale: build mnist
-	$(BIN) bench scale --skip-unavailable --real 2,4 $(SCALE_FLAGS)
+	$(BIN) bench scale --skip-unavailable --real 2,4 --plot bench/results/scale $(SCALE_FLAGS)
 
 # A few minutes: K = 1, 4, 8 on 2 worker hosts at 10 Gbit/s, the seed CNN.
 scale-quick: build mnist
-	$(BIN) bench scale --skip-unavailable --workers 1,4,8 --max-hosts 2 --rates 10 --models examples/mnist-cnn.yaml $(SCALE_FLAGS)
+	$(BIN) bench scale --skip-unavailable --workers 1,4,8 --max-hosts 2 --rates 10 --models examples/mnist-cnn.yaml --plot bench/results/scale-quick $(SCALE_FLAGS)
 
 # About 10 minutes: examples/mnist-cnn.yaml through `maas local` with 4
 # workers, once per gradient compression mode; fails when fp16 or bf16 ends

@@ -30,7 +30,7 @@ func (n *Node) authorize(need auth.Role, h http.HandlerFunc) http.HandlerFunc {
 		return h
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok := auth.BearerToken(r)
+		tok := uiToken(r) // the dashboard's session, or the bearer token
 		// Any valid token reads; looking it up first tells a bad token
 		// from a role too low, and names the token's role in a 403.
 		info, err := n.cfg.Tokens.Lookup(tok, auth.RoleRead)

@@ -71,6 +71,7 @@ func (n *Node) startHTTP() error {
 		// the calls it would have served.
 		mux.HandleFunc(rt.pattern, n.authorize(rt.need, h))
 	}
+	n.mountUI(mux)
 	n.httpLn = ln
 	n.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	if n.cfg.TLS != nil {
@@ -109,6 +110,10 @@ func (n *Node) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if addr := n.leaderHTTP(); addr != "" && addr != n.HTTPAddr() {
+			if r.Header.Get(uiHeader) != "" { // the dashboard's: answered from here
+				n.forwardToLeader(w, r, addr)
+				return
+			}
 			u := *r.URL
 			u.Scheme, u.Host = "http", addr
 			if r.TLS != nil { // the coordinators serve alike: the leader too speaks TLS
@@ -253,6 +258,10 @@ func (n *Node) status(j *JobRecord) api.JobStatus {
 	if cur := j.Current(); cur != nil {
 		s.Epoch, s.Members, s.Servers = cur.Epoch, slices.Clone(cur.Members), slices.Clone(cur.Servers)
 	}
+	for _, m := range j.Memberships {
+		s.Memberships = append(s.Memberships, api.Membership{Epoch: m.Epoch, FromStep: m.FromStep,
+			Members: slices.Clone(m.Members), Servers: slices.Clone(m.Servers), Reset: m.Reset})
+	}
 	if j.Model != nil {
 		mv := modelView(*j.Model)
 		s.Model = &mv
@@ -263,9 +272,11 @@ func (n *Node) status(j *JobRecord) api.JobStatus {
 			s.Step = jp.step + 1
 			if jp.n > 0 {
 				s.Loss, s.Accuracy = jp.lossSum/float64(jp.n), float64(jp.correct)/float64(jp.n)
-				if math.IsNaN(s.Loss) || math.IsInf(s.Loss, 0) {
-					s.Loss, s.LossNotFinite = 0, true
-				}
+			} else if jp.prevN > 0 { // between epochs: the one that ended
+				s.Loss, s.Accuracy = jp.prevLossSum/float64(jp.prevN), float64(jp.prevCorrect)/float64(jp.prevN)
+			}
+			if math.IsNaN(s.Loss) || math.IsInf(s.Loss, 0) {
+				s.Loss, s.LossNotFinite = 0, true
 			}
 			if d := jp.last.Sub(jp.first).Seconds(); d > 0 {
 				s.SamplesPerSec = float64(jp.samples) / d
@@ -319,7 +330,9 @@ func (n *Node) handleJob(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, "", "job %q not found", r.PathValue("id"))
 		return
 	}
-	writeJSON(w, http.StatusOK, n.status(j))
+	s := n.status(j)
+	s.Spec = j.Spec
+	writeJSON(w, http.StatusOK, s)
 }
 
 func (n *Node) handleCancel(w http.ResponseWriter, r *http.Request) {
@@ -477,7 +490,7 @@ func (n *Node) handleRaftState(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusInternalServerError, "", "%v", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": n.cfg.ID, "state": n.raft.State().String(), "index": index, "digest": digest})
+	writeJSON(w, http.StatusOK, api.RaftState{ID: n.cfg.ID, State: n.raft.State().String(), Term: n.raft.CurrentTerm(), AppliedIndex: index, Digest: digest})
 }
 
 func (n *Node) handleCluster(w http.ResponseWriter, r *http.Request) {
@@ -510,6 +523,8 @@ func (n *Node) handleCluster(w http.ResponseWriter, r *http.Request) {
 				HTTPAddr: nodes[string(s.ID)].HTTPAddr, Leader: s.ID == leaderID, Voter: s.Suffrage == 0})
 		}
 	}
+	n.askRaftStates(r, out.Nodes)
+	out.NATS = n.natsView()
 	ls := n.leaderState()
 	ids := make([]string, 0, len(members))
 	for id := range members {

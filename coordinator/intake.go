@@ -166,6 +166,7 @@ func (ls *leaderState) recordEpoch(job string, jp *jobProgress, step int64) {
 	if jp.n > 0 {
 		ls.record(job, wire.HistoryEpochs, &wire.HistoryEpoch{V: wire.Version, Epoch: jp.epoch, Step: step, Time: time.Now().UnixNano(),
 			TrainLoss: jp.lossSum / float64(jp.n), TrainAccuracy: float64(jp.correct) / float64(jp.n), Samples: jp.n})
+		jp.prevLossSum, jp.prevCorrect, jp.prevN = jp.lossSum, jp.correct, jp.n
 	}
 	jp.lossSum, jp.correct, jp.n = 0, 0, 0
 }

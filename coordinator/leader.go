@@ -64,9 +64,12 @@ type jobProgress struct {
 	// The reports' sums: the loss, correct and samples over the epoch,
 	// the phases over the job.
 	reportSums
-	samples int
-	first   time.Time
-	last    time.Time
+	// The last finished epoch's loss sum, right and samples.
+	prevLossSum        float64
+	prevCorrect, prevN int
+	samples            int
+	first              time.Time
+	last               time.Time
 
 	// Since the last metric point (history): its step and time, and the
 	// reports' sums since.

@@ -75,6 +75,10 @@ type Config struct {
 	DataRoots []string
 	// Registerer gets the node's metrics (nil: not exported).
 	Registerer prometheus.Registerer
+	// ServeURL is the serving endpoint's base URL (http://host:port), for
+	// the dashboard's models page, which reaches it through this node.
+	// Empty: the page has no "try it".
+	ServeURL string
 }
 
 // DefaultConfig returns the documented defaults.
@@ -136,6 +140,10 @@ type Node struct {
 
 	httpSrv *http.Server
 	httpLn  net.Listener
+	// peer is the HTTP transport to other coordinators and the serving
+	// endpoint (peerTransport).
+	peerOnce sync.Once
+	peer     *http.Transport
 
 	mu     sync.Mutex // guards leader
 	leader *leaderState

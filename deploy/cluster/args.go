@@ -96,6 +96,9 @@ func (f *File) Args(p Process, secured bool) []string {
 			a = append(a, "--bootstrap=false", "--join", peers[0].HTTPAddr)
 		}
 		a = append(a, f.DataRootsArgs()...)
+		if u := f.serveFor(h, secured); u != "" {
+			a = append(a, "--serve-url", u)
+		}
 	case KindParamServer:
 		a = []string{"paramserver", "--id", p.ID, "--host", p.Host, "--nats", natsURLs}
 		a = append(a, metricsArgs(p)...)
@@ -175,6 +178,28 @@ func (f *File) coordinatorFor(h *Host) string {
 		return "127.0.0.1:" + strconv.Itoa(DefaultCoordHTTPPort)
 	}
 	return peers[0].HTTPAddr
+}
+
+// serveFor is the URL of the serving endpoint the dashboard of the
+// coordinator on host h tries models on: its own host's, else the first;
+// "" when the cluster serves nothing.
+func (f *File) serveFor(h *Host, secured bool) string {
+	serves := f.ProcessesOf(KindServe)
+	if len(serves) == 0 {
+		return ""
+	}
+	p := serves[0]
+	for _, s := range serves {
+		if s.Host == h.Name {
+			p = s
+			break
+		}
+	}
+	scheme := "http://"
+	if secured {
+		scheme = "https://"
+	}
+	return scheme + p.Addr(PortHTTP)
 }
 
 // host is the host called name, or a zero host (never for a name

@@ -21,9 +21,9 @@ func TestArgs(t *testing.T) {
 		"node1-nats": "nats --host 0.0.0.0 --port 4222 --store-dir /var/lib/maas/node1-nats/data --name node1-nats " +
 			"--cluster-name test-lab --cluster-port 6222 --routes nats://10.0.0.12:6222,nats://node3.lab.example.com:6222",
 		"node1-coordinator": "coordinator --id node1-coordinator --raft 10.0.0.11:7000 --api 10.0.0.11:7070 " +
-			"--data-dir /var/lib/maas/node1-coordinator/data --nats " + nats + " --data-roots /srv/datasets,/data/shared",
+			"--data-dir /var/lib/maas/node1-coordinator/data --nats " + nats + " --data-roots /srv/datasets,/data/shared --serve-url http://10.0.0.11:8080",
 		"node3-coordinator": "coordinator --id node3-coordinator --raft node3.lab.example.com:7000 --api node3.lab.example.com:7070 " +
-			"--data-dir /data/maas/node3-coordinator/data --nats " + n3 + "," + n1 + "," + n2 + " --bootstrap=false --join 10.0.0.11:7070 --data-roots /srv/datasets,/data/shared",
+			"--data-dir /data/maas/node3-coordinator/data --nats " + n3 + "," + n1 + "," + n2 + " --bootstrap=false --join 10.0.0.11:7070 --data-roots /srv/datasets,/data/shared --serve-url http://10.0.0.11:8080",
 		"node2-paramserver-2": "paramserver --id node2-paramserver-2 --host node2 --nats " + n2 + "," + n3 + "," + n1,
 		"node1-worker-1":      "worker --id node1-worker-1 --host node1 --nats " + nats + " --threads 14 --metrics-addr 10.0.0.11:9200",
 		"node2-worker-1":      "worker --id node2-worker-1 --host node2 --nats " + n2 + "," + n1 + "," + n3,
@@ -164,8 +164,11 @@ func TestArgsSecured(t *testing.T) {
 	seen := 0
 	for _, p := range f.Processes() {
 		plain, secured := strings.Join(f.Args(p, false), " "), strings.Join(f.Args(p, true), " ")
-		if p.Kind == KindServe {
+		switch p.Kind {
+		case KindServe:
 			plain = strings.Replace(plain, "--server http://", "--server https://", 1)
+		case KindCoordinator:
+			plain = strings.Replace(plain, "--serve-url http://", "--serve-url https://", 1)
 		}
 		extra, ok := strings.CutPrefix(secured, plain+" ")
 		if !ok {

@@ -15,7 +15,12 @@
 //	GET  /v1/models/{name}/versions/{v}    → ModelVersion
 //	GET  /v1/models/{name}/versions/{v}/files/{file} → the artifact file's bytes
 //	GET  /v1/cluster                       → ClusterStatus
+//	GET  /v1/raft/state                    → RaftState (this node's own)
 //	POST /v1/raft/join                     JoinRequest → 200 (leader only)
+//	POST /v1/raft/remove                   RemoveRequest → 200 (leader only)
+//
+// Every coordinator also serves the web dashboard at /ui/ (package
+// coordinator/dashboard, docs/operations.md).
 //
 // A follower that receives a call answers 307 to the leader's address; the
 // client follows it. With no leader (no quorum) calls fail with 503 and an
@@ -119,7 +124,8 @@ type JobStatus struct {
 	NumParams     int   `json:"num_params"`
 	StepsPerEpoch int64 `json:"steps_per_epoch"`
 	Epochs        int   `json:"epochs"`
-	// Loss and Accuracy are running means over the current training epoch.
+	// Loss and Accuracy are running means over the current training epoch
+	// (the last finished epoch's until the next one's first step).
 	Loss float64 `json:"loss"`
 	// LossNotFinite is set (and Loss is 0) when the running loss is NaN or
 	// infinite, which JSON cannot carry.
@@ -129,6 +135,22 @@ type JobStatus struct {
 	// StepTime is the mean time of a step's phases on a worker.
 	StepTime *StepTime     `json:"step_time,omitempty"`
 	Model    *ModelVersion `json:"model,omitempty"`
+	// Memberships are the job's membership epochs, oldest first: who
+	// trained it from which step. The job's events say why each began.
+	Memberships []Membership `json:"memberships,omitempty"`
+	// Spec is the job spec (canonical YAML), in GET /v1/jobs/{id} only.
+	Spec string `json:"spec,omitempty"`
+}
+
+// Membership is one membership epoch of a job: its workers in rank order
+// and its parameter servers, from step FromStep on. Reset: the servers
+// restarted from the last checkpoint (or the seed's θ₀).
+type Membership struct {
+	Epoch    uint64   `json:"epoch"`
+	FromStep int64    `json:"from_step"`
+	Members  []string `json:"members"`
+	Servers  []string `json:"servers"`
+	Reset    bool     `json:"reset,omitempty"`
 }
 
 // StepTime splits a worker's step: forward and backward (compute),
@@ -218,15 +240,47 @@ type ClusterStatus struct {
 	Nodes   []Node   `json:"nodes"`
 	Servers []Member `json:"parameter_servers"`
 	Workers []Member `json:"workers"`
+	// NATS is the NATS server the answering coordinator is connected to,
+	// and the others its connection knows of.
+	NATS *NATSView `json:"nats,omitempty"`
 }
 
-// Node is one coordinator.
+// Node is one coordinator. State, Term and AppliedIndex are as the node
+// itself reports them (GET /v1/raft/state); Error says why it could not
+// be asked.
 type Node struct {
-	ID       string `json:"id"`
-	RaftAddr string `json:"raft_addr"`
-	HTTPAddr string `json:"http_addr"`
-	Leader   bool   `json:"leader"`
-	Voter    bool   `json:"voter"`
+	ID           string `json:"id"`
+	RaftAddr     string `json:"raft_addr"`
+	HTTPAddr     string `json:"http_addr"`
+	Leader       bool   `json:"leader"`
+	Voter        bool   `json:"voter"`
+	State        string `json:"state,omitempty"` // Leader, Follower, Candidate
+	Term         uint64 `json:"term,omitempty"`
+	AppliedIndex uint64 `json:"applied_index,omitempty"`
+	Error        string `json:"error,omitempty"`
+}
+
+// RaftState is one coordinator's own view of Raft (GET /v1/raft/state):
+// the index of the last log entry its FSM applied and a digest of its
+// state there (nodes at the same index agree on it).
+type RaftState struct {
+	ID           string `json:"id"`
+	State        string `json:"state"`
+	Term         uint64 `json:"term"`
+	AppliedIndex uint64 `json:"index"`
+	Digest       string `json:"digest"`
+}
+
+// NATSView is a coordinator's NATS connection: the server it is on and
+// every server its connection knows (the cluster's, as gossiped).
+type NATSView struct {
+	Connected  bool     `json:"connected"`
+	URL        string   `json:"url,omitempty"`
+	ServerName string   `json:"server_name,omitempty"`
+	Version    string   `json:"version,omitempty"`
+	Cluster    string   `json:"cluster,omitempty"`
+	JetStream  bool     `json:"jetstream"`
+	Known      []string `json:"known"`
 }
 
 // Member is a registered worker or parameter server.

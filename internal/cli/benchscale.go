@@ -39,6 +39,7 @@ type scaleFlags struct {
 	topkRatio             float64
 	skipUnavailable, keep bool
 	curves                bool
+	plot                  string
 }
 
 func benchScaleCmd() *cobra.Command {
@@ -84,6 +85,7 @@ compute time. See docs/scaling.md.`,
 	fl.StringVar(&f.dir, "dir", "", "work directory for the hosts' files (default: a temporary one)")
 	fl.BoolVar(&f.skipUnavailable, "skip-unavailable", false, "exit 0 with a message when this machine cannot emulate hosts")
 	fl.BoolVar(&f.keep, "keep", false, "keep the work directory (logs of every process)")
+	fl.StringVar(&f.plot, "plot", "", "directory to draw the measured curves into at the end (efficiency.png, split-MODEL.png; as `maas plan --plot`)")
 	fl.BoolVar(&f.curves, "curves", true, "measure the --workers curves (false: only the --real checks)")
 	return cmd
 }
@@ -215,6 +217,9 @@ func runBenchScale(cmd *cobra.Command, f scaleFlags) error {
 		_ = s.bar.Finish()
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "results: %s\n", s.outName)
+	if f.plot != "" && len(s.results) > 0 {
+		return planPlots(cmd, s.results, f.plot)
+	}
 	return nil
 }
 
@@ -275,6 +280,8 @@ type scaleRun struct {
 	outName string
 	bar     *progressbar.ProgressBar
 	base    map[string]float64 // samples/s at K = 1, by model and rate
+	// results are those recorded so far, for --plot.
+	results []scale.Result
 }
 
 // layout brings a testbed of k workers up (its files in the work
@@ -353,6 +360,7 @@ func (s *scaleRun) record(r scale.Result) error {
 	if s.outName == "" {
 		s.outName = s.out.Name()
 	}
+	s.results = append(s.results, r)
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err

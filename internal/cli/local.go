@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,7 +13,9 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/maas-ml/maas/coordinator"
 	"github.com/maas-ml/maas/internal/api"
+	"github.com/maas-ml/maas/internal/auth"
 	"github.com/maas-ml/maas/internal/embedded"
 	"github.com/maas-ml/maas/internal/jobspec"
 )
@@ -20,6 +23,7 @@ import (
 // localFlags are `maas local`'s options.
 type localFlags struct {
 	dataDir, specPath, out, apiAddr, raftAddr, serveAddr, initPath string
+	tokensPath, tokenFile                                          string
 	natsPort, workers, servers, threads, epochs                    int
 	maxSteps                                                       int64
 	noJob, stats, keepServing                                      bool
@@ -56,6 +60,8 @@ default --server is this cluster's API).`,
 	fl.IntVar(&f.epochs, "epochs", 0, "train this many epochs instead of the spec's")
 	fl.BoolVar(&f.keepServing, "keep-serving", false, "after the job, keep the cluster up serving the new model until Ctrl-C")
 	fl.StringVar(&f.serveAddr, "serve-addr", "127.0.0.1:8080", "serving endpoint address (KServe Open Inference Protocol V2); empty: none")
+	fl.StringVar(&f.tokensPath, "tokens", "", "want an API token on every call to the coordinator, the dashboard and the serving endpoint: the cluster's tokens.json (from `maas cluster init`); needs --token-file")
+	fl.StringVar(&f.tokenFile, "token-file", "", "with --tokens: the token maas local itself calls with, of the submit role or above (admin.token or submit.token)")
 	fl.BoolVar(&f.stats, "stats", false, "print the job's figures as JSON at the end: samples/s, step time split, bytes on the wire")
 	return cmd
 }
@@ -86,17 +92,29 @@ func runLocal(cmd *cobra.Command, f localFlags) error {
 			return err
 		}
 	}
+	sec, err := localSecurityFrom(f.tokensPath, f.tokenFile)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signalContext(cmd.Context())
 	defer stop()
 	cfg := embedded.Config{DataDir: f.dataDir, NATSPort: f.natsPort, APIAddr: f.apiAddr, RaftAddr: f.raftAddr,
-		Workers: f.workers, Servers: f.servers, Threads: f.threads, Device: describeDevice, Logger: log}
+		Workers: f.workers, Servers: f.servers, Threads: f.threads, Device: describeDevice, Logger: log,
+		Coordinator: func(c *coordinator.Config) {
+			if sec.tokens != nil {
+				c.Tokens = sec.tokens
+			}
+			if f.serveAddr != "" {
+				c.ServeURL = "http://" + f.serveAddr
+			}
+		}}
 	cl, err := embedded.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	if f.serveAddr != "" {
-		serveURL, stopServing, err := startServing(ctx, f.serveAddr, cl.NATSURL, cl.APIURL, f.threads, log)
+		serveURL, stopServing, err := startServing(ctx, f.serveAddr, cl.NATSURL, cl.APIURL, f.threads, log, sec)
 		if err != nil {
 			return err
 		}
@@ -105,13 +123,57 @@ func runLocal(cmd *cobra.Command, f localFlags) error {
 	}
 	log.Info("local cluster up", zap.String("nats", cl.NATSURL), zap.String("api", cl.APIURL),
 		zap.Int("workers", f.workers), zap.Int("threads_per_worker", f.threads), zap.String("data", f.dataDir))
+	dash := cl.APIURL + "/ui/"
+	if sec.tokens != nil {
+		dash += " (log in with a token of " + f.tokensPath + ", e.g. read.token)"
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "maas local: dashboard %s\n", dash)
 	if f.noJob {
 		fmt.Fprintf(cmd.OutOrStdout(), "maas local: cluster up; API %s, NATS %s. Submit with `maas job submit -f JOB.yaml --workers %d`. Ctrl-C stops it.\n", cl.APIURL, cl.NATSURL, f.workers)
 		<-ctx.Done()
 		return nil
 	}
-	return localJob(ctx, cmd, cl, f, api.SubmitRequest{Spec: string(specText), Workers: f.workers, ParameterServers: f.servers,
+	return localJob(ctx, cmd, cl, f, sec, api.SubmitRequest{Spec: string(specText), Workers: f.workers, ParameterServers: f.servers,
 		MaxSteps: f.maxSteps, InitWeights: initWeights})
+}
+
+// localSecurity is `maas local`'s API tokens: the ones the coordinator and
+// the serving endpoint take (nil: open), and the one it calls with.
+type localSecurity struct {
+	tokens *auth.Tokens
+	token  string
+}
+
+// localSecurityFrom reads --tokens and --token-file; the token must be
+// one of the tokens, allowed to submit jobs.
+func localSecurityFrom(tokensPath, tokenFile string) (localSecurity, error) {
+	switch {
+	case tokensPath == "" && tokenFile == "":
+		return localSecurity{}, nil
+	case tokensPath == "":
+		return localSecurity{}, errors.New("--token-file goes with --tokens (the tokens.json it is one of)")
+	case tokenFile == "":
+		return localSecurity{}, errors.New("--tokens needs --token-file: the token (admin.token or submit.token) maas local submits its job and reads the model index with")
+	}
+	tk, err := loadTokens(tokensPath)
+	if err != nil {
+		return localSecurity{}, err
+	}
+	tok, err := readTokenFile("--token-file", tokenFile)
+	if err != nil {
+		return localSecurity{}, err
+	}
+	if err := tk.Check(tok, auth.RoleSubmit); err != nil {
+		return localSecurity{}, fmt.Errorf("--token-file %s: %s: give admin.token or submit.token of the same tokens.json", tokenFile, auth.Describe(err))
+	}
+	return localSecurity{tokens: tk, token: tok}, nil
+}
+
+func (s localSecurity) clientOptions() []api.Option {
+	if s.token == "" {
+		return nil
+	}
+	return []api.Option{api.WithToken(s.token)}
 }
 
 // localSpec reads the job spec, with --epochs applied.
@@ -134,8 +196,8 @@ func localSpec(path string, epochs int) ([]byte, error) {
 // localJob submits the job to the embedded cluster, follows it to its
 // end, pulls the published model into --out and, with --keep-serving,
 // serves it until ctx ends.
-func localJob(ctx context.Context, cmd *cobra.Command, cl *embedded.Cluster, f localFlags, req api.SubmitRequest) error {
-	c, err := api.NewClient(cl.APIURL)
+func localJob(ctx context.Context, cmd *cobra.Command, cl *embedded.Cluster, f localFlags, sec localSecurity, req api.SubmitRequest) error {
+	c, err := api.NewClient(cl.APIURL, sec.clientOptions()...)
 	if err != nil {
 		return err
 	}

@@ -191,6 +191,7 @@ cluster gives --join-token-file admin.token and --join-ca ca.crt.`,
 		"refuse jobs whose dataset.path is not inside one of these absolute directories (comma-separated; default: any path; \"\": no path, only pushed datasets)")
 	apiTLS.addFlags(f, "the API")
 	f.StringVar(&metricsAddr, "metrics-addr", "", metricsFlagUsage)
+	f.StringVar(&cfg.ServeURL, "serve-url", "", "the serving endpoint's URL (http://host:8080), which the dashboard's models page tries models on through this node")
 	f.StringVar(&raftCA, "raft-ca", "", "carry Raft over mutual TLS: present --tls-cert and accept only coordinators whose certificates this CA signed (ca.crt); every coordinator must use it")
 	f.StringVar(&tokensFile, "tokens", "", "require an API token on every call: the cluster's tokens.json (from `maas cluster init`)")
 	f.StringVar(&joinCA, "join-ca", "", "with --join: the CA of the cluster's API certificates (ca.crt); --join then uses https (default: --client-ca)")

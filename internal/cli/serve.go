@@ -343,10 +343,16 @@ func readTokens(path string) ([]string, error) {
 // the newest version of each model in the index of the coordinator at
 // apiURL and each version published on the NATS server at natsURL, with a
 // backend of threads cores. stop shuts it down gracefully.
-func startServing(ctx context.Context, addr, natsURL, apiURL string, threads int, log *zap.Logger) (url string, stop func(), err error) {
+//
+// With sec.tokens, every request but /v2/health/* wants a token of the
+// read role or above, and the endpoint reads the index with sec.token.
+func startServing(ctx context.Context, addr, natsURL, apiURL string, threads int, log *zap.Logger, sec localSecurity) (url string, stop func(), err error) {
 	be := tensor.NewGo(threads) // not newBackend: GOMAXPROCS stays the cluster's
 	cfg := serve.DefaultConfig()
 	cfg.Addr, cfg.Logger, cfg.Backend, cfg.Version = addr, log.Named("serve"), be, Version
+	if sec.tokens != nil {
+		cfg.CheckToken = func(t string) error { return sec.tokens.Check(t, auth.RoleRead) }
+	}
 	s, err := serve.New(cfg)
 	if err != nil {
 		be.Close()
@@ -357,7 +363,7 @@ func startServing(ctx context.Context, addr, natsURL, apiURL string, threads int
 		be.Close()
 		return "", nil, err
 	}
-	c, err := api.NewClient(apiURL)
+	c, err := api.NewClient(apiURL, sec.clientOptions()...)
 	if err != nil {
 		return fail(err)
 	}

@@ -332,7 +332,7 @@ func TestStartServing(t *testing.T) {
 	defer coord.Close()
 	ns := testcluster.StartNATS(t)
 
-	url, stop, err := startServing(t.Context(), "127.0.0.1:0", ns.ClientURL(), coord.URL, 1, zaptest.NewLogger(t))
+	url, stop, err := startServing(t.Context(), "127.0.0.1:0", ns.ClientURL(), coord.URL, 1, zaptest.NewLogger(t), localSecurity{})
 	if err != nil {
 		t.Fatal(err)
 	}
