@@ -33,13 +33,22 @@ type ParamView struct {
 // Build makes a model from spec on backend b, with zeroed parameters; call
 // Init to initialise them. Errors name the spec field at fault and wrap
 // ErrSpec.
-func Build(spec ModelSpec, b tensor.Backend) (*Model, error) { return build(spec, b, true) }
+func Build(spec ModelSpec, b tensor.Backend) (*Model, error) { return build(spec, b, true, true) }
 
 // BuildInference makes a model for inference only: no gradient vector, and
 // Backward must not be called. Forward with train=false.
-func BuildInference(spec ModelSpec, b tensor.Backend) (*Model, error) { return build(spec, b, false) }
+func BuildInference(spec ModelSpec, b tensor.Backend) (*Model, error) {
+	return build(spec, b, false, true)
+}
 
-func build(spec ModelSpec, b tensor.Backend, grads bool) (*Model, error) {
+// buildUnfused makes a model with gradients whose layers are each their
+// own (no ReLU fused into the layer before or after it), so that every
+// layer's output is the spec's.
+func buildUnfused(spec ModelSpec, b tensor.Backend) (*Model, error) {
+	return build(spec, b, true, false)
+}
+
+func build(spec ModelSpec, b tensor.Backend, grads, fuse bool) (*Model, error) {
 	plans, err := spec.shapes()
 	if err != nil {
 		return nil, err
@@ -52,7 +61,9 @@ func build(spec ModelSpec, b tensor.Backend, grads bool) (*Model, error) {
 		}
 		m.Layers = append(m.Layers, l)
 	}
-	fuseLayers(m.Layers)
+	if fuse {
+		fuseLayers(m.Layers)
+	}
 	if !grads {
 		for _, l := range m.Layers {
 			if b, ok := l.(interface{ base() *layerBase }); ok {

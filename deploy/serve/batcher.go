@@ -27,8 +27,10 @@ type job struct {
 	// A text model's request: the prompts to extend, and the results.
 	gen   *genRequest
 	texts []string
-	err   error
-	done  chan struct{}
+	// An explanation request: its options and results. It runs alone.
+	explain *explainRequest
+	err     error
+	done    chan struct{}
 }
 
 // batcher owns one model version's nn.Model (which is not safe for
@@ -58,6 +60,9 @@ type batcher struct {
 	sizes      prometheus.Observer
 	// beforeForward, if set, is called before each forward pass (tests).
 	beforeForward func()
+	// explainer computes explanations, with a copy of model's weights;
+	// built on the first one.
+	explainer *nn.Explainer
 
 	stop     chan struct{}
 	stopOnce *sync.Once
@@ -189,7 +194,7 @@ func (b *batcher) runInline(j *job) bool {
 func (b *batcher) collect(first *job) {
 	b.batch = append(b.batch[:0], first)
 	b.queued = first.n
-	if b.single {
+	if b.single || first.explain != nil {
 		return
 	}
 	waiting := false
@@ -234,7 +239,7 @@ func (b *batcher) collect(first *job) {
 // add appends j to the batch if it fits; otherwise it keeps j for the next
 // batch and returns false.
 func (b *batcher) add(j *job) bool {
-	if b.queued+j.n > b.maxBatch {
+	if b.queued+j.n > b.maxBatch || j.explain != nil {
 		b.carry = j
 		return false
 	}
@@ -263,6 +268,12 @@ func (b *batcher) runBatch(batch []*job) {
 	}
 	if b.beforeForward != nil {
 		b.beforeForward()
+	}
+	if j := b.live[0]; j.explain != nil { // alone in its batch
+		j.err = b.explainJob(j)
+		close(j.done)
+		clear(b.live)
+		return
 	}
 	if b.text != nil {
 		err := b.generate(b.live)

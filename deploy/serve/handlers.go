@@ -25,8 +25,10 @@ func (s *Server) routes() http.Handler {
 	handle("/v2/models/{model}/versions/{version}", get, s.modelMetadata)
 	handle("/v2/models/{model}/ready", get, s.modelReady)
 	handle("/v2/models/{model}/versions/{version}/ready", get, s.modelReady)
-	handle("/v2/models/{model}/infer", post, s.infer)
-	handle("/v2/models/{model}/versions/{version}/infer", post, s.infer)
+	handle("/v2/models/{model}/infer", post, s.onVersion(infer))
+	handle("/v2/models/{model}/versions/{version}/infer", post, s.onVersion(infer))
+	handle("/v2/models/{model}/explain", post, s.onVersion(explain))
+	handle("/v2/models/{model}/versions/{version}/explain", post, s.onVersion(explain))
 	mux.Handle("/metrics", allow(get, promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}).ServeHTTP))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: fmt.Sprintf("serve: no endpoint %s; see /v2 and /v2/models/{name}", r.URL.Path)})
@@ -70,7 +72,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serverMetadata(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, ServerMetadata{Name: "maas", Version: s.cfg.Version, Extensions: []string{}})
+	writeJSON(w, http.StatusOK, ServerMetadata{Name: "maas", Version: s.cfg.Version, Extensions: []string{ExplainExtension}})
 }
 
 func (s *Server) modelMetadata(w http.ResponseWriter, r *http.Request) {

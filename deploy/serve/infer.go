@@ -10,36 +10,28 @@ import (
 	"time"
 )
 
-// infer answers POST /v2/models/{m}[/versions/{v}]/infer.
-func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	v, err := s.resolve(r)
-	if err != nil {
-		writeError(w, err)
-		return
+// onVersion serves a call to a model version (infer, explain): it
+// resolves the version, runs on, which answers and returns the status
+// code, and counts the call in the request metrics.
+func (s *Server) onVersion(on func(s *Server, w http.ResponseWriter, r *http.Request, v *version) int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		v, err := s.resolve(r)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		defer v.release()
+		code := on(s, w, r, v)
+		s.met.requests.WithLabelValues(v.name, v.label, strconv.Itoa(code)).Inc()
+		s.met.latency.WithLabelValues(v.name, v.label).Observe(time.Since(start).Seconds())
 	}
-	defer v.release()
-	code := s.inferOn(w, r, v)
-	s.met.requests.WithLabelValues(v.name, v.label, strconv.Itoa(code)).Inc()
-	s.met.latency.WithLabelValues(v.name, v.label).Observe(time.Since(start).Seconds())
 }
 
-// inferOn runs the request on v, answers it and returns the status code.
-func (s *Server) inferOn(w http.ResponseWriter, r *http.Request, v *version) int {
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-	defer cancel()
-	// incoming counts this request until just before it is queued: a
-	// batcher that sees it neither queued nor incoming does not wait for it.
-	v.incoming.Add(1)
-	j, d, err := s.readJob(ctx, w, r, v)
-	v.incoming.Add(-1)
-	if err == nil && !v.runInline(j) {
-		err = v.batch.submit(j)
-	}
-	if err != nil {
-		writeError(w, err)
-		return statusOf(err)
-	}
+// await waits for j, queued on v, to be done or for ctx to end. It
+// answers a timeout or j's error and returns its status code, or returns
+// 0 when j's results are there to answer with.
+func (s *Server) await(ctx context.Context, w http.ResponseWriter, r *http.Request, v *version, j *job) int {
 	select {
 	case <-j.done:
 	case <-ctx.Done():
@@ -59,6 +51,43 @@ func (s *Server) inferOn(w http.ResponseWriter, r *http.Request, v *version) int
 		writeError(w, j.err)
 		return statusOf(j.err)
 	}
+	return 0
+}
+
+// readBody reads the request's body, at most Config.MaxBodyBytes, into
+// a pooled buffer (putBuffer it).
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (*bytes.Buffer, error) {
+	body := getBuffer()
+	if _, err := body.ReadFrom(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)); err != nil {
+		putBuffer(body)
+		if statusOf(err) == http.StatusRequestEntityTooLarge {
+			return nil, fmt.Errorf("serve: request body over %d bytes: %w; send fewer samples per request", s.cfg.MaxBodyBytes, err)
+		}
+		return nil, badRequest("reading the body: %v", err)
+	}
+	return body, nil
+}
+
+// infer answers POST /v2/models/{m}[/versions/{v}]/infer on v and
+// returns the status code.
+func infer(s *Server, w http.ResponseWriter, r *http.Request, v *version) int {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	// incoming counts this request until just before it is queued: a
+	// batcher that sees it neither queued nor incoming does not wait for it.
+	v.incoming.Add(1)
+	j, d, err := s.readJob(ctx, w, r, v)
+	v.incoming.Add(-1)
+	if err == nil && !v.runInline(j) {
+		err = v.batch.submit(j)
+	}
+	if err != nil {
+		writeError(w, err)
+		return statusOf(err)
+	}
+	if code := s.await(ctx, w, r, v, j); code != 0 {
+		return code
+	}
 	buf := getBuffer()
 	defer putBuffer(buf)
 	respond := appendResponse
@@ -75,14 +104,11 @@ func (s *Server) inferOn(w http.ResponseWriter, r *http.Request, v *version) int
 
 // readJob reads and checks the body and makes the job for the batcher.
 func (s *Server) readJob(ctx context.Context, w http.ResponseWriter, r *http.Request, v *version) (*job, decoded, error) {
-	body := getBuffer()
-	defer putBuffer(body)
-	if _, err := body.ReadFrom(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)); err != nil {
-		if statusOf(err) == http.StatusRequestEntityTooLarge {
-			return nil, decoded{}, fmt.Errorf("serve: request body over %d bytes: %w; send fewer samples per request", s.cfg.MaxBodyBytes, err)
-		}
-		return nil, decoded{}, badRequest("reading the body: %v", err)
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return nil, decoded{}, err
 	}
+	defer putBuffer(body)
 	if v.text != nil {
 		d, g, err := decodeGenerate(body.Bytes(), v)
 		if err != nil {

@@ -20,6 +20,6 @@ func Root() *cobra.Command {
 	cluster := &cobra.Command{Use: "cluster", Short: "Set up and inspect a cluster"}
 	cluster.AddCommand(withLaunchStatus(clusterStatusCmd()), clusterInitCmd(), clusterUpCmd(), clusterDownCmd(), clusterUpgradeCmd(), clusterRemoveNodeCmd())
 	root.AddCommand(trainCmd(), evalCmd(), benchCmd(), localCmd(), jobCmd(), modelCmd(), cluster,
-		natsCmd(), coordinatorCmd(), paramserverCmd(), workerCmd(), serveCmd(), predictCmd(), generateCmd(), loginCmd(), dataCmd(), planCmd())
+		natsCmd(), coordinatorCmd(), paramserverCmd(), workerCmd(), serveCmd(), predictCmd(), explainCmd(), generateCmd(), loginCmd(), dataCmd(), planCmd())
 	return root
 }

@@ -44,6 +44,13 @@ func (n Normalization) Validate(channels int) error {
 	return nil
 }
 
+// Apply is the normalised value of v, a pixel of channel c scaled to
+// [0, 1]; n must be valid.
+func (n Normalization) Apply(v float32, c int) float32 {
+	mean, std := n.channel(c)
+	return (v - mean) / std
+}
+
 // channel returns the mean and std of channel c; n must be valid.
 func (n Normalization) channel(c int) (mean, std float32) {
 	mean, std = 0, 1

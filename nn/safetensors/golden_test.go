@@ -31,7 +31,7 @@ func TestGoldenFilesDecode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if g := f.Metadata["generator"]; !slices.Contains([]string{"testdata/gen_golden.py", "testdata/gen_golden_rnn.py", "testdata/gen_golden_traj.py"}, g) || f.Metadata["torch"] == "" {
+		if g := f.Metadata["generator"]; !slices.Contains([]string{"testdata/gen_golden.py", "testdata/gen_golden_rnn.py", "testdata/gen_golden_traj.py", "testdata/gen_golden_explain.py"}, g) || f.Metadata["torch"] == "" {
 			t.Errorf("%s: metadata generator %q, torch %q", p, g, f.Metadata["torch"])
 		}
 		var buf bytes.Buffer
