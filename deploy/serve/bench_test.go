@@ -49,7 +49,7 @@ func BenchmarkDecodeInfer(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := decodeInfer(body, v); err != nil {
+		if _, err := decodeInfer(body, noHeaderLength, v); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"slices"
@@ -19,7 +20,13 @@ type decoded struct {
 	x       []float32
 	n       int
 	outputs outputSet
+	// binary are the outputs to answer as binary data (the binary tensor
+	// data extension).
+	binary outputSet
 }
+
+// noHeaderLength is headerLen when a request is all JSON.
+const noHeaderLength = -1
 
 // rawInput is one input tensor as read, before it is checked.
 type rawInput struct {
@@ -32,10 +39,23 @@ type rawInput struct {
 }
 
 // decodeInfer parses and checks an inference request body for v.
-func decodeInfer(body []byte, v *version) (decoded, error) {
+//
+// With the binary tensor data extension, the JSON is the first headerLen
+// bytes of body (Inference-Header-Content-Length) and an input with the
+// parameter binary_data_size takes that many bytes of what follows, in the
+// order of the inputs; noHeaderLength: all of body is JSON.
+func decodeInfer(body []byte, headerLen int, v *version) (decoded, error) {
 	var d decoded
 	var inputs []rawInput
 	var outs []InferRequestedOutput
+	var params map[string]any
+	var bin []byte
+	if headerLen != noHeaderLength {
+		if headerLen < 0 || headerLen > len(body) {
+			return d, badRequest("%s %d: the body has %d bytes", HeaderContentLength, headerLen, len(body))
+		}
+		body, bin = body[:headerLen], body[headerLen:]
+	}
 	w := jsonWalker{b: body}
 	err := w.object(func(key string) error {
 		switch key {
@@ -52,8 +72,10 @@ func decodeInfer(body []byte, v *version) (decoded, error) {
 			})
 		case "outputs":
 			return w.decode("outputs", &outs)
+		case "parameters":
+			return w.decode("parameters", &params)
 		}
-		return w.skip(0) // parameters, and fields this server does not know
+		return w.skip(0) // fields this server does not know
 	})
 	if err == nil {
 		err = w.end()
@@ -61,8 +83,20 @@ func decodeInfer(body []byte, v *version) (decoded, error) {
 	if err != nil {
 		return d, err
 	}
-	if d.outputs, err = requestedOutputs(outs); err != nil {
+	allBinary, err := boolParam(params, ParamBinaryDataOutput)
+	if err != nil {
+		return d, badRequest("%v", err)
+	}
+	if d.outputs, d.binary, err = requestedOutputs(outs, allBinary); err != nil {
 		return d, err
+	}
+	for i := range inputs {
+		if bin, err = inputs[i].takeBinary(bin, headerLen != noHeaderLength); err != nil {
+			return d, err
+		}
+	}
+	if len(bin) > 0 {
+		return d, badRequest("%d bytes after the JSON header and the inputs' binary data (binary_data_size); they must add up to the body", len(bin))
 	}
 	switch len(inputs) {
 	case 0:
@@ -136,25 +170,80 @@ func shapeLen(shape []int) (int, bool) {
 	return n, true
 }
 
-// requestedOutputs returns the outputs named, all of them when none are.
-func requestedOutputs(outs []InferRequestedOutput) (outputSet, error) {
+// requestedOutputs returns the outputs named, all of them when none are,
+// and those to answer as binary data: each that asks for it
+// (binary_data), or all with allBinary (binary_data_output).
+func requestedOutputs(outs []InferRequestedOutput, allBinary bool) (s, bin outputSet, err error) {
 	if len(outs) == 0 {
-		return allOutputs, nil
+		if allBinary {
+			return allOutputs, allOutputs, nil
+		}
+		return allOutputs, outputSet{}, nil
 	}
-	var s outputSet
 	for _, o := range outs {
+		b, err := boolParam(o.Parameters, ParamBinaryData)
+		if err != nil {
+			return s, bin, outputErr(o.Name, "%v", err)
+		}
+		b = b || allBinary
 		switch o.Name {
 		case OutputLogits:
-			s.logits = true
+			s.logits, bin.logits = true, b
 		case OutputProbability:
-			s.probs = true
+			s.probs, bin.probs = true, b
 		case OutputClass:
-			s.class = true
+			s.class, bin.class = true, b
 		default:
-			return s, outputErr(o.Name, "unknown; one of %s, %s, %s", OutputLogits, OutputProbability, OutputClass)
+			return s, bin, outputErr(o.Name, "unknown; one of %s, %s, %s", OutputLogits, OutputProbability, OutputClass)
 		}
 	}
-	return s, nil
+	return s, bin, nil
+}
+
+// takeBinary gives an input with binary_data_size its data from the front
+// of bin (little-endian FP32) and returns the rest; extension: the request
+// has a JSON header length.
+func (in *rawInput) takeBinary(bin []byte, extension bool) ([]byte, error) {
+	p, ok := in.params[ParamBinaryDataSize]
+	if !ok {
+		return bin, nil
+	}
+	f, isNum := p.(float64)
+	size := int(f)
+	switch {
+	case !isNum || f != float64(size) || size < 0:
+		return bin, inputErr(in.name, "parameter %s: %v is not a byte count", ParamBinaryDataSize, p)
+	case !extension:
+		return bin, inputErr(in.name, "parameter %s without the header %s: binary data follows a JSON header of that length", ParamBinaryDataSize, HeaderContentLength)
+	case in.hasData:
+		return bin, inputErr(in.name, `both "data" and %s: give one`, ParamBinaryDataSize)
+	case size > len(bin):
+		return bin, inputErr(in.name, "%s %d, but %d bytes of binary data follow the JSON header: truncated", ParamBinaryDataSize, size, len(bin))
+	case size%4 != 0:
+		return bin, inputErr(in.name, "%s %d is not a whole number of %s values (4 bytes each)", ParamBinaryDataSize, size, DatatypeFP32)
+	}
+	if want, ok := shapeLen(in.shape); ok && want*4 != size {
+		return bin, inputErr(in.name, "%s %d bytes for shape %s: expected %d (%d %s values)", ParamBinaryDataSize, size, fmtShape(in.shape), 4*want, want, DatatypeFP32)
+	}
+	in.x = make([]float32, size/4)
+	for i := range in.x {
+		in.x[i] = math.Float32frombits(binary.LittleEndian.Uint32(bin[4*i:]))
+	}
+	in.hasData, in.dims = true, nil
+	return bin[size:], nil
+}
+
+// boolParam reads a true-or-false parameter (false when absent).
+func boolParam(params map[string]any, name string) (bool, error) {
+	p, ok := params[name]
+	if !ok {
+		return false, nil
+	}
+	b, ok := p.(bool)
+	if !ok {
+		return false, fmt.Errorf("parameter %s: %v is not true or false", name, p)
+	}
+	return b, nil
 }
 
 // checkInput checks an input's name, datatype, shape and data against the
@@ -221,17 +310,7 @@ func (v *version) batchShape() string {
 }
 
 // rawPixels reads the raw_pixels parameter.
-func rawPixels(params map[string]any) (bool, error) {
-	p, ok := params[ParamRawPixels]
-	if !ok {
-		return false, nil
-	}
-	b, ok := p.(bool)
-	if !ok {
-		return false, fmt.Errorf("parameter %s: %v is not true or false", ParamRawPixels, p)
-	}
-	return b, nil
-}
+func rawPixels(params map[string]any) (bool, error) { return boolParam(params, ParamRawPixels) }
 
 // fmtShape prints a shape as JSON does: [1, 28, 28].
 func fmtShape(s []int) string {

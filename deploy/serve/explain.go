@@ -72,7 +72,11 @@ func explain(s *Server, w http.ResponseWriter, r *http.Request, v *version) int 
 		return statusOf(err)
 	}
 	defer putBuffer(body)
-	d, err := decodeInfer(body.Bytes(), v)
+	headerLen, err := headerLength(r)
+	var d decoded
+	if err == nil {
+		d, err = decodeInfer(body.Bytes(), headerLen, v)
+	}
 	if err == nil {
 		var opts nn.ExplainOptions
 		if opts, err = explainOptions(body.Bytes(), v); err == nil {

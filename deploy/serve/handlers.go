@@ -72,7 +72,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serverMetadata(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, ServerMetadata{Name: "maas", Version: s.cfg.Version, Extensions: []string{ExplainExtension}})
+	writeJSON(w, http.StatusOK, ServerMetadata{Name: "maas", Version: s.cfg.Version, Extensions: []string{BinaryExtension, ExplainExtension}})
 }
 
 func (s *Server) modelMetadata(w http.ResponseWriter, r *http.Request) {

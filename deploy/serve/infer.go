@@ -3,10 +3,12 @@ package serve
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -90,16 +92,40 @@ func infer(s *Server, w http.ResponseWriter, r *http.Request, v *version) int {
 	}
 	buf := getBuffer()
 	defer putBuffer(buf)
-	respond := appendResponse
 	if v.text != nil {
-		respond = appendTextResponse
+		if err := appendTextResponse(buf, v, d, j); err != nil {
+			writeError(w, err)
+			return statusOf(err)
+		}
+		writeBody(w, http.StatusOK, buf.Bytes())
+		return http.StatusOK
 	}
-	if err := respond(buf, v, d, j); err != nil {
+	headerLen, err := appendResponse(buf, v, d, j)
+	if err != nil {
 		writeError(w, err)
 		return statusOf(err)
 	}
+	if headerLen != noHeaderLength {
+		w.Header().Set(HeaderContentLength, strconv.Itoa(headerLen))
+		writeBodyAs(w, http.StatusOK, "application/octet-stream", buf.Bytes())
+		return http.StatusOK
+	}
 	writeBody(w, http.StatusOK, buf.Bytes())
 	return http.StatusOK
+}
+
+// headerLength reads a request's Inference-Header-Content-Length
+// (noHeaderLength without one).
+func headerLength(r *http.Request) (int, error) {
+	h := r.Header.Get(HeaderContentLength)
+	if h == "" {
+		return noHeaderLength, nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(h))
+	if err != nil || n < 0 {
+		return 0, badRequest("header %s: %q is not a byte count", HeaderContentLength, h)
+	}
+	return n, nil
 }
 
 // readJob reads and checks the body and makes the job for the batcher.
@@ -110,13 +136,20 @@ func (s *Server) readJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 	}
 	defer putBuffer(body)
 	if v.text != nil {
+		if r.Header.Get(HeaderContentLength) != "" {
+			return nil, decoded{}, badRequest("model %s generates text: its prompts are JSON strings, not binary tensor data", v.name)
+		}
 		d, g, err := decodeGenerate(body.Bytes(), v)
 		if err != nil {
 			return nil, d, err
 		}
 		return &job{ctx: ctx, n: d.n, gen: g, texts: make([]string, d.n), done: make(chan struct{})}, d, nil
 	}
-	d, err := decodeInfer(body.Bytes(), v)
+	headerLen, err := headerLength(r)
+	if err != nil {
+		return nil, decoded{}, err
+	}
+	d, err := decodeInfer(body.Bytes(), headerLen, v)
 	if err != nil {
 		return nil, d, err
 	}
@@ -126,8 +159,11 @@ func (s *Server) readJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 	return j, d, nil
 }
 
-// appendResponse writes the OIP V2 answer for j's results into buf.
-func appendResponse(buf *bytes.Buffer, v *version, d decoded, j *job) error {
+// appendResponse writes the OIP V2 answer for j's results into buf: the
+// JSON, then the data of the outputs asked for as binary data, whose
+// JSON carries binary_data_size instead. It returns the JSON's length
+// when some data follows it, else noHeaderLength.
+func appendResponse(buf *bytes.Buffer, v *version, d decoded, j *job) (int, error) {
 	b := buf.AvailableBuffer()
 	b = append(b, `{"model_name":`...)
 	b = strconv.AppendQuote(b, v.name)
@@ -146,19 +182,55 @@ func appendResponse(buf *bytes.Buffer, v *version, d decoded, j *job) error {
 		first = false
 	}
 	var err error
-	if d.outputs.logits {
+	var bin []byte // the binary outputs' data, in order
+	binaryHead := func(b []byte, name string, shape []int, datatype string, size int) []byte {
+		b = append(b, `{"name":"`...)
+		b = append(b, name...)
+		b = append(b, `","shape":[`...)
+		for i, d := range shape {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, int64(d), 10)
+		}
+		b = append(b, `],"datatype":"`...)
+		b = append(b, datatype...)
+		b = append(b, `","parameters":{"`+ParamBinaryDataSize+`":`...)
+		b = strconv.AppendInt(b, int64(size), 10)
+		return append(b, "}}"...)
+	}
+	floats := func(name string, data []float32, asBinary bool) error {
 		sep()
-		if b, err = appendFloatTensor(b, OutputLogits, d.n, v.classes, j.logits); err != nil {
+		if !asBinary {
+			b, err = appendFloatTensor(b, name, d.n, v.classes, data)
 			return err
+		}
+		if err := checkFinite(name, data, v.classes); err != nil {
+			return err
+		}
+		b = binaryHead(b, name, []int{d.n, v.classes}, DatatypeFP32, 4*len(data))
+		for _, f := range data {
+			bin = binary.LittleEndian.AppendUint32(bin, math.Float32bits(f))
+		}
+		return nil
+	}
+	if d.outputs.logits {
+		if err := floats(OutputLogits, j.logits, d.binary.logits); err != nil {
+			return 0, err
 		}
 	}
 	if d.outputs.probs {
-		sep()
-		if b, err = appendFloatTensor(b, OutputProbability, d.n, v.classes, j.probs); err != nil {
-			return err
+		if err := floats(OutputProbability, j.probs, d.binary.probs); err != nil {
+			return 0, err
 		}
 	}
-	if d.outputs.class {
+	if d.outputs.class && d.binary.class {
+		sep()
+		b = binaryHead(b, OutputClass, []int{d.n}, DatatypeINT64, 8*len(j.class))
+		for _, c := range j.class {
+			bin = binary.LittleEndian.AppendUint64(bin, uint64(c))
+		}
+	} else if d.outputs.class {
 		sep()
 		b = append(b, `{"name":"`+OutputClass+`","shape":[`...)
 		b = strconv.AppendInt(b, int64(d.n), 10)
@@ -173,6 +245,22 @@ func appendResponse(buf *bytes.Buffer, v *version, d decoded, j *job) error {
 	}
 	b = append(b, "]}\n"...)
 	buf.Write(b)
+	if d.binary == (outputSet{}) {
+		return noHeaderLength, nil
+	}
+	headerLen := len(b)
+	buf.Write(bin)
+	return headerLen, nil
+}
+
+// checkFinite fails for a NaN or infinite value of output name (k values
+// a sample).
+func checkFinite(name string, data []float32, k int) error {
+	for i, f := range data {
+		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+			return fmt.Errorf("serve: output %q of sample %d is %v; the input is likely far outside the range the model was trained on", name, i/k, f)
+		}
+	}
 	return nil
 }
 

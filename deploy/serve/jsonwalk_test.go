@@ -44,7 +44,7 @@ func TestDecodeInferSyntax(t *testing.T) {
 		{"data error names the index", `{"inputs":[{"data":[1,[2]]}]}`, `input "inputs[0]": ragged data`},
 		{"null data", `{"inputs":[{"name":"input","shape":[1,784],"datatype":"FP32","data":null}]}`, "no data"},
 	} {
-		_, err := decodeInfer([]byte(tc.body), v)
+		_, err := decodeInfer([]byte(tc.body), noHeaderLength, v)
 		switch {
 		case tc.err == "" && err != nil:
 			t.Errorf("%s: %v", tc.name, err)
@@ -62,7 +62,7 @@ func FuzzDecodeInfer(f *testing.F) {
 	f.Add([]byte(`{"parameters":{"a":[{"b":"\u00e9"}]},"inputs":[]}`))
 	v := tinyVersion()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		d, err := decodeInfer(body, v)
+		d, err := decodeInfer(body, noHeaderLength, v)
 		if err != nil {
 			if !errors.Is(err, ErrBadRequest) {
 				t.Fatalf("%q: %v is not ErrBadRequest", body, err)

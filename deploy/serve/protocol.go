@@ -1,6 +1,11 @@
 package serve
 
-import "encoding/json"
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+)
 
 // The JSON messages of the Open Inference Protocol V2 REST API, as this
 // server speaks them. Clients (maas predict, bench/serve) use them too.
@@ -25,6 +30,20 @@ const Platform = "maas"
 // ParamRawPixels is the input parameter that asks the server to normalise
 // pixel values in [0, 255] with the model's training normalisation.
 const ParamRawPixels = "raw_pixels"
+
+// The binary tensor data extension (KServe's and Triton's): the body is a
+// JSON header of HeaderContentLength bytes, then the tensors' raw
+// little-endian data, row-major, in the order of the inputs (or outputs)
+// whose parameter ParamBinaryDataSize gives their size in bytes. An output
+// is answered so when its request asks ParamBinaryData, or the request
+// ParamBinaryDataOutput for all.
+const (
+	BinaryExtension       = "binary_tensor_data"
+	HeaderContentLength   = "Inference-Header-Content-Length"
+	ParamBinaryDataSize   = "binary_data_size"
+	ParamBinaryData       = "binary_data"
+	ParamBinaryDataOutput = "binary_data_output"
+)
 
 // ServerMetadata answers GET /v2.
 type ServerMetadata struct {
@@ -90,14 +109,61 @@ type InferResponse struct {
 // InferOutput is one output tensor; Data holds its values flattened
 // row-major as a JSON array (see Float32s and Int64s).
 type InferOutput struct {
-	Name     string          `json:"name"`
-	Shape    []int           `json:"shape"`
-	Datatype string          `json:"datatype"`
-	Data     json.RawMessage `json:"data"`
+	Name       string          `json:"name"`
+	Shape      []int           `json:"shape"`
+	Datatype   string          `json:"datatype"`
+	Parameters map[string]any  `json:"parameters,omitempty"`
+	Data       json.RawMessage `json:"data,omitempty"`
+	// Raw is the output's binary data (the binary tensor data
+	// extension), filled by DecodeInferResponse.
+	Raw []byte `json:"-"`
+}
+
+// DecodeInferResponse decodes an answer to .../infer: all JSON when
+// headerLen is negative, else (the answer's Inference-Header-Content-Length)
+// a JSON header of headerLen bytes followed by the data of the outputs
+// with binary_data_size, in order, which go to their Raw.
+func DecodeInferResponse(body []byte, headerLen int) (InferResponse, error) {
+	var resp InferResponse
+	var bin []byte
+	if headerLen >= 0 {
+		if headerLen > len(body) {
+			return resp, fmt.Errorf("serve: %s %d exceeds the answer's %d bytes", HeaderContentLength, headerLen, len(body))
+		}
+		body, bin = body[:headerLen], body[headerLen:]
+	}
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return resp, err
+	}
+	for i := range resp.Outputs {
+		o := &resp.Outputs[i]
+		size, ok := o.Parameters[ParamBinaryDataSize].(float64)
+		if !ok {
+			continue
+		}
+		if int(size) > len(bin) || size < 0 {
+			return resp, fmt.Errorf("serve: output %q: %s %v, but %d bytes are left", o.Name, ParamBinaryDataSize, size, len(bin))
+		}
+		o.Raw, bin = bin[:int(size)], bin[int(size):]
+	}
+	if len(bin) > 0 {
+		return resp, fmt.Errorf("serve: %d bytes after the outputs' binary data", len(bin))
+	}
+	return resp, nil
 }
 
 // Float32s decodes the data of an FP32 output.
 func (o InferOutput) Float32s() ([]float32, error) {
+	if o.Raw != nil {
+		if len(o.Raw)%4 != 0 {
+			return nil, fmt.Errorf("serve: output %q: %d bytes of binary data are not whole FP32 values", o.Name, len(o.Raw))
+		}
+		v := make([]float32, len(o.Raw)/4)
+		for i := range v {
+			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(o.Raw[4*i:]))
+		}
+		return v, nil
+	}
 	var v []float32
 	err := json.Unmarshal(o.Data, &v)
 	return v, err
@@ -105,6 +171,16 @@ func (o InferOutput) Float32s() ([]float32, error) {
 
 // Int64s decodes the data of an INT64 output.
 func (o InferOutput) Int64s() ([]int64, error) {
+	if o.Raw != nil {
+		if len(o.Raw)%8 != 0 {
+			return nil, fmt.Errorf("serve: output %q: %d bytes of binary data are not whole INT64 values", o.Name, len(o.Raw))
+		}
+		v := make([]int64, len(o.Raw)/8)
+		for i := range v {
+			v[i] = int64(binary.LittleEndian.Uint64(o.Raw[8*i:]))
+		}
+		return v, nil
+	}
 	var v []int64
 	err := json.Unmarshal(o.Data, &v)
 	return v, err

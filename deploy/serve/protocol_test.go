@@ -50,7 +50,7 @@ func TestServerMetadata(t *testing.T) {
 		}
 		var got map[string]any
 		decodeJSON(t, b, &got)
-		want := map[string]any{"name": "maas", "version": "1.2.3", "extensions": []any{"explain"}}
+		want := map[string]any{"name": "maas", "version": "1.2.3", "extensions": []any{"binary_tensor_data", "explain"}}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("GET %s = %v, want %v", path, got, want)
 		}

@@ -42,8 +42,13 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // writeBody answers code with a JSON body.
 func writeBody(w http.ResponseWriter, code int, body []byte) {
+	writeBodyAs(w, code, "application/json", body)
+}
+
+// writeBodyAs answers body, of the given content type, with code.
+func writeBodyAs(w http.ResponseWriter, code int, contentType string, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	h.Set("Content-Type", contentType)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
 	w.Write(body)

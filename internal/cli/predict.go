@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,10 +78,10 @@ sample of the model's input shape, or a batch of them), or an object
 			}
 			req := serve.InferRequest{
 				Inputs:  []serve.InferInput{in},
-				Outputs: []serve.InferRequestedOutput{{Name: serve.OutputProbability}},
+				Outputs: []serve.InferRequestedOutput{{Name: serve.OutputProbability, Parameters: map[string]any{serve.ParamBinaryData: true}}},
 			}
-			var resp serve.InferResponse
-			if err := pc.call(ctx, http.MethodPost, modelURLPath(name, version, "/infer"), req, &resp); err != nil {
+			resp, err := pc.infer(ctx, modelURLPath(name, version, "/infer"), req)
+			if err != nil {
 				return err
 			}
 			return printPredictions(cmd.OutOrStdout(), resp, top)
@@ -123,6 +124,55 @@ func newPredictClient(server, token string) (*predictClient, error) {
 	return &predictClient{base: s, token: token, hc: &http.Client{}}, nil
 }
 
+// infer sends an inference request with its input's values as binary
+// tensor data (a flat list; a nested one goes as JSON) and decodes the
+// answer, JSON or binary.
+func (pc *predictClient) infer(ctx context.Context, path string, req serve.InferRequest) (serve.InferResponse, error) {
+	var flat []float32
+	headerLen, body := -1, []byte(nil)
+	var err error
+	if in := &req.Inputs[0]; json.Unmarshal(in.Data, &flat) == nil {
+		params := map[string]any{serve.ParamBinaryDataSize: 4 * len(flat)}
+		for k, v := range in.Parameters {
+			params[k] = v
+		}
+		in.Parameters, in.Data = params, nil
+		hdr, err := json.Marshal(req)
+		if err != nil {
+			return serve.InferResponse{}, err
+		}
+		headerLen, body = len(hdr), hdr
+		for _, f := range flat {
+			body = binary.LittleEndian.AppendUint32(body, math.Float32bits(f))
+		}
+	} else if body, err = json.Marshal(req); err != nil {
+		return serve.InferResponse{}, err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, pc.base+path, bytes.NewReader(body))
+	if err != nil {
+		return serve.InferResponse{}, err
+	}
+	hreq.Header.Set("Content-Type", "application/octet-stream")
+	if headerLen >= 0 {
+		hreq.Header.Set(serve.HeaderContentLength, strconv.Itoa(headerLen))
+	}
+	b, h, err := pc.do(hreq, http.MethodPost, path)
+	if err != nil {
+		return serve.InferResponse{}, err
+	}
+	rhl := -1
+	if v := h.Get(serve.HeaderContentLength); v != "" {
+		if rhl, err = strconv.Atoi(v); err != nil {
+			return serve.InferResponse{}, fmt.Errorf("POST %s: the answer's %s %q", path, serve.HeaderContentLength, v)
+		}
+	}
+	resp, err := serve.DecodeInferResponse(b, rhl)
+	if err != nil {
+		return resp, fmt.Errorf("POST %s: decoding the answer: %w", path, err)
+	}
+	return resp, nil
+}
+
 // call sends in (if not nil) as JSON and decodes a 200 answer into out.
 func (pc *predictClient) call(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
@@ -138,29 +188,39 @@ func (pc *predictClient) call(ctx context.Context, method, path string, in, out 
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	b, _, err := pc.do(req, method, path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s %s: decoding the answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// do sends req (with the token) and returns a 200 answer's body and
+// headers, or an error with the server's message.
+func (pc *predictClient) do(req *http.Request, method, path string) ([]byte, http.Header, error) {
 	if pc.token != "" {
 		req.Header.Set("Authorization", "Bearer "+pc.token)
 	}
 	resp, err := pc.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("no answer from the serving endpoint %s: %w; start one with `maas serve --model-dir DIR`, or point --server-url at it", pc.base, err)
+		return nil, nil, fmt.Errorf("no answer from the serving endpoint %s: %w; start one with `maas serve --model-dir DIR`, or point --server-url at it", pc.base, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e serve.ErrorResponse
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = http.StatusText(resp.StatusCode)
 		}
-		return fmt.Errorf("%s %s: %d: %s", method, path, resp.StatusCode, e.Error)
+		return nil, nil, fmt.Errorf("%s %s: %d: %s", method, path, resp.StatusCode, e.Error)
 	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("%s %s: decoding the answer: %w", method, path, err)
-	}
-	return nil
+	return b, resp.Header, nil
 }
 
 // readPredictInput makes the request's input from an image or a .json
