@@ -122,11 +122,15 @@ func (n *Node) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 			http.Redirect(w, r, u.String(), http.StatusTemporaryRedirect)
 			return
 		}
+		// Nothing was done: the call may be made again (ReasonNoLeader).
+		w.Header().Set("Retry-After", "1")
+		e := api.Error{Reason: api.ReasonNoLeader}
 		if n.IsLeader() { // elected a moment ago: its duties are starting
-			writeErr(w, http.StatusServiceUnavailable, "", "coordinator %s is becoming the leader; retry", n.cfg.ID)
-			return
+			e.Error = fmt.Sprintf("coordinator %s is becoming the leader; retry", n.cfg.ID)
+		} else {
+			e.Error = fmt.Sprintf("no quorum: coordinator %s (%s) knows no leader; a majority of the coordinators must be up", n.cfg.ID, n.raft.State())
 		}
-		writeErr(w, http.StatusServiceUnavailable, "", "no quorum: coordinator %s (%s) knows no leader; a majority of the coordinators must be up", n.cfg.ID, n.raft.State())
+		writeJSON(w, http.StatusServiceUnavailable, e)
 	}
 }
 

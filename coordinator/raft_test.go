@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,4 +189,103 @@ func TestThreeNodesFollowerRestart(t *testing.T) {
 	}
 	submit(6)
 	waitFor(t, "c2 to apply a job committed without c3", 5*time.Second, func() bool { return jobCount(nodes[1].node) == 6 })
+}
+
+// TestClientWaitsForElection: with two of three coordinators down a
+// follower knows no leader and answers 503 with reason no_leader; an API
+// client waits for an election (telling its notice once) and succeeds
+// when a second coordinator comes back within its wait, and fails with
+// that answer, saying how long it waited, when none does.
+func TestClientWaitsForElection(t *testing.T) {
+	url := testcluster.StartNATS(t).ClientURL()
+	dir := t.TempDir()
+	nodes := make([]*testNode, 3)
+	for i := range nodes {
+		cfg := coordinator.DefaultConfig()
+		cfg.ID = fmt.Sprintf("c%d", i+1)
+		cfg.RaftAddr, cfg.HTTPAddr = freeAddr(t), freeAddr(t)
+		cfg.DataDir = filepath.Join(dir, cfg.ID)
+		cfg.Bootstrap = i == 0
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout = 300*time.Millisecond, 300*time.Millisecond
+		nodes[i] = &testNode{cfg: cfg, node: openNode(t, cfg, url)}
+	}
+	defer func() {
+		for _, n := range nodes {
+			if n.node != nil {
+				n.node.Close()
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := nodes[0].node.WaitForLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes[1:] {
+		if err := nodes[0].node.Join(t.Context(), n.cfg.ID, n.cfg.RaftAddr, n.node.HTTPAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "c3 to know the leader", 5*time.Second, func() bool {
+		_, id := nodes[2].node.Raft().LeaderWithID()
+		return id == "c1"
+	})
+	// c1 and c2 go: c3 alone cannot elect a leader.
+	for _, i := range []int{0, 1} {
+		nodes[i].node.Close()
+		nodes[i].node = nil
+	}
+	waitFor(t, "c3 to know no leader", 10*time.Second, func() bool {
+		_, id := nodes[2].node.Raft().LeaderWithID()
+		return id == ""
+	})
+	resp, err := http.Get("http://" + nodes[2].node.HTTPAddr() + "/v1/jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e api.Error
+	json.NewDecoder(resp.Body).Decode(&e)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || e.Reason != api.ReasonNoLeader || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("GET /v1/jobs on c3 without a leader: %d %+v", resp.StatusCode, e)
+	}
+
+	var notices int
+	c, err := api.NewClient("http://"+nodes[2].node.HTTPAddr(), api.WithLeaderWait(1500*time.Millisecond, func(time.Duration) { notices++ }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = c.Jobs(t.Context())
+	if waited := time.Since(start); !errors.Is(err, api.ErrNoLeader) || !strings.Contains(err.Error(), "no leader after waiting 1.5s") || waited < 1500*time.Millisecond || notices != 1 {
+		t.Fatalf("no majority: %v after %v, %d notices; want ErrNoLeader after waiting 1.5 s, one notice", err, waited, notices)
+	}
+
+	// c2 comes back during the wait: c2 and c3 elect a leader, the call
+	// goes through.
+	notices = 0
+	c, err = api.NewClient("http://"+nodes[2].node.HTTPAddr(), api.WithLeaderWait(20*time.Second, func(time.Duration) { notices++ }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := testcluster.ConnectURL(t, url)
+	reopened := make(chan error, 1)
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		n, err := coordinator.Open(nodes[1].cfg, nc)
+		nodes[1].node = n
+		reopened <- err
+	}()
+	start = time.Now()
+	_, err = c.Submit(t.Context(), api.SubmitRequest{Spec: "name: x\nepochs: -1\n"})
+	if err := <-reopened; err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(err, api.ErrBadRequest) {
+		t.Fatalf("submit while c2 returns: %v; want the new leader's 400 for the bad spec", err)
+	}
+	t.Logf("the submit went through after %v, when c2 and c3 had elected a leader (%d notice)", time.Since(start).Round(time.Millisecond), notices)
+	if notices != 1 {
+		t.Errorf("%d notices of the wait, want 1", notices)
+	}
 }

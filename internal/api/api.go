@@ -99,6 +99,10 @@ const (
 	ReasonUnknownToken = "unknown_token" // 401: not a token of the cluster
 	ReasonExpiredToken = "expired_token" // 401: past its expiry
 	ReasonForbidden    = "forbidden"     // 403: the token's role is too low
+	// ReasonNoLeader (503): the coordinator knows no leader, so it did
+	// nothing with the call: an election is under way, or no majority of
+	// the coordinators is up. Calling again is safe.
+	ReasonNoLeader = "no_leader"
 )
 
 // JobStatus is a job as the coordinator knows it.

@@ -47,6 +47,10 @@ var (
 // otherwise.
 const DefaultTimeout = 10 * time.Second
 
+// DefaultLeaderWait is how long a Client's call waits for the
+// coordinators to elect a leader unless WithLeaderWait says otherwise.
+const DefaultLeaderWait = 15 * time.Second
+
 // maxRedirects is how many leader redirects one call follows.
 const maxRedirects = 10
 
@@ -55,7 +59,8 @@ type StatusError struct {
 	Code  int
 	Msg   string
 	Field string
-	// Reason, Need and Role explain a 401 or 403 (see Error).
+	// Reason, Need and Role explain a 401 or 403, Reason a 503 (see
+	// Error).
 	Reason, Need, Role string
 	// Server is the coordinator's address as the client was given it.
 	Server string
@@ -94,6 +99,9 @@ type Client struct {
 	timeout time.Duration
 	token   string
 	tls     *tls.Config
+	// leaderWait bounds the wait for a leader; noticeWait hears it start.
+	leaderWait time.Duration
+	noticeWait func(time.Duration)
 }
 
 // Option configures a Client.
@@ -120,6 +128,21 @@ func WithTimeout(d time.Duration) Option {
 			return fmt.Errorf("api: WithTimeout: %v is not positive", d)
 		}
 		c.timeout = d
+		return nil
+	}
+}
+
+// WithLeaderWait makes a call that finds the coordinators without a leader
+// (503 with Reason ReasonNoLeader: they are electing one, or no majority
+// is up) try again for up to d in all, then fail with that answer; notice,
+// if set, is called when the wait starts. 0 does not wait. The default is
+// DefaultLeaderWait without a notice.
+func WithLeaderWait(d time.Duration, notice func(wait time.Duration)) Option {
+	return func(c *Client) error {
+		if d < 0 {
+			return fmt.Errorf("api: WithLeaderWait: %v is negative", d)
+		}
+		c.leaderWait, c.noticeWait = d, notice
 		return nil
 	}
 }
@@ -167,7 +190,7 @@ func NewClient(server string, opts ...Option) (*Client, error) {
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawQuery, u.Fragment = "", ""
-	c := &Client{base: u, hc: http.DefaultClient, timeout: DefaultTimeout}
+	c := &Client{base: u, hc: http.DefaultClient, timeout: DefaultTimeout, leaderWait: DefaultLeaderWait}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
@@ -387,6 +410,38 @@ func (c *Client) callJSON(ctx context.Context, method, path string, q url.Values
 			return fmt.Errorf("api: encoding %s %s: %w", method, path, err)
 		}
 	}
+	var since time.Time // the first answer without a leader
+	wait := 100 * time.Millisecond
+	for {
+		err := c.callOnce(ctx, method, path, q, body, out)
+		var se *StatusError
+		if err == nil || c.leaderWait <= 0 || !errors.As(err, &se) || se.Code != http.StatusServiceUnavailable || se.Reason != ReasonNoLeader {
+			return err
+		}
+		if since.IsZero() {
+			since = time.Now()
+			if c.noticeWait != nil {
+				c.noticeWait(c.leaderWait)
+			}
+		}
+		left := c.leaderWait - time.Since(since)
+		if left <= 0 {
+			return fmt.Errorf("%w (no leader after waiting %v)", err, c.leaderWait.Round(100*time.Millisecond))
+		}
+		t := time.NewTimer(min(wait, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// callOnce makes one call (following redirects) within the client's
+// timeout and decodes a 2xx answer into out.
+func (c *Client) callOnce(ctx context.Context, method, path string, q url.Values, body []byte, out any) error {
 	ctx, cl := c.start(ctx)
 	defer cl.end()
 	resp, err := c.send(ctx, cl, method, path, q, body)

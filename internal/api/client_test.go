@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -404,5 +405,53 @@ func TestBasePath(t *testing.T) {
 	c.Jobs(context.Background()) // the fake does not serve /prefix: only the path matters
 	if got := f.last(t).Path; got != "/prefix/v1/jobs" {
 		t.Errorf("path = %s", got)
+	}
+}
+
+// TestLeaderWait: a 503 whose reason is no_leader is tried again (with
+// the same body) until the coordinator answers, within the wait; any
+// other 503 is not; WithLeaderWait(0) does not wait.
+func TestLeaderWait(t *testing.T) {
+	var calls atomic.Int32
+	var bodies []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch n := calls.Add(1); {
+		case r.URL.Path == "/v1/cluster":
+			w.WriteHeader(http.StatusServiceUnavailable)
+			json.NewEncoder(w).Encode(Error{Error: "draining"})
+		case n <= 3:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			json.NewEncoder(w).Encode(Error{Error: "no quorum: c1 knows no leader", Reason: ReasonNoLeader})
+		default:
+			w.WriteHeader(http.StatusCreated)
+			json.NewEncoder(w).Encode(SubmitResponse{ID: "j-1"})
+		}
+	}))
+	defer srv.Close()
+	notices := 0
+	c := newTestClient(t, srv.URL, WithLeaderWait(10*time.Second, func(time.Duration) { notices++ }))
+	resp, err := c.Submit(t.Context(), SubmitRequest{Spec: "name: x"})
+	if err != nil || resp.ID != "j-1" || calls.Load() != 4 || notices != 1 {
+		t.Fatalf("submit through an election: %+v %v after %d calls, %d notices", resp, err, calls.Load(), notices)
+	}
+	for _, b := range bodies {
+		if b != bodies[0] || !strings.Contains(b, `"spec":"name: x"`) {
+			t.Fatalf("the tries sent different bodies: %q", bodies)
+		}
+	}
+	calls.Store(0)
+	if _, err := c.Cluster(t.Context()); !errors.Is(err, ErrNoLeader) || calls.Load() != 1 {
+		t.Errorf("a 503 without reason no_leader: %v after %d calls; want it at once", err, calls.Load())
+	}
+	calls.Store(0)
+	c = newTestClient(t, srv.URL, WithLeaderWait(0, nil))
+	if _, err := c.Submit(t.Context(), SubmitRequest{Spec: "name: x"}); !errors.Is(err, ErrNoLeader) || calls.Load() != 1 {
+		t.Errorf("WithLeaderWait(0): %v after %d calls; want the 503 at once", err, calls.Load())
 	}
 }

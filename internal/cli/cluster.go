@@ -42,16 +42,28 @@ func clusterStatusCmd() *cobra.Command {
 // printCluster writes one table per kind of node.
 func printCluster(w io.Writer, cs api.ClusterStatus, now time.Time) error {
 	fmt.Fprintln(w, "COORDINATORS")
-	t := newTable(w, "ID", "RAFT", "HTTP", "ROLE")
+	t := newTable(w, "ID", "RAFT", "HTTP", "ROLE", "TERM", "APPLIED")
 	for _, n := range cs.Nodes {
 		role := "follower"
-		if n.Leader {
+		switch {
+		case n.Leader:
 			role = "leader"
+		case n.State == "Candidate":
+			role = "candidate (electing)"
+		case n.Error != "":
+			role = "unreachable"
 		}
-		t.row(n.ID, n.RaftAddr, n.HTTPAddr, role)
+		term, applied := "", ""
+		if n.Term > 0 {
+			term, applied = strconv.FormatUint(n.Term, 10), strconv.FormatUint(n.AppliedIndex, 10)
+		}
+		t.row(n.ID, n.RaftAddr, n.HTTPAddr, role, term, applied)
 	}
 	if err := t.flush(); err != nil {
 		return err
+	}
+	if cs.Leader == "" {
+		fmt.Fprintln(w, "no leader: an election is under way, or no majority of the coordinators is up")
 	}
 	for _, sec := range []struct {
 		title   string

@@ -163,8 +163,9 @@ func newFakeCoordinator(t *testing.T) *fakeCoordinator {
 	})
 	mux.HandleFunc("GET /v1/cluster", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusOK, api.ClusterStatus{Leader: "c1",
-			Nodes: []api.Node{{ID: "c1", RaftAddr: "10.0.0.1:7000", HTTPAddr: "10.0.0.1:7070", Leader: true, Voter: true},
-				{ID: "c2", RaftAddr: "10.0.0.2:7000", HTTPAddr: "10.0.0.2:7070", Voter: true}},
+			Nodes: []api.Node{{ID: "c1", RaftAddr: "10.0.0.1:7000", HTTPAddr: "10.0.0.1:7070", Leader: true, Voter: true, State: "Leader", Term: 3, AppliedIndex: 42},
+				{ID: "c2", RaftAddr: "10.0.0.2:7000", HTTPAddr: "10.0.0.2:7070", Voter: true, State: "Follower", Term: 3, AppliedIndex: 41},
+				{ID: "c3", RaftAddr: "10.0.0.3:7000", HTTPAddr: "10.0.0.3:7070", Voter: true, Error: "connection refused"}},
 			Servers: []api.Member{{ID: "ps1", Kind: "paramserver", Host: "h1", State: "busy", Job: "j1", LastSeen: time.Now()}},
 			Workers: []api.Member{{ID: "w1", Kind: "worker", Host: "h2", Threads: 8, Device: "NVIDIA H200 (cuda:0)", State: "idle", LastSeen: time.Now()}}})
 	})
@@ -609,8 +610,9 @@ func TestClusterStatus(t *testing.T) {
 		}
 	}
 	for id, want := range map[string]string{
-		"c1":  "c1 10.0.0.1:7000 10.0.0.1:7070 leader",
-		"c2":  "c2 10.0.0.2:7000 10.0.0.2:7070 follower",
+		"c1":  "c1 10.0.0.1:7000 10.0.0.1:7070 leader 3 42",
+		"c2":  "c2 10.0.0.2:7000 10.0.0.2:7070 follower 3 41",
+		"c3":  "c3 10.0.0.3:7000 10.0.0.3:7070 unreachable - -",
 		"ps1": "ps1 h1 - - busy j1 0s ago",
 		"w1":  "w1 h2 8 NVIDIA H200 (cuda:0) idle - 0s ago",
 	} {
@@ -635,5 +637,18 @@ func TestUnreachableServer(t *testing.T) {
 	_, _, err = maas(context.Background(), "job", "ls", "--server", addr)
 	if err == nil || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "maas local") {
 		t.Errorf("err = %v, want the address and what to do", err)
+	}
+}
+
+// TestClusterStatusElection: a cluster without a leader says so, and a
+// candidate shows as electing.
+func TestClusterStatusElection(t *testing.T) {
+	var b strings.Builder
+	cs := api.ClusterStatus{Nodes: []api.Node{{ID: "c1", RaftAddr: "a:7000", HTTPAddr: "a:7070", State: "Candidate", Term: 7, AppliedIndex: 9}}}
+	if err := printCluster(&b, cs, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if out := b.String(); !strings.Contains(out, "candidate (electing)") || !strings.Contains(out, "no leader: an election is under way") {
+		t.Errorf("a cluster electing a leader:\n%s", out)
 	}
 }

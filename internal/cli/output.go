@@ -65,11 +65,17 @@ func (r *remote) client() (*api.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts = append(opts, api.WithLeaderWait(api.DefaultLeaderWait, noticeLeaderWait))
 	c, err := api.NewClient(t.server, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("--server: %w", err)
 	}
 	return c, nil
+}
+
+// noticeLeaderWait says on stderr that a command waits for an election.
+func noticeLeaderWait(d time.Duration) {
+	fmt.Fprintf(os.Stderr, "maas: the coordinators have no leader yet; waiting up to %v for one to be elected…\n", d)
 }
 
 func (r *remote) json() bool { return r.output == "json" }
@@ -84,6 +90,8 @@ func explain(err error, notFound string) error {
 		return nil
 	case errors.Is(err, api.ErrNotFound) && notFound != "":
 		return fmt.Errorf("%w; %s", err, notFound)
+	case errors.Is(err, api.ErrNoLeader) && se != nil && se.Reason == api.ReasonNoLeader:
+		return fmt.Errorf("%w; no leader was elected: a majority of the coordinators must be up and reach each other (`maas cluster status` shows them)", err)
 	case errors.Is(err, api.ErrNoLeader):
 		return fmt.Errorf("%w; the coordinators have no leader: wait a few seconds for an election, or bring back enough coordinators for a quorum", err)
 	case errors.Is(err, api.ErrUnauthorized) && se != nil:
