@@ -69,6 +69,10 @@ func (l *Conv2D) Backward(dy []float32, n int) []float32 {
 		l.dx = grow(l.dx, n*prod(l.in))
 		dx = l.dx
 	}
+	if l.inputGradOnly {
+		l.be.Conv2DBackward(l.g, n, l.x, l.w.W, dy, nil, nil, dx)
+		return dx
+	}
 	l.be.Conv2DBackward(l.g, n, l.x, l.w.W, dy, l.dw, l.db, dx)
 	return dx
 }

@@ -54,9 +54,11 @@ func (l *Dense) Forward(x []float32, n int, train bool) []float32 {
 
 func (l *Dense) Backward(dy []float32, n int) []float32 {
 	n *= l.steps
-	// dW (out, in) += dyᵀ (out, n) · x (n, in)
-	l.be.Gemm(true, false, l.nout, l.nin, n, 1, dy, l.nout, l.x, l.nin, 1, l.dw, l.nin)
-	l.be.SumBias(dy, l.db, n, 1)
+	if !l.inputGradOnly {
+		// dW (out, in) += dyᵀ (out, n) · x (n, in)
+		l.be.Gemm(true, false, l.nout, l.nin, n, 1, dy, l.nout, l.x, l.nin, 1, l.dw, l.nin)
+		l.be.SumBias(dy, l.db, n, 1)
+	}
 	if !l.needInputGrad {
 		return nil
 	}

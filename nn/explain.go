@@ -67,8 +67,9 @@ type Explanation struct {
 
 // Explainer computes explanations with a model of its own: the served
 // model's weights in a model built for gradients with respect to its input
-// (every layer passes its input gradient back, no layer fused with the
-// next, dropout off). It is not safe for concurrent use.
+// (every layer passes its input gradient back, convolutions and dense
+// layers skip their weights' gradients, no layer fused with the next,
+// dropout off). It is not safe for concurrent use.
 type Explainer struct {
 	m *Model
 }
@@ -93,6 +94,9 @@ func NewExplainer(spec ModelSpec, b tensor.Backend) (*Explainer, error) {
 	}
 	for _, l := range m.Layers {
 		setNeedInputGrad(l, true)
+		if b, ok := l.(interface{ base() *layerBase }); ok {
+			b.base().inputGradOnly = true // convolutions and dense layers skip their weights' gradients
+		}
 	}
 	if out := m.OutShape(); len(out) != 1 {
 		return nil, fmt.Errorf("%w: the model's output is %v per sample; explanations are of a classifier's (classes) output", ErrExplain, out)

@@ -54,6 +54,9 @@ type layerBase struct {
 	in, out       []int
 	be            tensor.Backend
 	needInputGrad bool
+	// inputGradOnly: Backward computes the input gradient only, not the
+	// parameters' (an explainer's model).
+	inputGradOnly bool
 	// frozen: the model is for inference, so its weights change only
 	// through Model.SetWeights and Init, and packed layouts are kept.
 	frozen bool

@@ -46,6 +46,9 @@ type Backend interface {
 	//
 	//	dw += Σ_i dy_i · Im2Col(x_i)ᵀ    db[o] += Σ_i Σ_p dy[i, o, p]
 	//	dx_i = Col2Im(Wᵀ · dy_i)         (only when dx is not nil)
+	//
+	// With dw and db both nil it computes dx only (an input gradient, as
+	// explanations need).
 	Conv2DBackward(g ConvGeom, n int, x, w, dy, dw, db, dx []float32)
 
 	// AddBias adds bias[j] to every x[o, j, i] of x (outer, len(bias), inner).

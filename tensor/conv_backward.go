@@ -24,6 +24,7 @@ type convBwdArgs struct {
 	n, oc, parts int
 	group        int  // images taken side by side (see convGroup)
 	dwT          bool // the weight gradient is computed transposed (see tileUse)
+	dxOnly       bool // dw and db are nil: the input gradient only
 	x, dy, dx    []float32
 	wt           operand        // Wᵀ (rows, OC), packed once
 	chunks       int            // runs of images cut into this many chunks
@@ -53,9 +54,13 @@ func (a *convBwdArgs) run(part int) {
 		if c >= a.chunks {
 			return
 		}
+		lo, hi := split((a.n+a.group-1)/a.group, a.chunks, 1, c)
+		if a.dxOnly {
+			a.runs(lo, hi, nil, nil, col, dyt, buf)
+			continue
+		}
 		acc := a.acc[c*(dwLen+a.oc) : (c+1)*(dwLen+a.oc)]
 		clear(acc)
-		lo, hi := split((a.n+a.group-1)/a.group, a.chunks, 1, c)
 		a.runs(lo, hi, acc[:dwLen], acc[dwLen:], col, dyt, buf)
 	}
 }
@@ -75,17 +80,19 @@ func (a *convBwdArgs) runs(lo, hi int, dw, db, col, dyt []float32, buf *gemmBuff
 			transpose021(dyg, dyt, gs, a.oc, p, 0, gs)
 			dyg = dyt[:a.oc*w]
 		}
-		xg := a.x[i0*size : (i0+gs)*size]
-		// dw (OC, rows) += dy (OC, w) · colᵀ (w, rows), col unfolded here,
-		// into this core's cache
-		im2colRows(g, gs, xg, col, 0, rows)
-		if a.dwT { // dwᵀ (rows, OC) += col (rows, w) · dyᵀ (w, OC)
-			gemmAcc(a.kern, operand{m: col, ld: w}, operand{m: dyg, ld: w, trans: true}, rows, a.oc, w, 1, dw, a.oc, buf)
-		} else {
-			gemmAcc(a.kern, operand{m: dyg, ld: w}, operand{m: col, ld: w, trans: true}, a.oc, rows, w, 1, dw, rows, buf)
-		}
-		for o := range a.oc {
-			db[o] += sum32(dyg[o*w : (o+1)*w])
+		if !a.dxOnly {
+			xg := a.x[i0*size : (i0+gs)*size]
+			// dw (OC, rows) += dy (OC, w) · colᵀ (w, rows), col unfolded
+			// here, into this core's cache
+			im2colRows(g, gs, xg, col, 0, rows)
+			if a.dwT { // dwᵀ (rows, OC) += col (rows, w) · dyᵀ (w, OC)
+				gemmAcc(a.kern, operand{m: col, ld: w}, operand{m: dyg, ld: w, trans: true}, rows, a.oc, w, 1, dw, a.oc, buf)
+			} else {
+				gemmAcc(a.kern, operand{m: dyg, ld: w}, operand{m: col, ld: w, trans: true}, a.oc, rows, w, 1, dw, rows, buf)
+			}
+			for o := range a.oc {
+				db[o] += sum32(dyg[o*w : (o+1)*w])
+			}
 		}
 		if a.dx != nil {
 			// dcol (rows, w) = Wᵀ (rows, OC) · dy (OC, w), folded into dx
@@ -106,7 +113,11 @@ func (g *GoBackend) Conv2DBackward(geom ConvGeom, n int, x, w, dy, dw, db, dx []
 	kern := g.kern
 	a := g.pool.convBwd.get()
 	scratches := a.scratches[:0] // kept from an earlier call
-	*a = convBwdArgs{geom: geom, n: n, oc: oc, x: x, dy: dy, dx: dx, kern: kern, bufs: g.pool.gemmBufs}
+	dxOnly := dw == nil && db == nil
+	if dxOnly && dx == nil {
+		return
+	}
+	*a = convBwdArgs{geom: geom, n: n, oc: oc, x: x, dy: dy, dx: dx, dxOnly: dxOnly, kern: kern, bufs: g.pool.gemmBufs}
 	threads := g.pool.threads
 	if 2*n*oc*p*rows < gemmMinParallel {
 		threads = 1
@@ -128,26 +139,30 @@ func (g *GoBackend) Conv2DBackward(geom ConvGeom, n int, x, w, dy, dw, db, dx []
 	}
 	accLen := oc*rows + oc
 	accs := g.pool.scratch.get()
-	a.acc = accs.take(a.chunks * accLen)
+	if !dxOnly {
+		a.acc = accs.take(a.chunks * accLen)
+	}
 	for range a.parts {
 		scratches = append(scratches, g.pool.scratch.get())
 	}
 	a.scratches = scratches
 	g.pool.run(a, a.parts, &a.wg)
-	sum := a.acc[:accLen]
-	for c := 1; c < a.chunks; c++ {
-		addTo(sum, a.acc[c*accLen:(c+1)*accLen])
-	}
-	if a.dwT {
-		for r := range rows {
-			for o, v := range sum[r*oc : (r+1)*oc] {
-				dw[o*rows+r] += v
-			}
+	if !dxOnly {
+		sum := a.acc[:accLen]
+		for c := 1; c < a.chunks; c++ {
+			addTo(sum, a.acc[c*accLen:(c+1)*accLen])
 		}
-	} else {
-		addTo(dw, sum[:oc*rows])
+		if a.dwT {
+			for r := range rows {
+				for o, v := range sum[r*oc : (r+1)*oc] {
+					dw[o*rows+r] += v
+				}
+			}
+		} else {
+			addTo(dw, sum[:oc*rows])
+		}
+		addTo(db, sum[oc*rows:])
 	}
-	addTo(db, sum[oc*rows:])
 	for part := range a.scratches {
 		g.pool.scratch.put(a.scratches[part])
 		a.scratches[part] = nil

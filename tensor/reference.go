@@ -117,9 +117,11 @@ func (r referenceBackend) Conv2DBackward(g ConvGeom, n int, x, w, dy, dw, db, dx
 	size := g.C * g.H * g.W
 	for i := 0; i < n; i++ {
 		dyi := dy[i*oc*p : (i+1)*oc*p]
-		r.Im2Col(g, 1, x[i*size:(i+1)*size], col)
-		r.Gemm(false, true, oc, rows, p, 1, dyi, p, col, p, 1, dw, rows)
-		r.SumBias(dyi, db, 1, p)
+		if dw != nil || db != nil {
+			r.Im2Col(g, 1, x[i*size:(i+1)*size], col)
+			r.Gemm(false, true, oc, rows, p, 1, dyi, p, col, p, 1, dw, rows)
+			r.SumBias(dyi, db, 1, p)
+		}
 		if dx != nil {
 			r.Gemm(true, false, rows, p, oc, 1, w, rows, dyi, p, 0, dcol, p)
 			r.Col2Im(g, 1, dcol, dx[i*size:(i+1)*size])

@@ -111,23 +111,28 @@ func (b *Backend) Conv2DBackward(g tensor.ConvGeom, n int, x, w, dy, dw, db, dx 
 	b.enter()
 	defer b.leave()
 	size := n * g.C * g.H * g.W
+	dxOnly := dw == nil && db == nil
 	px := b.up(sA, x[:size])
 	pw := b.up(sB, w[:oc*rows])
 	pdy := b.up(sC, dy[:oc*np])
-	pdw := b.up(sD, dw[:oc*rows])
-	pdb := b.up(sE, db[:oc])
 	pcol := b.scratch(sCol, 4*rows*np)
 	pdyt := b.scratch(sTmp, 4*oc*np)
-	b.runGeom(kIm2col, rows*np, convGeom(g, n), ptr(px), ptr(pcol))
 	b.run(kTranspose021, oc*np, ptr(pdy), ptr(pdyt), i32(n), i32(oc), i32(p))
-	b.gemm(false, true, oc, rows, np, 1, pdyt, np, pcol, np, 1, pdw, rows)
-	b.run(kSumBias, oc, ptr(pdy), ptr(pdb), i32(n), i32(oc), i32(p))
+	if !dxOnly {
+		pdw := b.up(sD, dw[:oc*rows])
+		pdb := b.up(sE, db[:oc])
+		b.runGeom(kIm2col, rows*np, convGeom(g, n), ptr(px), ptr(pcol))
+		b.gemm(false, true, oc, rows, np, 1, pdyt, np, pcol, np, 1, pdw, rows)
+		b.run(kSumBias, oc, ptr(pdy), ptr(pdb), i32(n), i32(oc), i32(p))
+		defer func() {
+			b.down(dw[:oc*rows], sD)
+			b.down(db[:oc], sE)
+		}()
+	}
 	if dx != nil {
 		// dcol (C·KH·KW, n·P) = Wᵀ · dyt overwrites col; dx goes to x's buffer.
 		b.gemm(true, false, rows, np, oc, 1, pw, rows, pdyt, np, 0, pcol, np)
 		b.runGeom(kCol2im, size, convGeom(g, n), ptr(pcol), ptr(px))
 		b.down(dx[:size], sA)
 	}
-	b.down(dw[:oc*rows], sD)
-	b.down(db[:oc], sE)
 }

@@ -107,7 +107,8 @@ func testConv2D(t *testing.T, b tensor.Backend) {
 // testConv2DBackward checks the convolution's gradients against direct
 // loops over the convolution's definition (dx scattered output by output,
 // independent of Col2Im), accumulating into dw and db, with and without dx,
-// on the forward pass's geometries and batch splits.
+// and dx alone (dw and db nil), on the forward pass's geometries and batch
+// splits.
 func testConv2DBackward(t *testing.T, b tensor.Backend) {
 	r := rand.New(rand.NewPCG(25, 26))
 	geoms := append(convGeoms[:len(convGeoms):len(convGeoms)],
@@ -169,6 +170,11 @@ func testConv2DBackward(t *testing.T, b tensor.Backend) {
 					if withDx {
 						dx.checkGuards(t, "Conv2DBackward dx "+name)
 						assertClose(t, "Conv2DBackward dx "+name, dx.data, f32(wantDx), math.Sqrt(float64(oc*g.KH*g.KW)), 1e-5)
+						// The input gradient alone (dw and db nil).
+						dx2 := newBuffer(n*size, func(int) float32 { return float32(math.NaN()) })
+						b.Conv2DBackward(g, n, x, w, dy, nil, nil, dx2.data)
+						dx2.checkGuards(t, "Conv2DBackward dx only "+name)
+						assertClose(t, "Conv2DBackward dx only "+name, dx2.data, f32(wantDx), math.Sqrt(float64(oc*g.KH*g.KW)), 1e-5)
 					}
 				}
 			}
