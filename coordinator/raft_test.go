@@ -203,11 +203,13 @@ func TestClientWaitsForElection(t *testing.T) {
 	for i := range nodes {
 		cfg := coordinator.DefaultConfig()
 		cfg.ID = fmt.Sprintf("c%d", i+1)
-		cfg.RaftAddr, cfg.HTTPAddr = freeAddr(t), freeAddr(t)
+		cfg.RaftAddr, cfg.HTTPAddr = freeAddr(t), "127.0.0.1:0"
 		cfg.DataDir = filepath.Join(dir, cfg.ID)
 		cfg.Bootstrap = i == 0
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout = 300*time.Millisecond, 300*time.Millisecond
 		nodes[i] = &testNode{cfg: cfg, node: openNode(t, cfg, url)}
+		// A restart keeps the API address the others know.
+		nodes[i].cfg.HTTPAddr = nodes[i].node.HTTPAddr()
 	}
 	defer func() {
 		for _, n := range nodes {
