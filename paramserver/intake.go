@@ -59,8 +59,11 @@ func (s *Server) takeGrad(subject string, g *wire.GradChunk) (wire.AckCode, stri
 				other.stats.Rejected++
 			}
 		}
+		// A server restarted under its id, or one the job moved away
+		// from: its membership is changing, and the coordinator gives the
+		// worker its part in the next epoch.
 		s.metrics.refused.WithLabelValues(refusedUnknownJob).Inc()
-		return wire.AckRejected, fmt.Sprintf("job %q is not served on this subject", g.Job)
+		return wire.AckEpoch, fmt.Sprintf("job %q is not served on this subject: this server does not hold the job's range (restarted or replaced); the next membership epoch says who does", g.Job)
 	}
 	reject := func(why string, code wire.AckCode, format string, args ...any) (wire.AckCode, string) {
 		js.stats.Rejected++

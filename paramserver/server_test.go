@@ -215,8 +215,19 @@ func TestDuplicatesStaleFutureAndEpoch(t *testing.T) {
 	if ack := f.push(0, 1, 2, 1, fill(3, 1), 1); ack.Code != wire.AckRejected {
 		t.Fatalf("short chunk: %+v", ack)
 	}
-	b, _ := wire.Encode(&wire.GradChunk{V: 99, Job: "j"})
-	m, err := f.nc.Request(wire.GradSubject("j", 0, "w"), b, time.Second)
+	// A job the server does not hold (it restarted, or the job moved
+	// away): the worker waits for its next membership epoch.
+	b, _ := wire.Encode(&wire.GradChunk{V: wire.Version, Job: "other", Epoch: 1, Rank: 0, N: 2, Chunk: 1, Data: wire.AppendFloats(nil, fill(4, 1))})
+	m, err := f.nc.Request(wire.GradSubject("j", 0, "w0"), b, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unknown wire.Ack
+	if wire.Decode(m.Data, &unknown); unknown.Code != wire.AckEpoch || !strings.Contains(unknown.Reason, "not served") {
+		t.Fatalf("a job the server does not hold: %+v", unknown)
+	}
+	b, _ = wire.Encode(&wire.GradChunk{V: 99, Job: "j"})
+	m, err = f.nc.Request(wire.GradSubject("j", 0, "w"), b, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,8 +247,8 @@ func TestDuplicatesStaleFutureAndEpoch(t *testing.T) {
 		t.Fatalf("stale step: %+v", ack)
 	}
 	st, _ := f.ps.Stats("j")
-	if st.Duplicates != 1 || st.Rejected != 6 {
-		t.Fatalf("stats %+v, want 1 duplicate and 6 rejected", st)
+	if st.Duplicates != 1 || st.Rejected != 7 { // the other job's push on j's subject counts for j
+		t.Fatalf("stats %+v, want 1 duplicate and 7 rejected", st)
 	}
 }
 
