@@ -60,15 +60,21 @@ func jobCount(n *coordinator.Node) int {
 	return c
 }
 
-// TestThreeNodesFollowerRestart: three coordinators on real Raft (TCP,
-// bolt on disk); a follower that is stopped while the leader commits
-// restarts from its data directory, replays its log and catches up; a
-// follower redirects API calls to the leader.
-func TestThreeNodesFollowerRestart(t *testing.T) {
-	s := testcluster.StartNATS(t)
-	url := s.ClientURL()
+// startThree starts coordinators c1 (the leader), c2 and c3 on real Raft
+// (TCP, bolt on disk) and NATS at url; they stop with the test, but for
+// those whose node a test set to nil. Each keeps its API address for a
+// restart with its cfg.
+func startThree(t *testing.T, url string) []*testNode {
+	t.Helper()
 	dir := t.TempDir()
 	nodes := make([]*testNode, 3)
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			if n != nil && n.node != nil {
+				n.node.Close()
+			}
+		}
+	})
 	for i := range nodes {
 		cfg := coordinator.DefaultConfig()
 		cfg.ID = fmt.Sprintf("c%d", i+1)
@@ -77,25 +83,29 @@ func TestThreeNodesFollowerRestart(t *testing.T) {
 		cfg.Bootstrap = i == 0
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout = 300*time.Millisecond, 300*time.Millisecond
 		nodes[i] = &testNode{cfg: cfg, node: openNode(t, cfg, url)}
+		nodes[i].cfg.HTTPAddr = nodes[i].node.HTTPAddr()
 	}
-	defer func() {
-		for _, n := range nodes {
-			if n.node != nil {
-				n.node.Close()
-			}
-		}
-	}()
-	leader := nodes[0].node
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	if err := leader.WaitForLeader(ctx); err != nil {
+	if err := nodes[0].node.WaitForLeader(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range nodes[1:] {
-		if err := leader.Join(t.Context(), n.cfg.ID, n.cfg.RaftAddr, n.node.HTTPAddr()); err != nil {
+		if err := nodes[0].node.Join(t.Context(), n.cfg.ID, n.cfg.RaftAddr, n.node.HTTPAddr()); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return nodes
+}
+
+// TestThreeNodesFollowerRestart: three coordinators on real Raft (TCP,
+// bolt on disk); a follower that is stopped while the leader commits
+// restarts from its data directory, replays its log and catches up; a
+// follower redirects API calls to the leader.
+func TestThreeNodesFollowerRestart(t *testing.T) {
+	url := testcluster.StartNATS(t).ClientURL()
+	nodes := startThree(t, url)
+	leader := nodes[0].node
 	submit := func(i int) {
 		t.Helper()
 		if _, err := leader.Propose(t.Context(), coordinator.Command{Type: coordinator.CmdSubmitJob, RequestID: fmt.Sprint("job-", i),
@@ -198,36 +208,7 @@ func TestThreeNodesFollowerRestart(t *testing.T) {
 // that answer, saying how long it waited, when none does.
 func TestClientWaitsForElection(t *testing.T) {
 	url := testcluster.StartNATS(t).ClientURL()
-	dir := t.TempDir()
-	nodes := make([]*testNode, 3)
-	for i := range nodes {
-		cfg := coordinator.DefaultConfig()
-		cfg.ID = fmt.Sprintf("c%d", i+1)
-		cfg.RaftAddr, cfg.HTTPAddr = freeAddr(t), "127.0.0.1:0"
-		cfg.DataDir = filepath.Join(dir, cfg.ID)
-		cfg.Bootstrap = i == 0
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout = 300*time.Millisecond, 300*time.Millisecond
-		nodes[i] = &testNode{cfg: cfg, node: openNode(t, cfg, url)}
-		// A restart keeps the API address the others know.
-		nodes[i].cfg.HTTPAddr = nodes[i].node.HTTPAddr()
-	}
-	defer func() {
-		for _, n := range nodes {
-			if n.node != nil {
-				n.node.Close()
-			}
-		}
-	}()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if err := nodes[0].node.WaitForLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range nodes[1:] {
-		if err := nodes[0].node.Join(t.Context(), n.cfg.ID, n.cfg.RaftAddr, n.node.HTTPAddr()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	nodes := startThree(t, url)
 	waitFor(t, "c3 to know the leader", 5*time.Second, func() bool {
 		_, id := nodes[2].node.Raft().LeaderWithID()
 		return id == "c1"

@@ -18,13 +18,7 @@ func goldenExplainer(t *testing.T, spec ModelSpec, b tensor.Backend, g *safetens
 	if err != nil {
 		t.Fatal(err)
 	}
-	params := &safetensors.File{Tensors: map[string]safetensors.Tensor{}}
-	for name, ts := range g.Tensors {
-		if p, ok := strings.CutPrefix(name, prefix+"param."); ok {
-			params.Tensors[p] = ts
-		}
-	}
-	if err := m.SetWeights(params); err != nil {
+	if err := m.SetWeights(goldenParams(g, prefix)); err != nil {
 		t.Fatal(err)
 	}
 	e, err := NewExplainer(spec, b)

@@ -28,6 +28,18 @@ func seedCNN(input []int) ModelSpec {
 	}}
 }
 
+// goldenParams are the tensors prefix+"param.NAME" of a golden file, as
+// the parameters NAME.
+func goldenParams(g *safetensors.File, prefix string) *safetensors.File {
+	params := &safetensors.File{Tensors: map[string]safetensors.Tensor{}}
+	for name, ts := range g.Tensors {
+		if p, ok := strings.CutPrefix(name, prefix+"param."); ok {
+			params.Tensors[p] = ts
+		}
+	}
+	return params
+}
+
 func readGolden(t *testing.T, name string) *safetensors.File {
 	t.Helper()
 	f, err := safetensors.ReadFile(filepath.Join("..", "testdata", "golden", name))
@@ -75,13 +87,7 @@ func TestGoldenSeedCNN(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				params := &safetensors.File{Tensors: map[string]safetensors.Tensor{}}
-				for name, ts := range g.Tensors {
-					if p, ok := strings.CutPrefix(name, "param."); ok {
-						params.Tensors[p] = ts
-					}
-				}
-				if err := m.SetWeights(params); err != nil {
+				if err := m.SetWeights(goldenParams(g, "")); err != nil {
 					t.Fatal(err)
 				}
 				x := goldenF32(t, g, "input")

@@ -1,10 +1,8 @@
 package nn
 
 import (
-	"strings"
 	"testing"
 
-	"github.com/maas-ml/maas/nn/safetensors"
 	"github.com/maas-ml/maas/tensor"
 )
 
@@ -45,13 +43,7 @@ func TestGoldenRecurrent(t *testing.T) {
 					t.Fatal(err)
 				}
 				prefix := c.name + "."
-				params := &safetensors.File{Tensors: map[string]safetensors.Tensor{}}
-				for name, ts := range g.Tensors {
-					if p, ok := strings.CutPrefix(name, prefix+"param."); ok {
-						params.Tensors[p] = ts
-					}
-				}
-				if err := m.SetWeights(params); err != nil {
+				if err := m.SetWeights(goldenParams(g, prefix)); err != nil {
 					t.Fatal(err)
 				}
 				x := goldenF32(t, g, prefix+"input")

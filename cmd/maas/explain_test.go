@@ -45,14 +45,7 @@ func TestExplainProcess(t *testing.T) {
 	}
 	bin := buildMaas(t)
 	dir := t.TempDir()
-	spec := filepath.Join(dir, "tiny.yaml")
-	if err := os.WriteFile(spec, []byte(e2eSpec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	model := filepath.Join(dir, "model")
-	if b, err := exec.Command(bin, "train", "-f", spec, "-o", model, "--max-steps", "100", "--threads", "2").CombinedOutput(); err != nil {
-		t.Fatalf("maas train: %v\n%s", err, b)
-	}
+	_, model := trainTiny(t, bin, dir)
 	test, err := dataset.ReadMNIST(mnist, dataset.Test)
 	if err != nil {
 		t.Fatal(err)

@@ -53,6 +53,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// trainTiny trains the tiny CNN (e2eSpec) for 100 steps with `maas train`
+// into dir/model and returns its spec file and the model directory.
+func trainTiny(t *testing.T, bin, dir string) (spec, model string) {
+	t.Helper()
+	spec, model = filepath.Join(dir, "tiny.yaml"), filepath.Join(dir, "model")
+	if err := os.WriteFile(spec, []byte(e2eSpec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command(bin, "train", "-f", spec, "-o", model, "--max-steps", "100", "--threads", "2").CombinedOutput(); err != nil {
+		t.Fatalf("maas train: %v\n%s", err, b)
+	}
+	return spec, model
+}
+
 // TestTrainEvalProcess runs `maas train` and `maas eval` as real processes
 // on real MNIST: one epoch (100 steps) of a small CNN must beat 85% on the
 // test set, and eval must agree with itself across batch sizes.
@@ -62,15 +76,7 @@ func TestTrainEvalProcess(t *testing.T) {
 	}
 	bin := buildMaas(t)
 	dir := t.TempDir()
-	spec := filepath.Join(dir, "tiny.yaml")
-	if err := os.WriteFile(spec, []byte(e2eSpec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "model")
-	cmd := exec.Command(bin, "train", "-f", spec, "-o", out, "--max-steps", "100", "--threads", "2")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("maas train: %v\n%s", err, b)
-	}
+	spec, out := trainTiny(t, bin, dir)
 	for _, f := range []string{"model.safetensors", "model.yaml"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Fatalf("train did not write %s: %v", f, err)
@@ -98,7 +104,7 @@ func TestTrainEvalProcess(t *testing.T) {
 	}
 
 	// --init continues from the written weights.
-	cmd = exec.Command(bin, "train", "-f", spec, "-o", filepath.Join(dir, "model2"), "--max-steps", "1", "--init", filepath.Join(out, "model.safetensors"))
+	cmd := exec.Command(bin, "train", "-f", spec, "-o", filepath.Join(dir, "model2"), "--max-steps", "1", "--init", filepath.Join(out, "model.safetensors"))
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("maas train --init: %v\n%s", err, b)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -38,22 +37,12 @@ func binaryBody(shape []int, x []float32, inParams map[string]any, outputs []Inf
 // its body.
 func (ts *testServer) postBinary(t *testing.T, path string, body []byte, headerLen string) (int, int, []byte, http.Header) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, ts.url+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	var header []string
 	if headerLen != "" {
-		req.Header.Set(HeaderContentLength, headerLen)
+		header = []string{HeaderContentLength, headerLen}
 	}
-	resp, err := ts.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, b := ts.send(t, http.MethodPost, path, bytes.NewReader(body), header...)
+	var err error
 	hl := -1
 	if h := resp.Header.Get(HeaderContentLength); h != "" {
 		if hl, err = strconv.Atoi(h); err != nil {

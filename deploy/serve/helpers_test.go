@@ -132,6 +132,14 @@ func (ts *testServer) do(t testing.TB, method, path, body string, header ...stri
 	if body != "" {
 		r = strings.NewReader(body)
 	}
+	resp, b := ts.send(t, method, path, r, header...)
+	return resp.StatusCode, b
+}
+
+// send sends a request (headers as name, value pairs) and returns the
+// answer, its body read.
+func (ts *testServer) send(t testing.TB, method, path string, r io.Reader, header ...string) (*http.Response, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, ts.url+path, r)
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +156,7 @@ func (ts *testServer) do(t testing.TB, method, path, body string, header ...stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, b
+	return resp, b
 }
 
 // inferBody encodes an inference request for x of the given shape.
